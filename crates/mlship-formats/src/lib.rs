@@ -1,0 +1,143 @@
+//! mlship's format front ends: each parses bytes into its format's own shape, then lowers to the IR.
+//!
+//! - [`pickle`]: the allow-list unpickler (protocols 0 to 5) and joblib's array frames;
+//! - [`joblib`]: joblib's compressed containers;
+//! - [`skops`]: scikit-learn's zip-of-JSON format;
+//! - [`sklearn`]: the lowering of scikit-learn objects to [`mlship_model::Model`];
+//! - [`mlflow`]: MLflow model directories' `MLmodel` file.
+//!
+//! Everything here takes bytes, never paths, and returns `Err` (never panics) on any input.
+
+mod error;
+pub mod joblib;
+pub mod mlflow;
+pub mod pickle;
+pub mod sklearn;
+pub mod skops;
+
+pub use error::{Error, Result};
+
+use mlship_model::{Model, ModelInfo};
+
+/// The container a model file was recognised as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Container {
+    Pickle,
+    Joblib(joblib::Compression),
+    Skops,
+}
+
+/// Recognises a model file from its first bytes.
+pub fn detect(b: &[u8]) -> Option<Container> {
+    if skops::is_skops(b) {
+        return Some(Container::Skops);
+    }
+    match joblib::detect(b) {
+        Some(joblib::Compression::None) => Some(Container::Pickle),
+        Some(c) => Some(Container::Joblib(c)),
+        // Protocol 0 and 1 pickles have no PROTO opcode; they start with a MARK or a GLOBAL.
+        None if matches!(b.first(), Some(b'(' | b'c' | b']' | b'}')) => Some(Container::Pickle),
+        None => None,
+    }
+}
+
+/// Loads a model file (pickle, joblib in any compression, or skops) into the IR.
+pub fn load(b: &[u8]) -> Result<Model> {
+    let container = detect(b).ok_or_else(|| {
+        Error::UnknownFormat(format!(
+            "{} (supported: pickle protocols 0-5, joblib, skops)",
+            describe_magic(b)
+        ))
+    })?;
+    let (heap, root, format) = match container {
+        Container::Skops => {
+            let (heap, root, v) = skops::load(b)?;
+            (
+                heap,
+                root,
+                format!("skops{}", v.map(|v| format!(" {v}")).unwrap_or_default()),
+            )
+        }
+        Container::Pickle => {
+            let u = pickle::unpickle(b, true)?;
+            let f = if u.joblib_arrays > 0 {
+                "joblib (uncompressed)".to_string()
+            } else {
+                format!("pickle (protocol {})", u.protocol)
+            };
+            (u.heap, u.root, f)
+        }
+        Container::Joblib(c) => {
+            let raw = joblib::decompress(b, c, joblib::default_budget(b.len()))?;
+            let u = pickle::unpickle(&raw, true)?;
+            (u.heap, u.root, format!("joblib ({})", c.name()))
+        }
+    };
+    let low = sklearn::lower(&heap, root)?;
+    let mut warnings = Vec::new();
+    if let Some(v) = &low.sklearn_version {
+        let major_minor: Vec<u32> = v
+            .split('.')
+            .take(2)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        if major_minor.first() != Some(&1) || major_minor.get(1).is_some_and(|m| *m > 9) {
+            warnings.push(format!(
+                "written by scikit-learn {v}; mlship is tested with 1.0 to 1.9"
+            ));
+        }
+    }
+    Ok(Model {
+        signature: low.signature,
+        steps: low.steps,
+        estimator: low.estimator,
+        info: ModelInfo {
+            format,
+            estimator: low.summary,
+            library: low.sklearn_version.map(|v| format!("scikit-learn {v}")),
+            warnings,
+        },
+    })
+}
+
+/// Loads the artifact of an MLflow model directory, taking the directory's signature.
+pub fn load_mlflow(mlmodel: &mlflow::MlModel, artifact: &[u8]) -> Result<Model> {
+    let mut m = load(artifact)?;
+    m.info.format = format!(
+        "MLflow model ({} flavor, {})",
+        mlmodel.flavor, m.info.format
+    );
+    if let Some(inputs) = &mlmodel.inputs {
+        if inputs.len() == m.signature.inputs.len() {
+            for (f, mf) in m.signature.inputs.iter_mut().zip(inputs) {
+                f.name = mf.name.clone();
+                // The model's own view of strings wins: MLflow infers types from one example.
+                if f.dtype != mlship_model::DType::Str {
+                    f.dtype = mf.dtype;
+                }
+            }
+            m.signature.named = true;
+        } else {
+            m.info.warnings.push(format!(
+                "the MLmodel signature has {} inputs, the model {}; the model's own is used",
+                inputs.len(),
+                m.signature.inputs.len()
+            ));
+        }
+    }
+    Ok(m)
+}
+
+fn describe_magic(b: &[u8]) -> String {
+    if b.is_empty() {
+        return "the file is empty".into();
+    }
+    if b.starts_with(b"<?xml") || b.starts_with(b"<PMML") {
+        return "an XML document (PMML is not supported by this version)".into();
+    }
+    if b.starts_with(b"{") {
+        return "a JSON document (JSON model formats are not supported by this version)".into();
+    }
+    let head: Vec<String> = b.iter().take(8).map(|x| format!("{x:02x}")).collect();
+    format!("the file starts with bytes {}", head.join(" "))
+}

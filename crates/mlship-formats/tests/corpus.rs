@@ -1,0 +1,322 @@
+//! Data-driven conformance: every scikit-learn model file of the fixture corpus scores as
+//! scikit-learn did (`expected.json`), within the corpus README's tolerances.
+//!
+//! `MLSHIP_CORPUS=DIR` points the test at another corpus made by the same generator.
+
+use std::path::{Path, PathBuf};
+
+use mlship_formats::Error;
+use mlship_model::{
+    Column, ColumnData, DType, Frame, Label, Matrix, Model, Output, Predictions, Scores,
+};
+use serde_json::Value as Json;
+
+fn corpus_dir() -> PathBuf {
+    std::env::var_os("MLSHIP_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/corpus"))
+}
+
+fn cases() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
+        .expect("the fixture corpus exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("expected.json").exists())
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no cases in {}", corpus_dir().display());
+    v
+}
+
+fn read_json(p: &Path) -> Json {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// input.csv, typed by the model's signature (an empty field is a missing value).
+fn frame(case: &Path, model: &Model) -> Frame {
+    let text = std::fs::read_to_string(case.join("input.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let sig = &model.signature;
+    let cols = header
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let dtype = if sig.named {
+                sig.inputs
+                    .iter()
+                    .find(|f| f.name == *name)
+                    .map_or(DType::Float, |f| f.dtype)
+            } else {
+                sig.inputs.get(j).map_or(DType::Float, |f| f.dtype)
+            };
+            let cells = rows.iter().map(|r| r[j]);
+            let data = if dtype == DType::Str {
+                ColumnData::Str(
+                    cells
+                        .map(|c| {
+                            if c.is_empty() {
+                                None
+                            } else {
+                                Some(c.to_string())
+                            }
+                        })
+                        .collect(),
+                )
+            } else {
+                ColumnData::Float(
+                    cells
+                        .map(|c| {
+                            if c.is_empty() {
+                                f64::NAN
+                            } else {
+                                c.parse().unwrap()
+                            }
+                        })
+                        .collect(),
+                )
+            };
+            Column::new(*name, data)
+        })
+        .collect();
+    Frame::new(cols).unwrap()
+}
+
+fn label_eq(l: &Label, e: &Json) -> bool {
+    match (l, e) {
+        (Label::Int(i), Json::Number(n)) => n.as_i64() == Some(*i),
+        (Label::Float(f), Json::Number(n)) => n.as_f64() == Some(*f),
+        (Label::Str(s), Json::String(t)) => s == t,
+        (Label::Bool(b), Json::Bool(c)) => b == c,
+        _ => false,
+    }
+}
+
+fn nums(v: &Json) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn close_abs(what: &str, got: &[f64], want: &[f64], tol: f64) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!(
+            "{what}: {} values, expected {}",
+            got.len(),
+            want.len()
+        ));
+    }
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let within = (g - w).abs() <= tol;
+        if !within {
+            return Err(format!(
+                "{what}[{i}]: got {g}, expected {w} (abs diff {:e} > {tol:e})",
+                (g - w).abs()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn close_rel(what: &str, got: &[f64], want: &[f64], tol: f64) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!(
+            "{what}: {} values, expected {}",
+            got.len(),
+            want.len()
+        ));
+    }
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let d = (g - w).abs();
+        let ok = if w.abs() < 1.0 {
+            d <= tol
+        } else {
+            d <= tol * w.abs()
+        };
+        if !ok {
+            return Err(format!("{what}[{i}]: got {g}, expected {w} (diff {d:e})"));
+        }
+    }
+    Ok(())
+}
+
+fn matrix_rows(m: &Matrix) -> Vec<f64> {
+    m.as_slice().to_vec()
+}
+
+fn flat(v: &Json) -> Vec<f64> {
+    match v {
+        Json::Array(a) if a.first().is_some_and(Json::is_array) => {
+            a.iter().flat_map(nums).collect()
+        }
+        _ => nums(v),
+    }
+}
+
+/// Compares an output with expected.json at the README's tolerances.
+fn check(out: &Output, exp: &Json) -> Result<(), String> {
+    const TOL: f64 = 1e-9;
+    let preds = &exp["predictions"];
+    match &out.predictions {
+        Predictions::Labels(l) => {
+            let e = preds.as_array().unwrap();
+            for (i, (g, w)) in l.iter().zip(e).enumerate() {
+                if !label_eq(g, w) {
+                    return Err(format!("label of row {i}: got {g}, expected {w}"));
+                }
+            }
+            if l.len() != e.len() {
+                return Err("wrong number of labels".into());
+            }
+        }
+        Predictions::Values(v) => close_rel("prediction", v, &nums(preds), TOL)?,
+        Predictions::Clusters(c) => {
+            let want: Vec<i64> = preds
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_i64().unwrap())
+                .collect();
+            if *c != want {
+                return Err(format!("clusters differ: got {c:?}"));
+            }
+        }
+    }
+    if let Some(classes) = exp.get("classes") {
+        let got = out.classes.as_ref().ok_or("no classes")?;
+        let want = classes.as_array().unwrap();
+        if got.len() != want.len() || !got.iter().zip(want).all(|(g, w)| label_eq(g, w)) {
+            return Err(format!("classes differ: got {got:?}"));
+        }
+    }
+    match exp.get("probabilities") {
+        Some(Json::Null) | None => {}
+        Some(p) => close_abs(
+            "probabilities",
+            &matrix_rows(out.probabilities.as_ref().ok_or("no probabilities")?),
+            &flat(p),
+            TOL,
+        )?,
+    }
+    if let Some(d) = exp.get("decision_function") {
+        let got = match out
+            .decision_function
+            .as_ref()
+            .ok_or("no decision_function")?
+        {
+            Scores::Vector(v) => v.clone(),
+            Scores::Matrix(m) => matrix_rows(m),
+        };
+        close_abs("decision_function", &got, &flat(d), TOL)?;
+    }
+    if let Some(d) = exp.get("distances") {
+        close_rel(
+            "distances",
+            &matrix_rows(out.distances.as_ref().ok_or("no distances")?),
+            &flat(d),
+            TOL,
+        )?;
+    }
+    Ok(())
+}
+
+fn model_files(case: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(case)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            n.starts_with("model")
+                && (n.ends_with(".pkl") || n.ends_with(".joblib") || n.ends_with(".skops"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn mlflow_dirs(case: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(case)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("MLmodel").exists())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_sklearn_model_file_scores_as_sklearn_did() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for case in cases() {
+        let info = read_json(&case.join("case.json"));
+        let exp = read_json(&case.join("expected.json"));
+        let library = info["library"].as_str().unwrap_or("sklearn");
+        for file in model_files(&case) {
+            let name = format!(
+                "{}/{}",
+                case.file_name().unwrap().to_string_lossy(),
+                file.file_name().unwrap().to_string_lossy()
+            );
+            let bytes = std::fs::read(&file).unwrap();
+            let loaded = mlship_formats::load(&bytes);
+            if library != "sklearn" {
+                // XGBoost and LightGBM wrappers are refused by name until their scorers land.
+                match loaded {
+                    Err(Error::ForbiddenGlobal { module, .. }) if module.starts_with(library) => {}
+                    other => failures.push(format!(
+                        "{name}: expected a refusal naming {library}, got {:?}",
+                        other.map(|m| m.info.estimator)
+                    )),
+                }
+                continue;
+            }
+            let result = loaded
+                .map_err(|e| format!("load: {e}"))
+                .and_then(|m| {
+                    m.predict(&frame(&case, &m))
+                        .map_err(|e| format!("predict: {e}"))
+                })
+                .and_then(|out| check(&out, &exp));
+            checked += 1;
+            if let Err(e) = result {
+                failures.push(format!("{name}: {e}"));
+            }
+        }
+        for dir in mlflow_dirs(&case) {
+            let name = format!(
+                "{}/{}",
+                case.file_name().unwrap().to_string_lossy(),
+                dir.file_name().unwrap().to_string_lossy()
+            );
+            let result = (|| {
+                let ml = mlship_formats::mlflow::parse_mlmodel(
+                    &std::fs::read_to_string(dir.join("MLmodel")).unwrap(),
+                )
+                .map_err(|e| e.to_string())?;
+                let bytes = std::fs::read(dir.join(&ml.artifact)).unwrap();
+                let m =
+                    mlship_formats::load_mlflow(&ml, &bytes).map_err(|e| format!("load: {e}"))?;
+                let out = m
+                    .predict(&frame(&case, &m))
+                    .map_err(|e| format!("predict: {e}"))?;
+                check(&out, &exp)
+            })();
+            checked += 1;
+            if let Err(e) = result {
+                failures.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} files differ from scikit-learn:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(checked > 0);
+    eprintln!("{checked} model files score as scikit-learn did");
+}

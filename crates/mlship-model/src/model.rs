@@ -1,0 +1,145 @@
+//! `Model`: a signature, preprocessing steps and one estimator; `predict` runs them on a `Frame`.
+
+use crate::transform::{Col, Table};
+use crate::{
+    ColumnData, DType, Error, Frame, GaussianNb, KMeans, LinearModel, Matrix, Mlp, Output, Result,
+    Signature, Step, Svm, TreeEnsemble,
+};
+
+/// The final estimator of a model.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Estimator {
+    Linear(LinearModel),
+    Trees(TreeEnsemble),
+    Svm(Svm),
+    GaussianNb(GaussianNb),
+    KMeans(KMeans),
+    Mlp(Mlp),
+}
+
+impl Estimator {
+    fn score(&self, x: &Matrix) -> Result<Output> {
+        match self {
+            Estimator::Linear(m) => m.score(x),
+            Estimator::Trees(m) => m.score(x),
+            Estimator::Svm(m) => m.score(x),
+            Estimator::GaussianNb(m) => m.score(x),
+            Estimator::KMeans(m) => m.score(x),
+            Estimator::Mlp(m) => m.score(x),
+        }
+    }
+
+    /// The number of features the estimator reads.
+    pub fn n_features(&self) -> usize {
+        match self {
+            Estimator::Linear(m) => m.n_features(),
+            Estimator::Trees(m) => m.n_features,
+            Estimator::Svm(m) => m.support_vectors.cols(),
+            Estimator::GaussianNb(m) => m.theta.cols(),
+            Estimator::KMeans(m) => m.centers.cols(),
+            Estimator::Mlp(m) => m.layers.first().map_or(0, |l| l.weights.cols()),
+        }
+    }
+}
+
+/// Facts about where a model came from, for `inspect` and the registry.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelInfo {
+    /// The file format, such as `pickle (protocol 4)` or `joblib (zlib)`.
+    pub format: String,
+    /// The estimator tree, such as `Pipeline[StandardScaler -> LogisticRegression]`.
+    pub estimator: String,
+    /// The library and version that wrote the file, such as `scikit-learn 1.9.0`.
+    pub library: Option<String>,
+    /// Things a user should know (version mismatches, ignored parameters).
+    pub warnings: Vec<String>,
+}
+
+/// A loaded model, ready to score.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    pub signature: Signature,
+    pub steps: Vec<Step>,
+    pub estimator: Estimator,
+    pub info: ModelInfo,
+}
+
+impl Model {
+    /// Scores every row of `frame`. Columns are matched by name (extra columns are ignored);
+    /// a model fitted without names takes the columns by position.
+    pub fn predict(&self, frame: &Frame) -> Result<Output> {
+        let table = self.input_table(frame)?;
+        let mut t = table;
+        for s in &self.steps {
+            t = s.apply(t)?;
+        }
+        let x = t.into_matrix()?;
+        if x.cols() != self.estimator.n_features() {
+            return Err(Error::invalid(format!(
+                "the estimator reads {} features, preprocessing produced {}",
+                self.estimator.n_features(),
+                x.cols()
+            )));
+        }
+        self.estimator.score(&x)
+    }
+
+    fn input_table(&self, frame: &Frame) -> Result<Table> {
+        let fields = &self.signature.inputs;
+        let mut cols = Vec::with_capacity(fields.len());
+        if self.signature.named {
+            for f in fields {
+                let c = frame.column(&f.name).ok_or_else(|| Error::MissingColumn {
+                    column: f.name.clone(),
+                    expected: format!("{} values", f.dtype.name()),
+                })?;
+                cols.push(convert(&f.name, f.dtype, &c.data)?);
+            }
+        } else {
+            if frame.columns().len() < fields.len() {
+                return Err(Error::ColumnCount {
+                    expected: fields.len(),
+                    found: frame.columns().len(),
+                });
+            }
+            for (f, c) in fields.iter().zip(frame.columns()) {
+                cols.push(convert(&c.name, f.dtype, &c.data)?);
+            }
+        }
+        Ok(Table {
+            n_rows: frame.n_rows(),
+            cols,
+        })
+    }
+}
+
+/// Converts a frame column to what the model expects, with only safe casts.
+fn convert(name: &str, dtype: DType, data: &ColumnData) -> Result<Col> {
+    match (dtype, data) {
+        (DType::Str, ColumnData::Str(v)) => Ok(Col::Str(v.clone())),
+        (DType::Str, other) => Err(Error::BadValue {
+            column: name.to_string(),
+            row: 0,
+            expected: "a string".into(),
+            found: format!("a column of {} values", other.type_name()),
+        }),
+        (_, ColumnData::Float(v)) => Ok(Col::Num(v.clone())),
+        (_, ColumnData::Int(v)) => Ok(Col::Num(
+            v.iter().map(|x| x.map_or(f64::NAN, |i| i as f64)).collect(),
+        )),
+        (_, ColumnData::Bool(v)) => Ok(Col::Num(
+            v.iter()
+                .map(|x| x.map_or(f64::NAN, |b| if b { 1.0 } else { 0.0 }))
+                .collect(),
+        )),
+        (_, ColumnData::Str(v)) => {
+            let row = v.iter().position(Option::is_some).unwrap_or(0);
+            Err(Error::BadValue {
+                column: name.to_string(),
+                row,
+                expected: "a number".into(),
+                found: format!("{:?}", v[row].as_deref().unwrap_or("")),
+            })
+        }
+    }
+}

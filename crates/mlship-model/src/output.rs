@@ -1,0 +1,68 @@
+//! `Output`: what scoring returns: predictions, and for classifiers probabilities and classes.
+
+use crate::{Label, Matrix};
+
+/// The prediction of each row.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Predictions {
+    /// Class labels (classifiers).
+    Labels(Vec<Label>),
+    /// Numbers (regressors).
+    Values(Vec<f64>),
+    /// Cluster indices (clustering).
+    Clusters(Vec<i64>),
+}
+
+impl Predictions {
+    pub fn len(&self) -> usize {
+        match self {
+            Predictions::Labels(v) => v.len(),
+            Predictions::Values(v) => v.len(),
+            Predictions::Clusters(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Scores that are a vector for binary problems and a matrix otherwise, as scikit-learn returns them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scores {
+    Vector(Vec<f64>),
+    Matrix(Matrix),
+}
+
+/// Everything a model says about a batch of rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output {
+    pub predictions: Predictions,
+    /// Class probabilities, columns in `classes` order (classifiers that have them).
+    pub probabilities: Option<Matrix>,
+    /// The class labels (classifiers).
+    pub classes: Option<Vec<Label>>,
+    /// `decision_function`, where the estimator has one.
+    pub decision_function: Option<Scores>,
+    /// Distances to the cluster centres (k-means `transform`).
+    pub distances: Option<Matrix>,
+}
+
+impl Output {
+    pub(crate) fn new(predictions: Predictions) -> Output {
+        Output {
+            predictions,
+            probabilities: None,
+            classes: None,
+            decision_function: None,
+            distances: None,
+        }
+    }
+}
+
+/// Labels of the first maximum of each row.
+pub(crate) fn argmax_labels(m: &Matrix, classes: &[Label]) -> Vec<Label> {
+    m.iter_rows()
+        .map(|r| classes[crate::numeric::argmax(r)].clone())
+        .collect()
+}

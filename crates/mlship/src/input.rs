@@ -1,0 +1,306 @@
+//! Input rows (CSV, JSON in MLflow's shapes, NDJSON) parsed into a `Frame` typed by the model's signature.
+
+use mlship_model::{Column, ColumnData, DType, Frame, Signature};
+use serde_json::Value as Json;
+
+use crate::cli::InputFormat;
+use crate::user;
+
+/// Parses `text` into a frame, typing each column by the signature (unknown columns are ignored).
+pub fn parse(text: &str, format: InputFormat, sig: &Signature) -> anyhow::Result<Frame> {
+    let frame = match format {
+        InputFormat::Csv => parse_csv(text, sig)?,
+        InputFormat::Json => parse_json(text, sig)?,
+        InputFormat::Ndjson => {
+            let mut rows = Vec::new();
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let v: Json = serde_json::from_str(line).map_err(|e| {
+                    user(
+                        format!("line {}: invalid JSON: {e}", i + 1),
+                        "each line must be one JSON object",
+                    )
+                })?;
+                rows.push(v);
+            }
+            records(&rows, sig)?
+        }
+    };
+    if frame.n_rows() == 0 {
+        return Err(user(
+            "the input has no rows",
+            "give at least one row of data after the header",
+        ));
+    }
+    Ok(frame)
+}
+
+fn dtype_of(sig: &Signature, name: &str, position: usize) -> Option<DType> {
+    if sig.named {
+        sig.inputs.iter().find(|f| f.name == name).map(|f| f.dtype)
+    } else {
+        sig.inputs.get(position).map(|f| f.dtype)
+    }
+}
+
+fn parse_number(s: &str) -> Option<f64> {
+    let t = s.trim();
+    match t {
+        "" | "nan" | "NaN" | "NA" | "null" => Some(f64::NAN),
+        _ => t.parse::<f64>().ok(),
+    }
+}
+
+fn parse_csv(text: &str, sig: &Signature) -> anyhow::Result<Frame> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = rdr
+        .headers()
+        .map_err(|e| {
+            user(
+                format!("cannot read the CSV header: {e}"),
+                "the first line must name the columns",
+            )
+        })?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if headers.is_empty() || headers.iter().all(String::is_empty) {
+        return Err(user(
+            "the CSV has no header",
+            "the first line must name the columns",
+        ));
+    }
+    let mut cells: Vec<Vec<String>> = vec![Vec::new(); headers.len()];
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| match e.kind() {
+            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => user(
+                format!("row {} (line {}) has {len} fields, the header has {expected_len}", i + 1, i + 2),
+                "every row needs one value per header column; leave a field empty for a missing value",
+            ),
+            _ => user(format!("row {}: {e}", i + 1), "check the CSV quoting"),
+        })?;
+        for (j, f) in rec.iter().enumerate() {
+            cells[j].push(f.to_string());
+        }
+    }
+    let mut columns = Vec::with_capacity(headers.len());
+    for (j, name) in headers.iter().enumerate() {
+        let vals = std::mem::take(&mut cells[j]);
+        let data = match dtype_of(sig, name, j) {
+            Some(DType::Str) => ColumnData::Str(
+                vals.into_iter()
+                    .map(|s| if s.is_empty() { None } else { Some(s) })
+                    .collect(),
+            ),
+            Some(_) => {
+                let mut out = Vec::with_capacity(vals.len());
+                for (i, s) in vals.iter().enumerate() {
+                    out.push(parse_number(s).ok_or_else(|| {
+                        user(
+                            format!("column `{name}`, row {} (line {}): expected a number, found {s:?}", i + 1, i + 2),
+                            "numeric columns take numbers; leave the field empty for a missing value",
+                        )
+                    })?);
+                }
+                ColumnData::Float(out)
+            }
+            None => ColumnData::Str(vals.into_iter().map(Some).collect()),
+        };
+        columns.push(Column::new(name.clone(), data));
+    }
+    Ok(Frame::new(columns)?)
+}
+
+fn parse_json(text: &str, sig: &Signature) -> anyhow::Result<Frame> {
+    let v: Json = serde_json::from_str(text).map_err(|e| {
+        user(
+            format!("invalid JSON: {e}"),
+            "the input must be one JSON document",
+        )
+    })?;
+    match &v {
+        Json::Array(rows) => records(rows, sig),
+        Json::Object(o) => {
+            let keys: Vec<&str> = [
+                "dataframe_split",
+                "dataframe_records",
+                "instances",
+                "inputs",
+            ]
+            .into_iter()
+            .filter(|k| o.contains_key(*k))
+            .collect();
+            match keys.as_slice() {
+                ["dataframe_split"] => split(&o["dataframe_split"], sig),
+                ["dataframe_records"] => match &o["dataframe_records"] {
+                    Json::Array(rows) => records(rows, sig),
+                    _ => Err(user(
+                        "`dataframe_records` must be a list of records",
+                        "send [{\"column\": value, …}, …]",
+                    )),
+                },
+                [k @ ("instances" | "inputs")] => match &o[*k] {
+                    Json::Array(rows) => records(rows, sig),
+                    Json::Object(cols) => columnar(cols, sig),
+                    _ => Err(user(
+                        format!("`{k}` must be a list"),
+                        "send a list of records or of rows",
+                    )),
+                },
+                [] if o.contains_key("columns") && o.contains_key("data") => split(&v, sig),
+                [] => Err(user(
+                    "the JSON object has none of dataframe_split, dataframe_records, instances, inputs",
+                    "use MLflow's request shapes, e.g. {\"dataframe_split\": {\"columns\": [...], \"data\": [[...]]}}",
+                )),
+                many => Err(user(
+                    format!("the JSON object has several of {many:?}"),
+                    "send exactly one of dataframe_split, dataframe_records, instances, inputs",
+                )),
+            }
+        }
+        _ => Err(user(
+            "the JSON input must be an object or a list",
+            "see the README for the accepted shapes",
+        )),
+    }
+}
+
+/// `{"columns": [...], "data": [[...], ...]}`.
+fn split(v: &Json, sig: &Signature) -> anyhow::Result<Frame> {
+    let cols: Vec<String> = match v.get("columns") {
+        Some(Json::Array(c)) => c
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .collect(),
+        None => sig.inputs.iter().map(|f| f.name.clone()).collect(),
+        _ => {
+            return Err(user(
+                "`columns` must be a list of names",
+                "send {\"columns\": [...], \"data\": [[...]]}",
+            ));
+        }
+    };
+    let Some(Json::Array(data)) = v.get("data") else {
+        return Err(user(
+            "`dataframe_split` needs a `data` list",
+            "send {\"columns\": [...], \"data\": [[...]]}",
+        ));
+    };
+    let mut values: Vec<Vec<&Json>> = vec![Vec::with_capacity(data.len()); cols.len()];
+    for (i, row) in data.iter().enumerate() {
+        let Json::Array(r) = row else {
+            return Err(user(
+                format!("data row {i} is not a list"),
+                "each row is a list of values",
+            ));
+        };
+        if r.len() != cols.len() {
+            return Err(user(
+                format!(
+                    "data row {i} has {} values for {} columns",
+                    r.len(),
+                    cols.len()
+                ),
+                "give one value per column",
+            ));
+        }
+        for (j, x) in r.iter().enumerate() {
+            values[j].push(x);
+        }
+    }
+    build(cols.into_iter().zip(values).collect(), sig)
+}
+
+fn columnar(cols: &serde_json::Map<String, Json>, sig: &Signature) -> anyhow::Result<Frame> {
+    let mut out = Vec::new();
+    for (k, v) in cols {
+        let Json::Array(a) = v else {
+            return Err(user(
+                format!("input `{k}` must be a list"),
+                "send {\"column\": [values]}",
+            ));
+        };
+        out.push((k.clone(), a.iter().collect()));
+    }
+    build(out, sig)
+}
+
+/// A list of records (objects) or of rows (lists, in the model's column order).
+fn records(rows: &[Json], sig: &Signature) -> anyhow::Result<Frame> {
+    if rows.first().is_some_and(Json::is_array) {
+        let cols: Vec<String> = sig.inputs.iter().map(|f| f.name.clone()).collect();
+        let data = Json::Array(rows.to_vec());
+        let v = serde_json::json!({ "columns": cols, "data": data });
+        return split(&v, sig);
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let Json::Object(o) = r else {
+            return Err(user(
+                format!("record {i} is not an object"),
+                "each record maps column names to values",
+            ));
+        };
+        for k in o.keys() {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    let null = Json::Null;
+    let cols = names
+        .into_iter()
+        .map(|n| {
+            let vals = rows.iter().map(|r| r.get(&n).unwrap_or(&null)).collect();
+            (n, vals)
+        })
+        .collect();
+    build(cols, sig)
+}
+
+fn build(cols: Vec<(String, Vec<&Json>)>, sig: &Signature) -> anyhow::Result<Frame> {
+    let mut out = Vec::with_capacity(cols.len());
+    for (j, (name, vals)) in cols.into_iter().enumerate() {
+        let bad = |i: usize, expected: &str, found: &Json| {
+            user(
+                format!("column `{name}`, row {i}: expected {expected}, found {found}"),
+                "send values of the column's type (see `mlship inspect`)",
+            )
+        };
+        let data = match dtype_of(sig, &name, j) {
+            Some(DType::Str) => ColumnData::Str(
+                vals.iter()
+                    .enumerate()
+                    .map(|(i, v)| match v {
+                        Json::String(s) => Ok(Some(s.clone())),
+                        Json::Null => Ok(None),
+                        other => Err(bad(i, "a string", other)),
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            ),
+            Some(_) => ColumnData::Float(
+                vals.iter()
+                    .enumerate()
+                    .map(|(i, v)| match v {
+                        Json::Number(n) => n.as_f64().ok_or_else(|| bad(i, "a number", v)),
+                        Json::Null => Ok(f64::NAN),
+                        other => Err(bad(i, "a number", other)),
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            ),
+            None => continue,
+        };
+        out.push(Column::new(name, data));
+    }
+    Ok(Frame::new(out)?)
+}
