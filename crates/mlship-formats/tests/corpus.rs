@@ -11,20 +11,29 @@ use mlship_model::{
 };
 use serde_json::Value as Json;
 
-fn corpus_dir() -> PathBuf {
-    std::env::var_os("MLSHIP_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/corpus"))
+/// The corpora to check: `MLSHIP_CORPUS` (one folder), else the shared corpus and our extra cases.
+fn corpus_dirs() -> Vec<PathBuf> {
+    match std::env::var_os("MLSHIP_CORPUS") {
+        Some(d) => vec![std::fs::canonicalize(PathBuf::from(d)).expect("MLSHIP_CORPUS exists")],
+        None => {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+            vec![root.join("corpus"), root.join("extra")]
+        }
+    }
 }
 
 fn cases() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
-        .expect("the fixture corpus exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("expected.json").exists())
-        .collect();
-    v.sort();
-    assert!(!v.is_empty(), "no cases in {}", corpus_dir().display());
+    let mut v = Vec::new();
+    for dir in corpus_dirs() {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("the fixture corpus {} exists: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("expected.json").exists())
+            .collect();
+        assert!(!found.is_empty(), "no cases in {}", dir.display());
+        found.sort();
+        v.extend(found);
+    }
     v
 }
 

@@ -1,6 +1,6 @@
 //! Kernel support vector machines, scored as libsvm does (one-vs-one votes, `decision_function`).
 
-use crate::numeric::{dot, powi};
+use crate::numeric::powi;
 use crate::{Error, Label, Matrix, Output, Predictions, Result, Scores};
 
 /// A libsvm kernel.
@@ -15,12 +15,12 @@ pub enum Kernel {
 impl Kernel {
     fn eval(&self, x: &[f64], y: &[f64]) -> f64 {
         match *self {
-            Kernel::Linear => dot(x, y),
+            Kernel::Linear => blas_dot(x, y),
             Kernel::Poly {
                 gamma,
                 coef0,
                 degree,
-            } => powi(gamma * dot(x, y) + coef0, degree),
+            } => powi(gamma * blas_dot(x, y) + coef0, degree),
             Kernel::Rbf { gamma } => {
                 let mut sum = 0.0;
                 for (a, b) in x.iter().zip(y) {
@@ -29,9 +29,19 @@ impl Kernel {
                 }
                 (-gamma * sum).exp()
             }
-            Kernel::Sigmoid { gamma, coef0 } => (gamma * dot(x, y) + coef0).tanh(),
+            Kernel::Sigmoid { gamma, coef0 } => (gamma * blas_dot(x, y) + coef0).tanh(),
         }
     }
+}
+
+/// scikit-learn's libsvm calls BLAS `ddot`; OpenBLAS sums short vectors left to right with fused
+/// multiply-adds.
+fn blas_dot(x: &[f64], y: &[f64]) -> f64 {
+    let mut s = 0.0f64;
+    for (a, b) in x.iter().zip(y) {
+        s = b.mul_add(*a, s);
+    }
+    s
 }
 
 /// What an SVM predicts.

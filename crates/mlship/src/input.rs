@@ -284,6 +284,7 @@ fn build(cols: Vec<(String, Vec<&Json>)>, sig: &Signature) -> anyhow::Result<Fra
                     .map(|(i, v)| match v {
                         Json::String(s) => Ok(Some(s.clone())),
                         Json::Null => Ok(None),
+                        Json::Number(n) => Ok(Some(n.to_string())),
                         other => Err(bad(i, "a string", other)),
                     })
                     .collect::<anyhow::Result<_>>()?,

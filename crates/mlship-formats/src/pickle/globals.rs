@@ -268,6 +268,19 @@ const OPAQUE: &[(&str, &[&str])] = &[
     ("numpy.random.mtrand", &["RandomState"]),
     ("numpy.random", &["__RandomState_ctor"]),
     ("sklearn.utils.validation", &["check_array"]),
+    (
+        "sklearn.linear_model._sgd_fast",
+        &[
+            "Hinge",
+            "Log",
+            "ModifiedHuber",
+            "SquaredHinge",
+            "SquaredLoss",
+            "Huber",
+            "EpsilonInsensitive",
+            "SquaredEpsilonInsensitive",
+        ],
+    ),
 ];
 
 const TYPE_VALUES: &[(&str, &[&str])] = &[
@@ -282,6 +295,13 @@ const TYPE_VALUES: &[(&str, &[&str])] = &[
         "builtins",
         &[
             "object", "int", "float", "str", "bool", "bytes", "list", "tuple", "NoneType", "type",
+        ],
+    ),
+    // Protocols 0 to 2 spell builtins the Python 2 way.
+    (
+        "__builtin__",
+        &[
+            "object", "int", "float", "str", "bool", "list", "tuple", "type",
         ],
     ),
 ];
@@ -310,7 +330,7 @@ fn kind_of(module: &str, name: &str) -> Option<Kind> {
         ("numpy", "ndarray") => Kind::NdArrayClass,
         ("numpy", "dtype") => Kind::DtypeCtor,
         ("_codecs", "encode") => Kind::CodecsEncode,
-        ("builtins" | "__builtin__", "bytearray") => Kind::Bytearray,
+        ("builtins" | "__builtin__", "bytearray" | "bytes") => Kind::Bytearray,
         ("builtins" | "__builtin__", "slice") => Kind::Slice,
         ("builtins" | "__builtin__", "dict") | ("collections", "OrderedDict" | "defaultdict") => {
             Kind::DictCtor

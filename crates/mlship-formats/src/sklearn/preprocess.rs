@@ -552,10 +552,24 @@ fn mark(step: &Step, cols: &[usize], kinds: &mut [DType]) {
             }
         }
         Step::Columns { parts } => {
+            let mut used = vec![false; cols.len()];
             for (sel, steps) in parts {
                 let mapped: Vec<usize> = sel.iter().filter_map(|&j| cols.get(j).copied()).collect();
+                for &j in sel {
+                    if let Some(u) = used.get_mut(j) {
+                        *u = true;
+                    }
+                }
                 if let Some(s) = steps.first() {
                     mark(s, &mapped, kinds);
+                }
+            }
+            // A column the transformer drops is read as text: any value is accepted and ignored.
+            for (j, u) in used.iter().enumerate() {
+                if !u {
+                    if let Some(k) = cols.get(j).and_then(|&c| kinds.get_mut(c)) {
+                        *k = DType::Str;
+                    }
                 }
             }
         }
