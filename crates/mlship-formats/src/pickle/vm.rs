@@ -198,8 +198,13 @@ impl Vm<'_> {
                 }
                 0x95 => {
                     let n = self.u64_len()?;
-                    if n > self.input.len() - self.pos {
-                        return Err(self.err("FRAME longer than the input"));
+                    let rest = self.input.len() - self.pos;
+                    if n > rest {
+                        return Err(Error::Truncated {
+                            format: FMT,
+                            offset: self.pos,
+                            needed: n - rest,
+                        });
                     }
                 }
                 b'.' => {

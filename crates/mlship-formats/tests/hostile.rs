@@ -1,0 +1,273 @@
+//! Hostile and broken files: every reach outside the allow-list is refused by name, nothing runs,
+//! and no input makes the loader panic, hang or allocate without bound.
+
+use std::io::Write;
+use std::path::Path;
+
+use mlship_formats::{Error, load};
+use proptest::prelude::*;
+
+/// Protocol 2: `GLOBAL module name`, a one-string tuple, REDUCE.
+fn reduce_p2(module: &str, name: &str, arg: &str) -> Vec<u8> {
+    let mut b = vec![0x80, 2];
+    b.extend(format!("c{module}\n{name}\n").as_bytes());
+    b.push(b'X');
+    b.extend((arg.len() as u32).to_le_bytes());
+    b.extend(arg.as_bytes());
+    b.extend([0x85, b'R', b'.']);
+    b
+}
+
+/// Protocol 4: STACK_GLOBAL from two strings, then REDUCE.
+fn reduce_p4(module: &str, name: &str, arg: &str) -> Vec<u8> {
+    let mut b = vec![0x80, 4];
+    for (i, s) in [module, name, arg].into_iter().enumerate() {
+        b.push(0x8c);
+        b.push(s.len() as u8);
+        b.extend(s.as_bytes());
+        if i == 1 {
+            b.push(0x93);
+        }
+    }
+    b.extend([0x85, b'R', b'.']);
+    b
+}
+
+/// Protocol 0: INST opcode, which names the class inline and calls it.
+fn inst_p0(module: &str, name: &str, arg: &str) -> Vec<u8> {
+    format!("(S'{arg}'\ni{module}\n{name}\n.").into_bytes()
+}
+
+fn marker() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("mlship-hostile-{}", std::process::id()))
+}
+
+fn assert_refused(bytes: &[u8], module: &str, name: &str) {
+    match load(bytes) {
+        Err(Error::ForbiddenGlobal { module: m, name: n }) => {
+            assert_eq!((m.as_str(), n.as_str()), (module, name));
+            let msg = Error::ForbiddenGlobal { module: m, name: n }.to_string();
+            assert!(msg.contains(&format!("{module}.{name}")), "{msg}");
+        }
+        other => panic!("{module}.{name}: expected a refusal, got {other:?}"),
+    }
+    assert!(!marker().exists(), "something ran");
+}
+
+/// The known ways to run code from a pickle, including the bypasses of deny-list scanners.
+const DANGEROUS: &[(&str, &str)] = &[
+    ("os", "system"),
+    ("posix", "system"),
+    ("nt", "system"),
+    ("subprocess", "Popen"),
+    ("subprocess", "check_output"),
+    ("builtins", "eval"),
+    ("builtins", "exec"),
+    ("builtins", "getattr"),
+    ("builtins", "__import__"),
+    ("builtins", "open"),
+    ("builtins", "compile"),
+    ("__builtin__", "eval"),
+    ("operator", "attrgetter"),
+    ("operator", "methodcaller"),
+    ("functools", "reduce"),
+    ("importlib", "import_module"),
+    ("pickle", "loads"),
+    ("_pickle", "loads"),
+    ("runpy", "_run_code"),
+    ("code", "InteractiveInterpreter"),
+    ("pdb", "run"),
+    ("timeit", "timeit"),
+    ("cProfile", "run"),
+    ("profile", "Profile"),
+    ("ctypes", "CDLL"),
+    ("shutil", "rmtree"),
+    ("webbrowser", "open"),
+    ("asyncio.unix_events", "_UnixSelectorEventLoop"),
+    ("numpy", "load"),
+    ("numpy.testing._private.utils", "runstring"),
+    ("numpy.lib.npyio", "load"),
+    ("joblib", "load"),
+    ("torch", "load"),
+    (
+        "sklearn.utils._testing",
+        "assert_run_python_script_without_output",
+    ),
+    ("sklearn.pipeline", "make_pipeline"),
+    ("copyreg", "_reconstructor_"),
+];
+
+#[test]
+fn dangerous_globals_are_refused_in_every_protocol() {
+    let cmd = format!("touch {}", marker().display());
+    for (m, n) in DANGEROUS {
+        assert_refused(&reduce_p2(m, n, &cmd), m, n);
+        assert_refused(&reduce_p4(m, n, &cmd), m, n);
+        assert_refused(&inst_p0(m, n, &cmd), m, n);
+    }
+}
+
+#[test]
+fn a_dangerous_global_inside_a_real_estimator_is_refused_before_anything_is_built() {
+    // A real LinearRegression pickle with one attribute replaced by a call to os.system.
+    let mut b = vec![0x80, 2];
+    b.extend(b"csklearn.linear_model._base\nLinearRegression\n)\x81}(X\x05\x00\x00\x00coef_");
+    b.extend(
+        &reduce_p2("os", "system", "touch /tmp/x")
+            [2..reduce_p2("os", "system", "touch /tmp/x").len() - 1],
+    );
+    b.extend(b"ub.");
+    assert_refused(&b, "os", "system");
+}
+
+#[test]
+fn getattr_chain_is_refused_at_its_first_global() {
+    // getattr(__import__('os'), 'system')('id'): the first global met is builtins.getattr.
+    let mut b = vec![0x80, 4];
+    b.extend(b"\x8c\x08builtins\x8c\x07getattr\x93\x8c\x08builtins\x8c\n__import__\x93\x8c\x02os\x85R\x8c\x06system\x86R\x8c\x02id\x85R.");
+    assert_refused(&b, "builtins", "getattr");
+}
+
+#[test]
+fn persistent_ids_and_the_extension_registry_are_refused() {
+    assert!(matches!(
+        load(b"\x80\x02X\x01\x00\x00\x00aQ."),
+        Err(Error::Malformed { .. })
+    ));
+    assert!(matches!(
+        load(b"\x80\x02\x82\x01)R."),
+        Err(Error::Malformed { .. })
+    ));
+}
+
+#[test]
+fn compressed_hostile_pickles_are_refused_too() {
+    let p = reduce_p4("os", "system", "id");
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&p).unwrap();
+    assert_refused(&z.finish().unwrap(), "os", "system");
+    let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    g.write_all(&p).unwrap();
+    assert_refused(&g.finish().unwrap(), "os", "system");
+}
+
+#[test]
+fn skops_files_with_functions_or_unknown_classes_are_refused() {
+    let schema = r#"{"__class__": "system", "__module__": "os", "__loader__": "FunctionNode", "content": {"module_path": "os", "function": "system"}, "__id__": 1, "protocol": 2, "_skops_version": "0.16.0"}"#;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    w.start_file("schema.json", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    w.write_all(schema.as_bytes()).unwrap();
+    let bytes = w.finish().unwrap().into_inner();
+    assert_refused(&bytes, "os", "system");
+}
+
+#[test]
+fn a_lying_length_fails_fast() {
+    // BINBYTES claiming 4 GiB, BINUNICODE8 claiming 2^63, FRAME past the end.
+    for b in [
+        &b"\x80\x04B\xff\xff\xff\xff."[..],
+        b"\x80\x04\x8d\xff\xff\xff\xff\xff\xff\xff\x7f.",
+        b"\x80\x04\x95\x00\x00\x00\x00\x01\x00\x00\x00.",
+    ] {
+        let t = std::time::Instant::now();
+        assert!(load(b).is_err());
+        assert!(t.elapsed().as_secs() < 1);
+    }
+}
+
+#[test]
+fn a_million_marks_or_nested_lists_are_refused_in_bounded_memory() {
+    let mut marks = vec![0x80, 4];
+    marks.extend(std::iter::repeat_n(b'(', 1_000_000));
+    marks.push(b'.');
+    assert!(load(&marks).is_err());
+    let mut nested = vec![0x80, 4];
+    nested.extend(std::iter::repeat_n(b'(', 1_000_000));
+    nested.extend(std::iter::repeat_n(b'l', 1_000_000));
+    nested.push(b'.');
+    let err = load(&nested).unwrap_err();
+    assert!(
+        err.to_string().contains("not a scikit-learn estimator"),
+        "{err}"
+    );
+}
+
+#[test]
+fn deeply_nested_pipelines_hit_the_depth_limit() {
+    // Pipeline(steps=[('p', Pipeline(steps=[('p', ...)]))]) nested 200 deep, built with the memo.
+    let mut b = vec![0x80, 4];
+    b.extend(b"\x8c\x10sklearn.pipeline\x8c\x08Pipeline\x93\x94");
+    let depth = 200;
+    for _ in 0..depth {
+        // Pipeline.__new__, then the state dict {'steps': [('p', <next>)]} opened with marks.
+        b.extend(b"h\x00)\x81}(\x8c\x05steps](\x8c\x01p");
+    }
+    b.extend(b"N");
+    for _ in 0..depth {
+        b.extend(b"\x86eub");
+    }
+    b.push(b'.');
+    let err = load(&b).unwrap_err();
+    assert!(
+        matches!(err, Error::Limit(_)) || err.to_string().contains("nested"),
+        "{err}"
+    );
+}
+
+#[test]
+fn truncated_model_files_return_errors() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/corpus/random_forest_classifier/model.pkl");
+    let bytes = std::fs::read(file).unwrap();
+    for cut in [0, 1, 2, 11, 100, 1000, bytes.len() / 2, bytes.len() - 1] {
+        assert!(load(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+}
+
+fn corpus_bytes() -> Vec<Vec<u8>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/corpus");
+    [
+        "pipeline_onehot_logreg/model.pkl",
+        "decision_tree_classifier/model.protocol2.pkl",
+        "linear_regression/model.joblib",
+        "decision_tree_classifier/model.zlib3.joblib",
+        "kmeans/model.pkl",
+    ]
+    .iter()
+    .map(|f| std::fs::read(root.join(f)).unwrap())
+    .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_bytes_give_a_model_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = load(&bytes);
+    }
+
+    #[test]
+    fn any_pickle_opcodes_give_a_model_or_an_error(body in proptest::collection::vec(prop_oneof![
+        Just(b'('), Just(b'.'), Just(b'0'), Just(b'1'), Just(b'2'), Just(b'N'), Just(b'R'), Just(b'b'), Just(b'a'),
+        Just(b'e'), Just(b'l'), Just(b'd'), Just(b's'), Just(b'u'), Just(b't'), Just(b')'), Just(b']'), Just(b'}'),
+        Just(0x85u8), Just(0x86), Just(0x87), Just(0x88), Just(0x89), Just(0x81), Just(0x93), Just(0x94), Just(b'h'),
+        Just(b'K'), any::<u8>(),
+    ], 0..256)) {
+        let mut b = vec![0x80, 4];
+        b.extend(body);
+        let _ = load(&b);
+    }
+
+    #[test]
+    fn mutated_real_models_give_a_model_or_an_error(which in 0usize..5, flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
+        let mut b = corpus_bytes().swap_remove(which);
+        for (i, v) in flips {
+            let i = i.index(b.len());
+            b[i] = v;
+        }
+        let c = cut.index(b.len() + 1);
+        let _ = load(&b[..c]);
+        let _ = load(&b);
+    }
+}

@@ -1,0 +1,274 @@
+//! End-to-end tests of the real `mlship` binary: predictions, input shapes, and user errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value as Json;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn case(name: &str) -> PathBuf {
+    root().join("fixtures/corpus").join(name)
+}
+
+fn mlship(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlship"));
+    c.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    if let Some(s) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn stdout_json(o: &Output) -> Json {
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Asserts exit code 1 and an `error:` line containing every fragment.
+fn assert_user_error(o: &Output, fragments: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    for f in fragments {
+        assert!(err.contains(f), "missing {f:?} in: {err}");
+    }
+    assert!(err.contains("hint: "), "no hint in: {err}");
+}
+
+#[test]
+fn predict_prints_scikit_learns_predictions_and_probabilities() {
+    let c = case("random_forest_classifier");
+    let o = mlship(
+        &[
+            "predict",
+            s(&c.join("model.pkl")),
+            "--input",
+            s(&c.join("input.csv")),
+        ],
+        None,
+    );
+    let got = stdout_json(&o);
+    let exp: Json =
+        serde_json::from_str(&std::fs::read_to_string(c.join("expected.json")).unwrap()).unwrap();
+    assert_eq!(got["predictions"], exp["predictions"]);
+    assert_eq!(got["classes"], exp["classes"]);
+    assert_eq!(got["probabilities"], exp["probabilities"]);
+}
+
+#[test]
+fn mlflow_directories_load_with_their_signature() {
+    for dir in ["mlflow_model", "mlflow_model_cloudpickle"] {
+        let c = case("pipeline_onehot_logreg");
+        let o = mlship(
+            &[
+                "predict",
+                s(&c.join(dir)),
+                "--input",
+                s(&c.join("input.csv")),
+            ],
+            None,
+        );
+        let exp: Json =
+            serde_json::from_str(&std::fs::read_to_string(c.join("expected.json")).unwrap())
+                .unwrap();
+        assert_eq!(stdout_json(&o)["predictions"], exp["predictions"], "{dir}");
+    }
+}
+
+#[test]
+fn json_and_ndjson_inputs_in_mlflow_shapes() {
+    let m = case("pipeline_onehot_logreg").join("model.pkl");
+    let split = r#"{"dataframe_split": {"columns": ["num_a", "num_b", "num_c", "color"], "data": [[0.1, 5.0, 2.0, "red"], [1.5, 1.0, -3.0, "blue"]]}}"#;
+    let a = stdout_json(&mlship(
+        &["predict", s(&m), "--input-format", "json"],
+        Some(split),
+    ));
+    let records = r#"{"dataframe_records": [{"color": "red", "num_a": 0.1, "num_b": 5.0, "num_c": 2.0, "extra": 1}, {"num_a": 1.5, "num_b": 1.0, "num_c": -3.0, "color": "blue"}]}"#;
+    let b = stdout_json(&mlship(
+        &["predict", s(&m), "--input-format", "json"],
+        Some(records),
+    ));
+    let nd = "{\"num_a\": 0.1, \"num_b\": 5.0, \"num_c\": 2.0, \"color\": \"red\"}\n{\"num_a\": 1.5, \"num_b\": 1.0, \"num_c\": -3.0, \"color\": \"blue\"}\n";
+    let c = stdout_json(&mlship(
+        &["predict", s(&m), "--input-format", "ndjson"],
+        Some(nd),
+    ));
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+    assert_eq!(a["predictions"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn csv_output_has_a_prediction_and_a_probability_per_class() {
+    let c = case("logistic_multinomial");
+    let o = mlship(
+        &[
+            "predict",
+            s(&c.join("model.pkl")),
+            "--input",
+            s(&c.join("input.csv")),
+            "--output",
+            "csv",
+        ],
+        None,
+    );
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "prediction,probability(setosa),probability(versicolor),probability(virginica)"
+    );
+    assert_eq!(lines.count(), 50);
+}
+
+#[test]
+fn inspect_shows_format_estimator_columns_and_checksum() {
+    let c = case("pipeline_scaler_logreg");
+    let o = mlship(&["inspect", s(&c.join("model.zlib3.joblib"))], None);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(o.status.success());
+    for want in [
+        "joblib (zlib)",
+        "Pipeline[StandardScaler -> LogisticRegression]",
+        "scikit-learn 1.9.0",
+        "f7",
+        "sha256:",
+    ] {
+        assert!(text.contains(want), "missing {want} in {text}");
+    }
+    let j = stdout_json(&mlship(
+        &["inspect", s(&c.join("model.pkl")), "--output", "json"],
+        None,
+    ));
+    assert_eq!(j["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(j["inputs"].as_array().unwrap().len(), 8);
+}
+
+fn model() -> PathBuf {
+    case("pipeline_onehot_logreg").join("model.pkl")
+}
+
+#[test]
+fn a_missing_column_is_named() {
+    let o = mlship(
+        &["predict", s(&model())],
+        Some("num_a,num_b,color\n1,2,red\n"),
+    );
+    assert_user_error(&o, &["num_c"]);
+}
+
+#[test]
+fn a_string_in_a_numeric_column_names_the_column_and_row() {
+    let o = mlship(
+        &["predict", s(&model())],
+        Some("num_a,num_b,num_c,color\n1,2,3,red\n1,abc,3,red\n"),
+    );
+    assert_user_error(&o, &["num_b", "row 2", "abc"]);
+}
+
+#[test]
+fn a_ragged_row_is_refused() {
+    let o = mlship(
+        &["predict", s(&model())],
+        Some("num_a,num_b,num_c,color\n1,2,3,red\n1,2\n"),
+    );
+    assert_user_error(&o, &["row 2", "2 fields"]);
+}
+
+#[test]
+fn no_rows_is_refused() {
+    let o = mlship(&["predict", s(&model())], Some("num_a,num_b,num_c,color\n"));
+    assert_user_error(&o, &["no rows"]);
+}
+
+#[test]
+fn an_unknown_category_is_named() {
+    let o = mlship(
+        &["predict", s(&model())],
+        Some("num_a,num_b,num_c,color\n1,2,3,purple\n"),
+    );
+    assert_user_error(&o, &["color", "purple", "red"]);
+}
+
+#[test]
+fn a_file_that_is_not_a_model_is_refused() {
+    let c = case("kmeans");
+    let o = mlship(
+        &[
+            "predict",
+            s(&c.join("input.csv")),
+            "--input",
+            s(&c.join("input.csv")),
+        ],
+        None,
+    );
+    assert_user_error(&o, &["unrecognised model file", "supported"]);
+}
+
+#[test]
+fn a_truncated_pickle_is_refused() {
+    let bytes = std::fs::read(case("kmeans").join("model.pkl")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("cut.pkl");
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    let o = mlship(&["predict", s(&p)], Some("f0,f1,f2,f3\n1,2,3,4\n"));
+    assert_user_error(&o, &["truncated pickle"]);
+}
+
+#[test]
+fn an_unsupported_estimator_is_named() {
+    let c = case("lgbm_classifier");
+    let o = mlship(
+        &[
+            "predict",
+            s(&c.join("model.pkl")),
+            "--input",
+            s(&c.join("input.csv")),
+        ],
+        None,
+    );
+    assert_user_error(&o, &["lightgbm.sklearn.LGBMClassifier"]);
+}
+
+#[test]
+fn a_hostile_pickle_is_refused_by_name_and_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("pwned");
+    let cmd = format!("touch {}", marker.display());
+    let mut b = vec![0x80, 2];
+    b.extend(b"cposix\nsystem\n");
+    b.push(b'X');
+    b.extend((cmd.len() as u32).to_le_bytes());
+    b.extend(cmd.as_bytes());
+    b.extend([0x85, b'R', b'.']);
+    let p = dir.path().join("evil.pkl");
+    std::fs::write(&p, b).unwrap();
+    let o = mlship(&["inspect", s(&p)], None);
+    assert_user_error(&o, &["posix.system", "allow-list"]);
+    assert!(!marker.exists());
+}
+
+#[test]
+fn a_models_uri_without_a_registry_is_a_user_error() {
+    let o = mlship(&["inspect", "models:/fraud@production"], None);
+    assert_user_error(&o, &["models:/fraud@production"]);
+}
