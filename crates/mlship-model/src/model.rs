@@ -33,7 +33,7 @@ impl Estimator {
     pub fn n_features(&self) -> usize {
         match self {
             Estimator::Linear(m) => m.n_features(),
-            Estimator::Trees(m) => m.n_features,
+            Estimator::Trees(m) => m.n_features(),
             Estimator::Svm(m) => m.support_vectors.cols(),
             Estimator::GaussianNb(m) => m.theta.cols(),
             Estimator::KMeans(m) => m.centers.cols(),

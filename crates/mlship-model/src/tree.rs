@@ -47,6 +47,173 @@ pub struct Tree {
     pub output: usize,
     /// Bitsets (256 categories each) of categorical splits.
     pub cat_bitsets: Vec<[u32; 8]>,
+    /// The tree as a perfect binary tree, when it is shallow and has only numeric splits.
+    perfect: Option<Perfect>,
+}
+
+/// Deeper trees are walked node by node; a perfect layout would not fit in cache.
+const MAX_PERFECT_DEPTH: u32 = 12;
+
+/// A tree padded to a perfect binary tree in breadth-first order: a row reaches its leaf in exactly
+/// `depth` steps of `i = 2i + 1 + (x > threshold)`, with no branch and no test for leaves.
+/// Leaves above the last level become pass-through nodes (threshold +inf: always left) whose
+/// descendants all map to the same leaf. Rows with a NaN take the node walk instead.
+#[derive(Clone, Debug, PartialEq)]
+struct Perfect {
+    depth: u32,
+    /// Splits in f32 (float32-cast ensembles): `f64(x) <= t` exactly when `x <= floor32(t)`
+    /// for an f32 input `x`, where `floor32(t)` is the largest f32 not above `t`.
+    split32: Vec<(u32, f32)>,
+    split64: Vec<(u32, f64)>,
+    /// For each of the `2^depth` slots of the last level, the node index of its leaf.
+    leaf: Vec<u32>,
+    /// The leaf values of each slot (`width` per slot), so the hot loop reads them directly.
+    slot_values: Vec<f64>,
+    /// The largest feature index of any split (0 for a single leaf).
+    max_feature: usize,
+}
+
+/// Rows walked together through a perfect tree: their loads overlap instead of waiting in turn.
+const LANES: usize = 8;
+
+/// The largest f32 not above `t`: for an f32 input `x`, `f64(x) <= t` exactly when `x <= f32_floor(t)`.
+fn f32_floor(t: f64) -> f32 {
+    let f = t as f32;
+    if f64::from(f) > t { f.next_down() } else { f }
+}
+
+impl Perfect {
+    fn build(nodes: &[Node], values: &[f64], width: usize) -> Option<Perfect> {
+        if nodes.iter().any(|n| n.flags & Node::CATEGORICAL != 0) {
+            return None;
+        }
+        let depth = depth_of(nodes, 0, 0)?;
+        if depth > MAX_PERFECT_DEPTH {
+            return None;
+        }
+        let inner = (1usize << depth) - 1;
+        let mut p = Perfect {
+            depth,
+            split32: vec![(0, f32::INFINITY); inner],
+            split64: vec![(0, f64::INFINITY); inner],
+            leaf: vec![0; inner + 1],
+            slot_values: Vec::new(),
+            max_feature: 0,
+        };
+        p.fill(nodes, 0, 0, 0);
+        let mut sv = Vec::with_capacity(p.leaf.len() * width);
+        for &l in &p.leaf {
+            let off = nodes[l as usize].left as usize;
+            sv.extend_from_slice(values.get(off..off + width)?);
+        }
+        p.slot_values = sv;
+        p.max_feature = p
+            .split64
+            .iter()
+            .map(|(f, _)| *f as usize)
+            .max()
+            .unwrap_or(0);
+        Some(p)
+    }
+
+    fn fill(&mut self, nodes: &[Node], node: usize, pos: usize, level: u32) {
+        if level == self.depth {
+            let inner = self.split64.len();
+            self.leaf[pos - inner] = node as u32;
+            return;
+        }
+        let n = &nodes[node];
+        if n.is_leaf() {
+            self.fill(nodes, node, 2 * pos + 1, level + 1);
+            self.fill(nodes, node, 2 * pos + 2, level + 1);
+        } else {
+            self.split32[pos] = (n.feature, f32_floor(n.threshold));
+            self.split64[pos] = (n.feature, n.threshold);
+            self.fill(nodes, n.left as usize, 2 * pos + 1, level + 1);
+            self.fill(nodes, n.right as usize, 2 * pos + 2, level + 1);
+        }
+    }
+
+    /// Leaves of `LANES` rows starting at `start` of a row-major f32 matrix `x` of `width` columns.
+    #[inline(always)]
+    fn leaves32(&self, x: &[f32], width: usize, start: usize) -> [usize; LANES] {
+        let splits = &self.split32[..];
+        let rows: [&[f32]; LANES] =
+            std::array::from_fn(|r| &x[(start + r) * width..(start + r + 1) * width]);
+        assert!(self.max_feature < width, "perfect tree reads past the row");
+        let mut idx = [0usize; LANES];
+        for _ in 0..self.depth {
+            for r in 0..LANES {
+                // SAFETY: after fewer than `depth` steps of `i = 2i + 1 + b`, `i < 2^depth - 1 =
+                // splits.len()` (see `Perfect`); every split's feature is at most `max_feature`,
+                // which the assert above keeps below the row's width.
+                #[allow(unsafe_code)]
+                let (f, t) = unsafe { *splits.get_unchecked(idx[r]) };
+                #[allow(unsafe_code)]
+                let v = unsafe { *rows[r].get_unchecked(f as usize) };
+                idx[r] = 2 * idx[r] + 1 + usize::from(v > t);
+            }
+        }
+        idx.map(|i| i - splits.len())
+    }
+
+    #[inline(always)]
+    fn leaves64(&self, x: &[f64], width: usize, start: usize) -> [usize; LANES] {
+        let splits = &self.split64[..];
+        let rows: [&[f64]; LANES] =
+            std::array::from_fn(|r| &x[(start + r) * width..(start + r + 1) * width]);
+        assert!(self.max_feature < width, "perfect tree reads past the row");
+        let mut idx = [0usize; LANES];
+        for _ in 0..self.depth {
+            for r in 0..LANES {
+                // SAFETY: after fewer than `depth` steps of `i = 2i + 1 + b`, `i < 2^depth - 1 =
+                // splits.len()` (see `Perfect`); every split's feature is at most `max_feature`,
+                // which the assert above keeps below the row's width.
+                #[allow(unsafe_code)]
+                let (f, t) = unsafe { *splits.get_unchecked(idx[r]) };
+                #[allow(unsafe_code)]
+                let v = unsafe { *rows[r].get_unchecked(f as usize) };
+                idx[r] = 2 * idx[r] + 1 + usize::from(v > t);
+            }
+        }
+        idx.map(|i| i - splits.len())
+    }
+}
+
+/// The depth below `node`, or `None` for a malformed tree (children must follow their parent).
+fn depth_of(nodes: &[Node], node: usize, level: u32) -> Option<u32> {
+    let n = nodes.get(node)?;
+    if n.is_leaf() {
+        return Some(level);
+    }
+    if level > MAX_PERFECT_DEPTH || n.left as usize <= node || n.right as usize <= node {
+        return None;
+    }
+    Some(depth_of(nodes, n.left as usize, level + 1)?.max(depth_of(
+        nodes,
+        n.right as usize,
+        level + 1,
+    )?))
+}
+
+impl Tree {
+    pub fn new(
+        nodes: Vec<Node>,
+        values: Vec<f64>,
+        width: usize,
+        output: usize,
+        cat_bitsets: Vec<[u32; 8]>,
+    ) -> Tree {
+        let perfect = Perfect::build(&nodes, &values, width);
+        Tree {
+            nodes,
+            values,
+            width,
+            output,
+            cat_bitsets,
+            perfect,
+        }
+    }
 }
 
 /// How an ensemble turns its accumulated leaf values into an answer.
@@ -80,27 +247,104 @@ pub enum BoostLink {
     Softmax,
 }
 
-/// An ensemble of trees.
+/// An ensemble of trees, checked when built: scoring cannot index out of bounds or loop.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TreeEnsemble {
-    pub n_features: usize,
+    n_features: usize,
     /// Width of the accumulator: 1 for regression and binary boosting, the number of classes otherwise.
-    pub n_outputs: usize,
-    pub trees: Vec<Tree>,
+    n_outputs: usize,
+    trees: Vec<Tree>,
     /// scikit-learn's trees compare `float32(x)`; histogram boosting compares the float64.
-    pub cast_f32: bool,
-    pub head: TreeHead,
+    cast_f32: bool,
+    head: TreeHead,
     /// Known categories of categorical features (by feature index), for histogram boosting.
-    pub known_categories: Vec<Option<[u32; 8]>>,
+    known_categories: Vec<Option<[u32; 8]>>,
 }
+
+/// The prepared input of one scoring call, shared by the threads.
+struct Input<'a> {
+    /// The rows, cast to float32 and back when the ensemble compares in float32.
+    xs: &'a Matrix,
+    /// The same rows as f32 (float32 ensembles only).
+    x32: &'a [f32],
+    has_nan: &'a [bool],
+    scale: f64,
+    base: &'a [f64],
+}
+
+/// Batches at least this large are split across threads.
+const PARALLEL_ROWS: usize = 4096;
 
 fn in_bitset(b: &[u32; 8], v: u32) -> bool {
     (b[(v / 32) as usize] >> (v % 32)) & 1 == 1
 }
 
 impl TreeEnsemble {
+    /// Builds an ensemble after checking its invariants.
+    pub fn new(
+        n_features: usize,
+        n_outputs: usize,
+        trees: Vec<Tree>,
+        cast_f32: bool,
+        head: TreeHead,
+        known_categories: Vec<Option<[u32; 8]>>,
+    ) -> Result<TreeEnsemble> {
+        let e = TreeEnsemble {
+            n_features,
+            n_outputs,
+            trees,
+            cast_f32,
+            head,
+            known_categories,
+        };
+        e.validate()?;
+        Ok(e)
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    pub fn n_outputs(&self) -> usize {
+        self.n_outputs
+    }
+
+    pub fn trees(&self) -> &[Tree] {
+        &self.trees
+    }
+
+    pub fn head(&self) -> &TreeHead {
+        &self.head
+    }
+
+    pub fn cast_f32(&self) -> bool {
+        self.cast_f32
+    }
+
+    pub fn known_categories(&self) -> &[Option<[u32; 8]>] {
+        &self.known_categories
+    }
+
     /// Checks the invariants the scorer relies on, so that scoring never indexes out of bounds.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
+        match &self.head {
+            TreeHead::Regression { .. } | TreeHead::BoostRegression { .. }
+                if self.n_outputs != 1 =>
+            {
+                return Err(Error::invalid("a regression ensemble has one output"));
+            }
+            TreeHead::ForestClassifier { classes } if classes.len() != self.n_outputs => {
+                return Err(Error::invalid("a forest has one output per class"));
+            }
+            TreeHead::BoostClassifier { classes, base, .. }
+                if base.len() != self.n_outputs
+                    || !(self.n_outputs == 1 && classes.len() == 2
+                        || classes.len() == self.n_outputs) =>
+            {
+                return Err(Error::invalid("boosting outputs do not match the classes"));
+            }
+            _ => {}
+        }
         if self.trees.is_empty() {
             return Err(Error::invalid("tree ensemble without trees"));
         }
@@ -153,11 +397,15 @@ impl TreeEnsemble {
         Ok(())
     }
 
-    /// The leaf node that row `x` reaches in `tree`.
+    /// The leaf node that row `x` reaches in `tree`, for trees with categorical splits.
     #[inline]
-    fn leaf<'t>(&self, tree: &'t Tree, x: &[f64]) -> &'t Node {
-        let mut node = &tree.nodes[0];
-        while !node.is_leaf() {
+    fn leaf_categorical(&self, tree: &Tree, x: &[f64]) -> usize {
+        let mut i = 0usize;
+        loop {
+            let node = &tree.nodes[i];
+            if node.is_leaf() {
+                return i;
+            }
             let v = x[node.feature as usize];
             let go_left = if v.is_nan() {
                 node.flags & Node::MISSING_LEFT != 0
@@ -183,44 +431,174 @@ impl TreeEnsemble {
             } else {
                 v <= node.threshold
             };
-            node = &tree.nodes[if go_left { node.left } else { node.right } as usize];
+            i = if go_left { node.left } else { node.right } as usize;
         }
-        node
+    }
+
+    /// The leaf that row `x` reaches in a tree of numeric splits, node by node.
+    #[inline]
+    fn leaf_numeric(nodes: &[Node], x: &[f64]) -> usize {
+        let mut i = 0usize;
+        loop {
+            let node = &nodes[i];
+            if node.is_leaf() {
+                return i;
+            }
+            let v = x[node.feature as usize];
+            // NaN fails `<=`, so the missing-value rule is only consulted for NaN.
+            let go_left =
+                v <= node.threshold || (v.is_nan() && node.flags & Node::MISSING_LEFT != 0);
+            i = if go_left { node.left } else { node.right } as usize;
+        }
     }
 
     /// Accumulated leaf values of each row, before the head: `rows x n_outputs`.
+    /// Each row adds its trees' values in tree order, as scikit-learn does, whatever the
+    /// strategy, so results are bit-identical; large batches are split across threads.
     fn accumulate(&self, x: &Matrix, scale: f64, base: &[f64]) -> Matrix {
-        let k = self.n_outputs;
-        let mut acc = Matrix::zeros(x.rows(), k);
-        let mut buf = vec![0.0; x.cols()];
-        for i in 0..x.rows() {
-            let row = x.row(i);
-            let xs: &[f64] = if self.cast_f32 {
-                for (b, v) in buf.iter_mut().zip(row) {
-                    *b = f64::from(*v as f32);
-                }
-                &buf
-            } else {
-                row
-            };
-            let out = acc.row_mut(i);
-            out.copy_from_slice(base);
-            for tree in &self.trees {
-                let leaf = self.leaf(tree, xs);
-                let vals = &tree.values[leaf.left as usize..leaf.left as usize + tree.width];
-                for (o, v) in out[tree.output..tree.output + tree.width]
-                    .iter_mut()
-                    .zip(vals)
-                {
-                    if scale == 1.0 {
-                        *o += v;
+        let n = x.rows();
+        let cast;
+        let xs: &Matrix = if self.cast_f32 {
+            let data = x.as_slice().iter().map(|v| f64::from(*v as f32)).collect();
+            cast = Matrix::new(n, x.cols(), data).expect("same shape");
+            &cast
+        } else {
+            x
+        };
+        let x32: Vec<f32> = if self.cast_f32 {
+            x.as_slice().iter().map(|v| *v as f32).collect()
+        } else {
+            Vec::new()
+        };
+        let has_nan: Vec<bool> = xs
+            .iter_rows()
+            .map(|r| r.iter().any(|v| v.is_nan()))
+            .collect();
+        let input = Input {
+            xs,
+            x32: &x32,
+            has_nan: &has_nan,
+            scale,
+            base,
+        };
+        let threads = if n >= PARALLEL_ROWS {
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(8)
+        } else {
+            1
+        };
+        let acc = if threads > 1 {
+            let chunk = n.div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..n)
+                    .step_by(chunk)
+                    .map(|start| {
+                        let input = &input;
+                        s.spawn(move || self.accumulate_rows(input, start..(start + chunk).min(n)))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("scoring thread panicked"))
+                    .collect()
+            })
+        } else {
+            self.accumulate_rows(&input, 0..n)
+        };
+        Matrix::new(n, self.n_outputs, acc).expect("rows x outputs values")
+    }
+
+    /// The accumulator rows of `rows`, row-major.
+    fn accumulate_rows(&self, input: &Input<'_>, rows: std::ops::Range<usize>) -> Vec<f64> {
+        let (k, scale) = (self.n_outputs, input.scale);
+        let width = input.xs.cols();
+        let xs = input.xs;
+        let mut acc: Vec<f64> = Vec::with_capacity(rows.len() * k);
+        for _ in rows.clone() {
+            acc.extend_from_slice(input.base);
+        }
+        let first = rows.start;
+        let add = |acc: &mut [f64], tree: &Tree, row: usize, vals: &[f64]| {
+            let at = (row - first) * k + tree.output;
+            for (o, v) in acc[at..at + tree.width].iter_mut().zip(vals) {
+                *o += scale * v;
+            }
+        };
+        for tree in &self.trees {
+            let w = tree.width;
+            let mut i = rows.start;
+            if let (Some(p), 1) = (&tree.perfect, w) {
+                // One value per leaf (boosting, regression forests): the common case, kept lean.
+                let col = tree.output;
+                while i + LANES <= rows.end {
+                    let slots = if self.cast_f32 {
+                        p.leaves32(input.x32, width, i)
                     } else {
-                        *o += scale * v;
+                        p.leaves64(xs.as_slice(), width, i)
+                    };
+                    let nan = input.has_nan[i..i + LANES].contains(&true);
+                    for (r, slot) in slots.into_iter().enumerate() {
+                        let row = i + r;
+                        let v = if nan && input.has_nan[row] {
+                            tree.values[self.leaf_range(tree, xs.row(row)).start]
+                        } else {
+                            p.slot_values[slot]
+                        };
+                        acc[(row - first) * k + col] += scale * v;
                     }
+                    i += LANES;
                 }
+            } else if let Some(p) = &tree.perfect {
+                while i + LANES <= rows.end {
+                    let slots = if self.cast_f32 {
+                        p.leaves32(input.x32, width, i)
+                    } else {
+                        p.leaves64(xs.as_slice(), width, i)
+                    };
+                    for (r, slot) in slots.into_iter().enumerate() {
+                        let row = i + r;
+                        if input.has_nan[row] {
+                            // A missing value takes the node walk, which knows where NaN goes.
+                            add(
+                                &mut acc,
+                                tree,
+                                row,
+                                &tree.values[self.leaf_range(tree, xs.row(row))],
+                            );
+                        } else {
+                            add(
+                                &mut acc,
+                                tree,
+                                row,
+                                &p.slot_values[slot * w..(slot + 1) * w],
+                            );
+                        }
+                    }
+                    i += LANES;
+                }
+            }
+            for row in i..rows.end {
+                add(
+                    &mut acc,
+                    tree,
+                    row,
+                    &tree.values[self.leaf_range(tree, xs.row(row))],
+                );
             }
         }
         acc
+    }
+
+    /// The range of `tree.values` holding the leaf that `row` reaches, by walking the nodes.
+    fn leaf_range(&self, tree: &Tree, row: &[f64]) -> std::ops::Range<usize> {
+        let leaf = if tree.cat_bitsets.is_empty() {
+            Self::leaf_numeric(&tree.nodes, row)
+        } else {
+            self.leaf_categorical(tree, row)
+        };
+        let off = tree.nodes[leaf].left as usize;
+        off..off + tree.width
     }
 
     pub(crate) fn score(&self, x: &Matrix) -> Result<Output> {
@@ -309,6 +687,151 @@ impl TreeEnsemble {
                 out.classes = Some(classes.clone());
                 Ok(out)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A random tree over `n_features` features: nodes in pre-order, children after parents.
+    fn random_tree(
+        depth: u32,
+        seed: &mut u64,
+        n_features: u32,
+        nodes: &mut Vec<Node>,
+        values: &mut Vec<f64>,
+    ) -> u32 {
+        let mut next = || {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            *seed >> 33
+        };
+        let me = nodes.len() as u32;
+        if depth == 0 || next() % 5 == 0 {
+            nodes.push(Node::leaf(values.len() as u32));
+            values.push((next() % 1000) as f64 / 7.0 - 50.0);
+            return me;
+        }
+        let feature = (next() % u64::from(n_features)) as u32;
+        // Thresholds of all kinds: round, and off the f32 grid, so the f32 path is exercised.
+        let threshold =
+            ((next() % 2000) as f64 - 1000.0) / 97.0 + if next() % 2 == 0 { 1e-9 } else { 0.0 };
+        let flags = if next() % 2 == 0 {
+            Node::MISSING_LEFT
+        } else {
+            0
+        };
+        nodes.push(Node {
+            feature,
+            threshold,
+            left: 0,
+            right: 0,
+            flags,
+            bitset: 0,
+        });
+        let l = random_tree(depth - 1, seed, n_features, nodes, values);
+        let r = random_tree(depth - 1, seed, n_features, nodes, values);
+        nodes[me as usize].left = l;
+        nodes[me as usize].right = r;
+        me
+    }
+
+    /// The reference: walk each tree node by node, as scikit-learn's Cython does.
+    fn naive(e: &TreeEnsemble, x: &Matrix, scale: f64, base: &[f64]) -> Vec<f64> {
+        let mut out = Vec::new();
+        for row in x.iter_rows() {
+            let r: Vec<f64> = row
+                .iter()
+                .map(|v| if e.cast_f32 { f64::from(*v as f32) } else { *v })
+                .collect();
+            let mut acc = base.to_vec();
+            for t in &e.trees {
+                let mut i = 0;
+                while !t.nodes[i].is_leaf() {
+                    let n = &t.nodes[i];
+                    let v = r[n.feature as usize];
+                    let left = if v.is_nan() {
+                        n.flags & Node::MISSING_LEFT != 0
+                    } else {
+                        v <= n.threshold
+                    };
+                    i = if left { n.left } else { n.right } as usize;
+                }
+                let off = t.nodes[i].left as usize;
+                for (a, v) in acc[t.output..t.output + t.width]
+                    .iter_mut()
+                    .zip(&t.values[off..off + t.width])
+                {
+                    *a += scale * v;
+                }
+            }
+            out.extend(acc);
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_scoring_path_equals_the_node_walk(
+            seed in any::<u64>(),
+            depth in 0u32..14,
+            n_trees in 1usize..6,
+            cast_f32 in any::<bool>(),
+            rows in prop::sample::select(vec![1usize, 7, 8, 9, 33, 4100]),
+        ) {
+            let n_features = 4;
+            let mut s = seed;
+            let trees: Vec<Tree> = (0..n_trees)
+                .map(|_| {
+                    let (mut nodes, mut values) = (Vec::new(), Vec::new());
+                    random_tree(depth, &mut s, n_features, &mut nodes, &mut values);
+                    Tree::new(nodes, values, 1, 0, Vec::new())
+                })
+                .collect();
+            let e = TreeEnsemble::new(4, 1, trees, cast_f32, TreeHead::BoostRegression { base: 0.5, scale: 0.1, exp: false }, Vec::new()).unwrap();
+            // Inputs that sit exactly on thresholds (and on their f32 roundings) decide `<=` against `<`.
+            let on: Vec<f64> = e.trees.iter().flat_map(|t| t.nodes.iter().filter(|n| !n.is_leaf()).map(|n| n.threshold)).collect();
+            let data: Vec<f64> = (0..rows * 4)
+                .map(|i| {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    match (s >> 40) % 11 {
+                        0 => f64::NAN,
+                        1 => 1e39,
+                        2 => -1e39,
+                        3 | 4 if !on.is_empty() => on[(s >> 10) as usize % on.len()],
+                        5 if !on.is_empty() => f64::from(on[(s >> 10) as usize % on.len()] as f32),
+                        _ => ((s >> 20) % 4000) as f64 / 193.0 - 10.0 + (i % 3) as f64 * 1e-9,
+                    }
+                })
+                .collect();
+            let x = Matrix::new(rows, 4, data).unwrap();
+            let got = e.accumulate(&x, 0.1, &[0.5]);
+            let want = naive(&e, &x, 0.1, &[0.5]);
+            prop_assert_eq!(got.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn f32_floor_is_the_largest_f32_not_above() {
+        for t in [
+            0.1,
+            -0.1,
+            1.0,
+            1e39,
+            -1e39,
+            f64::INFINITY,
+            3.4028235e38,
+            16777217.0,
+        ] {
+            let f = f32_floor(t);
+            assert!(f64::from(f) <= t, "{t}");
+            assert!(f == f32::INFINITY || f64::from(f.next_up()) > t, "{t}");
         }
     }
 }

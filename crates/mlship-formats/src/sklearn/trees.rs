@@ -48,7 +48,7 @@ pub fn lower(e: Inst<'_>) -> Result<(Estimator, Vec<Step>)> {
                 vec![tree],
                 true,
                 TreeHead::ForestClassifier { classes },
-            )
+            )?
         }
         "DecisionTreeRegressor" | "ExtraTreeRegressor" => {
             let tree = sk_tree(e, Leaves::Value { output: 0 }, 1)?;
@@ -58,7 +58,7 @@ pub fn lower(e: Inst<'_>) -> Result<(Estimator, Vec<Step>)> {
                 vec![tree],
                 true,
                 TreeHead::Regression { exp: false },
-            )
+            )?
         }
         "RandomForestClassifier" | "ExtraTreesClassifier" => {
             let classes = e.labels("classes_")?;
@@ -72,7 +72,7 @@ pub fn lower(e: Inst<'_>) -> Result<(Estimator, Vec<Step>)> {
                 trees,
                 true,
                 TreeHead::ForestClassifier { classes },
-            )
+            )?
         }
         "RandomForestRegressor" | "ExtraTreesRegressor" => {
             let trees = members(e)?
@@ -85,7 +85,7 @@ pub fn lower(e: Inst<'_>) -> Result<(Estimator, Vec<Step>)> {
                 trees,
                 true,
                 TreeHead::Regression { exp: false },
-            )
+            )?
         }
         "GradientBoostingClassifier" | "GradientBoostingRegressor" => {
             gradient_boosting(e, n_features)?
@@ -96,7 +96,6 @@ pub fn lower(e: Inst<'_>) -> Result<(Estimator, Vec<Step>)> {
             ens
         }
     };
-    ens.validate()?;
     Ok((Estimator::Trees(ens), pre))
 }
 
@@ -106,15 +105,15 @@ fn ensemble(
     trees: Vec<Tree>,
     cast_f32: bool,
     head: TreeHead,
-) -> TreeEnsemble {
-    TreeEnsemble {
+) -> Result<TreeEnsemble> {
+    Ok(TreeEnsemble::new(
         n_features,
         n_outputs,
         trees,
         cast_f32,
         head,
-        known_categories: Vec::new(),
-    }
+        Vec::new(),
+    )?)
 }
 
 /// The fitted sub-estimators of a forest.
@@ -216,13 +215,13 @@ fn sk_tree(est: Inst<'_>, leaves: Leaves, n_classes: usize) -> Result<Tree> {
             });
         }
     }
-    Ok(Tree {
-        nodes: out_nodes,
-        values: leaf_values,
-        width: tree_width,
+    Ok(Tree::new(
+        out_nodes,
+        leaf_values,
+        tree_width,
         output,
-        cat_bitsets: Vec::new(),
-    })
+        Vec::new(),
+    ))
 }
 
 fn gradient_boosting(e: Inst<'_>, n_features: usize) -> Result<TreeEnsemble> {
@@ -250,7 +249,7 @@ fn gradient_boosting(e: Inst<'_>, n_features: usize) -> Result<TreeEnsemble> {
         } else {
             dummy_constant(e, init)?
         };
-        return Ok(ensemble(
+        return ensemble(
             n_features,
             1,
             trees,
@@ -260,7 +259,7 @@ fn gradient_boosting(e: Inst<'_>, n_features: usize) -> Result<TreeEnsemble> {
                 scale: lr,
                 exp: false,
             },
-        ));
+        );
     }
     let classes = e.labels("classes_")?;
     let link = match e.str("loss") {
@@ -301,7 +300,7 @@ fn gradient_boosting(e: Inst<'_>, n_features: usize) -> Result<TreeEnsemble> {
             p.iter().map(|x| (x / gm).ln()).collect()
         }
     };
-    Ok(ensemble(
+    ensemble(
         n_features,
         k,
         trees,
@@ -313,7 +312,7 @@ fn gradient_boosting(e: Inst<'_>, n_features: usize) -> Result<TreeEnsemble> {
             link,
             positive_at_zero: true,
         },
-    ))
+    )
 }
 
 /// The constant a DummyRegressor init estimator predicts.
@@ -431,8 +430,7 @@ fn hist_gradient_boosting(e: Inst<'_>) -> Result<(TreeEnsemble, Vec<Step>)> {
             exp,
         }
     };
-    let mut ens = ensemble(n_features, k, trees, false, head);
-    ens.known_categories = known;
+    let ens = TreeEnsemble::new(n_features, k, trees, false, head, known)?;
     Ok((ens, pre))
 }
 
@@ -493,11 +491,5 @@ fn hgb_tree(p: Inst<'_>, output: usize) -> Result<Tree> {
             bitset,
         });
     }
-    Ok(Tree {
-        nodes: out,
-        values,
-        width: 1,
-        output,
-        cat_bitsets,
-    })
+    Ok(Tree::new(out, values, 1, output, cat_bitsets))
 }
