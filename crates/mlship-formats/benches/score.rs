@@ -10,7 +10,7 @@ use mlship_model::{Column, ColumnData, Frame};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[0]
+    v[v.len() / 2]
 }
 
 /// input.csv's 50 rows repeated to `n` rows (all corpus forest/boosting inputs are numeric).

@@ -2,7 +2,7 @@
 
 use crate::transform::{Col, Table};
 use crate::{
-    ColumnData, DType, Error, Frame, GaussianNb, KMeans, LinearModel, Matrix, Mlp, Output, Result,
+    ColumnData, DType, Error, Field, Frame, GaussianNb, KMeans, LinearModel, Matrix, Mlp, Output, Result,
     Signature, Step, Svm, TreeEnsemble,
 };
 
@@ -81,6 +81,22 @@ impl Model {
                 x.cols()
             )));
         }
+        if !matches!(self.estimator, Estimator::Trees(_)) {
+            // Only trees take missing values; scikit-learn refuses NaN everywhere else.
+            if let Some(pos) = x.as_slice().iter().position(|v| v.is_nan()) {
+                let (row, j) = (pos / x.cols().max(1), pos % x.cols().max(1));
+                let column = match (self.steps.is_empty(), self.signature.inputs.get(j)) {
+                    (true, Some(f)) => f.name.clone(),
+                    _ => format!("feature {j} after preprocessing"),
+                };
+                return Err(Error::BadValue {
+                    column,
+                    row,
+                    expected: "a number (this estimator does not take missing values)".into(),
+                    found: "a missing value".into(),
+                });
+            }
+        }
         self.estimator.score(&x)
     }
 
@@ -93,7 +109,7 @@ impl Model {
                     column: f.name.clone(),
                     expected: format!("{} values", f.dtype.name()),
                 })?;
-                cols.push(convert(&f.name, f.dtype, &c.data)?);
+                cols.push(convert(&f.name, f, &c.data)?);
             }
         } else {
             if frame.columns().len() < fields.len() {
@@ -103,7 +119,7 @@ impl Model {
                 });
             }
             for (f, c) in fields.iter().zip(frame.columns()) {
-                cols.push(convert(&c.name, f.dtype, &c.data)?);
+                cols.push(convert(&c.name, f, &c.data)?);
             }
         }
         Ok(Table {
@@ -113,8 +129,24 @@ impl Model {
     }
 }
 
-/// Converts a frame column to what the model expects, with only safe casts.
-fn convert(name: &str, dtype: DType, data: &ColumnData) -> Result<Col> {
+/// Converts a frame column to what the model expects, with only safe casts; a missing value in
+/// a column that cannot take one is refused here, where the column and row can be named.
+fn convert(name: &str, field: &Field, data: &ColumnData) -> Result<Col> {
+    let col = convert_type(name, field.dtype, data)?;
+    if let (false, Col::Num(v)) = (field.nullable, &col) {
+        if let Some(row) = v.iter().position(|x| x.is_nan()) {
+            return Err(Error::BadValue {
+                column: name.to_string(),
+                row,
+                expected: "a number (the model does not take missing values here)".into(),
+                found: "a missing value".into(),
+            });
+        }
+    }
+    Ok(col)
+}
+
+fn convert_type(name: &str, dtype: DType, data: &ColumnData) -> Result<Col> {
     match (dtype, data) {
         (DType::Str, ColumnData::Str(v)) => Ok(Col::Str(v.clone())),
         (DType::Str, other) => Err(Error::BadValue {

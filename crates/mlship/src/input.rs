@@ -80,10 +80,10 @@ fn parse_csv(text: &str, sig: &Signature) -> anyhow::Result<Frame> {
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| match e.kind() {
             csv::ErrorKind::UnequalLengths { expected_len, len, .. } => user(
-                format!("row {} (line {}) has {len} fields, the header has {expected_len}", i + 1, i + 2),
+                format!("row {i} (line {}) has {len} fields, the header has {expected_len}", i + 2),
                 "every row needs one value per header column; leave a field empty for a missing value",
             ),
-            _ => user(format!("row {}: {e}", i + 1), "check the CSV quoting"),
+            _ => user(format!("row {i} (line {}): {e}", i + 2), "check the CSV quoting"),
         })?;
         for (j, f) in rec.iter().enumerate() {
             cells[j].push(f.to_string());
@@ -103,7 +103,7 @@ fn parse_csv(text: &str, sig: &Signature) -> anyhow::Result<Frame> {
                 for (i, s) in vals.iter().enumerate() {
                     out.push(parse_number(s).ok_or_else(|| {
                         user(
-                            format!("column `{name}`, row {} (line {}): expected a number, found {s:?}", i + 1, i + 2),
+                            format!("column `{name}`, row {i} (line {}): expected a number, found {s:?}", i + 2),
                             "numeric columns take numbers; leave the field empty for a missing value",
                         )
                     })?);

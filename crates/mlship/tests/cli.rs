@@ -182,7 +182,7 @@ fn a_string_in_a_numeric_column_names_the_column_and_row() {
         &["predict", s(&model())],
         Some("num_a,num_b,num_c,color\n1,2,3,red\n1,abc,3,red\n"),
     );
-    assert_user_error(&o, &["num_b", "row 2", "abc"]);
+    assert_user_error(&o, &["num_b", "row 1 (line 3)", "abc"]);
 }
 
 #[test]
@@ -191,7 +191,13 @@ fn a_ragged_row_is_refused() {
         &["predict", s(&model())],
         Some("num_a,num_b,num_c,color\n1,2,3,red\n1,2\n"),
     );
-    assert_user_error(&o, &["row 2", "2 fields"]);
+    assert_user_error(&o, &["row 1 (line 3)", "2 fields"]);
+}
+
+#[test]
+fn a_missing_value_where_the_model_takes_none_is_named() {
+    let o = mlship(&["predict", s(&model())], Some("num_a,num_b,num_c,color\n0.5,,2.0,red\n"));
+    assert_user_error(&o, &["num_b", "row 0", "missing value"]);
 }
 
 #[test]

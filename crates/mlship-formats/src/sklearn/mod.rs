@@ -7,7 +7,7 @@ mod trees;
 pub use ctx::{Ctx, Inst};
 
 use mlship_model::{
-    Activation, DType, Estimator, Field, GaussianNb, KMeans, Kernel, Label, Layer, LinearModel,
+    Activation, Estimator, Field, GaussianNb, KMeans, Kernel, Label, Layer, LinearModel,
     LinearProba, LinearTask, Matrix, Mlp, MlpTask, Signature, Step, Svm, SvmTask, Task,
 };
 
@@ -102,16 +102,15 @@ pub fn lower(heap: &Heap, root: Value) -> Result<Lowered> {
     };
     let names_in = first.feature_names().or_else(|| top.feature_names());
     let named = names_in.as_ref().is_some_and(|n| n.len() == n_in);
-    let kinds = preprocess::input_kinds(&steps, n_in);
-    let accepts_missing = preprocess::accepts_missing(&steps, &estimator);
+    let kinds = preprocess::input_kinds(&steps, n_in, &estimator);
     let inputs = (0..n_in)
         .map(|j| Field {
             name: match (&names_in, named) {
                 (Some(n), true) => n[j].clone(),
                 _ => format!("x{j}"),
             },
-            dtype: kinds[j],
-            nullable: accepts_missing || kinds[j] == DType::Str,
+            dtype: kinds[j].0,
+            nullable: kinds[j].1,
         })
         .collect();
     let (task, classes) = task_of(&estimator);

@@ -519,36 +519,44 @@ fn select_columns(
         .collect()
 }
 
-/// The type of each input column, from what the first steps do with it.
-pub fn input_kinds(steps: &[Step], n: usize) -> Vec<DType> {
-    let mut kinds = vec![DType::Float; n];
+/// The type of each input column, and whether it may be missing, from what the first steps do
+/// with it: encoders over strings make string columns, imputers make columns nullable, and trees
+/// take missing values themselves.
+pub fn input_kinds(steps: &[Step], n: usize, est: &Estimator) -> Vec<(DType, bool)> {
+    let trees = matches!(est, Estimator::Trees(_));
+    let mut kinds = vec![(DType::Float, trees); n];
     if let Some(first) = steps.first() {
         mark(first, &(0..n).collect::<Vec<_>>(), &mut kinds);
     }
     kinds
 }
 
-fn mark(step: &Step, cols: &[usize], kinds: &mut [DType]) {
+/// Applies `f` to the kind of the input column that step column `j` reads.
+fn set(cols: &[usize], kinds: &mut [(DType, bool)], j: usize, f: &dyn Fn(&mut (DType, bool))) {
+    if let Some(k) = cols.get(j).and_then(|&c| kinds.get_mut(c)) {
+        f(k);
+    }
+}
+
+fn mark(step: &Step, cols: &[usize], kinds: &mut [(DType, bool)]) {
     let stringy = |c: &[Category]| c.iter().any(|x| matches!(x, Category::Str(_)));
     match step {
         Step::OneHot(OneHot { categories, .. }) | Step::Ordinal(Ordinal { categories, .. }) => {
             for (j, c) in categories.iter().enumerate() {
                 if stringy(c) {
-                    if let Some(&col) = cols.get(j) {
-                        if let Some(k) = kinds.get_mut(col) {
-                            *k = DType::Str;
-                        }
-                    }
+                    set(cols, kinds, j, &|k| *k = (DType::Str, true));
+                }
+                if c.contains(&Category::Missing) {
+                    set(cols, kinds, j, &|k| k.1 = true);
                 }
             }
         }
         Step::Impute { fill, .. } => {
             for (j, f) in fill.iter().enumerate() {
-                if matches!(f, ImputeFill::Str(_)) {
-                    if let Some(k) = cols.get(j).and_then(|&c| kinds.get_mut(c)) {
-                        *k = DType::Str;
-                    }
-                }
+                let s = matches!(f, ImputeFill::Str(_));
+                set(cols, kinds, j, &|k| {
+                    *k = (if s { DType::Str } else { k.0 }, true)
+                });
             }
         }
         Step::Columns { parts } => {
@@ -567,26 +575,10 @@ fn mark(step: &Step, cols: &[usize], kinds: &mut [DType]) {
             // A column the transformer drops is read as text: any value is accepted and ignored.
             for (j, u) in used.iter().enumerate() {
                 if !u {
-                    if let Some(k) = cols.get(j).and_then(|&c| kinds.get_mut(c)) {
-                        *k = DType::Str;
-                    }
+                    set(cols, kinds, j, &|k| *k = (DType::Str, true));
                 }
             }
         }
         _ => {}
     }
-}
-
-/// Whether missing values (NaN) are acceptable input: an imputer or encoder handles them, or the
-/// estimator itself does (trees). Scalers pass NaN through, as scikit-learn's do.
-pub fn accepts_missing(steps: &[Step], est: &Estimator) -> bool {
-    let handled = steps.iter().any(|s| match s {
-        Step::Impute { .. } | Step::OneHot(_) | Step::Ordinal(_) => true,
-        Step::Columns { parts } => parts.iter().any(|(_, st)| {
-            st.iter()
-                .any(|x| matches!(x, Step::Impute { .. } | Step::OneHot(_) | Step::Ordinal(_)))
-        }),
-        _ => false,
-    });
-    handled || matches!(est, Estimator::Trees(_))
 }
