@@ -2,8 +2,8 @@
 
 use crate::transform::{Col, Table};
 use crate::{
-    ColumnData, DType, Error, Field, Frame, GaussianNb, KMeans, LinearModel, Matrix, Mlp, Output, Result,
-    Signature, Step, Svm, TreeEnsemble,
+    ColumnData, DType, Error, Field, Frame, GaussianNb, KMeans, LinearModel, Matrix, Mlp, Output,
+    Result, Signature, Step, Svm, TreeEnsemble,
 };
 
 /// The final estimator of a model.

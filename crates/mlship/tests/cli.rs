@@ -196,7 +196,10 @@ fn a_ragged_row_is_refused() {
 
 #[test]
 fn a_missing_value_where_the_model_takes_none_is_named() {
-    let o = mlship(&["predict", s(&model())], Some("num_a,num_b,num_c,color\n0.5,,2.0,red\n"));
+    let o = mlship(
+        &["predict", s(&model())],
+        Some("num_a,num_b,num_c,color\n0.5,,2.0,red\n"),
+    );
     assert_user_error(&o, &["num_b", "row 0", "missing value"]);
 }
 
