@@ -138,19 +138,21 @@ impl Perfect {
     #[inline(always)]
     fn leaves32(&self, x: &[f32], width: usize, start: usize) -> [usize; LANES] {
         let splits = &self.split32[..];
-        let rows: [&[f32]; LANES] =
-            std::array::from_fn(|r| &x[(start + r) * width..(start + r + 1) * width]);
-        assert!(self.max_feature < width, "perfect tree reads past the row");
+        assert!(
+            self.max_feature < width && (start + LANES) * width <= x.len(),
+            "perfect tree reads past the rows"
+        );
+        let base: [usize; LANES] = std::array::from_fn(|r| (start + r) * width);
         let mut idx = [0usize; LANES];
         for _ in 0..self.depth {
             for r in 0..LANES {
                 // SAFETY: after fewer than `depth` steps of `i = 2i + 1 + b`, `i < 2^depth - 1 =
                 // splits.len()` (see `Perfect`); every split's feature is at most `max_feature`,
-                // which the assert above keeps below the row's width.
+                // and the assert above keeps `base[r] + max_feature` inside `x`.
                 #[allow(unsafe_code)]
                 let (f, t) = unsafe { *splits.get_unchecked(idx[r]) };
                 #[allow(unsafe_code)]
-                let v = unsafe { *rows[r].get_unchecked(f as usize) };
+                let v = unsafe { *x.get_unchecked(base[r] + f as usize) };
                 idx[r] = 2 * idx[r] + 1 + usize::from(v > t);
             }
         }
@@ -160,19 +162,21 @@ impl Perfect {
     #[inline(always)]
     fn leaves64(&self, x: &[f64], width: usize, start: usize) -> [usize; LANES] {
         let splits = &self.split64[..];
-        let rows: [&[f64]; LANES] =
-            std::array::from_fn(|r| &x[(start + r) * width..(start + r + 1) * width]);
-        assert!(self.max_feature < width, "perfect tree reads past the row");
+        assert!(
+            self.max_feature < width && (start + LANES) * width <= x.len(),
+            "perfect tree reads past the rows"
+        );
+        let base: [usize; LANES] = std::array::from_fn(|r| (start + r) * width);
         let mut idx = [0usize; LANES];
         for _ in 0..self.depth {
             for r in 0..LANES {
                 // SAFETY: after fewer than `depth` steps of `i = 2i + 1 + b`, `i < 2^depth - 1 =
                 // splits.len()` (see `Perfect`); every split's feature is at most `max_feature`,
-                // which the assert above keeps below the row's width.
+                // and the assert above keeps `base[r] + max_feature` inside `x`.
                 #[allow(unsafe_code)]
                 let (f, t) = unsafe { *splits.get_unchecked(idx[r]) };
                 #[allow(unsafe_code)]
-                let v = unsafe { *rows[r].get_unchecked(f as usize) };
+                let v = unsafe { *x.get_unchecked(base[r] + f as usize) };
                 idx[r] = 2 * idx[r] + 1 + usize::from(v > t);
             }
         }
@@ -510,84 +514,85 @@ impl TreeEnsemble {
     }
 
     /// The accumulator rows of `rows`, row-major.
+    ///
+    /// Rows go in blocks of `LANES`: each block runs through every tree while its accumulators
+    /// stay in a small buffer, so a row's values are added in tree order with nothing reloaded.
+    /// Blocks with a missing value, and the last rows, walk the nodes one row at a time.
     fn accumulate_rows(&self, input: &Input<'_>, rows: std::ops::Range<usize>) -> Vec<f64> {
         let (k, scale) = (self.n_outputs, input.scale);
         let width = input.xs.cols();
         let xs = input.xs;
         let mut acc: Vec<f64> = Vec::with_capacity(rows.len() * k);
-        for _ in rows.clone() {
-            acc.extend_from_slice(input.base);
-        }
-        let first = rows.start;
-        let add = |acc: &mut [f64], tree: &Tree, row: usize, vals: &[f64]| {
-            let at = (row - first) * k + tree.output;
-            for (o, v) in acc[at..at + tree.width].iter_mut().zip(vals) {
-                *o += scale * v;
-            }
-        };
-        for tree in &self.trees {
-            let w = tree.width;
-            let mut i = rows.start;
-            if let (Some(p), 1) = (&tree.perfect, w) {
-                // One value per leaf (boosting, regression forests): the common case, kept lean.
-                let col = tree.output;
-                while i + LANES <= rows.end {
-                    let slots = if self.cast_f32 {
-                        p.leaves32(input.x32, width, i)
-                    } else {
-                        p.leaves64(xs.as_slice(), width, i)
-                    };
-                    let nan = input.has_nan[i..i + LANES].contains(&true);
-                    for (r, slot) in slots.into_iter().enumerate() {
-                        let row = i + r;
-                        let v = if nan && input.has_nan[row] {
-                            tree.values[self.leaf_range(tree, xs.row(row)).start]
-                        } else {
-                            p.slot_values[slot]
-                        };
-                        acc[(row - first) * k + col] += scale * v;
-                    }
-                    i += LANES;
+        let mut block = vec![0.0; LANES * k];
+        let mut i = rows.start;
+        while i + LANES <= rows.end {
+            if input.has_nan[i..i + LANES].contains(&true) {
+                for row in i..i + LANES {
+                    self.accumulate_one(input, row, &mut acc);
                 }
-            } else if let Some(p) = &tree.perfect {
-                while i + LANES <= rows.end {
-                    let slots = if self.cast_f32 {
-                        p.leaves32(input.x32, width, i)
-                    } else {
-                        p.leaves64(xs.as_slice(), width, i)
-                    };
-                    for (r, slot) in slots.into_iter().enumerate() {
-                        let row = i + r;
-                        if input.has_nan[row] {
-                            // A missing value takes the node walk, which knows where NaN goes.
-                            add(
-                                &mut acc,
-                                tree,
-                                row,
-                                &tree.values[self.leaf_range(tree, xs.row(row))],
-                            );
+                i += LANES;
+                continue;
+            }
+            for r in 0..LANES {
+                block[r * k..(r + 1) * k].copy_from_slice(input.base);
+            }
+            for tree in &self.trees {
+                let (w, col) = (tree.width, tree.output);
+                match &tree.perfect {
+                    Some(p) => {
+                        let slots = if self.cast_f32 {
+                            p.leaves32(input.x32, width, i)
                         } else {
-                            add(
-                                &mut acc,
-                                tree,
-                                row,
-                                &p.slot_values[slot * w..(slot + 1) * w],
-                            );
+                            p.leaves64(xs.as_slice(), width, i)
+                        };
+                        if w == 1 {
+                            for (r, slot) in slots.into_iter().enumerate() {
+                                block[r * k + col] += scale * p.slot_values[slot];
+                            }
+                        } else {
+                            for (r, slot) in slots.into_iter().enumerate() {
+                                let out = &mut block[r * k + col..r * k + col + w];
+                                let vals = &p.slot_values[slot * w..(slot + 1) * w];
+                                for (o, v) in out.iter_mut().zip(vals) {
+                                    *o += scale * v;
+                                }
+                            }
                         }
                     }
-                    i += LANES;
+                    None => {
+                        for r in 0..LANES {
+                            let vals = &tree.values[self.leaf_range(tree, xs.row(i + r))];
+                            let out = &mut block[r * k + col..r * k + col + w];
+                            for (o, v) in out.iter_mut().zip(vals) {
+                                *o += scale * v;
+                            }
+                        }
+                    }
                 }
             }
-            for row in i..rows.end {
-                add(
-                    &mut acc,
-                    tree,
-                    row,
-                    &tree.values[self.leaf_range(tree, xs.row(row))],
-                );
-            }
+            acc.extend_from_slice(&block);
+            i += LANES;
+        }
+        for row in i..rows.end {
+            self.accumulate_one(input, row, &mut acc);
         }
         acc
+    }
+
+    /// Appends the accumulator row of one row, walking each tree's nodes.
+    fn accumulate_one(&self, input: &Input<'_>, row: usize, acc: &mut Vec<f64>) {
+        let start = acc.len();
+        acc.extend_from_slice(input.base);
+        let out = &mut acc[start..];
+        for tree in &self.trees {
+            let vals = &tree.values[self.leaf_range(tree, input.xs.row(row))];
+            for (o, v) in out[tree.output..tree.output + tree.width]
+                .iter_mut()
+                .zip(vals)
+            {
+                *o += input.scale * v;
+            }
+        }
     }
 
     /// The range of `tree.values` holding the leaf that `row` reaches, by walking the nodes.
