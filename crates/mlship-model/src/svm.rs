@@ -48,10 +48,13 @@ fn blas_dot(x: &[f64], y: &[f64]) -> f64 {
 #[derive(Clone, Debug, PartialEq)]
 pub enum SvmTask {
     /// SVC / NuSVC. `ovr`: `decision_function_shape='ovr'`; `break_ties`: predict by the ovr argmax.
+    ///
+    /// `platt`: the pairwise sigmoid coefficients (`probA_`, `probB_`) of `probability=True`.
     Classifier {
         classes: Vec<Label>,
         ovr: bool,
         break_ties: bool,
+        platt: Option<(Vec<f64>, Vec<f64>)>,
     },
     /// SVR / NuSVR.
     Regressor,
@@ -119,6 +122,7 @@ impl Svm {
                 classes,
                 ovr,
                 break_ties,
+                platt,
             } => {
                 let k = classes.len();
                 let n_pairs = k * (k - 1) / 2;
@@ -127,6 +131,7 @@ impl Svm {
                     start[c] = start[c - 1] + self.n_support[c - 1];
                 }
                 let mut labels = Vec::with_capacity(x.rows());
+                let mut probabilities: Option<Matrix> = None;
                 let mut dec = Matrix::zeros(x.rows(), n_pairs);
                 let mut votes = vec![0usize; k];
                 for (r, row) in x.iter_rows().enumerate() {
@@ -176,9 +181,23 @@ impl Svm {
                 if let (true, true, Scores::Matrix(m)) = (*break_ties && *ovr, k > 2, &decision) {
                     labels = m.iter_rows().map(crate::numeric::argmax).collect();
                 }
+                if let Some((a, b)) = platt {
+                    if a.len() != n_pairs || b.len() != n_pairs {
+                        return Err(Error::invalid(
+                            "Platt coefficients do not match the class pairs",
+                        ));
+                    }
+                    let mut p = Matrix::zeros(dec.rows(), k);
+                    for r in 0..dec.rows() {
+                        p.row_mut(r)
+                            .copy_from_slice(&pairwise_probability(dec.row(r), a, b, k));
+                    }
+                    probabilities = Some(p);
+                }
                 let mut out = Output::new(Predictions::Labels(
                     labels.into_iter().map(|c| classes[c].clone()).collect(),
                 ));
+                out.probabilities = probabilities;
                 out.classes = Some(classes.clone());
                 out.decision_function = Some(decision);
                 Ok(out)
@@ -214,4 +233,71 @@ fn ovr_decision(dec: &Matrix, k: usize) -> Result<Matrix> {
         }
     }
     Ok(out)
+}
+
+/// libsvm's `sigmoid_predict`: Platt's sigmoid, written to avoid cancellation.
+fn sigmoid_predict(dec: f64, a: f64, b: f64) -> f64 {
+    let f = dec * a + b;
+    if f >= 0.0 {
+        (-f).exp() / (1.0 + (-f).exp())
+    } else {
+        1.0 / (1.0 + f.exp())
+    }
+}
+
+/// libsvm's `svm_predict_probability`: pairwise Platt probabilities coupled by Wu, Lin and Weng's
+/// second method (`multiclass_probability`), iterated exactly as libsvm does.
+fn pairwise_probability(dec: &[f64], a: &[f64], b: &[f64], k: usize) -> Vec<f64> {
+    let min_prob = 1e-7;
+    let mut r = vec![vec![0.0; k]; k];
+    let mut p = 0;
+    for i in 0..k {
+        for j in i + 1..k {
+            let v = sigmoid_predict(dec[p], a[p], b[p])
+                .max(min_prob)
+                .min(1.0 - min_prob);
+            r[i][j] = v;
+            r[j][i] = 1.0 - v;
+            p += 1;
+        }
+    }
+    let max_iter = 100.max(k);
+    let eps = 0.005 / k as f64;
+    let mut q = vec![vec![0.0; k]; k];
+    let mut prob = vec![1.0 / k as f64; k];
+    for t in 0..k {
+        for j in 0..t {
+            q[t][t] += r[j][t] * r[j][t];
+            q[t][j] = q[j][t];
+        }
+        for j in t + 1..k {
+            q[t][t] += r[j][t] * r[j][t];
+            q[t][j] = -r[j][t] * r[t][j];
+        }
+    }
+    let mut qp = vec![0.0; k];
+    for _ in 0..max_iter {
+        let mut pqp = 0.0;
+        for t in 0..k {
+            qp[t] = 0.0;
+            for j in 0..k {
+                qp[t] += q[t][j] * prob[j];
+            }
+            pqp += prob[t] * qp[t];
+        }
+        let max_error = qp.iter().map(|v| (v - pqp).abs()).fold(0.0, f64::max);
+        if max_error < eps {
+            break;
+        }
+        for t in 0..k {
+            let diff = (-qp[t] + pqp) / q[t][t];
+            prob[t] += diff;
+            pqp = (pqp + diff * (diff * q[t][t] + 2.0 * qp[t])) / (1.0 + diff) / (1.0 + diff);
+            for j in 0..k {
+                qp[j] = (qp[j] + diff * q[t][j]) / (1.0 + diff);
+                prob[j] /= 1.0 + diff;
+            }
+        }
+    }
+    prob
 }

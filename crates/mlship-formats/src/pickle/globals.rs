@@ -180,7 +180,11 @@ const SKLEARN_CLASSES: &[(&str, &[&str])] = &[
     ("sklearn.pipeline", &["Pipeline"]),
     (
         "sklearn.compose._column_transformer",
-        &["ColumnTransformer", "_RemainderColsList"],
+        &[
+            "ColumnTransformer",
+            "_RemainderColsList",
+            "make_column_selector",
+        ],
     ),
     (
         "sklearn.preprocessing._data",

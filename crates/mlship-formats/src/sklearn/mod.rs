@@ -401,6 +401,7 @@ fn svm(e: Inst<'_>) -> Result<Estimator> {
             classes: e.labels("classes_")?,
             ovr: e.str("decision_function_shape") != Some("ovo"),
             break_ties: e.bool("break_ties") == Some(true),
+            platt: platt(e)?,
         }
     } else {
         SvmTask::Regressor
@@ -427,6 +428,25 @@ fn svm(e: Inst<'_>) -> Result<Estimator> {
         intercept,
         task,
     }))
+}
+
+/// Platt coefficients of an SVC fitted with `probability=True` (`_probA`/`_probB`, or `probA_`).
+fn platt(e: Inst<'_>) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
+    if e.bool("probability") != Some(true) {
+        return Ok(None);
+    }
+    let get = |names: [&str; 2]| -> Result<Vec<f64>> {
+        let key = names
+            .iter()
+            .find(|k| e.has(k))
+            .ok_or_else(|| unsupported("SVC(probability=True) without its Platt coefficients"))?;
+        e.f64s(key)
+    };
+    let (a, b) = (get(["_probA", "probA_"])?, get(["_probB", "probB_"])?);
+    if a.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((a, b)))
 }
 
 fn activation(name: Option<&str>) -> Result<Activation> {
