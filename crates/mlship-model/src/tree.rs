@@ -74,7 +74,7 @@ struct Perfect {
 }
 
 /// Rows walked together through a perfect tree: their loads overlap instead of waiting in turn.
-const LANES: usize = 8;
+const LANES: usize = 6;
 
 /// The largest f32 not above `t`: for an f32 input `x`, `f64(x) <= t` exactly when `x <= f32_floor(t)`.
 fn f32_floor(t: f64) -> f32 {
