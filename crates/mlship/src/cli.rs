@@ -12,6 +12,9 @@ use clap::{Parser, Subcommand, ValueEnum};
     propagate_version = true
 )]
 pub struct Cli {
+    /// The registry's home folder (default: $MLSHIP_HOME, else ~/.mlship).
+    #[arg(long, global = true)]
+    pub home: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -22,6 +25,109 @@ pub enum Command {
     Predict(PredictArgs),
     /// Show a model's format, estimator, signature, classes and checksum.
     Inspect(InspectArgs),
+    /// The model registry: versions, aliases, history, rollback.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Register a model file or MLflow model directory as the next version of NAME.
+    Register(RegisterArgs),
+    /// List registered models.
+    List(OutputArgs),
+    /// Show a model: its aliases and versions.
+    Show(NameArgs),
+    /// List the versions of a model.
+    Versions(NameArgs),
+    /// Show the history of a model's aliases.
+    History(NameArgs),
+    /// Set or move an alias (or delete it with --delete).
+    Alias(AliasArgs),
+    /// Move an alias back to the version it held before its last move.
+    Rollback(RollbackArgs),
+    /// Delete a version (NAME/VERSION) or a whole model (NAME).
+    Delete(DeleteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OutputArgs {
+    /// A table for people, or JSON for scripts.
+    #[arg(long, default_value = "table")]
+    pub output: InspectFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NameArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RegisterArgs {
+    pub name: String,
+    /// A model file (pickle, joblib, skops) or an MLflow model directory.
+    pub path: PathBuf,
+    /// Point these aliases at the new version.
+    #[arg(long)]
+    pub alias: Vec<String>,
+    /// key=value tags.
+    #[arg(long, value_parser = parse_tag)]
+    pub tag: Vec<(String, String)>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Rows (CSV or JSON) to store with the version, with their predictions.
+    #[arg(long)]
+    pub input_example: Option<PathBuf>,
+    /// The predictions the example must give (`{"predictions": [...]}`, as `mlship predict` prints);
+    /// registration is refused when they differ.
+    #[arg(long, requires = "input_example")]
+    pub expected: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{s:?} is not key=value"))
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AliasArgs {
+    pub name: String,
+    pub alias: String,
+    /// The version to point the alias at.
+    #[arg(value_name = "VERSION", required_unless_present = "delete")]
+    pub to: Option<u32>,
+    /// Delete the alias instead.
+    #[arg(long, conflicts_with = "to")]
+    pub delete: bool,
+    /// Why, for the history.
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    pub name: String,
+    pub alias: String,
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    /// NAME/VERSION, or NAME for the whole model.
+    pub target: String,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

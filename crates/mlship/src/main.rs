@@ -5,10 +5,35 @@ mod commands;
 mod input;
 mod model_ref;
 mod output;
+mod settings;
+mod timefmt;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// Writes to standard output; a closed pipe (`mlship … | head`) ends the output quietly.
+pub fn emit(s: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// `print!` through [`emit`].
+#[macro_export]
+macro_rules! out {
+    ($($t:tt)*) => { $crate::emit(&format!($($t)*)) };
+}
+
+/// `println!` through [`emit`].
+#[macro_export]
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::emit(&format!("{}\n", format!($($t)*))) };
+}
 
 /// An error the user can fix (bad input, unsupported model): exit code 1 with a hint.
 #[derive(Debug)]
@@ -77,6 +102,18 @@ fn default_hint(e: &anyhow::Error) -> Option<String> {
                 F::Malformed { .. } | F::Truncated { .. } => "the file is damaged or not a model; re-save it from Python".into(),
                 F::Limit(_) => "the file exceeds a safety limit of the loader".into(),
                 F::Model(_) => "the model file is inconsistent; re-save it from Python".into(),
+            });
+        }
+        if let Some(r) = c.downcast_ref::<mlship_registry::Error>() {
+            use mlship_registry::Error as R;
+            return Some(match r {
+                R::UnknownModel { .. } => "`mlship models list` shows the registered models".into(),
+                R::UnknownVersion { .. } | R::UnknownAlias { .. } => "`mlship models show NAME` shows its versions and aliases".into(),
+                R::VersionInUse { .. } => "`mlship models alias NAME ALIAS VERSION` moves an alias; `--delete` removes it".into(),
+                R::NothingToRollBack { .. } => "`mlship models history NAME` shows where the alias has been".into(),
+                R::InvalidName { .. } | R::BadReference(_) => "names are 1-128 characters without slashes, @, spaces or control characters".into(),
+                R::Corrupt { .. } | R::MissingArtifact(_) => "the artifact store was changed behind mlship's back; register the model again".into(),
+                R::Store { .. } | R::Io { .. } | R::Sql(_) => "check MLSHIP_STORE, MLSHIP_ARTIFACTS or --home, and that the store is reachable".into(),
             });
         }
         if let Some(m) = c.downcast_ref::<mlship_model::Error>() {

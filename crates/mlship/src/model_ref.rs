@@ -1,42 +1,80 @@
-//! Model references: a model file or an MLflow model directory, read from disk and loaded.
+//! Model references: a model file, an MLflow model directory, or a `models:/` registry URI.
 
+use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use mlship_model::Model;
-use sha2::{Digest, Sha256};
+use mlship_registry::{Reference, sha256_hex};
 
+use crate::settings::Settings;
 use crate::user;
 
 /// A loaded model and facts about its source.
 pub struct Resolved {
     pub model: Model,
-    /// The artifact that was loaded.
-    pub path: PathBuf,
+    /// What was loaded: a path, or `models:/NAME/VERSION`.
+    pub source: String,
     pub sha256: String,
     pub size: u64,
 }
 
 /// Loads the model a reference names.
-pub fn load(reference: &str) -> anyhow::Result<Resolved> {
-    if reference.starts_with("models:/") {
-        return Err(user(
-            format!("cannot resolve {reference}: this build of mlship has no model registry yet"),
-            "pass the path of a model file or an MLflow model directory",
-        ));
+pub fn load(reference: &str, settings: &Settings) -> anyhow::Result<Resolved> {
+    if let Some(r) = Reference::parse(reference) {
+        let r = r.map_err(|e| {
+            user(
+                e.to_string(),
+                "for example models:/fraud/3, models:/fraud@production or models:/fraud",
+            )
+        })?;
+        return load_registered(&r, settings);
     }
     let path = Path::new(reference);
     if !path.exists() {
         return Err(user(
             format!("no such model file or directory: {reference}"),
-            "check the path",
+            "check the path, or use models:/NAME for a registered model",
         ));
     }
+    let local = read_local(path)?;
+    Ok(Resolved {
+        model: local.model,
+        source: local.artifact_path.display().to_string(),
+        sha256: local.sha256,
+        size: local.size,
+    })
+}
+
+/// A model file or MLflow directory read from disk, as registration stores it.
+pub struct Local {
+    pub model: Model,
+    /// `file` or `mlflow`.
+    pub kind: &'static str,
+    /// The bytes to store: the file, or a tar of the MLflow directory.
+    pub payload: Payload,
+    pub file_name: String,
+    /// The file that holds the model (the artifact inside an MLflow directory).
+    pub artifact_path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    /// An MLflow directory's input example, if it saved one.
+    pub input_example: Option<Vec<u8>>,
+}
+
+/// What registration uploads.
+pub enum Payload {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+pub fn read_local(path: &Path) -> anyhow::Result<Local> {
     if path.is_dir() {
         let mlmodel_path = path.join("MLmodel");
         let text = std::fs::read_to_string(&mlmodel_path).map_err(|_| {
             user(
-                format!("{reference} is a directory without an MLmodel file"),
+                format!("{} is a directory without an MLmodel file", path.display()),
                 "pass a model file, or an MLflow model directory (one with an MLmodel file)",
             )
         })?;
@@ -47,24 +85,120 @@ pub fn load(reference: &str) -> anyhow::Result<Resolved> {
             .with_context(|| format!("reading the model artifact {}", artifact.display()))?;
         let model = mlship_formats::load_mlflow(&ml, &bytes)
             .with_context(|| format!("loading {}", artifact.display()))?;
-        return Ok(Resolved {
+        let input_example = ml
+            .input_example
+            .as_ref()
+            .and_then(|f| std::fs::read(path.join(f)).ok());
+        let tar = tar_directory(path)?;
+        let name = path
+            .file_name()
+            .map_or_else(|| "model".into(), |n| n.to_string_lossy().to_string());
+        return Ok(Local {
             model,
-            sha256: sha256(&bytes),
+            kind: "mlflow",
+            sha256: sha256_hex(&bytes),
             size: bytes.len() as u64,
-            path: artifact,
+            payload: Payload::Bytes(tar),
+            file_name: name,
+            artifact_path: artifact,
+            input_example,
         });
     }
-    let bytes = std::fs::read(path).with_context(|| format!("reading {reference}"))?;
-    let model = mlship_formats::load(&bytes).with_context(|| format!("loading {reference}"))?;
-    Ok(Resolved {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let model =
+        mlship_formats::load(&bytes).with_context(|| format!("loading {}", path.display()))?;
+    Ok(Local {
         model,
-        sha256: sha256(&bytes),
+        kind: "file",
+        sha256: sha256_hex(&bytes),
         size: bytes.len() as u64,
-        path: path.to_path_buf(),
+        payload: Payload::File(path.to_path_buf()),
+        file_name: path
+            .file_name()
+            .map_or_else(|| "model".into(), |n| n.to_string_lossy().to_string()),
+        artifact_path: path.to_path_buf(),
+        input_example: None,
     })
 }
 
-pub fn sha256(b: &[u8]) -> String {
-    let d = Sha256::digest(b);
-    d.iter().map(|x| format!("{x:02x}")).collect()
+/// A deterministic tar of a directory's regular files (sorted, mtime 0), as the registry stores
+/// MLflow model directories.
+fn tar_directory(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut files = Vec::new();
+    collect(dir, dir, &mut files)?;
+    files.sort();
+    let mut b = tar::Builder::new(Vec::new());
+    for rel in files {
+        let data =
+            std::fs::read(dir.join(&rel)).with_context(|| format!("reading {}", rel.display()))?;
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, &rel, data.as_slice())
+            .with_context(|| format!("packing {}", rel.display()))?;
+    }
+    Ok(b.into_inner()?)
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let e = e?;
+        let t = e.file_type()?;
+        if t.is_dir() {
+            collect(root, &e.path(), out)?;
+        } else if t.is_file() {
+            out.push(
+                e.path()
+                    .strip_prefix(root)
+                    .expect("below the root")
+                    .to_path_buf(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The files of a tar made by `tar_directory`.
+pub fn untar(b: &[u8]) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut a = tar::Archive::new(b);
+    for e in a.entries()? {
+        let mut e = e?;
+        let name = e.path()?.to_string_lossy().to_string();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data)?;
+        out.insert(name, data);
+    }
+    Ok(out)
+}
+
+fn load_registered(r: &Reference, settings: &Settings) -> anyhow::Result<Resolved> {
+    let mut meta = settings.metadata()?;
+    let v = meta.resolve(&r.name, &r.selector)?;
+    let store = settings.artifacts()?;
+    let bytes = store
+        .get(&v.meta.sha256)
+        .with_context(|| format!("fetching the artifact of {}/{}", r.name, v.version))?;
+    let source = format!("models:/{}/{}", r.name, v.version);
+    let model = if v.meta.kind == "mlflow" {
+        let files = untar(&bytes)?;
+        let text = files
+            .get("MLmodel")
+            .ok_or_else(|| anyhow::anyhow!("stored MLflow model without an MLmodel file"))?;
+        let ml = mlship_formats::mlflow::parse_mlmodel(&String::from_utf8_lossy(text))?;
+        let art = files
+            .get(&ml.artifact)
+            .ok_or_else(|| anyhow::anyhow!("stored MLflow model without {}", ml.artifact))?;
+        mlship_formats::load_mlflow(&ml, art).with_context(|| format!("loading {source}"))?
+    } else {
+        mlship_formats::load(&bytes).with_context(|| format!("loading {source}"))?
+    };
+    Ok(Resolved {
+        model,
+        source,
+        sha256: v.meta.sha256.clone(),
+        size: v.meta.size,
+    })
 }

@@ -3,16 +3,17 @@
 use serde_json::json;
 
 use crate::cli::{InspectArgs, InspectFormat};
+use crate::settings::Settings;
 use crate::{model_ref, output};
 
-pub fn run(a: &InspectArgs) -> anyhow::Result<()> {
-    let r = model_ref::load(&a.model)?;
+pub fn run(a: &InspectArgs, settings: &Settings) -> anyhow::Result<()> {
+    let r = model_ref::load(&a.model, settings)?;
     let m = &r.model;
     let sig = &m.signature;
     match a.output {
         InspectFormat::Json => {
             let doc = json!({
-                "path": r.path.display().to_string(),
+                "source": r.source,
                 "format": m.info.format,
                 "estimator": m.info.estimator,
                 "library": m.info.library,
@@ -24,30 +25,30 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<()> {
                 "size": r.size,
                 "warnings": m.info.warnings,
             });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            crate::outln!("{}", serde_json::to_string_pretty(&doc)?);
         }
         InspectFormat::Table => {
-            println!("path:       {}", r.path.display());
-            println!("format:     {}", m.info.format);
-            println!("estimator:  {}", m.info.estimator);
+            crate::outln!("source:     {}", r.source);
+            crate::outln!("format:     {}", m.info.format);
+            crate::outln!("estimator:  {}", m.info.estimator);
             if let Some(l) = &m.info.library {
-                println!("written by: {l}");
+                crate::outln!("written by: {l}");
             }
-            println!("task:       {}", sig.task.name());
-            println!("sha256:     {}", r.sha256);
-            println!("size:       {} bytes", r.size);
+            crate::outln!("task:       {}", sig.task.name());
+            crate::outln!("sha256:     {}", r.sha256);
+            crate::outln!("size:       {} bytes", r.size);
             if let Some(c) = &sig.classes {
                 let names: Vec<String> = c.iter().map(ToString::to_string).collect();
-                println!("classes:    {}", names.join(", "));
+                crate::outln!("classes:    {}", names.join(", "));
             }
             let how = if sig.named {
                 "by name"
             } else {
                 "by position (fitted without column names)"
             };
-            println!("inputs ({}, {how}):", sig.inputs.len());
+            crate::outln!("inputs ({}, {how}):", sig.inputs.len());
             for f in &sig.inputs {
-                println!(
+                crate::outln!(
                     "  {:<24} {}{}",
                     f.name,
                     f.dtype.name(),
@@ -55,7 +56,7 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<()> {
                 );
             }
             for w in &m.info.warnings {
-                println!("warning:    {w}");
+                crate::outln!("warning:    {w}");
             }
         }
     }

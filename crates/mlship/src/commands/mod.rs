@@ -1,13 +1,17 @@
 //! One module per command; `run` dispatches the parsed command line.
 
 mod inspect;
+mod models;
 mod predict;
 
 use crate::cli::{Cli, Command};
+use crate::settings::Settings;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::resolve(cli.home);
     match cli.command {
-        Command::Predict(a) => predict::run(&a),
-        Command::Inspect(a) => inspect::run(&a),
+        Command::Predict(a) => predict::run(&a, &settings),
+        Command::Inspect(a) => inspect::run(&a, &settings),
+        Command::Models(m) => models::run(m, &settings),
     }
 }

@@ -5,10 +5,11 @@ use std::io::Read;
 use anyhow::Context;
 
 use crate::cli::{OutputFormat, PredictArgs};
+use crate::settings::Settings;
 use crate::{input, model_ref, output, user};
 
-pub fn run(a: &PredictArgs) -> anyhow::Result<()> {
-    let resolved = model_ref::load(&a.model)?;
+pub fn run(a: &PredictArgs, settings: &Settings) -> anyhow::Result<()> {
+    let resolved = model_ref::load(&a.model, settings)?;
     let text = if a.input == "-" {
         let mut s = String::new();
         std::io::stdin()
@@ -26,8 +27,8 @@ pub fn run(a: &PredictArgs) -> anyhow::Result<()> {
     let frame = input::parse(&text, a.input_format(), &resolved.model.signature)?;
     let out = resolved.model.predict(&frame).context("scoring")?;
     match a.output {
-        OutputFormat::Json => println!("{}", output::to_json(&out)),
-        OutputFormat::Csv => print!("{}", output::to_csv(&out)?),
+        OutputFormat::Json => crate::outln!("{}", output::to_json(&out)),
+        OutputFormat::Csv => crate::out!("{}", output::to_csv(&out)?),
     }
     Ok(())
 }

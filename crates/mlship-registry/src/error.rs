@@ -1,0 +1,68 @@
+//! The one error type of the registry: unknown names (with the names that exist), refusals, storage failures.
+
+/// What can go wrong in the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid {what} {value:?}: {why}")]
+    InvalidName {
+        what: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    #[error("no model named `{name}`{}", nearby(.known))]
+    UnknownModel { name: String, known: Vec<String> },
+    #[error("model `{name}` has no version {version}{}", nearby(.known))]
+    UnknownVersion {
+        name: String,
+        version: u32,
+        known: Vec<String>,
+    },
+    #[error("model `{name}` has no alias `{alias}`{}", nearby(.known))]
+    UnknownAlias {
+        name: String,
+        alias: String,
+        known: Vec<String>,
+    },
+    #[error("version {version} of `{name}` is held by alias{} {}; move or delete {} first", if .aliases.len() > 1 { "es" } else { "" }, .aliases.join(", "), if .aliases.len() > 1 { "them" } else { "it" })]
+    VersionInUse {
+        name: String,
+        version: u32,
+        aliases: Vec<String>,
+    },
+    #[error("alias `{alias}` of `{name}` has no earlier version to roll back to")]
+    NothingToRollBack { name: String, alias: String },
+    #[error(
+        "invalid model reference {0:?}: use models:/NAME/VERSION, models:/NAME@ALIAS or models:/NAME"
+    )]
+    BadReference(String),
+    #[error("artifact {sha256} is corrupt: its content hashes to {actual}")]
+    Corrupt { sha256: String, actual: String },
+    #[error("artifact {0} is missing from the artifact store")]
+    MissingArtifact(String),
+    #[error("store {store}: {message}")]
+    Store { store: String, message: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("metadata store: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+fn nearby(known: &[String]) -> String {
+    if known.is_empty() {
+        String::new()
+    } else {
+        let shown: Vec<&str> = known.iter().take(10).map(String::as_str).collect();
+        format!(" (known: {})", shown.join(", "))
+    }
+}
+
+/// Result type of the registry.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}

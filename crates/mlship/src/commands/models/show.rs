@@ -1,0 +1,35 @@
+//! `mlship models show NAME`: a model, its aliases and its versions.
+
+use super::{aliases_at, print, summary_json, version_json};
+use crate::cli::NameArgs;
+use crate::settings::Settings;
+
+pub fn run(a: &NameArgs, settings: &Settings) -> anyhow::Result<()> {
+    let mut meta = settings.metadata()?;
+    let s = meta.model(&a.name)?;
+    let versions = meta.versions(&a.name)?;
+    let mut doc = summary_json(&s);
+    doc["versions"] = versions
+        .iter()
+        .map(|v| version_json(v, &aliases_at(&s, v.version)))
+        .collect();
+    let rows = versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.version.to_string(),
+                aliases_at(&s, v.version).join(","),
+                v.meta.estimator.clone(),
+                v.meta.sha256[..12].to_string(),
+                crate::timefmt::rfc3339(v.created_at),
+            ]
+        })
+        .collect();
+    print(
+        a.out.output,
+        &doc,
+        &["VERSION", "ALIASES", "ESTIMATOR", "SHA256", "CREATED"],
+        rows,
+    );
+    Ok(())
+}

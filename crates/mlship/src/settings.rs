@@ -1,0 +1,76 @@
+//! Settings: where the registry lives, from flags and the environment, resolved once.
+//!
+//! Every environment variable mlship reads is declared here: `MLSHIP_HOME`, `MLSHIP_STORE`,
+//! `MLSHIP_ARTIFACTS`, and `USER` for the author of registry changes.
+
+use std::path::PathBuf;
+
+use mlship_registry::{ArtifactStore, LocalArtifacts, MetadataStore, SqliteStore};
+
+use crate::user;
+
+/// Where the registry's metadata and artifacts are.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub store: String,
+    pub artifacts: String,
+}
+
+impl Settings {
+    /// Resolves `--home`, then `MLSHIP_HOME`, then `~/.mlship`; `MLSHIP_STORE` and
+    /// `MLSHIP_ARTIFACTS` override the SQLite file and the artifact folder under it.
+    pub fn resolve(home_flag: Option<PathBuf>) -> Settings {
+        let home = home_flag
+            .or_else(|| std::env::var_os("MLSHIP_HOME").map(PathBuf::from))
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".mlship")))
+            .unwrap_or_else(|| PathBuf::from(".mlship"));
+        let store = std::env::var("MLSHIP_STORE")
+            .unwrap_or_else(|_| format!("sqlite://{}", home.join("registry.db").display()));
+        let artifacts = std::env::var("MLSHIP_ARTIFACTS")
+            .unwrap_or_else(|_| home.join("artifacts").display().to_string());
+        Settings { store, artifacts }
+    }
+
+    /// Opens the metadata store.
+    pub fn metadata(&self) -> anyhow::Result<Box<dyn MetadataStore>> {
+        if let Some(path) = self.store.strip_prefix("sqlite://") {
+            let s = SqliteStore::open(path).map_err(|e| {
+                user(
+                    format!("cannot open the metadata store {}: {e}", self.store),
+                    "check MLSHIP_STORE or --home",
+                )
+            })?;
+            return Ok(Box::new(s));
+        }
+        Err(user(
+            format!("unsupported metadata store {:?}", self.store),
+            "this build supports sqlite://PATH (PostgreSQL comes with the registry's scale-out work)",
+        ))
+    }
+
+    /// Opens the artifact store.
+    pub fn artifacts(&self) -> anyhow::Result<Box<dyn ArtifactStore>> {
+        if self.artifacts.contains("://") && !self.artifacts.starts_with("file://") {
+            return Err(user(
+                format!("unsupported artifact store {:?}", self.artifacts),
+                "this build supports a local folder (S3 comes with the registry's scale-out work)",
+            ));
+        }
+        let path = self.artifacts.trim_start_matches("file://");
+        let s = LocalArtifacts::open(path).map_err(|e| {
+            user(
+                format!("cannot open the artifact store {path}: {e}"),
+                "check MLSHIP_ARTIFACTS or --home",
+            )
+        })?;
+        Ok(Box::new(s))
+    }
+
+    /// Who makes a change, for the registry's records.
+    pub fn who() -> String {
+        std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    }
+}
