@@ -1,6 +1,7 @@
 //! mlship's model registry: immutable, checksummed versions; aliases with history and rollback.
 //!
-//! Two traits separate what is stored from where: [`MetadataStore`] (SQLite by default) keeps
+//! Two traits separate what is stored from where: [`MetadataStore`] (SQLite by default,
+//! PostgreSQL for many replicas) keeps
 //! models, versions, aliases and the alias history, each change one transaction; [`ArtifactStore`]
 //! (a local folder by default) keeps model files under their sha256, written atomically and
 //! verified on read. A version row is written only after its artifact is durable, so a crash
@@ -8,12 +9,14 @@
 
 mod artifacts;
 mod error;
+mod pg;
 mod reference;
 mod sqlite;
 mod store;
 
 pub use artifacts::{ArtifactStore, LocalArtifacts, Stored, sha256_hex};
 pub use error::{Error, Result};
+pub use pg::PgStore;
 pub use reference::{Reference, Selector, validate_name};
 pub use sqlite::SqliteStore;
 pub use store::{AliasEvent, MetadataStore, ModelSummary, NewVersion, Version};

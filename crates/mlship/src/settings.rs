@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use mlship_registry::{ArtifactStore, LocalArtifacts, MetadataStore, SqliteStore};
+use mlship_registry::{ArtifactStore, LocalArtifacts, MetadataStore, PgStore, SqliteStore};
 
 use crate::user;
 
@@ -42,9 +42,18 @@ impl Settings {
             })?;
             return Ok(Box::new(s));
         }
+        if self.store.starts_with("postgres://") || self.store.starts_with("postgresql://") {
+            let s = PgStore::connect(&self.store).map_err(|e| {
+                user(
+                    format!("cannot reach the metadata store: {e}"),
+                    "check MLSHIP_STORE and that PostgreSQL is up",
+                )
+            })?;
+            return Ok(Box::new(s));
+        }
         Err(user(
             format!("unsupported metadata store {:?}", self.store),
-            "this build supports sqlite://PATH (PostgreSQL comes with the registry's scale-out work)",
+            "use sqlite://PATH or postgres://USER@HOST:PORT/DB",
         ))
     }
 

@@ -19,11 +19,75 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn cmd(home: &Path, args: &[&str]) -> Command {
+/// Where a test's registry lives: a home folder, and the metadata store's URL.
+struct Reg {
+    _home: tempfile::TempDir,
+    home: PathBuf,
+    store: String,
+}
+
+/// A fresh registry on SQLite (the default under the home folder).
+fn sqlite() -> Reg {
+    let d = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", d.path().join("registry.db").display());
+    Reg {
+        home: d.path().to_path_buf(),
+        _home: d,
+        store,
+    }
+}
+
+/// A fresh registry on PostgreSQL: a new database on the server `MLSHIP_TEST_POSTGRES` names
+/// (`.ci/run` starts one). Without it the PostgreSQL variants are skipped, except in CI.
+fn postgres() -> Option<Reg> {
+    let Ok(base) = std::env::var("MLSHIP_TEST_POSTGRES") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "MLSHIP_TEST_POSTGRES must be set in CI (.ci/run starts PostgreSQL)"
+        );
+        eprintln!("skipped: set MLSHIP_TEST_POSTGRES to run the PostgreSQL variant");
+        return None;
+    };
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let db = format!(
+        "mlship_t_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut c =
+        postgres::Client::connect(&base, postgres::NoTls).expect("connect to MLSHIP_TEST_POSTGRES");
+    c.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    let d = tempfile::tempdir().unwrap();
+    Some(Reg {
+        home: d.path().to_path_buf(),
+        _home: d,
+        store: format!("{prefix}/{db}"),
+    })
+}
+
+/// Runs a scenario on SQLite, and on PostgreSQL when a server is configured.
+macro_rules! on_both {
+    ($scenario:ident, $sqlite:ident, $pg:ident) => {
+        #[test]
+        fn $sqlite() {
+            $scenario(&sqlite());
+        }
+        #[test]
+        fn $pg() {
+            if let Some(r) = postgres() {
+                $scenario(&r);
+            }
+        }
+    };
+}
+
+fn cmd(reg: &Reg, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mlship"));
     c.args(args)
-        .env("MLSHIP_HOME", home)
-        .env_remove("MLSHIP_STORE")
+        .env("MLSHIP_HOME", &reg.home)
+        .env("MLSHIP_STORE", &reg.store)
         .env_remove("MLSHIP_ARTIFACTS")
         .env("USER", "tester");
     c.stdin(Stdio::null())
@@ -32,11 +96,11 @@ fn cmd(home: &Path, args: &[&str]) -> Command {
     c
 }
 
-fn run(home: &Path, args: &[&str]) -> Output {
+fn run(home: &Reg, args: &[&str]) -> Output {
     cmd(home, args).output().unwrap()
 }
 
-fn json(home: &Path, args: &[&str]) -> Json {
+fn json(home: &Reg, args: &[&str]) -> Json {
     let mut a = args.to_vec();
     a.extend(["--output", "json"]);
     let o = run(home, &a);
@@ -48,7 +112,7 @@ fn json(home: &Path, args: &[&str]) -> Json {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-fn fails(home: &Path, args: &[&str], fragments: &[&str]) {
+fn fails(home: &Reg, args: &[&str], fragments: &[&str]) {
     let o = run(home, args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
@@ -63,7 +127,7 @@ fn expected(name: &str) -> Json {
         .unwrap()
 }
 
-fn predictions(home: &Path, reference: &str, input: &Path) -> Json {
+fn predictions(home: &Reg, reference: &str, input: &Path) -> Json {
     let o = run(home, &["predict", reference, "--input", s(input)]);
     assert!(
         o.status.success(),
@@ -73,10 +137,9 @@ fn predictions(home: &Path, reference: &str, input: &Path) -> Json {
     serde_json::from_slice::<Json>(&o.stdout).unwrap()["predictions"].clone()
 }
 
-#[test]
-fn lifecycle_register_alias_move_rollback_history_delete_predict() {
-    let home = tempfile::tempdir().unwrap();
-    let h = home.path();
+on_both!(lifecycle, lifecycle_on_sqlite, lifecycle_on_postgres);
+
+fn lifecycle(h: &Reg) {
     let rf = case("random_forest_classifier");
     let reg1 = json(
         h,
@@ -189,10 +252,9 @@ fn lifecycle_register_alias_move_rollback_history_delete_predict() {
     );
 }
 
-#[test]
-fn unknown_names_and_bad_names_are_refused_with_what_exists() {
-    let home = tempfile::tempdir().unwrap();
-    let h = home.path();
+on_both!(refusals, refusals_on_sqlite, refusals_on_postgres);
+
+fn refusals(h: &Reg) {
     json(
         h,
         &[
@@ -239,10 +301,13 @@ fn unknown_names_and_bad_names_are_refused_with_what_exists() {
     fails(h, &["inspect", "models:/"], &["invalid model reference"]);
 }
 
-#[test]
-fn hostile_or_unsupported_files_store_nothing() {
-    let home = tempfile::tempdir().unwrap();
-    let h = home.path();
+on_both!(
+    hostile_files,
+    hostile_files_store_nothing_on_sqlite,
+    hostile_files_store_nothing_on_postgres
+);
+
+fn hostile_files(h: &Reg) {
     let dir = tempfile::tempdir().unwrap();
     let evil = dir.path().join("evil.pkl");
     std::fs::write(&evil, b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.").unwrap();
@@ -258,17 +323,20 @@ fn hostile_or_unsupported_files_store_nothing() {
         &["xgboost"],
     );
     assert_eq!(json(h, &["models", "list"]), Json::Array(vec![]));
-    let artifacts = h.join("artifacts/sha256");
+    let artifacts = h.home.join("artifacts/sha256");
     assert!(
         !artifacts.exists() || std::fs::read_dir(&artifacts).unwrap().next().is_none(),
         "an artifact was stored"
     );
 }
 
-#[test]
-fn the_fidelity_gate_refuses_predictions_that_differ() {
-    let home = tempfile::tempdir().unwrap();
-    let h = home.path();
+on_both!(
+    fidelity_gate,
+    fidelity_gate_on_sqlite,
+    fidelity_gate_on_postgres
+);
+
+fn fidelity_gate(h: &Reg) {
     let c = case("pipeline_scaler_logreg");
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.json");
@@ -318,26 +386,33 @@ fn the_fidelity_gate_refuses_predictions_that_differ() {
 }
 
 #[test]
-fn an_unreachable_or_unsupported_store_is_named() {
-    let home = tempfile::tempdir().unwrap();
-    let o = cmd(home.path(), &["models", "list"])
-        .env("MLSHIP_STORE", "sqlite:///proc/no/such/dir/registry.db")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("sqlite:///proc/no/such/dir/registry.db"));
-    let o = cmd(home.path(), &["models", "list"])
-        .env("MLSHIP_STORE", "mysql://db/x")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("mysql://db/x"));
+fn an_unreachable_or_unsupported_store_is_named_quickly() {
+    let reg = sqlite();
+    for store in [
+        "sqlite:///proc/no/such/dir/registry.db",
+        "mysql://db/x",
+        "postgres://nobody@127.0.0.1:9/none",
+    ] {
+        let t = std::time::Instant::now();
+        let o = cmd(&reg, &["models", "list"])
+            .env("MLSHIP_STORE", store)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{store}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        let host = store.split('@').next_back().unwrap();
+        assert!(err.contains(host), "{store}: {err}");
+        assert!(t.elapsed() < Duration::from_secs(15), "{store} hung");
+    }
 }
 
-#[test]
-fn concurrent_writers_get_distinct_versions() {
-    let home = tempfile::tempdir().unwrap();
-    let h = home.path();
+on_both!(
+    concurrent_writers,
+    concurrent_writers_on_sqlite,
+    concurrent_writers_on_postgres
+);
+
+fn concurrent_writers(h: &Reg) {
     let model = case("kmeans").join("model.pkl");
     let children: Vec<_> = (0..8)
         .map(|_| {
@@ -363,10 +438,13 @@ fn concurrent_writers_get_distinct_versions() {
     assert_eq!(got, (1..=8).collect::<Vec<u64>>());
 }
 
-#[test]
-fn writers_killed_at_random_moments_leave_only_whole_versions() {
-    let home = tempfile::tempdir().unwrap();
-    let h = home.path();
+on_both!(
+    killed_writers,
+    killed_writers_leave_whole_versions_on_sqlite,
+    killed_writers_leave_whole_versions_on_postgres
+);
+
+fn killed_writers(h: &Reg) {
     // Two models of different sizes, so kills land in different phases of a registration.
     let models = [
         case("random_forest_regressor").join("model.pkl"),
