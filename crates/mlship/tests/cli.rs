@@ -278,7 +278,14 @@ fn a_hostile_pickle_is_refused_by_name_and_nothing_runs() {
 }
 
 #[test]
-fn a_models_uri_without_a_registry_is_a_user_error() {
-    let o = mlship(&["inspect", "models:/fraud@production"], None);
-    assert_user_error(&o, &["models:/fraud@production"]);
+fn a_models_uri_for_an_unknown_model_is_a_user_error() {
+    let home = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mlship"))
+        .args(["inspect", "models:/fraud@production"])
+        .env("MLSHIP_HOME", home.path())
+        .env_remove("MLSHIP_STORE")
+        .env_remove("MLSHIP_ARTIFACTS")
+        .output()
+        .unwrap();
+    assert_user_error(&o, &["no model named `fraud`"]);
 }
