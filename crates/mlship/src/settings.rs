@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 
-use mlship_registry::{ArtifactStore, LocalArtifacts, MetadataStore, PgStore, SqliteStore};
+use mlship_registry::{
+    ArtifactStore, LocalArtifacts, MetadataStore, PgStore, S3Artifacts, SqliteStore,
+};
 
 use crate::user;
 
@@ -59,10 +61,19 @@ impl Settings {
 
     /// Opens the artifact store.
     pub fn artifacts(&self) -> anyhow::Result<Box<dyn ArtifactStore>> {
+        if self.artifacts.starts_with("s3://") {
+            let s = S3Artifacts::open(&self.artifacts).map_err(|e| {
+                user(
+                    format!("cannot open the artifact store: {e}"),
+                    "check MLSHIP_ARTIFACTS and the AWS variables",
+                )
+            })?;
+            return Ok(Box::new(s));
+        }
         if self.artifacts.contains("://") && !self.artifacts.starts_with("file://") {
             return Err(user(
                 format!("unsupported artifact store {:?}", self.artifacts),
-                "this build supports a local folder (S3 comes with the registry's scale-out work)",
+                "use a folder or s3://BUCKET/PREFIX",
             ));
         }
         let path = self.artifacts.trim_start_matches("file://");

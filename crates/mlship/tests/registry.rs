@@ -24,9 +24,11 @@ struct Reg {
     _home: tempfile::TempDir,
     home: PathBuf,
     store: String,
+    /// `MLSHIP_ARTIFACTS`; `None` for the folder under the home.
+    artifacts: Option<String>,
 }
 
-/// A fresh registry on SQLite (the default under the home folder).
+/// A fresh registry on SQLite and a local folder (the defaults under the home folder).
 fn sqlite() -> Reg {
     let d = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", d.path().join("registry.db").display());
@@ -34,18 +36,25 @@ fn sqlite() -> Reg {
         home: d.path().to_path_buf(),
         _home: d,
         store,
+        artifacts: None,
     }
 }
 
-/// A fresh registry on PostgreSQL: a new database on the server `MLSHIP_TEST_POSTGRES` names
-/// (`.ci/run` starts one). Without it the PostgreSQL variants are skipped, except in CI.
+/// A fresh registry for scale-out: a new database on the PostgreSQL server `MLSHIP_TEST_POSTGRES`
+/// names, and a new prefix in the S3 bucket `MLSHIP_TEST_S3` names (`.ci/run` starts both).
+/// Without them these variants are skipped, except in CI, where they must run.
 fn postgres() -> Option<Reg> {
-    let Ok(base) = std::env::var("MLSHIP_TEST_POSTGRES") else {
+    let (Ok(base), Ok(bucket)) = (
+        std::env::var("MLSHIP_TEST_POSTGRES"),
+        std::env::var("MLSHIP_TEST_S3"),
+    ) else {
         assert!(
             std::env::var_os("CI").is_none(),
-            "MLSHIP_TEST_POSTGRES must be set in CI (.ci/run starts PostgreSQL)"
+            "MLSHIP_TEST_POSTGRES and MLSHIP_TEST_S3 must be set in CI (.ci/run starts the servers)"
         );
-        eprintln!("skipped: set MLSHIP_TEST_POSTGRES to run the PostgreSQL variant");
+        eprintln!(
+            "skipped: set MLSHIP_TEST_POSTGRES and MLSHIP_TEST_S3 to run the PostgreSQL and S3 variant"
+        );
         return None;
     };
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -64,10 +73,11 @@ fn postgres() -> Option<Reg> {
         home: d.path().to_path_buf(),
         _home: d,
         store: format!("{prefix}/{db}"),
+        artifacts: Some(format!("{bucket}/{db}")),
     })
 }
 
-/// Runs a scenario on SQLite, and on PostgreSQL when a server is configured.
+/// Runs a scenario on SQLite and a folder, and on PostgreSQL and S3 when servers are configured.
 macro_rules! on_both {
     ($scenario:ident, $sqlite:ident, $pg:ident) => {
         #[test]
@@ -88,8 +98,11 @@ fn cmd(reg: &Reg, args: &[&str]) -> Command {
     c.args(args)
         .env("MLSHIP_HOME", &reg.home)
         .env("MLSHIP_STORE", &reg.store)
-        .env_remove("MLSHIP_ARTIFACTS")
         .env("USER", "tester");
+    match &reg.artifacts {
+        Some(a) => c.env("MLSHIP_ARTIFACTS", a),
+        None => c.env_remove("MLSHIP_ARTIFACTS"),
+    };
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -137,7 +150,7 @@ fn predictions(home: &Reg, reference: &str, input: &Path) -> Json {
     serde_json::from_slice::<Json>(&o.stdout).unwrap()["predictions"].clone()
 }
 
-on_both!(lifecycle, lifecycle_on_sqlite, lifecycle_on_postgres);
+on_both!(lifecycle, lifecycle_on_sqlite, lifecycle_on_postgres_and_s3);
 
 fn lifecycle(h: &Reg) {
     let rf = case("random_forest_classifier");
@@ -252,7 +265,7 @@ fn lifecycle(h: &Reg) {
     );
 }
 
-on_both!(refusals, refusals_on_sqlite, refusals_on_postgres);
+on_both!(refusals, refusals_on_sqlite, refusals_on_postgres_and_s3);
 
 fn refusals(h: &Reg) {
     json(
@@ -304,7 +317,7 @@ fn refusals(h: &Reg) {
 on_both!(
     hostile_files,
     hostile_files_store_nothing_on_sqlite,
-    hostile_files_store_nothing_on_postgres
+    hostile_files_store_nothing_on_postgres_and_s3
 );
 
 fn hostile_files(h: &Reg) {
@@ -323,6 +336,7 @@ fn hostile_files(h: &Reg) {
         &["xgboost"],
     );
     assert_eq!(json(h, &["models", "list"]), Json::Array(vec![]));
+    // On the local folder, check the bytes too: not one artifact was written.
     let artifacts = h.home.join("artifacts/sha256");
     assert!(
         !artifacts.exists() || std::fs::read_dir(&artifacts).unwrap().next().is_none(),
@@ -333,7 +347,7 @@ fn hostile_files(h: &Reg) {
 on_both!(
     fidelity_gate,
     fidelity_gate_on_sqlite,
-    fidelity_gate_on_postgres
+    fidelity_gate_on_postgres_and_s3
 );
 
 fn fidelity_gate(h: &Reg) {
@@ -404,12 +418,30 @@ fn an_unreachable_or_unsupported_store_is_named_quickly() {
         assert!(err.contains(host), "{store}: {err}");
         assert!(t.elapsed() < Duration::from_secs(15), "{store} hung");
     }
+    // An S3 endpoint that refuses connections: the registration fails, naming the bucket.
+    let model = case("kmeans").join("model.pkl");
+    let t = std::time::Instant::now();
+    let o = cmd(&reg, &["models", "register", "k", s(&model)])
+        .env("MLSHIP_ARTIFACTS", "s3://nowhere/x")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("s3://nowhere/x"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(t.elapsed() < Duration::from_secs(60), "the S3 failure hung");
 }
 
 on_both!(
     concurrent_writers,
     concurrent_writers_on_sqlite,
-    concurrent_writers_on_postgres
+    concurrent_writers_on_postgres_and_s3
 );
 
 fn concurrent_writers(h: &Reg) {
@@ -441,7 +473,7 @@ fn concurrent_writers(h: &Reg) {
 on_both!(
     killed_writers,
     killed_writers_leave_whole_versions_on_sqlite,
-    killed_writers_leave_whole_versions_on_postgres
+    killed_writers_leave_whole_versions_on_postgres_and_s3
 );
 
 fn killed_writers(h: &Reg) {
