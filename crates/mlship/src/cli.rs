@@ -28,6 +28,23 @@ pub enum Command {
     /// The model registry: versions, aliases, history, rollback.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Serve models over HTTP: MLflow /invocations, KServe V1 and the Open Inference Protocol.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// `[NAME=]MODEL`: files, MLflow directories or models:/ URIs. None: every registered model
+    /// (its `production` alias if set, else its latest version).
+    pub models: Vec<String>,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// 0 picks a free port (the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Requests with a larger body get 413.
+    #[arg(long, default_value_t = 32 << 20)]
+    pub body_limit: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,12 +147,7 @@ pub struct DeleteArgs {
     pub out: OutputArgs,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum InputFormat {
-    Csv,
-    Json,
-    Ndjson,
-}
+pub use mlship_server::input::InputFormat;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -156,8 +168,8 @@ pub struct PredictArgs {
     /// The rows to score: a file, or `-` for standard input.
     #[arg(long, short, default_value = "-")]
     pub input: String,
-    /// The input's format (default: from the file extension, else CSV).
-    #[arg(long)]
+    /// The input's format: csv, json or ndjson (default: from the file extension, else CSV).
+    #[arg(long, value_parser = parse_input_format)]
     pub input_format: Option<InputFormat>,
     /// How to print the predictions.
     #[arg(long, default_value = "json")]
@@ -171,6 +183,15 @@ pub struct InspectArgs {
     /// How to print the description.
     #[arg(long, default_value = "table")]
     pub output: InspectFormat,
+}
+
+fn parse_input_format(s: &str) -> Result<InputFormat, String> {
+    match s {
+        "csv" => Ok(InputFormat::Csv),
+        "json" => Ok(InputFormat::Json),
+        "ndjson" | "jsonl" => Ok(InputFormat::Ndjson),
+        other => Err(format!("{other:?} is not one of csv, json, ndjson")),
+    }
 }
 
 impl PredictArgs {

@@ -2,7 +2,6 @@
 
 mod cli;
 mod commands;
-mod input;
 mod model_ref;
 mod output;
 mod settings;

@@ -18,6 +18,8 @@ pub struct Resolved {
     pub source: String,
     pub sha256: String,
     pub size: u64,
+    /// The registry version, for `models:/` references.
+    pub version: Option<u32>,
 }
 
 /// Loads the model a reference names.
@@ -44,6 +46,7 @@ pub fn load(reference: &str, settings: &Settings) -> anyhow::Result<Resolved> {
         source: local.artifact_path.display().to_string(),
         sha256: local.sha256,
         size: local.size,
+        version: None,
     })
 }
 
@@ -200,5 +203,6 @@ fn load_registered(r: &Reference, settings: &Settings) -> anyhow::Result<Resolve
         source,
         sha256: v.meta.sha256.clone(),
         size: v.meta.size,
+        version: Some(v.version),
     })
 }

@@ -3,6 +3,7 @@
 mod inspect;
 mod models;
 mod predict;
+mod serve;
 
 use crate::cli::{Cli, Command};
 use crate::settings::Settings;
@@ -13,5 +14,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(a) => predict::run(&a, &settings),
         Command::Inspect(a) => inspect::run(&a, &settings),
         Command::Models(m) => models::run(m, &settings),
+        Command::Serve(a) => serve::run(&a, &settings),
     }
 }

@@ -6,7 +6,8 @@ use anyhow::Context;
 
 use crate::cli::{OutputFormat, PredictArgs};
 use crate::settings::Settings;
-use crate::{input, model_ref, output, user};
+use crate::{model_ref, output, user};
+use mlship_server::input;
 
 pub fn run(a: &PredictArgs, settings: &Settings) -> anyhow::Result<()> {
     let resolved = model_ref::load(&a.model, settings)?;

@@ -14,7 +14,8 @@ use super::print;
 use crate::cli::{InputFormat, RegisterArgs};
 use crate::model_ref::{self, Payload};
 use crate::settings::Settings;
-use crate::{input, output, user};
+use crate::{output, user};
+use mlship_server::input;
 
 pub fn run(a: &RegisterArgs, settings: &Settings) -> anyhow::Result<()> {
     validate_name("model name", &a.name)?;

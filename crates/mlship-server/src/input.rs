@@ -1,13 +1,50 @@
-//! Input rows (CSV, JSON in MLflow's shapes, NDJSON) parsed into a `Frame` typed by the model's signature.
+//! Input rows (CSV, JSON in MLflow's shapes, NDJSON) parsed into a `Frame` typed by the model's
+//! signature: the request bodies of `/invocations` and the input files of `mlship predict`.
 
 use mlship_model::{Column, ColumnData, DType, Frame, Signature};
 use serde_json::Value as Json;
 
-use crate::cli::InputFormat;
-use crate::user;
+/// The shape of an input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputFormat {
+    Csv,
+    Json,
+    Ndjson,
+}
+
+/// Input that does not fit: what is wrong (naming the column and row), and how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputError {
+    pub message: String,
+    pub hint: String,
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+impl From<mlship_model::Error> for InputError {
+    fn from(e: mlship_model::Error) -> Self {
+        InputError {
+            message: e.to_string(),
+            hint: "check the input against the model's signature".into(),
+        }
+    }
+}
+
+fn user(message: impl Into<String>, hint: impl Into<String>) -> InputError {
+    InputError {
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
 
 /// Parses `text` into a frame, typing each column by the signature (unknown columns are ignored).
-pub fn parse(text: &str, format: InputFormat, sig: &Signature) -> anyhow::Result<Frame> {
+pub fn parse(text: &str, format: InputFormat, sig: &Signature) -> Result<Frame, InputError> {
     let frame = match format {
         InputFormat::Csv => parse_csv(text, sig)?,
         InputFormat::Json => parse_json(text, sig)?,
@@ -54,7 +91,7 @@ fn parse_number(s: &str) -> Option<f64> {
     }
 }
 
-fn parse_csv(text: &str, sig: &Signature) -> anyhow::Result<Frame> {
+fn parse_csv(text: &str, sig: &Signature) -> Result<Frame, InputError> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -117,7 +154,7 @@ fn parse_csv(text: &str, sig: &Signature) -> anyhow::Result<Frame> {
     Ok(Frame::new(columns)?)
 }
 
-fn parse_json(text: &str, sig: &Signature) -> anyhow::Result<Frame> {
+fn parse_json(text: &str, sig: &Signature) -> Result<Frame, InputError> {
     let v: Json = serde_json::from_str(text).map_err(|e| {
         user(
             format!("invalid JSON: {e}"),
@@ -172,7 +209,7 @@ fn parse_json(text: &str, sig: &Signature) -> anyhow::Result<Frame> {
 }
 
 /// `{"columns": [...], "data": [[...], ...]}`.
-fn split(v: &Json, sig: &Signature) -> anyhow::Result<Frame> {
+fn split(v: &Json, sig: &Signature) -> Result<Frame, InputError> {
     let cols: Vec<String> = match v.get("columns") {
         Some(Json::Array(c)) => c
             .iter()
@@ -221,7 +258,7 @@ fn split(v: &Json, sig: &Signature) -> anyhow::Result<Frame> {
     build(cols.into_iter().zip(values).collect(), sig)
 }
 
-fn columnar(cols: &serde_json::Map<String, Json>, sig: &Signature) -> anyhow::Result<Frame> {
+fn columnar(cols: &serde_json::Map<String, Json>, sig: &Signature) -> Result<Frame, InputError> {
     let mut out = Vec::new();
     for (k, v) in cols {
         let Json::Array(a) = v else {
@@ -236,7 +273,7 @@ fn columnar(cols: &serde_json::Map<String, Json>, sig: &Signature) -> anyhow::Re
 }
 
 /// A list of records (objects) or of rows (lists, in the model's column order).
-fn records(rows: &[Json], sig: &Signature) -> anyhow::Result<Frame> {
+fn records(rows: &[Json], sig: &Signature) -> Result<Frame, InputError> {
     if rows.first().is_some_and(Json::is_array) {
         let cols: Vec<String> = sig.inputs.iter().map(|f| f.name.clone()).collect();
         let data = Json::Array(rows.to_vec());
@@ -268,7 +305,7 @@ fn records(rows: &[Json], sig: &Signature) -> anyhow::Result<Frame> {
     build(cols, sig)
 }
 
-fn build(cols: Vec<(String, Vec<&Json>)>, sig: &Signature) -> anyhow::Result<Frame> {
+fn build(cols: Vec<(String, Vec<&Json>)>, sig: &Signature) -> Result<Frame, InputError> {
     let mut out = Vec::with_capacity(cols.len());
     for (j, (name, vals)) in cols.into_iter().enumerate() {
         let bad = |i: usize, expected: &str, found: &Json| {
@@ -287,7 +324,7 @@ fn build(cols: Vec<(String, Vec<&Json>)>, sig: &Signature) -> anyhow::Result<Fra
                         Json::Number(n) => Ok(Some(n.to_string())),
                         other => Err(bad(i, "a string", other)),
                     })
-                    .collect::<anyhow::Result<_>>()?,
+                    .collect::<Result<_, InputError>>()?,
             ),
             Some(_) => ColumnData::Float(
                 vals.iter()
@@ -297,7 +334,7 @@ fn build(cols: Vec<(String, Vec<&Json>)>, sig: &Signature) -> anyhow::Result<Fra
                         Json::Null => Ok(f64::NAN),
                         other => Err(bad(i, "a number", other)),
                     })
-                    .collect::<anyhow::Result<_>>()?,
+                    .collect::<Result<_, InputError>>()?,
             ),
             None => continue,
         };

@@ -1,0 +1,75 @@
+//! KServe's V1 protocol: `GET /v1/models/{name}`, `POST /v1/models/{name}:predict`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value as Json, json};
+
+use crate::api::{self, ApiError, Style};
+use crate::input::{self, InputFormat};
+use crate::{AppState, Served};
+
+fn lookup<'a>(s: &'a AppState, spec: &str) -> Result<&'a Served, ApiError> {
+    s.find(spec).ok_or_else(|| {
+        let known: Vec<&str> = s.models.iter().map(|m| m.name.as_str()).collect();
+        ApiError::unknown_model(spec, &known, Style::Error)
+    })
+}
+
+pub async fn list(State(s): State<Arc<AppState>>) -> axum::Json<Json> {
+    axum::Json(json!({"models": s.models.iter().map(|m| m.name.clone()).collect::<Vec<_>>()}))
+}
+
+pub async fn metadata(
+    State(s): State<Arc<AppState>>,
+    Path(spec): Path<String>,
+) -> Result<axum::Json<Json>, ApiError> {
+    let m = lookup(&s, &spec)?;
+    Ok(axum::Json(json!({"name": m.name, "ready": s.is_ready()})))
+}
+
+pub async fn predict(
+    State(s): State<Arc<AppState>>,
+    Path(spec): Path<String>,
+    h: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<Json>, ApiError> {
+    let Some(name) = spec.strip_suffix(":predict") else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ENDPOINT_NOT_FOUND",
+            format!("POST /v1/models/{spec}: did you mean {spec}:predict?"),
+            Style::Error,
+        ));
+    };
+    let m = lookup(&s, name)?;
+    if !s.is_ready() {
+        return Err(ApiError::not_ready(Style::Error));
+    }
+    let ct = api::content_type(&h);
+    if !(ct.is_empty() || ct == "application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_REQUEST",
+            format!("content type {ct:?} is not supported; use application/json"),
+            Style::Error,
+        ));
+    }
+    let bytes = api::read_body(body, s.config.body_limit, Style::Error).await?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::bad_request("the body is not UTF-8", Style::Error))?;
+    let v: Json = serde_json::from_str(text)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}"), Style::Error))?;
+    if !v.get("instances").is_some_and(Json::is_array) {
+        return Err(ApiError::bad_request(
+            "the body must be {\"instances\": [...]}",
+            Style::Error,
+        ));
+    }
+    let frame = input::parse(text, InputFormat::Json, &m.model.signature)
+        .map_err(|e| ApiError::bad_request(e.message, Style::Error))?;
+    let out = api::score(m.model.clone(), frame, Style::Error).await?;
+    Ok(axum::Json(json!({"predictions": api::predictions(&out)})))
+}

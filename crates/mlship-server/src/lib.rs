@@ -1,0 +1,174 @@
+//! mlship's HTTP API: MLflow scoring, KServe V1 and the Open Inference Protocol (V2), on one port.
+//!
+//! - [`router`] builds the axum application over an [`AppState`] of loaded models;
+//! - [`run`] serves it on a listener until a shutdown signal, letting requests in flight finish;
+//! - [`input`] parses request bodies (MLflow's JSON shapes, CSV) into a typed `Frame`;
+//! - `mlflow`, `kserve` and `v2` are the protocol adapters; each keeps its own error shape.
+
+mod api;
+pub mod input;
+mod kserve;
+mod mlflow;
+mod v2;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::routing::{get, post};
+use mlship_model::Model;
+
+pub use api::ApiError;
+
+/// One model the server answers for.
+#[derive(Debug)]
+pub struct Served {
+    /// The route name (`/models/{name}/…`).
+    pub name: String,
+    /// The registry version, when it came from the registry.
+    pub version: Option<u32>,
+    /// The alias it was loaded through (`models:/NAME@ALIAS`), if any.
+    pub alias: Option<String>,
+    pub model: Arc<Model>,
+    /// Where it came from: a path or a `models:/` URI.
+    pub source: String,
+}
+
+/// Settings of the server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Requests with a larger body get 413.
+    pub body_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            body_limit: 32 << 20,
+        }
+    }
+}
+
+/// What every handler sees.
+#[derive(Debug)]
+pub struct AppState {
+    pub models: Vec<Served>,
+    pub config: Config,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(models: Vec<Served>, config: Config) -> AppState {
+        AppState {
+            models,
+            config,
+            ready: AtomicBool::new(true),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// The model a route's `{name}` names: `NAME`, `NAME@ALIAS` or `NAME/VERSION`.
+    pub fn find(&self, spec: &str) -> Option<&Served> {
+        if let Some((n, a)) = spec.split_once('@') {
+            return self
+                .models
+                .iter()
+                .find(|m| m.name == n && m.alias.as_deref() == Some(a));
+        }
+        if let Some((n, v)) = spec.split_once('/') {
+            let v: u32 = v.parse().ok()?;
+            return self
+                .models
+                .iter()
+                .find(|m| m.name == n && m.version == Some(v));
+        }
+        self.models.iter().find(|m| m.name == spec)
+    }
+
+    /// The model `/invocations` serves: the only one, or the first given.
+    pub fn default_model(&self) -> Option<&Served> {
+        self.models.first()
+    }
+}
+
+/// The application: every route of every protocol.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/ping", get(mlflow::ping))
+        .route("/health", get(mlflow::ping))
+        .route("/version", get(mlflow::version))
+        .route("/invocations", post(mlflow::invocations_default))
+        .route(
+            "/models/{name}/invocations",
+            post(mlflow::invocations_named),
+        )
+        .route(
+            "/models/{name}/{version}/invocations",
+            post(mlflow::invocations_versioned),
+        )
+        .route("/v1/models", get(kserve::list))
+        .route(
+            "/v1/models/{spec}",
+            get(kserve::metadata).post(kserve::predict),
+        )
+        .route("/v2", get(v2::server_metadata))
+        .route("/v2/health/live", get(v2::live))
+        .route("/v2/health/ready", get(v2::ready))
+        .route("/v2/models/{name}", get(v2::model_metadata))
+        .route("/v2/models/{name}/ready", get(v2::model_ready))
+        .route("/v2/models/{name}/infer", post(v2::infer))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(v2::model_metadata_versioned),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(v2::model_ready_versioned),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(v2::infer_versioned),
+        )
+        .fallback(api::not_found)
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` completes; requests in flight finish.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

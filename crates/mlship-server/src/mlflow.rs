@@ -1,0 +1,170 @@
+//! MLflow's scoring protocol: `/ping`, `/health`, `/version`, `/invocations`, `/models/{name}/invocations`.
+//!
+//! Bodies are JSON with exactly one of `dataframe_split`, `dataframe_records`, `instances` or
+//! `inputs` (plus optional `params`), or CSV. The answer is `{"predictions": …}`. Class
+//! probabilities come with `params: {"predict_method": "predict_proba"}` (MLflow's spelling, which
+//! answers the probabilities as `predictions`) or with `?probabilities=true` (which adds
+//! `probabilities` and `classes` next to the labels).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::{Value as Json, json};
+
+use crate::api::{self, ApiError, Style};
+use crate::input::{self, InputFormat};
+use crate::{AppState, Served};
+
+pub async fn ping(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    if s.is_ready() {
+        (StatusCode::OK, "\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "loading\n")
+    }
+}
+
+pub async fn version() -> impl IntoResponse {
+    env!("CARGO_PKG_VERSION")
+}
+
+pub async fn invocations_default(
+    State(s): State<Arc<AppState>>,
+    q: Query<HashMap<String, String>>,
+    h: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<Json>, ApiError> {
+    let m = s
+        .default_model()
+        .ok_or_else(|| ApiError::unknown_model("(default)", &[], Style::Mlflow))?;
+    invoke(&s, m, &q, &h, body).await
+}
+
+pub async fn invocations_named(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    q: Query<HashMap<String, String>>,
+    h: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<Json>, ApiError> {
+    let m = lookup(&s, &name)?;
+    invoke(&s, m, &q, &h, body).await
+}
+
+pub async fn invocations_versioned(
+    State(s): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+    q: Query<HashMap<String, String>>,
+    h: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<Json>, ApiError> {
+    let m = lookup(&s, &format!("{name}/{version}"))?;
+    invoke(&s, m, &q, &h, body).await
+}
+
+fn lookup<'a>(s: &'a AppState, spec: &str) -> Result<&'a Served, ApiError> {
+    s.find(spec).ok_or_else(|| {
+        let known: Vec<&str> = s.models.iter().map(|m| m.name.as_str()).collect();
+        ApiError::unknown_model(spec, &known, Style::Mlflow)
+    })
+}
+
+async fn invoke(
+    s: &AppState,
+    m: &Served,
+    q: &HashMap<String, String>,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<axum::Json<Json>, ApiError> {
+    if !s.is_ready() {
+        return Err(ApiError::not_ready(Style::Mlflow));
+    }
+    let format = match api::content_type(h).as_str() {
+        "application/json" | "" => InputFormat::Json,
+        "text/csv" => InputFormat::Csv,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "BAD_REQUEST",
+                format!(
+                    "content type {other:?} is not supported; use application/json or text/csv"
+                ),
+                Style::Mlflow,
+            ));
+        }
+    };
+    let bytes = api::read_body(body, s.config.body_limit, Style::Mlflow).await?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::bad_request("the body is not UTF-8", Style::Mlflow))?;
+    let mut predict_proba = false;
+    if format == InputFormat::Json {
+        let v: Json = serde_json::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}"), Style::Mlflow))?;
+        if let Some(o) = v.as_object() {
+            let keys: Vec<&str> = [
+                "dataframe_split",
+                "dataframe_records",
+                "instances",
+                "inputs",
+            ]
+            .into_iter()
+            .filter(|k| o.contains_key(*k))
+            .collect();
+            if keys.len() != 1 {
+                return Err(ApiError::bad_request(
+                    format!(
+                        "the body must have exactly one of dataframe_split, dataframe_records, instances, inputs; found {}",
+                        if keys.is_empty() {
+                            "none".to_string()
+                        } else {
+                            keys.join(", ")
+                        }
+                    ),
+                    Style::Mlflow,
+                ));
+            }
+            match o
+                .get("params")
+                .and_then(|p| p.get("predict_method"))
+                .and_then(Json::as_str)
+            {
+                None | Some("predict") => {}
+                Some("predict_proba") => predict_proba = true,
+                Some(other) => {
+                    return Err(ApiError::bad_request(
+                        format!(
+                            "params.predict_method {other:?}: supported are predict and predict_proba"
+                        ),
+                        Style::Mlflow,
+                    ));
+                }
+            }
+        }
+    }
+    let frame = input::parse(text, format, &m.model.signature)
+        .map_err(|e| ApiError::bad_request(format!("{} ({})", e.message, e.hint), Style::Mlflow))?;
+    let out = api::score(m.model.clone(), frame, Style::Mlflow).await?;
+    if predict_proba {
+        let p = out.probabilities.as_ref().ok_or_else(|| {
+            ApiError::bad_request("this model has no predict_proba", Style::Mlflow)
+        })?;
+        return Ok(axum::Json(json!({"predictions": api::matrix(p)})));
+    }
+    let mut doc = serde_json::Map::new();
+    doc.insert("predictions".into(), Json::Array(api::predictions(&out)));
+    if q.get("probabilities")
+        .is_some_and(|v| v == "true" || v == "1")
+    {
+        if let (Some(p), Some(c)) = (&out.probabilities, &out.classes) {
+            doc.insert("probabilities".into(), api::matrix(p));
+            doc.insert(
+                "classes".into(),
+                Json::Array(c.iter().map(api::label).collect()),
+            );
+        }
+    }
+    Ok(axum::Json(Json::Object(doc)))
+}

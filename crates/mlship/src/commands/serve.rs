@@ -1,0 +1,117 @@
+//! `mlship serve [NAME=]MODEL …`: load the models, bind, print the address, serve until SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use mlship_registry::{Reference, Selector};
+use mlship_server::{AppState, Config, Served};
+
+use crate::cli::ServeArgs;
+use crate::model_ref;
+use crate::settings::Settings;
+use crate::user;
+
+pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
+    let specs: Vec<String> = if a.models.is_empty() {
+        registered(settings)?
+    } else {
+        a.models.clone()
+    };
+    let mut served = Vec::new();
+    for spec in &specs {
+        let (name, reference) = match spec.split_once('=') {
+            Some((n, r)) if !n.contains('/') && !n.is_empty() => {
+                (Some(n.to_string()), r.to_string())
+            }
+            _ => (None, spec.clone()),
+        };
+        let r = model_ref::load(&reference, settings)?;
+        let (default_name, alias) = match Reference::parse(&reference) {
+            Some(Ok(rf)) => (
+                rf.name.clone(),
+                if let Selector::Alias(a) = rf.selector {
+                    Some(a)
+                } else {
+                    None
+                },
+            ),
+            _ => {
+                let p = std::path::Path::new(&reference);
+                let stem = if p.is_dir() {
+                    p.file_name()
+                } else {
+                    p.file_stem()
+                };
+                (
+                    stem.map_or_else(|| "model".into(), |s| s.to_string_lossy().to_string()),
+                    None,
+                )
+            }
+        };
+        let name = name.unwrap_or(default_name);
+        if served.iter().any(|s: &Served| s.name == name) {
+            return Err(user(
+                format!("two models are named `{name}`"),
+                "name them: mlship serve a=FILE b=FILE",
+            ));
+        }
+        served.push(Served {
+            name,
+            version: r.version,
+            alias,
+            model: Arc::new(r.model),
+            source: r.source,
+        });
+    }
+    if served.is_empty() {
+        return Err(user(
+            "no model to serve",
+            "pass model files or models:/ URIs, or register models first",
+        ));
+    }
+    let state = Arc::new(AppState::new(
+        served,
+        Config {
+            body_limit: a.body_limit,
+        },
+    ));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind((a.host.as_str(), a.port))
+            .await
+            .map_err(|e| {
+                user(
+                    format!("cannot listen on {}:{}: {e}", a.host, a.port),
+                    "pick another --port, or 0 for any free port",
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        crate::outln!("listening on http://{addr}");
+        for m in &state.models {
+            eprintln!("serving {} from {}", m.name, m.source);
+        }
+        mlship_server::run(listener, state, mlship_server::shutdown_signal())
+            .await
+            .context("serving")?;
+        anyhow::Ok(())
+    })
+}
+
+/// Every registered model, at its `production` alias if it has one, else its latest version.
+fn registered(settings: &Settings) -> anyhow::Result<Vec<String>> {
+    let models = settings.metadata()?.models()?;
+    Ok(models
+        .into_iter()
+        .filter(|m| m.latest.is_some())
+        .map(|m| {
+            if m.aliases.contains_key("production") {
+                format!("models:/{}@production", m.name)
+            } else {
+                format!("models:/{}", m.name)
+            }
+        })
+        .collect())
+}

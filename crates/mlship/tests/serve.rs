@@ -1,0 +1,353 @@
+//! `mlship serve` end to end: the real binary on port 0, every protocol, errors, graceful shutdown.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value as Json, json};
+
+fn case(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/corpus")
+        .join(name)
+}
+
+/// A running server, stopped (SIGTERM) when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(models: &[String], extra: &[&str]) -> Server {
+    let home = std::env::temp_dir().join(format!("mlship-serve-test-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlship"))
+        .arg("serve")
+        .args(models)
+        .args(["--port", "0"])
+        .args(extra)
+        .env("MLSHIP_HOME", home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Server { child, addr }
+}
+
+/// A minimal HTTP/1.1 exchange: status, and the body parsed as JSON (or as a string).
+fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Json) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).to_string();
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if headers
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Json::String(body)),
+    )
+}
+
+fn dechunk(b: &str) -> String {
+    let mut out = String::new();
+    let mut rest = b;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
+}
+
+fn post_json(addr: &str, path: &str, body: &Json) -> (u16, Json) {
+    http(
+        addr,
+        "POST",
+        path,
+        "application/json",
+        body.to_string().as_bytes(),
+    )
+}
+
+fn expected(name: &str) -> Json {
+    serde_json::from_str(&std::fs::read_to_string(case(name).join("expected.json")).unwrap())
+        .unwrap()
+}
+
+/// input.csv's rows as JSON values (numbers, or strings for string columns).
+fn rows(name: &str) -> (Vec<String>, Vec<Vec<Json>>) {
+    let text = std::fs::read_to_string(case(name).join("input.csv")).unwrap();
+    let mut lines = text.lines();
+    let cols: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let data = lines
+        .map(|l| {
+            l.split(',')
+                .map(|c| {
+                    c.parse::<f64>()
+                        .map(Json::from)
+                        .unwrap_or_else(|_| json!(c))
+                })
+                .collect()
+        })
+        .collect();
+    (cols, data)
+}
+
+#[test]
+fn mlflow_kserve_and_v2_answer_as_the_model_predicts() {
+    let rf = case("random_forest_classifier");
+    let oh = case("pipeline_onehot_logreg");
+    let srv = serve(
+        &[
+            format!("fraud={}", rf.join("model.pkl").display()),
+            format!("onehot={}", oh.join("model.joblib").display()),
+        ],
+        &[],
+    );
+    let a = &srv.addr;
+
+    assert_eq!(http(a, "GET", "/ping", "", b"").0, 200);
+    assert_eq!(http(a, "GET", "/health", "", b"").0, 200);
+
+    let (cols, data) = rows("random_forest_classifier");
+    let want = expected("random_forest_classifier");
+    // MLflow: /invocations serves the first model; every request shape gives the same answer.
+    let split = json!({"dataframe_split": {"columns": cols, "data": data}});
+    let (st, body) = post_json(a, "/invocations", &split);
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["predictions"], want["predictions"]);
+    let records: Vec<Json> = data
+        .iter()
+        .map(|r| Json::Object(cols.iter().cloned().zip(r.iter().cloned()).collect()))
+        .collect();
+    assert_eq!(
+        post_json(
+            a,
+            "/models/fraud/invocations",
+            &json!({"dataframe_records": records})
+        )
+        .1["predictions"],
+        want["predictions"]
+    );
+    assert_eq!(
+        post_json(a, "/models/fraud/invocations", &json!({"instances": data})).1["predictions"],
+        want["predictions"]
+    );
+    assert_eq!(
+        post_json(a, "/models/fraud/invocations", &json!({"inputs": records})).1["predictions"],
+        want["predictions"]
+    );
+    let csv = std::fs::read(rf.join("input.csv")).unwrap();
+    assert_eq!(
+        http(a, "POST", "/models/fraud/invocations", "text/csv", &csv).1["predictions"],
+        want["predictions"]
+    );
+    let proba = post_json(
+        a,
+        "/models/fraud/invocations",
+        &json!({"dataframe_split": {"columns": cols, "data": data}, "params": {"predict_method": "predict_proba"}}),
+    );
+    assert_eq!(proba.1["predictions"], want["probabilities"]);
+    let with = post_json(a, "/models/fraud/invocations?probabilities=true", &split);
+    assert_eq!(
+        (with.1["probabilities"].clone(), with.1["classes"].clone()),
+        (want["probabilities"].clone(), want["classes"].clone())
+    );
+
+    // KServe V1.
+    assert_eq!(
+        http(a, "GET", "/v1/models/onehot", "", b"").1,
+        json!({"name": "onehot", "ready": true})
+    );
+    let (ocols, odata) = rows("pipeline_onehot_logreg");
+    let orecords: Vec<Json> = odata
+        .iter()
+        .map(|r| Json::Object(ocols.iter().cloned().zip(r.iter().cloned()).collect()))
+        .collect();
+    let v1 = post_json(
+        a,
+        "/v1/models/onehot:predict",
+        &json!({"instances": orecords}),
+    );
+    assert_eq!(
+        v1.1["predictions"],
+        expected("pipeline_onehot_logreg")["predictions"]
+    );
+
+    // Open Inference Protocol: one 2-D tensor, or one tensor per column.
+    assert_eq!(http(a, "GET", "/v2/health/ready", "", b"").0, 200);
+    assert_eq!(http(a, "GET", "/v2/health/live", "", b"").0, 200);
+    let meta = http(a, "GET", "/v2/models/onehot", "", b"").1;
+    assert_eq!(meta["inputs"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        meta["inputs"][3],
+        json!({"name": "color", "datatype": "BYTES", "shape": [-1]})
+    );
+    let flat: Vec<Json> = data.iter().flatten().cloned().collect();
+    let v2 = post_json(
+        a,
+        "/v2/models/fraud/infer",
+        &json!({"id": "r1", "inputs": [{"name": "x", "shape": [data.len(), cols.len()], "datatype": "FP32", "data": flat}]}),
+    );
+    assert_eq!(v2.0, 200, "{}", v2.1);
+    assert_eq!(v2.1["id"], "r1");
+    assert_eq!(v2.1["outputs"][0]["data"], want["predictions"]);
+    let per_col: Vec<Json> = ocols
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            let vals: Vec<Json> = odata.iter().map(|r| r[j].clone()).collect();
+            json!({"name": c, "shape": [vals.len()], "datatype": if c == "color" { "BYTES" } else { "FP64" }, "data": vals})
+        })
+        .collect();
+    let v2c = post_json(
+        a,
+        "/v2/models/onehot/versions/1/infer",
+        &json!({"inputs": per_col}),
+    );
+    assert_eq!(
+        v2c.1["outputs"][0]["data"],
+        expected("pipeline_onehot_logreg")["predictions"],
+        "{}",
+        v2c.1
+    );
+    assert_eq!(v2c.1["outputs"][1]["shape"], json!([50, 2]));
+}
+
+#[test]
+fn errors_keep_each_protocols_shape_and_status() {
+    let oh = case("pipeline_onehot_logreg");
+    let srv = serve(
+        &[format!("onehot={}", oh.join("model.pkl").display())],
+        &["--body-limit", "2000"],
+    );
+    let a = &srv.addr;
+    // Missing column: 400 naming it.
+    let (st, b) = post_json(
+        a,
+        "/invocations",
+        &json!({"dataframe_records": [{"num_a": 1, "num_b": 2, "color": "red"}]}),
+    );
+    assert_eq!(st, 400);
+    assert_eq!(b["error_code"], "INVALID_PARAMETER_VALUE");
+    assert!(b["message"].as_str().unwrap().contains("num_c"), "{b}");
+    // Wrong type: 400 naming the column and row.
+    let (st, b) = post_json(
+        a,
+        "/invocations",
+        &json!({"dataframe_records": [{"num_a": 1, "num_b": 2, "num_c": 3, "color": "red"}, {"num_a": 1, "num_b": "two", "num_c": 3, "color": "red"}]}),
+    );
+    assert_eq!(st, 400);
+    let m = b["message"].as_str().unwrap();
+    assert!(m.contains("num_b") && m.contains("row 1"), "{m}");
+    // Extra columns are ignored; integers are taken as floats.
+    assert_eq!(post_json(a, "/invocations", &json!({"dataframe_records": [{"num_a": 1, "num_b": 2, "num_c": 3, "color": "red", "extra": "x"}]})).0, 200);
+    // None or several of the input keys.
+    assert_eq!(post_json(a, "/invocations", &json!({"rows": []})).0, 400);
+    assert_eq!(
+        post_json(a, "/invocations", &json!({"instances": [], "inputs": []})).0,
+        400
+    );
+    // Unknown model: 404 in each shape.
+    let (st, b) = post_json(a, "/models/nope/invocations", &json!({"instances": []}));
+    assert_eq!(
+        (st, b["error_code"].as_str()),
+        (404, Some("RESOURCE_DOES_NOT_EXIST"))
+    );
+    let (st, b) = http(a, "GET", "/v2/models/nope", "", b"");
+    assert_eq!(st, 404);
+    assert!(b["error"].as_str().unwrap().contains("onehot"));
+    assert_eq!(http(a, "GET", "/v1/models/nope", "", b"").0, 404);
+    // Unsupported content type: 415; body over the limit: 413.
+    assert_eq!(http(a, "POST", "/invocations", "text/plain", b"x").0, 415);
+    let big = json!({"instances": vec![json!({"num_a": 1.0, "num_b": 2.0, "num_c": 3.0, "color": "red"}); 100]});
+    let (st, b) = post_json(a, "/invocations", &big);
+    assert_eq!(
+        (st, b["error_code"].as_str()),
+        (413, Some("REQUEST_LIMIT_EXCEEDED"))
+    );
+    // V2 shapes and datatypes.
+    let (st, b) = post_json(
+        a,
+        "/v2/models/onehot/infer",
+        &json!({"inputs": [{"name": "num_a", "shape": [1], "datatype": "FP64", "data": [1]}]}),
+    );
+    assert_eq!(st, 400);
+    assert!(
+        b["error"].as_str().unwrap().contains("missing input"),
+        "{b}"
+    );
+    let (st, b) = post_json(
+        a,
+        "/v2/models/onehot/infer",
+        &json!({"inputs": [{"name": "color", "shape": [1], "datatype": "FP64", "data": [1]}]}),
+    );
+    assert_eq!(st, 400);
+    assert!(b["error"].as_str().unwrap().contains("BYTES"), "{b}");
+    // Malformed JSON.
+    assert_eq!(
+        http(a, "POST", "/invocations", "application/json", b"{nope").0,
+        400
+    );
+}
+
+#[test]
+fn sigterm_stops_the_server() {
+    let srv = serve(
+        &[case("kmeans").join("model.pkl").display().to_string()],
+        &[],
+    );
+    assert_eq!(http(&srv.addr, "GET", "/ping", "", b"").0, 200);
+    let mut srv = srv;
+    Command::new("kill")
+        .args(["-TERM", &srv.child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = srv.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
