@@ -82,8 +82,11 @@ fn report(e: &anyhow::Error) {
     eprintln!("error: {msg}");
     let hint = e
         .chain()
-        .find_map(|c| c.downcast_ref::<UserError>())
-        .and_then(|u| u.hint.clone())
+        .find_map(|c| {
+            c.downcast_ref::<UserError>()
+                .and_then(|u| u.hint.clone())
+                .or_else(|| c.downcast_ref::<mlship_server::input::InputError>().map(|i| i.hint.clone()))
+        })
         .or_else(|| default_hint(e));
     if let Some(h) = hint {
         eprintln!("hint: {h}");
