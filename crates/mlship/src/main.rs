@@ -85,7 +85,10 @@ fn report(e: &anyhow::Error) {
         .find_map(|c| {
             c.downcast_ref::<UserError>()
                 .and_then(|u| u.hint.clone())
-                .or_else(|| c.downcast_ref::<mlship_server::input::InputError>().map(|i| i.hint.clone()))
+                .or_else(|| {
+                    c.downcast_ref::<mlship_server::input::InputError>()
+                        .map(|i| i.hint.clone())
+                })
         })
         .or_else(|| default_hint(e));
     if let Some(h) = hint {
