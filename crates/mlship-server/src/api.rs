@@ -145,8 +145,31 @@ pub fn predictions(o: &Output) -> Vec<Json> {
     }
 }
 
-/// Scores a frame; large batches run on the blocking pool so the event loop stays responsive.
+/// Scores a frame and records it in the metrics; large batches run on the blocking pool so the
+/// event loop stays responsive.
 pub async fn score(
+    state: &crate::AppState,
+    served: &crate::Served,
+    frame: mlship_model::Frame,
+    style: Style,
+) -> Result<Output, ApiError> {
+    let started = std::time::Instant::now();
+    let rows = frame.n_rows();
+    let res = score_frame(served.model.clone(), frame, style).await;
+    let version = served
+        .version
+        .map_or_else(|| "file".to_string(), |v| v.to_string());
+    state.metrics.scored(
+        &served.name,
+        &version,
+        rows,
+        started.elapsed().as_secs_f64(),
+        res.is_ok(),
+    );
+    res
+}
+
+async fn score_frame(
     model: std::sync::Arc<mlship_model::Model>,
     frame: mlship_model::Frame,
     style: Style,

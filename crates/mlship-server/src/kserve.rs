@@ -70,6 +70,6 @@ pub async fn predict(
     }
     let frame = input::parse(text, InputFormat::Json, &m.model.signature)
         .map_err(|e| ApiError::bad_request(e.message, Style::Error))?;
-    let out = api::score(m.model.clone(), frame, Style::Error).await?;
+    let out = api::score(&s, m, frame, Style::Error).await?;
     Ok(axum::Json(json!({"predictions": api::predictions(&out)})))
 }

@@ -8,6 +8,7 @@
 mod api;
 pub mod input;
 mod kserve;
+mod metrics;
 mod mlflow;
 mod v2;
 
@@ -19,6 +20,7 @@ use axum::routing::{get, post};
 use mlship_model::Model;
 
 pub use api::ApiError;
+pub use metrics::Metrics;
 
 /// One model the server answers for.
 #[derive(Debug)]
@@ -54,6 +56,7 @@ impl Default for Config {
 pub struct AppState {
     pub models: Vec<Served>,
     pub config: Config,
+    pub metrics: Metrics,
     ready: AtomicBool,
 }
 
@@ -62,6 +65,7 @@ impl AppState {
         AppState {
             models,
             config,
+            metrics: Metrics::default(),
             ready: AtomicBool::new(true),
         }
     }
@@ -136,8 +140,43 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v2/models/{name}/versions/{version}/infer",
             post(v2::infer_versioned),
         )
+        .route("/metrics", get(metrics_route))
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
+}
+
+async fn metrics_route(
+    axum::extract::State(s): axum::extract::State<Arc<AppState>>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        s.metrics.render(),
+    )
+}
+
+/// Counts every request by its route template (not its raw path, which would explode the labels).
+async fn count_requests(
+    axum::extract::State(s): axum::extract::State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    s.metrics
+        .request(&route, &method, resp.status().as_u16(), started);
+    resp
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` completes; requests in flight finish.

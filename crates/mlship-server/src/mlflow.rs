@@ -146,7 +146,7 @@ async fn invoke(
     }
     let frame = input::parse(text, format, &m.model.signature)
         .map_err(|e| ApiError::bad_request(format!("{} ({})", e.message, e.hint), Style::Mlflow))?;
-    let out = api::score(m.model.clone(), frame, Style::Mlflow).await?;
+    let out = api::score(s, m, frame, Style::Mlflow).await?;
     if predict_proba {
         let p = out.probabilities.as_ref().ok_or_else(|| {
             ApiError::bad_request("this model has no predict_proba", Style::Mlflow)

@@ -334,7 +334,7 @@ async fn run_infer(
         }
     }
     let frame = Frame::new(cols).map_err(|e| ApiError::bad_request(e.to_string(), S))?;
-    let out = api::score(m.model.clone(), frame, S).await?;
+    let out = api::score(s, m, frame, S).await?;
     let n = out.predictions.len();
     let dt = match &out.predictions {
         Predictions::Labels(l) => match l.first() {

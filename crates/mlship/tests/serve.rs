@@ -351,3 +351,57 @@ fn sigterm_stops_the_server() {
     let status = srv.child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn metrics_count_requests_errors_rows_and_latency() {
+    let srv = serve(
+        &[format!(
+            "fraud={}",
+            case("random_forest_classifier").join("model.pkl").display()
+        )],
+        &[],
+    );
+    let a = &srv.addr;
+    let (cols, data) = rows("random_forest_classifier");
+    assert_eq!(
+        post_json(
+            a,
+            "/invocations",
+            &json!({"dataframe_split": {"columns": cols, "data": data}})
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        post_json(
+            a,
+            "/invocations",
+            &json!({"dataframe_split": {"columns": cols, "data": [data[0]]}})
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        post_json(
+            a,
+            "/invocations",
+            &json!({"dataframe_records": [{"f0": "x"}]})
+        )
+        .0,
+        400
+    );
+    let (st, text) = http(a, "GET", "/metrics", "", b"");
+    assert_eq!(st, 200);
+    let text = text.as_str().unwrap().to_string();
+    for want in [
+        "mlship_http_requests_total{route=\"/invocations\",method=\"POST\",status=\"200\"} 2",
+        "mlship_http_requests_total{route=\"/invocations\",method=\"POST\",status=\"400\"} 1",
+        "mlship_predictions_total{model=\"fraud\",version=\"file\"} 51",
+        "mlship_batch_rows_bucket{model=\"fraud\",version=\"file\",le=\"1\"} 1",
+        "mlship_scoring_duration_seconds_count{model=\"fraud\",version=\"file\"} 2",
+        "mlship_http_request_duration_seconds_bucket{route=\"/invocations\",le=\"+Inf\"} 3",
+        "process_resident_memory_bytes ",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+}

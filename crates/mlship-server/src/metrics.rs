@@ -1,0 +1,221 @@
+//! Prometheus metrics: requests by route and status, latency and batch-size histograms per model
+//! and version, and process metrics, rendered in the text exposition format at `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+const ROW_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 256.0, 1024.0, 8192.0];
+
+#[derive(Clone, Debug, Default)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, buckets: &[f64], v: f64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; buckets.len()];
+        }
+        for (c, b) in self.counts.iter_mut().zip(buckets) {
+            if v <= *b {
+                *c += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str, buckets: &[f64]) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (c, b) in self.counts.iter().zip(buckets) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    requests: BTreeMap<(String, String, u16), u64>,
+    request_latency: BTreeMap<String, Histogram>,
+    rows: BTreeMap<(String, String), u64>,
+    errors: BTreeMap<(String, String), u64>,
+    batch_rows: BTreeMap<(String, String), Histogram>,
+    scoring_latency: BTreeMap<(String, String), Histogram>,
+}
+
+/// The server's counters; cheap to update from any handler.
+#[derive(Debug)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+    start: SystemTime,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            inner: Mutex::new(Inner::default()),
+            start: SystemTime::now(),
+        }
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// One HTTP request, by route template, method and status.
+    pub fn request(&self, route: &str, method: &str, status: u16, started: Instant) {
+        let mut i = self.lock();
+        *i.requests
+            .entry((route.to_string(), method.to_string(), status))
+            .or_default() += 1;
+        i.request_latency
+            .entry(route.to_string())
+            .or_default()
+            .observe(&LATENCY_BUCKETS, started.elapsed().as_secs_f64());
+    }
+
+    /// One scoring call of a model.
+    pub fn scored(&self, model: &str, version: &str, rows: usize, seconds: f64, ok: bool) {
+        let mut i = self.lock();
+        let key = (model.to_string(), version.to_string());
+        if ok {
+            *i.rows.entry(key.clone()).or_default() += rows as u64;
+        } else {
+            *i.errors.entry(key.clone()).or_default() += 1;
+        }
+        i.batch_rows
+            .entry(key.clone())
+            .or_default()
+            .observe(&ROW_BUCKETS, rows as f64);
+        i.scoring_latency
+            .entry(key)
+            .or_default()
+            .observe(&LATENCY_BUCKETS, seconds);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let i = self.lock();
+        let mut out = String::new();
+        out.push_str("# HELP mlship_http_requests_total HTTP requests by route, method and status.\n# TYPE mlship_http_requests_total counter\n");
+        for ((route, method, status), n) in &i.requests {
+            let _ = writeln!(
+                out,
+                "mlship_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        out.push_str("# HELP mlship_http_request_duration_seconds Time to answer, by route.\n# TYPE mlship_http_request_duration_seconds histogram\n");
+        for (route, h) in &i.request_latency {
+            h.render(
+                &mut out,
+                "mlship_http_request_duration_seconds",
+                &format!("route=\"{}\"", escape(route)),
+                &LATENCY_BUCKETS,
+            );
+        }
+        let model_labels = |(m, v): &(String, String)| {
+            format!("model=\"{}\",version=\"{}\"", escape(m), escape(v))
+        };
+        out.push_str("# HELP mlship_predictions_total Rows scored, by model and version.\n# TYPE mlship_predictions_total counter\n");
+        for (k, n) in &i.rows {
+            let _ = writeln!(out, "mlship_predictions_total{{{}}} {n}", model_labels(k));
+        }
+        out.push_str("# HELP mlship_prediction_errors_total Scoring calls refused (bad input), by model and version.\n# TYPE mlship_prediction_errors_total counter\n");
+        for (k, n) in &i.errors {
+            let _ = writeln!(
+                out,
+                "mlship_prediction_errors_total{{{}}} {n}",
+                model_labels(k)
+            );
+        }
+        out.push_str("# HELP mlship_batch_rows Rows per scoring call, by model and version.\n# TYPE mlship_batch_rows histogram\n");
+        for (k, h) in &i.batch_rows {
+            h.render(
+                &mut out,
+                "mlship_batch_rows",
+                &model_labels(k),
+                &ROW_BUCKETS,
+            );
+        }
+        out.push_str("# HELP mlship_scoring_duration_seconds Time to score a call, by model and version.\n# TYPE mlship_scoring_duration_seconds histogram\n");
+        for (k, h) in &i.scoring_latency {
+            h.render(
+                &mut out,
+                "mlship_scoring_duration_seconds",
+                &model_labels(k),
+                &LATENCY_BUCKETS,
+            );
+        }
+        drop(i);
+        process(&mut out, self.start);
+        out
+    }
+}
+
+/// Process metrics from /proc (Linux), as Prometheus client libraries name them.
+fn process(out: &mut String, start: SystemTime) {
+    let start_s = start
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let _ = writeln!(
+        out,
+        "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {start_s}"
+    );
+    if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
+        if let Some(rss) = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u64>().ok())
+        {
+            let _ = writeln!(
+                out,
+                "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}",
+                rss * 4096
+            );
+        }
+    }
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks (100/s).
+        if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            if let (Some(u), Some(s)) = (
+                f.get(11).and_then(|v| v.parse::<f64>().ok()),
+                f.get(12).and_then(|v| v.parse::<f64>().ok()),
+            ) {
+                let _ = writeln!(
+                    out,
+                    "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}",
+                    (u + s) / 100.0
+                );
+            }
+            if let Some(t) = f.get(17) {
+                let _ = writeln!(out, "# TYPE process_threads gauge\nprocess_threads {t}");
+            }
+        }
+    }
+}
