@@ -10,6 +10,7 @@ pub mod input;
 mod kserve;
 mod metrics;
 mod mlflow;
+mod openapi;
 mod v2;
 
 use std::sync::Arc;
@@ -141,6 +142,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(v2::infer_versioned),
         )
         .route("/metrics", get(metrics_route))
+        .route("/openapi.json", get(openapi_route))
+        .route("/docs", get(docs_route))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -159,6 +162,18 @@ async fn metrics_route(
         )],
         s.metrics.render(),
     )
+}
+
+async fn openapi_route(
+    axum::extract::State(s): axum::extract::State<Arc<AppState>>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(openapi::document(&s))
+}
+
+async fn docs_route(
+    axum::extract::State(s): axum::extract::State<Arc<AppState>>,
+) -> axum::response::Html<String> {
+    axum::response::Html(openapi::page(&s))
 }
 
 /// Counts every request by its route template (not its raw path, which would explode the labels).

@@ -405,3 +405,49 @@ fn metrics_count_requests_errors_rows_and_latency() {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
 }
+
+#[test]
+fn openapi_and_docs_describe_each_model_without_the_network() {
+    let srv = serve(
+        &[format!(
+            "onehot={}",
+            case("pipeline_onehot_logreg").join("model.pkl").display()
+        )],
+        &[],
+    );
+    let (st, doc) = http(&srv.addr, "GET", "/openapi.json", "", b"");
+    assert_eq!(st, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let rec = &doc["components"]["schemas"]["onehotRecord"];
+    assert_eq!(rec["properties"]["color"]["type"][0], "string");
+    assert_eq!(rec["required"].as_array().unwrap().len(), 4);
+    for p in [
+        "/models/onehot/invocations",
+        "/v1/models/onehot:predict",
+        "/v2/models/onehot/infer",
+        "/ping",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "no {p}");
+    }
+    // The example in the description is a request the server accepts.
+    let example = &doc["paths"]["/models/onehot/invocations"]["post"]["requestBody"]["content"]["application/json"]
+        ["example"];
+    let ex =
+        json!({"dataframe_records": [{"num_a": 0.0, "num_b": 0.0, "num_c": 0.0, "color": "red"}]});
+    assert_eq!(
+        example["dataframe_records"][0].as_object().unwrap().len(),
+        4
+    );
+    assert_eq!(
+        post_json(&srv.addr, "/models/onehot/invocations", &ex).0,
+        200
+    );
+    let (st, page) = http(&srv.addr, "GET", "/docs", "", b"");
+    assert_eq!(st, 200);
+    let page = page.as_str().unwrap();
+    assert!(page.contains("<code>onehot</code>") && page.contains("<code>color</code>"));
+    assert!(
+        !page.contains("<script") && !page.contains("https://"),
+        "the page must not need the network"
+    );
+}
