@@ -11,15 +11,16 @@ use crate::api::{self, ApiError, Style};
 use crate::input::{self, InputFormat};
 use crate::{AppState, Served};
 
-fn lookup<'a>(s: &'a AppState, spec: &str) -> Result<&'a Served, ApiError> {
+fn lookup(s: &AppState, spec: &str) -> Result<Arc<Served>, ApiError> {
     s.find(spec).ok_or_else(|| {
-        let known: Vec<&str> = s.models.iter().map(|m| m.name.as_str()).collect();
+        let names = s.names();
+        let known: Vec<&str> = names.iter().map(String::as_str).collect();
         ApiError::unknown_model(spec, &known, Style::Error)
     })
 }
 
 pub async fn list(State(s): State<Arc<AppState>>) -> axum::Json<Json> {
-    axum::Json(json!({"models": s.models.iter().map(|m| m.name.clone()).collect::<Vec<_>>()}))
+    axum::Json(json!({"models": s.names()}))
 }
 
 pub async fn metadata(
@@ -70,6 +71,6 @@ pub async fn predict(
     }
     let frame = input::parse(text, InputFormat::Json, &m.model.signature)
         .map_err(|e| ApiError::bad_request(e.message, Style::Error))?;
-    let out = api::score(&s, m, frame, Style::Error).await?;
+    let out = api::score(&s, &m, frame, Style::Error).await?;
     Ok(axum::Json(json!({"predictions": api::predictions(&out)})))
 }

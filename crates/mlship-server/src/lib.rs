@@ -55,7 +55,8 @@ impl Default for Config {
 /// What every handler sees.
 #[derive(Debug)]
 pub struct AppState {
-    pub models: Vec<Served>,
+    /// The served models; a reload replaces an entry, and requests keep the `Arc` they started with.
+    models: std::sync::RwLock<Vec<Arc<Served>>>,
     pub config: Config,
     pub metrics: Metrics,
     ready: AtomicBool,
@@ -63,6 +64,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(models: Vec<Served>, config: Config) -> AppState {
+        let models = std::sync::RwLock::new(models.into_iter().map(Arc::new).collect());
         AppState {
             models,
             config,
@@ -79,27 +81,60 @@ impl AppState {
         self.ready.store(ready, Ordering::Release);
     }
 
+    /// A snapshot of the served models.
+    pub fn models(&self) -> Vec<Arc<Served>> {
+        self.models
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the model served under `served.name` (a hot reload): requests already holding the
+    /// old one finish with it, new requests get the new one, and none fails in between.
+    pub fn replace(&self, served: Served) {
+        let mut models = self
+            .models
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(slot) = models.iter_mut().find(|m| m.name == served.name) {
+            *slot = Arc::new(served);
+        }
+    }
+
     /// The model a route's `{name}` names: `NAME`, `NAME@ALIAS` or `NAME/VERSION`.
-    pub fn find(&self, spec: &str) -> Option<&Served> {
+    pub fn find(&self, spec: &str) -> Option<Arc<Served>> {
+        let models = self
+            .models
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((n, a)) = spec.split_once('@') {
-            return self
-                .models
+            return models
                 .iter()
-                .find(|m| m.name == n && m.alias.as_deref() == Some(a));
+                .find(|m| m.name == n && m.alias.as_deref() == Some(a))
+                .cloned();
         }
         if let Some((n, v)) = spec.split_once('/') {
             let v: u32 = v.parse().ok()?;
-            return self
-                .models
+            return models
                 .iter()
-                .find(|m| m.name == n && m.version == Some(v));
+                .find(|m| m.name == n && m.version == Some(v))
+                .cloned();
         }
-        self.models.iter().find(|m| m.name == spec)
+        models.iter().find(|m| m.name == spec).cloned()
     }
 
-    /// The model `/invocations` serves: the only one, or the first given.
-    pub fn default_model(&self) -> Option<&Served> {
-        self.models.first()
+    /// The model `/invocations` serves: the first given.
+    pub fn default_model(&self) -> Option<Arc<Served>> {
+        self.models
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .first()
+            .cloned()
+    }
+
+    /// The names of the served models, for error messages.
+    pub fn names(&self) -> Vec<String> {
+        self.models().iter().map(|m| m.name.clone()).collect()
     }
 }
 

@@ -40,7 +40,7 @@ pub async fn invocations_default(
     let m = s
         .default_model()
         .ok_or_else(|| ApiError::unknown_model("(default)", &[], Style::Mlflow))?;
-    invoke(&s, m, &q, &h, body).await
+    invoke(&s, &m, &q, &h, body).await
 }
 
 pub async fn invocations_named(
@@ -51,7 +51,7 @@ pub async fn invocations_named(
     body: Body,
 ) -> Result<axum::Json<Json>, ApiError> {
     let m = lookup(&s, &name)?;
-    invoke(&s, m, &q, &h, body).await
+    invoke(&s, &m, &q, &h, body).await
 }
 
 pub async fn invocations_versioned(
@@ -62,12 +62,13 @@ pub async fn invocations_versioned(
     body: Body,
 ) -> Result<axum::Json<Json>, ApiError> {
     let m = lookup(&s, &format!("{name}/{version}"))?;
-    invoke(&s, m, &q, &h, body).await
+    invoke(&s, &m, &q, &h, body).await
 }
 
-fn lookup<'a>(s: &'a AppState, spec: &str) -> Result<&'a Served, ApiError> {
+fn lookup(s: &AppState, spec: &str) -> Result<Arc<Served>, ApiError> {
     s.find(spec).ok_or_else(|| {
-        let known: Vec<&str> = s.models.iter().map(|m| m.name.as_str()).collect();
+        let names = s.names();
+        let known: Vec<&str> = names.iter().map(String::as_str).collect();
         ApiError::unknown_model(spec, &known, Style::Mlflow)
     })
 }

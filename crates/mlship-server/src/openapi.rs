@@ -28,7 +28,7 @@ pub fn document(s: &AppState) -> Json {
     let error_v2 = json!({"description": "bad input or unknown model", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     schemas.insert("MlflowError".into(), json!({"type": "object", "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}}, "required": ["error_code", "message"]}));
     schemas.insert("Error".into(), json!({"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}));
-    for m in &s.models {
+    for m in &s.models() {
         let sig = &m.model.signature;
         let record_name = format!("{}Record", m.name);
         let props: serde_json::Map<String, Json> = sig
@@ -132,7 +132,7 @@ pub fn page(s: &AppState) -> String {
         }
     }
     h.push_str("</table>");
-    for m in &s.models {
+    for m in &s.models() {
         h.push_str(&format!("<h2>Model <code>{}</code></h2><p>{} &middot; {} &middot; from <code>{}</code></p><table><tr><th>column</th><th>type</th><th>missing allowed</th></tr>", esc(&m.name), esc(&m.model.info.estimator), m.model.signature.task.name(), esc(&m.source)));
         for f in &m.model.signature.inputs {
             h.push_str(&format!(

@@ -17,7 +17,7 @@ use crate::{AppState, Served};
 
 const S: Style = Style::Error;
 
-fn lookup<'a>(s: &'a AppState, name: &str, version: Option<&str>) -> Result<&'a Served, ApiError> {
+fn lookup(s: &AppState, name: &str, version: Option<&str>) -> Result<Arc<Served>, ApiError> {
     let spec = match version {
         Some(v) => format!("{name}/{v}"),
         None => name.to_string(),
@@ -28,7 +28,8 @@ fn lookup<'a>(s: &'a AppState, name: &str, version: Option<&str>) -> Result<&'a 
         _ => None,
     });
     found.ok_or_else(|| {
-        let known: Vec<&str> = s.models.iter().map(|m| m.name.as_str()).collect();
+        let names = s.names();
+        let known: Vec<&str> = names.iter().map(String::as_str).collect();
         ApiError::unknown_model(&spec, &known, S)
     })
 }
@@ -93,14 +94,16 @@ pub async fn model_metadata(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<axum::Json<Json>, ApiError> {
-    Ok(axum::Json(metadata_of(lookup(&s, &name, None)?)))
+    let m = lookup(&s, &name, None)?;
+    Ok(axum::Json(metadata_of(&m)))
 }
 
 pub async fn model_metadata_versioned(
     State(s): State<Arc<AppState>>,
     Path((name, v)): Path<(String, String)>,
 ) -> Result<axum::Json<Json>, ApiError> {
-    Ok(axum::Json(metadata_of(lookup(&s, &name, Some(&v))?)))
+    let m = lookup(&s, &name, Some(&v))?;
+    Ok(axum::Json(metadata_of(&m)))
 }
 
 pub async fn model_ready(
@@ -134,7 +137,7 @@ pub async fn infer(
     body: Body,
 ) -> Result<axum::Json<Json>, ApiError> {
     let m = lookup(&s, &name, None)?;
-    run_infer(&s, m, &h, body).await
+    run_infer(&s, &m, &h, body).await
 }
 
 pub async fn infer_versioned(
@@ -144,7 +147,7 @@ pub async fn infer_versioned(
     body: Body,
 ) -> Result<axum::Json<Json>, ApiError> {
     let m = lookup(&s, &name, Some(&v))?;
-    run_infer(&s, m, &h, body).await
+    run_infer(&s, &m, &h, body).await
 }
 
 /// Flattens `data` (nested lists in row-major order, or flat) into scalars.

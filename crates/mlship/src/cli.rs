@@ -45,6 +45,9 @@ pub struct ServeArgs {
     /// Requests with a larger body get 413.
     #[arg(long, default_value_t = 32 << 20)]
     pub body_limit: usize,
+    /// How often to check the registry for moved aliases (0: never).
+    #[arg(long, default_value_t = 1000)]
+    pub reload_interval_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]

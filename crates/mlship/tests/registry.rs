@@ -527,3 +527,128 @@ fn killed_writers(h: &Reg) {
         );
     }
 }
+
+on_both!(
+    hot_reload,
+    alias_moves_while_serving_on_sqlite,
+    alias_moves_while_serving_on_postgres_and_s3
+);
+
+/// Moves an alias every 100 ms while requests flow: no request fails, and the answers follow.
+fn hot_reload(h: &Reg) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let rf = case("random_forest_classifier");
+    json(
+        h,
+        &[
+            "models",
+            "register",
+            "m",
+            s(&rf.join("model.pkl")),
+            "--alias",
+            "production",
+        ],
+    );
+    json(
+        h,
+        &[
+            "models",
+            "register",
+            "m",
+            s(&case("pipeline_scaler_logreg").join("model.pkl")),
+        ],
+    );
+    let mut child = cmd(
+        h,
+        &[
+            "serve",
+            "models:/m@production",
+            "--port",
+            "0",
+            "--reload-interval-ms",
+            "20",
+        ],
+    )
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_string();
+    let body = serde_json::json!({"dataframe_split": {"columns": ["f0","f1","f2","f3","f4","f5","f6","f7"], "data": [[0.5, -1.0, 2.0, 0.3, -0.7, 1.5, 0.0, 4.0]]}}).to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (addr, body, stop) = (addr.clone(), body.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut answers = std::collections::BTreeSet::new();
+            let (mut ok, mut failed) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut c = std::net::TcpStream::connect(&addr).unwrap();
+                let req = format!(
+                    "POST /invocations?probabilities=true HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                c.write_all(req.as_bytes()).unwrap();
+                let mut resp = String::new();
+                let _ = c.read_to_string(&mut resp);
+                if resp.starts_with("HTTP/1.1 200") {
+                    ok += 1;
+                    let p = resp
+                        .split("\"probabilities\":")
+                        .nth(1)
+                        .unwrap_or("")
+                        .split(']')
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    answers.insert(p);
+                } else {
+                    failed += 1;
+                }
+            }
+            (ok, failed, answers)
+        })
+    };
+    for i in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        json(
+            h,
+            &[
+                "models",
+                "alias",
+                "m",
+                "production",
+                if i % 2 == 0 { "2" } else { "1" },
+                "--reason",
+                "flip",
+            ],
+        );
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed, answers) = load.join().unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} requests failed during the alias moves",
+        ok + failed
+    );
+    assert!(ok > 20, "only {ok} requests went through");
+    assert_eq!(
+        answers.len(),
+        2,
+        "the answers did not follow the alias: {answers:?}"
+    );
+    let history = json(h, &["models", "history", "m"]);
+    assert_eq!(history.as_array().unwrap().len(), 21);
+}

@@ -18,6 +18,7 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         a.models.clone()
     };
     let mut served = Vec::new();
+    let mut followed: Vec<(String, Reference)> = Vec::new();
     for spec in &specs {
         let (name, reference) = match spec.split_once('=') {
             Some((n, r)) if !n.contains('/') && !n.is_empty() => {
@@ -26,16 +27,17 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
             _ => (None, spec.clone()),
         };
         let r = model_ref::load(&reference, settings)?;
-        let (default_name, alias) = match Reference::parse(&reference) {
-            Some(Ok(rf)) => (
+        let parsed = Reference::parse(&reference).and_then(Result::ok);
+        let (default_name, alias) = match &parsed {
+            Some(rf) => (
                 rf.name.clone(),
-                if let Selector::Alias(a) = rf.selector {
-                    Some(a)
+                if let Selector::Alias(a) = &rf.selector {
+                    Some(a.clone())
                 } else {
                     None
                 },
             ),
-            _ => {
+            None => {
                 let p = std::path::Path::new(&reference);
                 let stem = if p.is_dir() {
                     p.file_name()
@@ -54,6 +56,10 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
                 format!("two models are named `{name}`"),
                 "name them: mlship serve a=FILE b=FILE",
             ));
+        }
+        // An alias or "latest" can move: the server follows it.
+        if let Some(rf) = parsed.filter(|rf| !matches!(rf.selector, Selector::Version(_))) {
+            followed.push((name.clone(), rf));
         }
         served.push(Served {
             name,
@@ -75,6 +81,11 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
             body_limit: a.body_limit,
         },
     ));
+    if !followed.is_empty() && a.reload_interval_ms > 0 {
+        let (state, settings) = (state.clone(), settings.clone());
+        let every = std::time::Duration::from_millis(a.reload_interval_ms);
+        std::thread::spawn(move || follow(&state, &settings, &followed, every));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -90,7 +101,7 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
             })?;
         let addr = listener.local_addr()?;
         crate::outln!("listening on http://{addr}");
-        for m in &state.models {
+        for m in &state.models() {
             eprintln!("serving {} from {}", m.name, m.source);
         }
         mlship_server::run(listener, state, mlship_server::shutdown_signal())
@@ -114,4 +125,53 @@ fn registered(settings: &Settings) -> anyhow::Result<Vec<String>> {
             }
         })
         .collect())
+}
+
+/// Polls the registry and swaps in the version an alias (or "latest") now points to. Loading
+/// happens here, off the request path; the swap is one pointer under a lock.
+fn follow(
+    state: &AppState,
+    settings: &Settings,
+    followed: &[(String, Reference)],
+    every: std::time::Duration,
+) {
+    let mut meta = None;
+    loop {
+        std::thread::sleep(every);
+        if meta.is_none() {
+            meta = settings.metadata().ok();
+        }
+        let Some(store) = meta.as_mut() else { continue };
+        for (name, rf) in followed {
+            let Ok(v) = store.resolve(&rf.name, &rf.selector) else {
+                continue;
+            };
+            let current = state.find(name).and_then(|m| m.version);
+            if current == Some(v.version) {
+                continue;
+            }
+            match model_ref::load(&format!("models:/{}/{}", rf.name, v.version), settings) {
+                Ok(r) => {
+                    let alias = if let Selector::Alias(a) = &rf.selector {
+                        Some(a.clone())
+                    } else {
+                        None
+                    };
+                    state.replace(Served {
+                        name: name.clone(),
+                        version: r.version,
+                        alias,
+                        model: Arc::new(r.model),
+                        source: r.source,
+                    });
+                    eprintln!(
+                        "reloaded {name}: version {} -> {}",
+                        current.map_or("-".into(), |c| c.to_string()),
+                        v.version
+                    );
+                }
+                Err(e) => eprintln!("cannot reload {name} at version {}: {e:#}", v.version),
+            }
+        }
+    }
 }
