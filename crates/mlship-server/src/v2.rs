@@ -251,8 +251,29 @@ async fn run_infer(
         ));
     }
     let bytes = api::read_body(body, s.config.body_limit, S).await?;
-    let req: Json = serde_json::from_slice(&bytes)
+    // The binary tensor extension: a JSON header of the given length, then raw tensor bytes.
+    let (head, binary) = match h
+        .get("inference-header-content-length")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+    {
+        Some(n) => {
+            let n: usize = n.parse().map_err(|_| {
+                ApiError::bad_request("Inference-Header-Content-Length is not a number", S)
+            })?;
+            if n > bytes.len() {
+                return Err(ApiError::bad_request(
+                    "Inference-Header-Content-Length is past the end of the body",
+                    S,
+                ));
+            }
+            (&bytes[..n], &bytes[n..])
+        }
+        None => (&bytes[..], &bytes[..0]),
+    };
+    let mut req: Json = serde_json::from_slice(head)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}"), S))?;
+    attach_binary(&mut req, binary)?;
     let inputs = req
         .get("inputs")
         .and_then(Json::as_array)
@@ -360,4 +381,106 @@ async fn run_infer(
         doc["id"] = id.clone();
     }
     Ok(axum::Json(doc))
+}
+
+/// Moves binary tensor data (the extension's raw bytes, in input order) into each input's `data`.
+fn attach_binary(req: &mut Json, binary: &[u8]) -> Result<(), ApiError> {
+    let mut at = 0usize;
+    let Some(inputs) = req.get_mut("inputs").and_then(Json::as_array_mut) else {
+        return Ok(());
+    };
+    for t in inputs {
+        let Some(size) = t
+            .get("parameters")
+            .and_then(|p| p.get("binary_data_size"))
+            .and_then(Json::as_u64)
+        else {
+            continue;
+        };
+        let size = usize::try_from(size)
+            .map_err(|_| ApiError::bad_request("binary_data_size too large", S))?;
+        let chunk = binary.get(at..at.saturating_add(size)).ok_or_else(|| {
+            ApiError::bad_request(
+                "binary tensor data is shorter than binary_data_size says",
+                S,
+            )
+        })?;
+        at += size;
+        let dt = t
+            .get("datatype")
+            .and_then(Json::as_str)
+            .unwrap_or("")
+            .to_string();
+        t["data"] = Json::Array(decode(&dt, chunk)?);
+    }
+    Ok(())
+}
+
+/// Raw little-endian tensor bytes as JSON scalars; BYTES elements are 4-byte-length prefixed.
+fn decode(datatype: &str, b: &[u8]) -> Result<Vec<Json>, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            format!("binary data does not divide into {datatype} elements"),
+            S,
+        )
+    };
+    let fixed = |n: usize| {
+        if b.len() % n == 0 {
+            Ok(b.chunks_exact(n))
+        } else {
+            Err(bad())
+        }
+    };
+    let arr8 = |c: &[u8]| <[u8; 8]>::try_from(c).unwrap_or_default();
+    let arr4 = |c: &[u8]| <[u8; 4]>::try_from(c).unwrap_or_default();
+    let arr2 = |c: &[u8]| <[u8; 2]>::try_from(c).unwrap_or_default();
+    Ok(match datatype {
+        "FP64" => fixed(8)?
+            .map(|c| api::num(f64::from_le_bytes(arr8(c))))
+            .collect(),
+        "FP32" => fixed(4)?
+            .map(|c| api::num(f64::from(f32::from_le_bytes(arr4(c)))))
+            .collect(),
+        "INT64" => fixed(8)?
+            .map(|c| json!(i64::from_le_bytes(arr8(c))))
+            .collect(),
+        "INT32" => fixed(4)?
+            .map(|c| json!(i32::from_le_bytes(arr4(c))))
+            .collect(),
+        "INT16" => fixed(2)?
+            .map(|c| json!(i16::from_le_bytes(arr2(c))))
+            .collect(),
+        "INT8" => b.iter().map(|&x| json!(x as i8)).collect(),
+        "UINT64" => fixed(8)?
+            .map(|c| json!(u64::from_le_bytes(arr8(c))))
+            .collect(),
+        "UINT32" => fixed(4)?
+            .map(|c| json!(u32::from_le_bytes(arr4(c))))
+            .collect(),
+        "UINT16" => fixed(2)?
+            .map(|c| json!(u16::from_le_bytes(arr2(c))))
+            .collect(),
+        "UINT8" => b.iter().map(|&x| json!(x)).collect(),
+        "BOOL" => b.iter().map(|&x| json!(x != 0)).collect(),
+        "BYTES" => {
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < b.len() {
+                let len = b
+                    .get(i..i + 4)
+                    .map(|l| u32::from_le_bytes(arr4(l)) as usize)
+                    .ok_or_else(bad)?;
+                let s = b.get(i + 4..i + 4 + len).ok_or_else(bad)?;
+                out.push(json!(String::from_utf8_lossy(s)));
+                i += 4 + len;
+            }
+            out
+        }
+        other => {
+            return Err(ApiError::bad_request(
+                format!("binary data of datatype {other:?} is not supported"),
+                S,
+            ));
+        }
+    })
 }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the real clients the server is tested with: tritonclient (PyPI, HTTP client of the
+# Open Inference Protocol) in a venv, and newman (npm, Postman's runner). Prints `export` lines.
+set -euo pipefail
+VENV=${CLIENTS_VENV:-/tmp/mlship-clients}
+NPMDIR=${CLIENTS_NPM:-/tmp/mlship-newman}
+if ! "$VENV/bin/python" -c "import tritonclient.http" 2>/dev/null; then
+  python3 -m venv "$VENV" >&2
+  "$VENV/bin/pip" install -q "tritonclient[http]==2.73.0" numpy >&2
+fi
+if [[ ! -x $NPMDIR/node_modules/.bin/newman ]]; then
+  mkdir -p "$NPMDIR"
+  (cd "$NPMDIR" && npm install --silent --no-audit --no-fund newman@6.2.2 >&2)
+fi
+echo "export MLSHIP_TEST_TRITON_PYTHON=$VENV/bin/python"
+echo "export MLSHIP_TEST_NEWMAN=$NPMDIR/node_modules/.bin/newman"
