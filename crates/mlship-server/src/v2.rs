@@ -425,7 +425,7 @@ fn decode(datatype: &str, b: &[u8]) -> Result<Vec<Json>, ApiError> {
         )
     };
     let fixed = |n: usize| {
-        if b.len() % n == 0 {
+        if b.len().is_multiple_of(n) {
             Ok(b.chunks_exact(n))
         } else {
             Err(bad())
