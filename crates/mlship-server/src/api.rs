@@ -155,7 +155,22 @@ pub async fn score(
 ) -> Result<Output, ApiError> {
     let started = std::time::Instant::now();
     let rows = frame.n_rows();
-    let res = score_frame(served.model.clone(), frame, style).await;
+    let res = if rows == 1 && state.config.batch.max_batch_size > 1 {
+        // Single rows go through the model's batcher, which scores concurrent ones together.
+        let tx = served.batcher.get_or_init(|| {
+            let (st, name, version) = (state.metrics_handle(), served.name.clone(), served.version);
+            crate::batch::spawn(
+                served.model.clone(),
+                state.config.batch,
+                std::sync::Arc::new(move |n| st.batch(&name, version, n)),
+            )
+        });
+        crate::batch::submit(tx, frame)
+            .await
+            .map_err(|e| ApiError::bad_request(e, style))
+    } else {
+        score_frame(served.model.clone(), frame, style).await
+    };
     let version = served
         .version
         .map_or_else(|| "file".to_string(), |v| v.to_string());

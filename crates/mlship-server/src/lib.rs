@@ -6,6 +6,7 @@
 //! - `mlflow`, `kserve` and `v2` are the protocol adapters; each keeps its own error shape.
 
 mod api;
+mod batch;
 pub mod input;
 mod kserve;
 mod metrics;
@@ -21,6 +22,7 @@ use axum::routing::{get, post};
 use mlship_model::Model;
 
 pub use api::ApiError;
+pub use batch::BatchConfig;
 pub use metrics::Metrics;
 
 /// One model the server answers for.
@@ -35,6 +37,27 @@ pub struct Served {
     pub model: Arc<Model>,
     /// Where it came from: a path or a `models:/` URI.
     pub source: String,
+    /// The model's batcher, started on first use.
+    batcher: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<batch::Job>>,
+}
+
+impl Served {
+    pub fn new(
+        name: String,
+        version: Option<u32>,
+        alias: Option<String>,
+        model: Arc<Model>,
+        source: String,
+    ) -> Served {
+        Served {
+            name,
+            version,
+            alias,
+            model,
+            source,
+            batcher: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// Settings of the server.
@@ -42,12 +65,15 @@ pub struct Served {
 pub struct Config {
     /// Requests with a larger body get 413.
     pub body_limit: usize,
+    /// How single-row requests are batched.
+    pub batch: BatchConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             body_limit: 32 << 20,
+            batch: BatchConfig::default(),
         }
     }
 }
@@ -58,7 +84,7 @@ pub struct AppState {
     /// The served models; a reload replaces an entry, and requests keep the `Arc` they started with.
     models: std::sync::RwLock<Vec<Arc<Served>>>,
     pub config: Config,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     ready: AtomicBool,
 }
 
@@ -68,9 +94,14 @@ impl AppState {
         AppState {
             models,
             config,
-            metrics: Metrics::default(),
+            metrics: Arc::new(Metrics::default()),
             ready: AtomicBool::new(true),
         }
+    }
+
+    /// The metrics, for tasks that outlive a request.
+    pub fn metrics_handle(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     pub fn is_ready(&self) -> bool {

@@ -55,6 +55,7 @@ struct Inner {
     errors: BTreeMap<(String, String), u64>,
     batch_rows: BTreeMap<(String, String), Histogram>,
     scoring_latency: BTreeMap<(String, String), Histogram>,
+    batch_requests: BTreeMap<(String, String), Histogram>,
 }
 
 /// The server's counters; cheap to update from any handler.
@@ -117,6 +118,16 @@ impl Metrics {
             .observe(&LATENCY_BUCKETS, seconds);
     }
 
+    /// One call of a model's batcher, and how many requests it scored together.
+    pub fn batch(&self, model: &str, version: Option<u32>, requests: usize) {
+        let version = version.map_or_else(|| "file".to_string(), |v| v.to_string());
+        self.lock()
+            .batch_requests
+            .entry((model.to_string(), version))
+            .or_default()
+            .observe(&ROW_BUCKETS, requests as f64);
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let i = self.lock();
@@ -169,6 +180,15 @@ impl Metrics {
                 "mlship_scoring_duration_seconds",
                 &model_labels(k),
                 &LATENCY_BUCKETS,
+            );
+        }
+        out.push_str("# HELP mlship_batch_requests Single-row requests scored together by the batcher, by model and version.\n# TYPE mlship_batch_requests histogram\n");
+        for (k, h) in &i.batch_requests {
+            h.render(
+                &mut out,
+                "mlship_batch_requests",
+                &model_labels(k),
+                &ROW_BUCKETS,
             );
         }
         drop(i);

@@ -45,6 +45,12 @@ pub struct ServeArgs {
     /// Requests with a larger body get 413.
     #[arg(long, default_value_t = 32 << 20)]
     pub body_limit: usize,
+    /// Single-row requests that arrive together are scored in one call of at most this many (1: no batching).
+    #[arg(long, default_value_t = 64)]
+    pub max_batch_size: usize,
+    /// How long a batch may wait for more requests, in microseconds (0: only what is already queued).
+    #[arg(long, default_value_t = 0)]
+    pub max_batch_latency_us: u64,
     /// How often to check the registry for moved aliases (0: never).
     #[arg(long, default_value_t = 1000)]
     pub reload_interval_ms: u64,

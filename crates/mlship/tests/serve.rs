@@ -451,3 +451,61 @@ fn openapi_and_docs_describe_each_model_without_the_network() {
         "the page must not need the network"
     );
 }
+
+#[test]
+fn concurrent_single_rows_are_batched_and_each_gets_its_own_answer() {
+    let srv = serve(
+        &[format!(
+            "fraud={}",
+            case("random_forest_classifier").join("model.pkl").display()
+        )],
+        &["--max-batch-latency-us", "3000", "--max-batch-size", "32"],
+    );
+    let (cols, data) = rows("random_forest_classifier");
+    let want = expected("random_forest_classifier");
+    let addr = srv.addr.clone();
+    let threads: Vec<_> = (0..24)
+        .map(|t| {
+            let (addr, cols, data, want) = (addr.clone(), cols.clone(), data.clone(), want.clone());
+            std::thread::spawn(move || {
+                for k in 0..10 {
+                    let i = (t * 7 + k) % data.len();
+                    let (st, b) = post_json(
+                        &addr,
+                        "/invocations?probabilities=true",
+                        &json!({"dataframe_split": {"columns": cols, "data": [data[i]]}}),
+                    );
+                    assert_eq!(st, 200, "{b}");
+                    assert_eq!(b["predictions"][0], want["predictions"][i], "row {i}");
+                    assert_eq!(b["probabilities"][0], want["probabilities"][i], "row {i}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let text = http(&srv.addr, "GET", "/metrics", "", b"")
+        .1
+        .as_str()
+        .unwrap()
+        .to_string();
+    let count = |key: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let calls = count("mlship_batch_requests_count{model=\"fraud\",version=\"file\"}");
+    let singles = count("mlship_batch_requests_bucket{model=\"fraud\",version=\"file\",le=\"1\"}");
+    assert_eq!(
+        count("mlship_batch_requests_sum{model=\"fraud\",version=\"file\"}"),
+        240.0,
+        "{text}"
+    );
+    assert!(
+        calls < 240.0 && singles < calls,
+        "no batch formed: {calls} calls, {singles} of one request"
+    );
+}

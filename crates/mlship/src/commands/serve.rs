@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use mlship_registry::{Reference, Selector};
-use mlship_server::{AppState, Config, Served};
+use mlship_server::{AppState, BatchConfig, Config, Served};
 
 use crate::cli::ServeArgs;
 use crate::model_ref;
@@ -61,13 +61,13 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         if let Some(rf) = parsed.filter(|rf| !matches!(rf.selector, Selector::Version(_))) {
             followed.push((name.clone(), rf));
         }
-        served.push(Served {
+        served.push(Served::new(
             name,
-            version: r.version,
+            r.version,
             alias,
-            model: Arc::new(r.model),
-            source: r.source,
-        });
+            Arc::new(r.model),
+            r.source,
+        ));
     }
     if served.is_empty() {
         return Err(user(
@@ -75,10 +75,15 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
             "pass model files or models:/ URIs, or register models first",
         ));
     }
+    let batch = BatchConfig {
+        max_batch_size: a.max_batch_size.max(1),
+        max_latency: std::time::Duration::from_micros(a.max_batch_latency_us),
+    };
     let state = Arc::new(AppState::new(
         served,
         Config {
             body_limit: a.body_limit,
+            batch,
         },
     ));
     if !followed.is_empty() && a.reload_interval_ms > 0 {
@@ -157,13 +162,13 @@ fn follow(
                     } else {
                         None
                     };
-                    state.replace(Served {
-                        name: name.clone(),
-                        version: r.version,
+                    state.replace(Served::new(
+                        name.clone(),
+                        r.version,
                         alias,
-                        model: Arc::new(r.model),
-                        source: r.source,
-                    });
+                        Arc::new(r.model),
+                        r.source,
+                    ));
                     eprintln!(
                         "reloaded {name}: version {} -> {}",
                         current.map_or("-".into(), |c| c.to_string()),
