@@ -206,3 +206,40 @@ async fn score_frame(
     };
     res.map_err(|e| ApiError::bad_request(e.to_string(), style))
 }
+
+/// Scores for a picked model: records the deployment route's outcome, and scores the deployment's
+/// shadow model in the background (its answer is counted in the metrics, never returned).
+pub async fn score_picked(
+    state: &crate::AppState,
+    picked: &crate::Picked,
+    frame: mlship_model::Frame,
+    style: Style,
+) -> Result<Output, ApiError> {
+    let started = std::time::Instant::now();
+    let shadow = picked
+        .route
+        .as_ref()
+        .and_then(|(d, _)| d.shadow.clone())
+        .map(|sh| (sh, frame.clone()));
+    let res = score(state, &picked.served, frame, style).await;
+    state.record(picked, res.is_ok(), started);
+    if let Some((sh, f)) = shadow {
+        let metrics = state.metrics_handle();
+        tokio::task::spawn_blocking(move || {
+            let t = std::time::Instant::now();
+            let rows = f.n_rows();
+            let ok = sh.model.predict(&f).is_ok();
+            let version = sh
+                .version
+                .map_or_else(|| "file".to_string(), |v| v.to_string());
+            metrics.scored(
+                &format!("{} (shadow)", sh.name),
+                &version,
+                rows,
+                t.elapsed().as_secs_f64(),
+                ok,
+            );
+        });
+    }
+    res
+}

@@ -45,7 +45,14 @@ pub async fn predict(
             Style::Error,
         ));
     };
-    let m = lookup(&s, name)?;
+    let picked = match s.pick(name, &h) {
+        Some(p) => p,
+        None => crate::Picked {
+            served: lookup(&s, name)?,
+            route: None,
+        },
+    };
+    let m = picked.served.clone();
     if !s.is_ready() {
         return Err(ApiError::not_ready(Style::Error));
     }
@@ -71,6 +78,6 @@ pub async fn predict(
     }
     let frame = input::parse(text, InputFormat::Json, &m.model.signature)
         .map_err(|e| ApiError::bad_request(e.message, Style::Error))?;
-    let out = api::score(&s, &m, frame, Style::Error).await?;
+    let out = api::score_picked(&s, &picked, frame, Style::Error).await?;
     Ok(axum::Json(json!({"predictions": api::predictions(&out)})))
 }

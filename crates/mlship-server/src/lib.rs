@@ -7,6 +7,7 @@
 
 mod api;
 mod batch;
+mod deploy;
 pub mod input;
 mod kserve;
 mod metrics;
@@ -23,6 +24,7 @@ use mlship_model::Model;
 
 pub use api::ApiError;
 pub use batch::BatchConfig;
+pub use deploy::{Deployment, RollbackHook, RollbackPolicy};
 pub use metrics::Metrics;
 
 /// One model the server answers for.
@@ -85,17 +87,80 @@ pub struct AppState {
     models: std::sync::RwLock<Vec<Arc<Served>>>,
     pub config: Config,
     pub metrics: Arc<Metrics>,
+    deployments: Vec<Arc<Deployment>>,
+    hook: Option<Arc<dyn RollbackHook>>,
     ready: AtomicBool,
+}
+
+impl std::fmt::Debug for dyn RollbackHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RollbackHook")
+    }
+}
+
+/// The model a request goes to, and the deployment route it took, if any.
+pub struct Picked {
+    pub served: Arc<Served>,
+    pub route: Option<(Arc<Deployment>, usize)>,
 }
 
 impl AppState {
     pub fn new(models: Vec<Served>, config: Config) -> AppState {
+        Self::with_deployments(models, Vec::new(), None, config)
+    }
+
+    /// A server with deployments (weighted routes over versions) besides plain models.
+    pub fn with_deployments(
+        models: Vec<Served>,
+        deployments: Vec<Deployment>,
+        hook: Option<Arc<dyn RollbackHook>>,
+        config: Config,
+    ) -> AppState {
         let models = std::sync::RwLock::new(models.into_iter().map(Arc::new).collect());
         AppState {
             models,
             config,
             metrics: Arc::new(Metrics::default()),
+            deployments: deployments.into_iter().map(Arc::new).collect(),
+            hook,
             ready: AtomicBool::new(true),
+        }
+    }
+
+    pub fn deployments(&self) -> &[Arc<Deployment>] {
+        &self.deployments
+    }
+
+    /// The model for one scoring request: a deployment picks a route (sticky by its header),
+    /// anything else is looked up as in [`AppState::find`].
+    pub fn pick(&self, spec: &str, headers: &axum::http::HeaderMap) -> Option<Picked> {
+        if let Some(d) = self.deployments.iter().find(|d| d.name == spec) {
+            let sticky = d
+                .sticky_header
+                .as_ref()
+                .and_then(|h| headers.get(h.as_str()))
+                .and_then(|v| v.to_str().ok());
+            let i = d.pick(sticky);
+            return Some(Picked {
+                served: d.routes[i].0.clone(),
+                route: Some((d.clone(), i)),
+            });
+        }
+        self.find(spec).map(|served| Picked {
+            served,
+            route: None,
+        })
+    }
+
+    /// Records a deployment route's outcome (and may roll it back).
+    pub fn record(&self, picked: &Picked, ok: bool, started: std::time::Instant) {
+        if let Some((d, i)) = &picked.route {
+            d.record(
+                *i,
+                ok,
+                started.elapsed().as_secs_f64() * 1e3,
+                self.hook.as_deref(),
+            );
         }
     }
 
@@ -151,7 +216,14 @@ impl AppState {
                 .find(|m| m.name == n && m.version == Some(v))
                 .cloned();
         }
-        models.iter().find(|m| m.name == spec).cloned()
+        if let Some(m) = models.iter().find(|m| m.name == spec) {
+            return Some(m.clone());
+        }
+        // A deployment answers metadata with its production route.
+        self.deployments
+            .iter()
+            .find(|d| d.name == spec)
+            .map(|d| d.routes[0].0.clone())
     }
 
     /// The model `/invocations` serves: the first given.
@@ -165,7 +237,9 @@ impl AppState {
 
     /// The names of the served models, for error messages.
     pub fn names(&self) -> Vec<String> {
-        self.models().iter().map(|m| m.name.clone()).collect()
+        let mut n: Vec<String> = self.models().iter().map(|m| m.name.clone()).collect();
+        n.extend(self.deployments.iter().map(|d| d.name.clone()));
+        n
     }
 }
 

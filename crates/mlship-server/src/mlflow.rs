@@ -37,10 +37,16 @@ pub async fn invocations_default(
     h: HeaderMap,
     body: Body,
 ) -> Result<axum::Json<Json>, ApiError> {
-    let m = s
-        .default_model()
-        .ok_or_else(|| ApiError::unknown_model("(default)", &[], Style::Mlflow))?;
-    invoke(&s, &m, &q, &h, body).await
+    // With deployments, /invocations serves the first one; else the first model.
+    let picked = match s.deployments().first() {
+        Some(d) => s.pick(&d.name, &h),
+        None => s.default_model().map(|served| crate::Picked {
+            served,
+            route: None,
+        }),
+    }
+    .ok_or_else(|| ApiError::unknown_model("(default)", &[], Style::Mlflow))?;
+    invoke(&s, picked, &q, &h, body).await
 }
 
 pub async fn invocations_named(
@@ -50,8 +56,14 @@ pub async fn invocations_named(
     h: HeaderMap,
     body: Body,
 ) -> Result<axum::Json<Json>, ApiError> {
-    let m = lookup(&s, &name)?;
-    invoke(&s, &m, &q, &h, body).await
+    let picked = match s.pick(&name, &h) {
+        Some(p) => p,
+        None => crate::Picked {
+            served: lookup(&s, &name)?,
+            route: None,
+        },
+    };
+    invoke(&s, picked, &q, &h, body).await
 }
 
 pub async fn invocations_versioned(
@@ -62,7 +74,17 @@ pub async fn invocations_versioned(
     body: Body,
 ) -> Result<axum::Json<Json>, ApiError> {
     let m = lookup(&s, &format!("{name}/{version}"))?;
-    invoke(&s, &m, &q, &h, body).await
+    invoke(
+        &s,
+        crate::Picked {
+            served: m,
+            route: None,
+        },
+        &q,
+        &h,
+        body,
+    )
+    .await
 }
 
 fn lookup(s: &AppState, spec: &str) -> Result<Arc<Served>, ApiError> {
@@ -75,11 +97,12 @@ fn lookup(s: &AppState, spec: &str) -> Result<Arc<Served>, ApiError> {
 
 async fn invoke(
     s: &AppState,
-    m: &Served,
+    picked: crate::Picked,
     q: &HashMap<String, String>,
     h: &HeaderMap,
     body: Body,
 ) -> Result<axum::Json<Json>, ApiError> {
+    let m = &picked.served;
     if !s.is_ready() {
         return Err(ApiError::not_ready(Style::Mlflow));
     }
@@ -147,7 +170,7 @@ async fn invoke(
     }
     let frame = input::parse(text, format, &m.model.signature)
         .map_err(|e| ApiError::bad_request(format!("{} ({})", e.message, e.hint), Style::Mlflow))?;
-    let out = api::score(s, m, frame, Style::Mlflow).await?;
+    let out = api::score_picked(s, &picked, frame, Style::Mlflow).await?;
     if predict_proba {
         let p = out.probabilities.as_ref().ok_or_else(|| {
             ApiError::bad_request("this model has no predict_proba", Style::Mlflow)

@@ -136,8 +136,14 @@ pub async fn infer(
     h: HeaderMap,
     body: Body,
 ) -> Result<axum::Json<Json>, ApiError> {
-    let m = lookup(&s, &name, None)?;
-    run_infer(&s, &m, &h, body).await
+    let picked = match s.pick(&name, &h) {
+        Some(p) => p,
+        None => crate::Picked {
+            served: lookup(&s, &name, None)?,
+            route: None,
+        },
+    };
+    run_infer(&s, picked, &h, body).await
 }
 
 pub async fn infer_versioned(
@@ -147,7 +153,16 @@ pub async fn infer_versioned(
     body: Body,
 ) -> Result<axum::Json<Json>, ApiError> {
     let m = lookup(&s, &name, Some(&v))?;
-    run_infer(&s, &m, &h, body).await
+    run_infer(
+        &s,
+        crate::Picked {
+            served: m,
+            route: None,
+        },
+        &h,
+        body,
+    )
+    .await
 }
 
 /// Flattens `data` (nested lists in row-major order, or flat) into scalars.
@@ -234,10 +249,11 @@ fn column(name: &str, datatype: &str, vals: &[&Json], want: DType) -> Result<Col
 
 async fn run_infer(
     s: &AppState,
-    m: &Served,
+    picked: crate::Picked,
     h: &HeaderMap,
     body: Body,
 ) -> Result<axum::Json<Json>, ApiError> {
+    let m = &picked.served;
     if !s.is_ready() {
         return Err(ApiError::not_ready(S));
     }
@@ -358,7 +374,7 @@ async fn run_infer(
         }
     }
     let frame = Frame::new(cols).map_err(|e| ApiError::bad_request(e.to_string(), S))?;
-    let out = api::score(s, m, frame, S).await?;
+    let out = api::score_picked(s, &picked, frame, S).await?;
     let n = out.predictions.len();
     let dt = match &out.predictions {
         Predictions::Labels(l) => match l.first() {

@@ -51,6 +51,9 @@ pub struct ServeArgs {
     /// How long a batch may wait for more requests, in microseconds (0: only what is already queued).
     #[arg(long, default_value_t = 0)]
     pub max_batch_latency_us: u64,
+    /// A mlship.toml with deployments (weighted routes, sticky header, shadow, automatic rollback).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// How often to check the registry for moved aliases (0: never).
     #[arg(long, default_value_t = 1000)]
     pub reload_interval_ms: u64,

@@ -652,3 +652,182 @@ fn hot_reload(h: &Reg) {
     let history = json(h, &["models", "history", "m"]);
     assert_eq!(history.as_array().unwrap().len(), 21);
 }
+
+on_both!(
+    canary,
+    canary_weights_sticky_devices_and_automatic_rollback_on_sqlite,
+    canary_weights_sticky_devices_and_automatic_rollback_on_postgres_and_s3
+);
+
+/// A 90/10 deployment: about 10% of requests meet the candidate, one device always meets one
+/// version, and a failing candidate is rolled back automatically, in the registry's history.
+fn canary(h: &Reg) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let rf = case("random_forest_classifier");
+    json(
+        h,
+        &[
+            "models",
+            "register",
+            "fraud",
+            s(&rf.join("model.pkl")),
+            "--alias",
+            "production",
+        ],
+    );
+    // The candidate is a logistic regression: it refuses missing values, which the forest takes.
+    json(
+        h,
+        &[
+            "models",
+            "register",
+            "fraud",
+            s(&case("pipeline_scaler_logreg").join("model.pkl")),
+            "--alias",
+            "candidate",
+        ],
+    );
+    let config = h.home.join("mlship.toml");
+    std::fs::write(
+        &config,
+        r#"[[deployment]]
+name = "fraud"
+routes = [ { model = "models:/fraud@production", weight = 90 },
+           { model = "models:/fraud@candidate",  weight = 10 } ]
+sticky_header = "X-Device-Id"
+shadow = "models:/fraud/1"
+[deployment.rollback]
+max_error_rate = 0.02
+max_p99_ms = 5000
+min_requests = 20
+"#,
+    )
+    .unwrap();
+    let mut child = cmd(h, &["serve", "--config", s(&config), "--port", "0"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_string();
+    let post = |row: &str, device: Option<&str>| -> (u16, String) {
+        let body = format!(
+            "{{\"dataframe_split\": {{\"columns\": [\"f0\",\"f1\",\"f2\",\"f3\",\"f4\",\"f5\",\"f6\",\"f7\"], \"data\": [{row}]}}}}"
+        );
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        let dev = device
+            .map(|d| format!("X-Device-Id: {d}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "POST /models/fraud/invocations?probabilities=true HTTP/1.1\r\nHost: x\r\n{dev}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        c.write_all(req.as_bytes()).unwrap();
+        let mut resp = String::new();
+        let _ = c.read_to_string(&mut resp);
+        let status = resp
+            .split_whitespace()
+            .nth(1)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0);
+        (
+            status,
+            resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+        )
+    };
+    let row = "[0.5, -1.0, 2.0, 0.3, -0.7, 1.5, 0.0, 4.0]";
+    let production = post(row, Some("device-for-production-check")).1;
+    // Find the candidate's answer from a few devices, then count.
+    let mut answers = std::collections::BTreeMap::new();
+    for _ in 0..1000 {
+        let (st, b) = post(row, None);
+        assert_eq!(st, 200, "{b}");
+        *answers.entry(b).or_insert(0u32) += 1;
+    }
+    assert_eq!(
+        answers.len(),
+        2,
+        "expected two versions' answers: {answers:?}"
+    );
+    let candidate_share = answers
+        .iter()
+        .filter(|(b, _)| **b != production)
+        .map(|(_, n)| *n)
+        .sum::<u32>();
+    let (prod_count, cand_count) = (
+        answers.values().max().copied().unwrap(),
+        answers.values().min().copied().unwrap(),
+    );
+    assert!(
+        (60..=140).contains(&cand_count) && prod_count + cand_count == 1000,
+        "candidate got {cand_count} of 1000 ({candidate_share})"
+    );
+    // A device always meets the same version.
+    for d in ["alice", "bob", "carol", "dave"] {
+        let first = post(row, Some(d)).1;
+        for _ in 0..30 {
+            assert_eq!(post(row, Some(d)).1, first, "device {d} switched versions");
+        }
+    }
+    // Rows with a missing value: the forest answers, the candidate fails; the deployment rolls back.
+    let nan_row = "[null, -1.0, 2.0, 0.3, -0.7, 1.5, 0.0, 4.0]";
+    let mut failures = 0;
+    for _ in 0..600 {
+        if post(nan_row, None).0 != 200 {
+            failures += 1;
+        }
+    }
+    assert!(
+        failures > 0 && failures < 60,
+        "{failures} failures: the rollback should stop them early"
+    );
+    for _ in 0..200 {
+        assert_eq!(
+            post(nan_row, None).0,
+            200,
+            "a request met the candidate after the rollback"
+        );
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let history = json(h, &["models", "history", "fraud"]);
+    let last = history.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["alias"], "candidate");
+    assert_eq!(
+        (last["from"].as_u64(), last["to"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(last["by"], "mlship serve");
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap()
+            .contains("automatic rollback: error rate"),
+        "{last}"
+    );
+}
+
+#[test]
+fn a_config_with_an_unknown_key_is_refused_naming_it() {
+    let reg = sqlite();
+    let config = reg.home.join("mlship.toml");
+    std::fs::write(
+        &config,
+        "[[deployment]]\nname = \"x\"\nroutes = []\nstickyheader = \"X\"\n",
+    )
+    .unwrap();
+    let o = cmd(&reg, &["serve", "--config", s(&config), "--port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("stickyheader"), "{err}");
+}

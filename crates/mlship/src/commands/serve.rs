@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use mlship_registry::{Reference, Selector};
-use mlship_server::{AppState, BatchConfig, Config, Served};
+use mlship_server::{
+    AppState, BatchConfig, Config, Deployment, RollbackHook, RollbackPolicy, Served,
+};
 
 use crate::cli::ServeArgs;
 use crate::model_ref;
@@ -12,7 +14,12 @@ use crate::settings::Settings;
 use crate::user;
 
 pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
-    let specs: Vec<String> = if a.models.is_empty() {
+    let file = match &a.config {
+        Some(p) => Some(crate::config::read(p)?),
+        None => None,
+    };
+    let has_deployments = file.as_ref().is_some_and(|f| !f.deployment.is_empty());
+    let specs: Vec<String> = if a.models.is_empty() && !has_deployments {
         registered(settings)?
     } else {
         a.models.clone()
@@ -69,7 +76,30 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
             r.source,
         ));
     }
-    if served.is_empty() {
+    let mut deployments = Vec::new();
+    for d in file.iter().flat_map(|f| &f.deployment) {
+        let mut routes = Vec::new();
+        for r in &d.routes {
+            routes.push((Arc::new(load_served(&r.model, settings)?), r.weight));
+        }
+        let shadow = match &d.shadow {
+            Some(m) => Some(Arc::new(load_served(m, settings)?)),
+            None => None,
+        };
+        let rollback = d.rollback.as_ref().map(|r| RollbackPolicy {
+            max_error_rate: r.max_error_rate,
+            max_p99_ms: r.max_p99_ms,
+            min_requests: r.min_requests.unwrap_or(100),
+        });
+        deployments.push(Deployment::new(
+            d.name.clone(),
+            routes,
+            d.sticky_header.clone(),
+            shadow,
+            rollback,
+        ));
+    }
+    if served.is_empty() && deployments.is_empty() {
         return Err(user(
             "no model to serve",
             "pass model files or models:/ URIs, or register models first",
@@ -79,12 +109,18 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         max_batch_size: a.max_batch_size.max(1),
         max_latency: std::time::Duration::from_micros(a.max_batch_latency_us),
     };
-    let state = Arc::new(AppState::new(
+    let hook: Arc<dyn RollbackHook> = Arc::new(RegistryHook {
+        settings: settings.clone(),
+    });
+    let config = Config {
+        body_limit: a.body_limit,
+        batch,
+    };
+    let state = Arc::new(AppState::with_deployments(
         served,
-        Config {
-            body_limit: a.body_limit,
-            batch,
-        },
+        deployments,
+        Some(hook),
+        config,
     ));
     if !followed.is_empty() && a.reload_interval_ms > 0 {
         let (state, settings) = (state.clone(), settings.clone());
@@ -108,6 +144,16 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         crate::outln!("listening on http://{addr}");
         for m in &state.models() {
             eprintln!("serving {} from {}", m.name, m.source);
+        }
+        for d in state.deployments() {
+            eprintln!(
+                "serving deployment {}: {:?}",
+                d.name,
+                d.routes
+                    .iter()
+                    .map(|(m, w)| format!("{} ({w})", m.source))
+                    .collect::<Vec<_>>()
+            );
         }
         mlship_server::run(listener, state, mlship_server::shutdown_signal())
             .await
@@ -178,5 +224,60 @@ fn follow(
                 Err(e) => eprintln!("cannot reload {name} at version {}: {e:#}", v.version),
             }
         }
+    }
+}
+
+/// Loads a deployment's route or shadow: a `models:/` URI or a path, named after the model.
+fn load_served(reference: &str, settings: &Settings) -> anyhow::Result<Served> {
+    let r = model_ref::load(reference, settings)?;
+    let (name, alias) = match Reference::parse(reference).and_then(Result::ok) {
+        Some(rf) => (
+            rf.name.clone(),
+            if let Selector::Alias(a) = rf.selector {
+                Some(a)
+            } else {
+                None
+            },
+        ),
+        None => (reference.to_string(), None),
+    };
+    Ok(Served::new(
+        name,
+        r.version,
+        alias,
+        Arc::new(r.model),
+        r.source,
+    ))
+}
+
+/// Writes an automatic rollback to the registry: the candidate's alias moves to the production
+/// version, with the reason, so the history shows who (this server), when and why.
+struct RegistryHook {
+    settings: Settings,
+}
+
+impl RollbackHook for RegistryHook {
+    fn rolled_back(&self, deployment: &str, candidate: &Served, production: &Served, reason: &str) {
+        eprintln!(
+            "deployment {deployment}: {reason}; all traffic goes to {}",
+            production.source
+        );
+        let (Some(alias), Some(to)) = (candidate.alias.clone(), production.version) else {
+            return;
+        };
+        // The registry clients block; this runs on the request path of an async server.
+        let (settings, name, reason) = (
+            self.settings.clone(),
+            candidate.name.clone(),
+            reason.to_string(),
+        );
+        std::thread::spawn(move || match settings.metadata() {
+            Ok(mut meta) => {
+                if let Err(e) = meta.set_alias(&name, &alias, to, "mlship serve", &reason) {
+                    eprintln!("cannot record the rollback in the registry: {e}");
+                }
+            }
+            Err(e) => eprintln!("cannot record the rollback in the registry: {e:#}"),
+        });
     }
 }
