@@ -87,7 +87,7 @@ pub struct AppState {
     models: std::sync::RwLock<Vec<Arc<Served>>>,
     pub config: Config,
     pub metrics: Arc<Metrics>,
-    deployments: Vec<Arc<Deployment>>,
+    deployments: std::sync::RwLock<Vec<Arc<Deployment>>>,
     hook: Option<Arc<dyn RollbackHook>>,
     ready: AtomicBool,
 }
@@ -121,20 +121,23 @@ impl AppState {
             models,
             config,
             metrics: Arc::new(Metrics::default()),
-            deployments: deployments.into_iter().map(Arc::new).collect(),
+            deployments: std::sync::RwLock::new(deployments.into_iter().map(Arc::new).collect()),
             hook,
             ready: AtomicBool::new(true),
         }
     }
 
-    pub fn deployments(&self) -> &[Arc<Deployment>] {
-        &self.deployments
+    pub fn deployments(&self) -> Vec<Arc<Deployment>> {
+        self.deployments
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The model for one scoring request: a deployment picks a route (sticky by its header),
     /// anything else is looked up as in [`AppState::find`].
     pub fn pick(&self, spec: &str, headers: &axum::http::HeaderMap) -> Option<Picked> {
-        if let Some(d) = self.deployments.iter().find(|d| d.name == spec) {
+        if let Some(d) = self.deployments().into_iter().find(|d| d.name == spec) {
             let sticky = d
                 .sticky_header
                 .as_ref()
@@ -162,6 +165,22 @@ impl AppState {
                 self.hook.as_deref(),
             );
         }
+    }
+
+    /// Installs the models and deployments of a server that started before loading them (so it
+    /// could answer 503 meanwhile), and marks it ready.
+    pub fn install(&self, models: Vec<Served>, deployments: Vec<Deployment>) {
+        *self
+            .models
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            models.into_iter().map(Arc::new).collect();
+        *self
+            .deployments
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            deployments.into_iter().map(Arc::new).collect();
+        self.set_ready(true);
     }
 
     /// The metrics, for tasks that outlive a request.
@@ -220,8 +239,8 @@ impl AppState {
             return Some(m.clone());
         }
         // A deployment answers metadata with its production route.
-        self.deployments
-            .iter()
+        self.deployments()
+            .into_iter()
             .find(|d| d.name == spec)
             .map(|d| d.routes[0].0.clone())
     }
@@ -238,7 +257,7 @@ impl AppState {
     /// The names of the served models, for error messages.
     pub fn names(&self) -> Vec<String> {
         let mut n: Vec<String> = self.models().iter().map(|m| m.name.clone()).collect();
-        n.extend(self.deployments.iter().map(|d| d.name.clone()));
+        n.extend(self.deployments().iter().map(|d| d.name.clone()));
         n
     }
 }

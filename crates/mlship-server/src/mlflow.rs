@@ -37,6 +37,9 @@ pub async fn invocations_default(
     h: HeaderMap,
     body: Body,
 ) -> Result<axum::Json<Json>, ApiError> {
+    if !s.is_ready() {
+        return Err(ApiError::not_ready(Style::Mlflow));
+    }
     // With deployments, /invocations serves the first one; else the first model.
     let picked = match s.deployments().first() {
         Some(d) => s.pick(&d.name, &h),
@@ -88,6 +91,9 @@ pub async fn invocations_versioned(
 }
 
 fn lookup(s: &AppState, spec: &str) -> Result<Arc<Served>, ApiError> {
+    if !s.is_ready() {
+        return Err(ApiError::not_ready(Style::Mlflow));
+    }
     s.find(spec).ok_or_else(|| {
         let names = s.names();
         let known: Vec<&str> = names.iter().map(String::as_str).collect();

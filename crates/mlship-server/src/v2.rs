@@ -18,6 +18,9 @@ use crate::{AppState, Served};
 const S: Style = Style::Error;
 
 fn lookup(s: &AppState, name: &str, version: Option<&str>) -> Result<Arc<Served>, ApiError> {
+    if !s.is_ready() {
+        return Err(ApiError::not_ready(S));
+    }
     let spec = match version {
         Some(v) => format!("{name}/{v}"),
         None => name.to_string(),

@@ -32,7 +32,7 @@ pub enum Command {
     Serve(ServeArgs),
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
     /// `[NAME=]MODEL`: files, MLflow directories or models:/ URIs. None: every registered model
     /// (its `production` alias if set, else its latest version).

@@ -75,7 +75,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn report(e: &anyhow::Error) {
+/// Prints an error and its hint, as every command does on failure.
+pub fn report(e: &anyhow::Error) {
     let mut msg = format!("{e}");
     for cause in e.chain().skip(1) {
         msg.push_str(&format!(": {cause}"));

@@ -48,6 +48,7 @@ fn serve() -> Server {
         .strip_prefix("listening on http://")
         .unwrap()
         .to_string();
+    wait_ready(&addr);
     Server(child, addr)
 }
 
@@ -110,4 +111,23 @@ fn the_postman_collection_passes_under_newman() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// Waits until the server has loaded its models (it answers 503 until then).
+fn wait_ready(addr: &str) {
+    use std::io::{Read as _, Write as _};
+    for _ in 0..400 {
+        if let Ok(mut c) = std::net::TcpStream::connect(addr) {
+            let _ = c.write_all(
+                b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            );
+            let mut r = String::new();
+            let _ = c.read_to_string(&mut r);
+            if r.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("the server at {addr} never became ready");
 }

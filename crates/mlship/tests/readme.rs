@@ -34,6 +34,7 @@ fn every_curl_example_in_the_readme_runs() {
         .strip_prefix("listening on http://")
         .unwrap()
         .to_string();
+    wait_ready(&addr);
     let mut failures = Vec::new();
     for ex in &examples {
         let cmd = ex.replace("localhost:8080", &addr);
@@ -60,4 +61,23 @@ fn every_curl_example_in_the_readme_runs() {
         "README examples failed:\n{}",
         failures.join("\n")
     );
+}
+
+/// Waits until the server has loaded its models (it answers 503 until then).
+fn wait_ready(addr: &str) {
+    use std::io::{Read as _, Write as _};
+    for _ in 0..400 {
+        if let Ok(mut c) = std::net::TcpStream::connect(addr) {
+            let _ = c.write_all(
+                b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            );
+            let mut r = String::new();
+            let _ = c.read_to_string(&mut r);
+            if r.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("the server at {addr} never became ready");
 }

@@ -581,6 +581,7 @@ fn hot_reload(h: &Reg) {
         .strip_prefix("listening on http://")
         .unwrap()
         .to_string();
+    wait_ready(&addr);
     let body = serde_json::json!({"dataframe_split": {"columns": ["f0","f1","f2","f3","f4","f5","f6","f7"], "data": [[0.5, -1.0, 2.0, 0.3, -0.7, 1.5, 0.0, 4.0]]}}).to_string();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
@@ -716,6 +717,7 @@ min_requests = 20
         .strip_prefix("listening on http://")
         .unwrap()
         .to_string();
+    wait_ready(&addr);
     let post = |row: &str, device: Option<&str>| -> (u16, String) {
         let body = format!(
             "{{\"dataframe_split\": {{\"columns\": [\"f0\",\"f1\",\"f2\",\"f3\",\"f4\",\"f5\",\"f6\",\"f7\"], \"data\": [{row}]}}}}"
@@ -830,4 +832,23 @@ fn a_config_with_an_unknown_key_is_refused_naming_it() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("stickyheader"), "{err}");
+}
+
+/// Waits until the server has loaded its models (it answers 503 until then).
+fn wait_ready(addr: &str) {
+    use std::io::{Read as _, Write as _};
+    for _ in 0..400 {
+        if let Ok(mut c) = std::net::TcpStream::connect(addr) {
+            let _ = c.write_all(
+                b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            );
+            let mut r = String::new();
+            let _ = c.read_to_string(&mut r);
+            if r.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("the server at {addr} never became ready");
 }

@@ -18,6 +18,80 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         Some(p) => Some(crate::config::read(p)?),
         None => None,
     };
+    let batch = BatchConfig {
+        max_batch_size: a.max_batch_size.max(1),
+        max_latency: std::time::Duration::from_micros(a.max_batch_latency_us),
+    };
+    let hook: Arc<dyn RollbackHook> = Arc::new(RegistryHook {
+        settings: settings.clone(),
+    });
+    let config = Config {
+        body_limit: a.body_limit,
+        batch,
+    };
+    let state = Arc::new(AppState::with_deployments(
+        Vec::new(),
+        Vec::new(),
+        Some(hook),
+        config,
+    ));
+    // Until the models are loaded every route answers 503; liveness says yes, readiness no.
+    state.set_ready(false);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind((a.host.as_str(), a.port))
+            .await
+            .map_err(|e| {
+                user(
+                    format!("cannot listen on {}:{}: {e}", a.host, a.port),
+                    "pick another --port, or 0 for any free port",
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        crate::outln!("listening on http://{addr}");
+        let (st, args, settings) = (state.clone(), a.clone(), settings.clone());
+        tokio::task::spawn_blocking(move || match load(&args, &settings, file) {
+            Ok((served, deployments, followed)) => {
+                for m in &served {
+                    eprintln!("serving {} from {}", m.name, m.source);
+                }
+                for d in &deployments {
+                    let routes: Vec<String> = d
+                        .routes
+                        .iter()
+                        .map(|(m, w)| format!("{} ({w})", m.source))
+                        .collect();
+                    eprintln!("serving deployment {}: {}", d.name, routes.join(", "));
+                }
+                st.install(served, deployments);
+                if !followed.is_empty() && args.reload_interval_ms > 0 {
+                    let every = std::time::Duration::from_millis(args.reload_interval_ms);
+                    std::thread::spawn(move || follow(&st, &settings, &followed, every));
+                }
+            }
+            Err(e) => {
+                crate::report(&e);
+                std::process::exit(1);
+            }
+        });
+        mlship_server::run(listener, state, mlship_server::shutdown_signal())
+            .await
+            .context("serving")?;
+        anyhow::Ok(())
+    })
+}
+
+type Loaded = (Vec<Served>, Vec<Deployment>, Vec<(String, Reference)>);
+
+/// Loads every model and deployment the command line and the config name.
+fn load(
+    a: &ServeArgs,
+    settings: &Settings,
+    file: Option<crate::config::FileConfig>,
+) -> anyhow::Result<Loaded> {
     let has_deployments = file.as_ref().is_some_and(|f| !f.deployment.is_empty());
     let specs: Vec<String> = if a.models.is_empty() && !has_deployments {
         registered(settings)?
@@ -105,61 +179,7 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
             "pass model files or models:/ URIs, or register models first",
         ));
     }
-    let batch = BatchConfig {
-        max_batch_size: a.max_batch_size.max(1),
-        max_latency: std::time::Duration::from_micros(a.max_batch_latency_us),
-    };
-    let hook: Arc<dyn RollbackHook> = Arc::new(RegistryHook {
-        settings: settings.clone(),
-    });
-    let config = Config {
-        body_limit: a.body_limit,
-        batch,
-    };
-    let state = Arc::new(AppState::with_deployments(
-        served,
-        deployments,
-        Some(hook),
-        config,
-    ));
-    if !followed.is_empty() && a.reload_interval_ms > 0 {
-        let (state, settings) = (state.clone(), settings.clone());
-        let every = std::time::Duration::from_millis(a.reload_interval_ms);
-        std::thread::spawn(move || follow(&state, &settings, &followed, every));
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind((a.host.as_str(), a.port))
-            .await
-            .map_err(|e| {
-                user(
-                    format!("cannot listen on {}:{}: {e}", a.host, a.port),
-                    "pick another --port, or 0 for any free port",
-                )
-            })?;
-        let addr = listener.local_addr()?;
-        crate::outln!("listening on http://{addr}");
-        for m in &state.models() {
-            eprintln!("serving {} from {}", m.name, m.source);
-        }
-        for d in state.deployments() {
-            eprintln!(
-                "serving deployment {}: {:?}",
-                d.name,
-                d.routes
-                    .iter()
-                    .map(|(m, w)| format!("{} ({w})", m.source))
-                    .collect::<Vec<_>>()
-            );
-        }
-        mlship_server::run(listener, state, mlship_server::shutdown_signal())
-            .await
-            .context("serving")?;
-        anyhow::Ok(())
-    })
+    Ok((served, deployments, followed))
 }
 
 /// Every registered model, at its `production` alias if it has one, else its latest version.
