@@ -11,7 +11,8 @@ if [[ ! -x bench/.venv-mlflow/bin/mlflow ]]; then
   python3 -m venv bench/.venv-mlflow
   bench/.venv-mlflow/bin/pip install -q "mlflow==3.17.2" "scikit-learn==1.9.0" "numpy==2.4.6" "pandas==3.1.1" "scipy==1.17.1" cloudpickle
 fi
-cargo build -q --release -p mlship -p mlship-server --example bare
+cargo build -q --release -p mlship
+cargo build -q --release -p mlship-server --example bare
 MODEL=fixtures/corpus/random_forest_classifier
 BODY='{"dataframe_split": {"columns": ["f0","f1","f2","f3","f4","f5","f6","f7"], "data": [[0.5,-1.0,2.0,0.3,-0.7,1.5,0.0,4.0]]}}'
 LUA=$(mktemp --suffix .lua)
@@ -21,7 +22,7 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '$BODY'
 LUA
 now() { date +%s.%N; }
-wait_up() { for _ in $(seq 1 600); do curl -sf -o /dev/null -X POST "http://127.0.0.1:$1/invocations" -H 'Content-Type: application/json' -d "$BODY" && return 0; sleep 0.05; done; return 1; }
+wait_up() { for _ in $(seq 1 1800); do curl -sf -o /dev/null -X POST "http://127.0.0.1:$1/invocations" -H 'Content-Type: application/json' -d "$BODY" && return 0; sleep 0.05; done; return 1; }
 rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$1/status" 2>/dev/null || echo "?"; }
 declare -A RPS P50 P99
 run() { # name port
@@ -37,7 +38,7 @@ start=$(now); target/release/mlship serve fraud="$MODEL/model.pkl" --port 18081 
 run mlship 18081; kill $ML
 target/release/examples/bare 18082 >/dev/null & BARE=$!; wait_up 18082
 run bare 18082; kill $BARE
-start=$(now); bench/.venv-mlflow/bin/mlflow models serve -m "$MODEL/mlflow_model_cloudpickle" --env-manager local -p 18083 -w 2 >/dev/null 2>&1 & MF=$!; wait_up 18083; MF_START=$(echo "$(now) - $start" | bc)
+start=$(now); PATH="$PWD/bench/.venv-mlflow/bin:$PATH" bench/.venv-mlflow/bin/mlflow models serve -m "$MODEL/mlflow_model_cloudpickle" --env-manager local -p 18083 -w 2 >/dev/null 2>&1 & MF=$!; wait_up 18083; MF_START=$(echo "$(now) - $start" | bc)
 MF_RSS=$(ps -o rss= --ppid $MF --pid $MF | awk '{s+=$1} END {print int(s/1024)}')
 run mlflow 18083; pkill -P $MF || true; kill $MF || true
 printf '%-7s %-6s %12s %10s %10s\n' conns server req/s p50 p99
