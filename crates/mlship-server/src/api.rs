@@ -171,12 +171,9 @@ pub async fn score(
     } else {
         score_frame(served.model.clone(), frame, style).await
     };
-    let version = served
-        .version
-        .map_or_else(|| "file".to_string(), |v| v.to_string());
     state.metrics.scored(
         &served.name,
-        &version,
+        &served.version_label,
         rows,
         started.elapsed().as_secs_f64(),
         res.is_ok(),

@@ -161,7 +161,19 @@ fn parse_json(text: &str, sig: &Signature) -> Result<Frame, InputError> {
             "the input must be one JSON document",
         )
     })?;
-    match &v {
+    let frame = parse_value(&v, sig)?;
+    if frame.n_rows() == 0 {
+        return Err(user(
+            "the input has no rows",
+            "give at least one row of data",
+        ));
+    }
+    Ok(frame)
+}
+
+/// A JSON document already parsed (a request body), in MLflow's shapes, typed by the signature.
+pub fn parse_value(v: &Json, sig: &Signature) -> Result<Frame, InputError> {
+    match v {
         Json::Array(rows) => records(rows, sig),
         Json::Object(o) => {
             let keys: Vec<&str> = [
@@ -190,7 +202,7 @@ fn parse_json(text: &str, sig: &Signature) -> Result<Frame, InputError> {
                         "send a list of records or of rows",
                     )),
                 },
-                [] if o.contains_key("columns") && o.contains_key("data") => split(&v, sig),
+                [] if o.contains_key("columns") && o.contains_key("data") => split(v, sig),
                 [] => Err(user(
                     "the JSON object has none of dataframe_split, dataframe_records, instances, inputs",
                     "use MLflow's request shapes, e.g. {\"dataframe_split\": {\"columns\": [...], \"data\": [[...]]}}",

@@ -41,6 +41,8 @@ pub struct Served {
     pub source: String,
     /// The model's batcher, started on first use.
     batcher: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<batch::Job>>,
+    /// The version as metrics label it (`file` for a model not from the registry).
+    version_label: String,
 }
 
 impl Served {
@@ -51,6 +53,7 @@ impl Served {
         model: Arc<Model>,
         source: String,
     ) -> Served {
+        let version_label = version.map_or_else(|| "file".to_string(), |v| v.to_string());
         Served {
             name,
             version,
@@ -58,6 +61,7 @@ impl Served {
             model,
             source,
             batcher: std::sync::OnceLock::new(),
+            version_label,
         }
     }
 }
@@ -345,11 +349,12 @@ async fn count_requests(
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().to_string();
+        .cloned();
+    let method = req.method().clone();
     let resp = next.run(req).await;
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
     s.metrics
-        .request(&route, &method, resp.status().as_u16(), started);
+        .request(route, method.as_str(), resp.status().as_u16(), started);
     resp
 }
 

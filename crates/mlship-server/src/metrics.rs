@@ -47,15 +47,31 @@ impl Histogram {
     }
 }
 
+/// Counters of one model version.
+#[derive(Debug, Default)]
+struct ModelStats {
+    rows: u64,
+    errors: u64,
+    batch_rows: Histogram,
+    scoring_latency: Histogram,
+    batch_requests: Histogram,
+}
+
+/// Maps keyed by strings are nested so that a request finds its counters without allocating.
 #[derive(Debug, Default)]
 struct Inner {
-    requests: BTreeMap<(String, String, u16), u64>,
+    /// route -> method -> status -> count.
+    requests: BTreeMap<String, BTreeMap<String, BTreeMap<u16, u64>>>,
     request_latency: BTreeMap<String, Histogram>,
-    rows: BTreeMap<(String, String), u64>,
-    errors: BTreeMap<(String, String), u64>,
-    batch_rows: BTreeMap<(String, String), Histogram>,
-    scoring_latency: BTreeMap<(String, String), Histogram>,
-    batch_requests: BTreeMap<(String, String), Histogram>,
+    /// model -> version -> stats.
+    models: BTreeMap<String, BTreeMap<String, ModelStats>>,
+}
+
+fn slot<'a, V: Default>(m: &'a mut BTreeMap<String, V>, k: &str) -> &'a mut V {
+    if !m.contains_key(k) {
+        m.insert(k.to_string(), V::default());
+    }
+    m.get_mut(k).expect("just inserted")
 }
 
 /// The server's counters; cheap to update from any handler.
@@ -89,42 +105,33 @@ impl Metrics {
 
     /// One HTTP request, by route template, method and status.
     pub fn request(&self, route: &str, method: &str, status: u16, started: Instant) {
+        let seconds = started.elapsed().as_secs_f64();
         let mut i = self.lock();
-        *i.requests
-            .entry((route.to_string(), method.to_string(), status))
+        *slot(slot(&mut i.requests, route), method)
+            .entry(status)
             .or_default() += 1;
-        i.request_latency
-            .entry(route.to_string())
-            .or_default()
-            .observe(&LATENCY_BUCKETS, started.elapsed().as_secs_f64());
+        slot(&mut i.request_latency, route).observe(&LATENCY_BUCKETS, seconds);
     }
 
     /// One scoring call of a model.
     pub fn scored(&self, model: &str, version: &str, rows: usize, seconds: f64, ok: bool) {
         let mut i = self.lock();
-        let key = (model.to_string(), version.to_string());
+        let st = slot(slot(&mut i.models, model), version);
         if ok {
-            *i.rows.entry(key.clone()).or_default() += rows as u64;
+            st.rows += rows as u64;
         } else {
-            *i.errors.entry(key.clone()).or_default() += 1;
+            st.errors += 1;
         }
-        i.batch_rows
-            .entry(key.clone())
-            .or_default()
-            .observe(&ROW_BUCKETS, rows as f64);
-        i.scoring_latency
-            .entry(key)
-            .or_default()
-            .observe(&LATENCY_BUCKETS, seconds);
+        st.batch_rows.observe(&ROW_BUCKETS, rows as f64);
+        st.scoring_latency.observe(&LATENCY_BUCKETS, seconds);
     }
 
     /// One call of a model's batcher, and how many requests it scored together.
     pub fn batch(&self, model: &str, version: Option<u32>, requests: usize) {
         let version = version.map_or_else(|| "file".to_string(), |v| v.to_string());
-        self.lock()
+        let mut i = self.lock();
+        slot(slot(&mut i.models, model), &version)
             .batch_requests
-            .entry((model.to_string(), version))
-            .or_default()
             .observe(&ROW_BUCKETS, requests as f64);
     }
 
@@ -133,12 +140,16 @@ impl Metrics {
         let i = self.lock();
         let mut out = String::new();
         out.push_str("# HELP mlship_http_requests_total HTTP requests by route, method and status.\n# TYPE mlship_http_requests_total counter\n");
-        for ((route, method, status), n) in &i.requests {
-            let _ = writeln!(
-                out,
-                "mlship_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
-                escape(route)
-            );
+        for (route, methods) in &i.requests {
+            for (method, statuses) in methods {
+                for (status, n) in statuses {
+                    let _ = writeln!(
+                        out,
+                        "mlship_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
+                        escape(route)
+                    );
+                }
+            }
         }
         out.push_str("# HELP mlship_http_request_duration_seconds Time to answer, by route.\n# TYPE mlship_http_request_duration_seconds histogram\n");
         for (route, h) in &i.request_latency {
@@ -149,48 +160,45 @@ impl Metrics {
                 &LATENCY_BUCKETS,
             );
         }
-        let model_labels = |(m, v): &(String, String)| {
-            format!("model=\"{}\",version=\"{}\"", escape(m), escape(v))
+        let each = |f: &mut dyn FnMut(String, &ModelStats)| {
+            for (m, versions) in &i.models {
+                for (v, st) in versions {
+                    f(
+                        format!("model=\"{}\",version=\"{}\"", escape(m), escape(v)),
+                        st,
+                    );
+                }
+            }
         };
         out.push_str("# HELP mlship_predictions_total Rows scored, by model and version.\n# TYPE mlship_predictions_total counter\n");
-        for (k, n) in &i.rows {
-            let _ = writeln!(out, "mlship_predictions_total{{{}}} {n}", model_labels(k));
-        }
+        each(&mut |l, st| {
+            let _ = writeln!(out, "mlship_predictions_total{{{l}}} {}", st.rows);
+        });
         out.push_str("# HELP mlship_prediction_errors_total Scoring calls refused (bad input), by model and version.\n# TYPE mlship_prediction_errors_total counter\n");
-        for (k, n) in &i.errors {
-            let _ = writeln!(
-                out,
-                "mlship_prediction_errors_total{{{}}} {n}",
-                model_labels(k)
-            );
-        }
+        each(&mut |l, st| {
+            let _ = writeln!(out, "mlship_prediction_errors_total{{{l}}} {}", st.errors);
+        });
         out.push_str("# HELP mlship_batch_rows Rows per scoring call, by model and version.\n# TYPE mlship_batch_rows histogram\n");
-        for (k, h) in &i.batch_rows {
-            h.render(
-                &mut out,
-                "mlship_batch_rows",
-                &model_labels(k),
-                &ROW_BUCKETS,
-            );
-        }
+        each(&mut |l, st| {
+            st.batch_rows
+                .render(&mut out, "mlship_batch_rows", &l, &ROW_BUCKETS)
+        });
         out.push_str("# HELP mlship_scoring_duration_seconds Time to score a call, by model and version.\n# TYPE mlship_scoring_duration_seconds histogram\n");
-        for (k, h) in &i.scoring_latency {
-            h.render(
+        each(&mut |l, st| {
+            st.scoring_latency.render(
                 &mut out,
                 "mlship_scoring_duration_seconds",
-                &model_labels(k),
+                &l,
                 &LATENCY_BUCKETS,
-            );
-        }
+            )
+        });
         out.push_str("# HELP mlship_batch_requests Single-row requests scored together by the batcher, by model and version.\n# TYPE mlship_batch_requests histogram\n");
-        for (k, h) in &i.batch_requests {
-            h.render(
-                &mut out,
-                "mlship_batch_requests",
-                &model_labels(k),
-                &ROW_BUCKETS,
-            );
-        }
+        each(&mut |l, st| {
+            if st.batch_requests.count > 0 {
+                st.batch_requests
+                    .render(&mut out, "mlship_batch_requests", &l, &ROW_BUCKETS);
+            }
+        });
         drop(i);
         process(&mut out, self.start);
         out

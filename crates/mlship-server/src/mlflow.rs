@@ -130,6 +130,7 @@ async fn invoke(
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::bad_request("the body is not UTF-8", Style::Mlflow))?;
     let mut predict_proba = false;
+    let mut parsed = None;
     if format == InputFormat::Json {
         let v: Json = serde_json::from_str(text)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}"), Style::Mlflow))?;
@@ -173,9 +174,19 @@ async fn invoke(
                 }
             }
         }
+        parsed = Some(v);
     }
-    let frame = input::parse(text, format, &m.model.signature)
-        .map_err(|e| ApiError::bad_request(format!("{} ({})", e.message, e.hint), Style::Mlflow))?;
+    let frame = match &parsed {
+        Some(v) => input::parse_value(v, &m.model.signature),
+        None => input::parse(text, format, &m.model.signature),
+    }
+    .map_err(|e| ApiError::bad_request(format!("{} ({})", e.message, e.hint), Style::Mlflow))?;
+    if frame.n_rows() == 0 {
+        return Err(ApiError::bad_request(
+            "the input has no rows",
+            Style::Mlflow,
+        ));
+    }
     let out = api::score_picked(s, &picked, frame, Style::Mlflow).await?;
     if predict_proba {
         let p = out.probabilities.as_ref().ok_or_else(|| {

@@ -45,8 +45,9 @@ pub struct ServeArgs {
     /// Requests with a larger body get 413.
     #[arg(long, default_value_t = 32 << 20)]
     pub body_limit: usize,
-    /// Single-row requests that arrive together are scored in one call of at most this many (1: no batching).
-    #[arg(long, default_value_t = 64)]
+    /// Single-row requests that arrive together are scored in one call of at most this many
+    /// (1, the default: no batching; worth it for models slower to score than a request's overhead).
+    #[arg(long, default_value_t = 1)]
     pub max_batch_size: usize,
     /// How long a batch may wait for more requests, in microseconds (0: only what is already queued).
     #[arg(long, default_value_t = 0)]
