@@ -4,7 +4,8 @@
 //! - [`joblib`]: joblib's compressed containers;
 //! - [`skops`]: scikit-learn's zip-of-JSON format;
 //! - [`sklearn`]: the lowering of scikit-learn objects to [`mlship_model::Model`];
-//! - [`mlflow`]: MLflow model directories' `MLmodel` file.
+//! - [`mlflow`]: MLflow model directories' `MLmodel` file;
+//! - [`xgboost`]: XGBoost's JSON and UBJSON model files ([`ubjson`] decodes the latter).
 //!
 //! Everything here takes bytes, never paths, and returns `Err` (never panics) on any input.
 
@@ -14,6 +15,8 @@ pub mod mlflow;
 pub mod pickle;
 pub mod sklearn;
 pub mod skops;
+pub mod ubjson;
+pub mod xgboost;
 
 pub use error::{Error, Result};
 
@@ -41,11 +44,14 @@ pub fn detect(b: &[u8]) -> Option<Container> {
     }
 }
 
-/// Loads a model file (pickle, joblib in any compression, or skops) into the IR.
+/// Loads a model file (pickle, joblib in any compression, skops, XGBoost JSON or UBJSON) into the IR.
 pub fn load(b: &[u8]) -> Result<Model> {
+    if let Some(encoding) = xgboost::detect(b) {
+        return xgboost::load(b, encoding);
+    }
     let container = detect(b).ok_or_else(|| {
         Error::UnknownFormat(format!(
-            "{} (supported: pickle protocols 0-5, joblib, skops)",
+            "{} (supported: pickle protocols 0-5, joblib, skops, XGBoost JSON and UBJSON)",
             describe_magic(b)
         ))
     })?;
@@ -136,7 +142,7 @@ fn describe_magic(b: &[u8]) -> String {
         return "an XML document (PMML is not supported by this version)".into();
     }
     if b.starts_with(b"{") {
-        return "a JSON document (JSON model formats are not supported by this version)".into();
+        return "a JSON document that is not an XGBoost model (other JSON model formats are not supported by this version)".into();
     }
     let head: Vec<String> = b.iter().take(8).map(|x| format!("{x:02x}")).collect();
     format!("the file starts with bytes {}", head.join(" "))

@@ -12,7 +12,8 @@ pub struct MlModel {
     pub flavor: String,
     /// The artifact's path, relative to the directory.
     pub artifact: String,
-    /// The sklearn flavor's `serialization_format` (`skops`, `cloudpickle`, `pickle`).
+    /// The sklearn flavor's `serialization_format` (`skops`, `cloudpickle`, `pickle`), or the
+    /// xgboost flavor's `model_format` (`xgb`, `json`, `ubj`).
     pub serialization: Option<String>,
     /// The input columns of the signature, when there is one (column-based signatures only).
     pub inputs: Option<Vec<Field>>,
@@ -42,10 +43,23 @@ pub fn parse_mlmodel(text: &str) -> Result<MlModel> {
                 .and_then(Json::as_str)
                 .map(str::to_string),
         )
+    } else if let Some(f) = flavors.get("xgboost") {
+        // `data` names the booster file (`model.xgb`, `model.json` or `model.ubj`).
+        let a = f
+            .get("data")
+            .and_then(Json::as_str)
+            .ok_or_else(|| unsupported("xgboost flavor without data"))?;
+        (
+            String::from("xgboost"),
+            a.to_string(),
+            f.get("model_format")
+                .and_then(Json::as_str)
+                .map(str::to_string),
+        )
     } else {
         let names: Vec<&String> = flavors.keys().collect();
         return Err(unsupported(format!(
-            "MLmodel flavors {names:?}: this version of mlship loads the sklearn flavor"
+            "MLmodel flavors {names:?}: this version of mlship loads the sklearn and xgboost flavors"
         )));
     };
     if artifact.contains("..") || artifact.starts_with('/') {

@@ -165,9 +165,14 @@ fn flat(v: &Json) -> Vec<f64> {
     }
 }
 
-/// Compares an output with expected.json at the README's tolerances.
+/// Compares an output with expected.json at scikit-learn's float64 tolerance.
 fn check(out: &Output, exp: &Json) -> Result<(), String> {
-    const TOL: f64 = 1e-9;
+    check_at(out, exp, 1e-9, 1e-9)
+}
+
+/// Compares an output with expected.json: probabilities within `prob_tol` (absolute),
+/// predictions within `pred_tol` (absolute or relative), labels exactly.
+fn check_at(out: &Output, exp: &Json, prob_tol: f64, pred_tol: f64) -> Result<(), String> {
     let preds = &exp["predictions"];
     match &out.predictions {
         Predictions::Labels(l) => {
@@ -181,7 +186,7 @@ fn check(out: &Output, exp: &Json) -> Result<(), String> {
                 return Err("wrong number of labels".into());
             }
         }
-        Predictions::Values(v) => close_rel("prediction", v, &nums(preds), TOL)?,
+        Predictions::Values(v) => close_rel("prediction", v, &nums(preds), pred_tol)?,
         Predictions::Clusters(c) => {
             let want: Vec<i64> = preds
                 .as_array()
@@ -207,7 +212,7 @@ fn check(out: &Output, exp: &Json) -> Result<(), String> {
             "probabilities",
             &matrix_rows(out.probabilities.as_ref().ok_or("no probabilities")?),
             &flat(p),
-            TOL,
+            prob_tol,
         )?,
     }
     if let Some(d) = exp.get("decision_function") {
@@ -219,14 +224,14 @@ fn check(out: &Output, exp: &Json) -> Result<(), String> {
             Scores::Vector(v) => v.clone(),
             Scores::Matrix(m) => matrix_rows(m),
         };
-        close_abs("decision_function", &got, &flat(d), TOL)?;
+        close_abs("decision_function", &got, &flat(d), prob_tol)?;
     }
     if let Some(d) = exp.get("distances") {
         close_rel(
             "distances",
             &matrix_rows(out.distances.as_ref().ok_or("no distances")?),
             &flat(d),
-            TOL,
+            pred_tol,
         )?;
     }
     Ok(())
@@ -295,7 +300,11 @@ fn every_sklearn_model_file_scores_as_sklearn_did() {
                 failures.push(format!("{name}: {e}"));
             }
         }
-        for dir in mlflow_dirs(&case) {
+        // Other libraries' MLflow directories are checked at their own tolerance.
+        for dir in mlflow_dirs(&case)
+            .into_iter()
+            .filter(|_| library == "sklearn")
+        {
             let name = format!(
                 "{}/{}",
                 case.file_name().unwrap().to_string_lossy(),
@@ -328,4 +337,66 @@ fn every_sklearn_model_file_scores_as_sklearn_did() {
     );
     assert!(checked > 0);
     eprintln!("{checked} model files score as scikit-learn did");
+}
+
+fn load_file_or_mlflow_dir(path: &Path) -> mlship_formats::Result<Model> {
+    if path.is_dir() {
+        let ml = mlship_formats::mlflow::parse_mlmodel(
+            &std::fs::read_to_string(path.join("MLmodel")).unwrap(),
+        )?;
+        mlship_formats::load_mlflow(&ml, &std::fs::read(path.join(&ml.artifact)).unwrap())
+    } else {
+        mlship_formats::load(&std::fs::read(path).unwrap())
+    }
+}
+
+/// XGBoost's own JSON and UBJSON files, and MLflow's xgboost flavor, score as XGBoost did, at
+/// the corpus README's float32 tolerances (XGBoost predicts in float32): probabilities 1e-5,
+/// predictions and margins 1e-4.
+#[test]
+fn xgboost_files_score_as_xgboost_did() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for case in cases() {
+        let info = read_json(&case.join("case.json"));
+        if info["library"] != "xgboost" {
+            continue;
+        }
+        let exp = read_json(&case.join("expected.json"));
+        let files = ["model.json", "model.ubj"].map(|f| case.join(f));
+        for file in files
+            .into_iter()
+            .filter(|f| f.exists())
+            .chain(mlflow_dirs(&case))
+        {
+            let name = format!(
+                "{}/{}",
+                case.file_name().unwrap().to_string_lossy(),
+                file.file_name().unwrap().to_string_lossy()
+            );
+            let result = load_file_or_mlflow_dir(&file)
+                .map_err(|e| format!("load: {e}"))
+                .and_then(|m| {
+                    m.predict(&frame(&case, &m))
+                        .map_err(|e| format!("predict: {e}"))
+                })
+                .and_then(|out| {
+                    check_at(&out, &exp, 1e-5, 1e-4)?;
+                    // Regressors' margins are their predictions (checked above) or their log.
+                    let margin = match &out.decision_function {
+                        Some(Scores::Vector(v)) => v.clone(),
+                        Some(Scores::Matrix(m)) => matrix_rows(m),
+                        None => return Ok(()),
+                    };
+                    close_rel("raw_scores", &margin, &flat(&exp["raw_scores"]), 1e-4)
+                });
+            checked += 1;
+            if let Err(e) = result {
+                failures.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked > 0, "no XGBoost files in the corpus");
+    eprintln!("{checked} XGBoost files score as XGBoost did");
 }

@@ -233,14 +233,78 @@ fn corpus_bytes() -> Vec<Vec<u8>> {
         "linear_regression/model.joblib",
         "decision_tree_classifier/model.zlib3.joblib",
         "kmeans/model.pkl",
+        "xgb_classifier/model.json",
+        "xgb_regressor/model.ubj",
     ]
     .iter()
     .map(|f| std::fs::read(root.join(f)).unwrap())
     .collect()
 }
 
+fn xgboost_doc() -> serde_json::Value {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/corpus/xgb_classifier/model.json");
+    serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
+}
+
+/// Sets `trees[0].<key>[index]` of an XGBoost JSON model and loads it.
+fn xgboost_with(key: &str, index: usize, value: serde_json::Value) -> mlship_formats::Result<()> {
+    let mut doc = xgboost_doc();
+    doc["learner"]["gradient_booster"]["model"]["trees"][0][key][index] = value;
+    load(&serde_json::to_vec(&doc).unwrap()).map(|_| ())
+}
+
+#[test]
+fn xgboost_trees_that_loop_or_reach_outside_are_refused() {
+    // Node 1 pointing back at the root would loop forever.
+    let e = xgboost_with("left_children", 1, 0.into()).unwrap_err();
+    assert!(e.to_string().contains("two parents"), "{e}");
+    let e = xgboost_with("right_children", 0, 100_000.into()).unwrap_err();
+    assert!(e.to_string().contains("has child"), "{e}");
+    let e = xgboost_with("split_indices", 0, 99.into()).unwrap_err();
+    assert!(e.to_string().contains("splits on feature 99"), "{e}");
+    let e = xgboost_with("split_conditions", 0, "x".into()).unwrap_err();
+    assert!(e.to_string().contains("not a number"), "{e}");
+    let mut doc = xgboost_doc();
+    doc["learner"]["objective"]["name"] = "rank:pairwise".into();
+    let e = load(&serde_json::to_vec(&doc).unwrap()).unwrap_err();
+    assert!(
+        e.to_string().contains("`rank:pairwise` is not supported"),
+        "{e}"
+    );
+    let json = serde_json::to_vec(&xgboost_doc()).unwrap();
+    for cut in [1, 10, json.len() / 2, json.len() - 1] {
+        assert!(load(&json[..cut]).is_err(), "cut at {cut}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_xgboost_trees_load_and_score_or_give_an_error(
+        edits in proptest::collection::vec((0usize..4, 0usize..25, -3i64..40), 1..6),
+    ) {
+        let mut doc = xgboost_doc();
+        let keys = ["left_children", "right_children", "split_indices", "default_left"];
+        for (k, i, v) in edits {
+            doc["learner"]["gradient_booster"]["model"]["trees"][0][keys[k]][i] = v.into();
+        }
+        if let Ok(m) = load(&serde_json::to_vec(&doc).unwrap()) {
+            let cols = (0..8)
+                .map(|j| mlship_model::Column::new(format!("f{j}"), mlship_model::ColumnData::Float(vec![f64::NAN, -30.0, 0.5])))
+                .collect();
+            let _ = m.predict(&mlship_model::Frame::new(cols).unwrap());
+        }
+    }
+
+    #[test]
+    fn any_bytes_give_ubjson_or_an_error(bytes in proptest::collection::vec(prop_oneof![
+        Just(b'['), Just(b'{'), Just(b']'), Just(b'}'), Just(b'$'), Just(b'#'), Just(b'i'), Just(b'U'),
+        Just(b'L'), Just(b'd'), Just(b'D'), Just(b'S'), Just(b'H'), Just(b'N'), Just(b'Z'), any::<u8>(),
+    ], 0..256)) {
+        let _ = mlship_formats::ubjson::parse(&bytes);
+    }
 
     #[test]
     fn any_bytes_give_a_model_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -260,7 +324,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_real_models_give_a_model_or_an_error(which in 0usize..5, flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
+    fn mutated_real_models_give_a_model_or_an_error(which in 0usize..7, flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
         let mut b = corpus_bytes().swap_remove(which);
         for (i, v) in flips {
             let i = i.index(b.len());

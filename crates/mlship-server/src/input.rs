@@ -43,6 +43,43 @@ fn user(message: impl Into<String>, hint: impl Into<String>) -> InputError {
     }
 }
 
+/// Parses JSON as Python's `json` module does for the values our users send: bare `NaN` (which
+/// `json.dumps` writes for missing floats, as in MLflow's input examples) is read as null.
+pub fn parse_json_text(text: &str) -> serde_json::Result<Json> {
+    match serde_json::from_str(text) {
+        Err(e) if text.contains("NaN") => serde_json::from_str(&nan_to_null(text)).map_err(|_| e),
+        r => r,
+    }
+}
+
+/// Replaces each `NaN` token outside strings with `null`.
+fn nan_to_null(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_str, mut escaped) = (false, false);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if !in_str && rest.starts_with("NaN") {
+            out.push_str("null");
+            rest = &rest[3..];
+            continue;
+        }
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+        } else if c == '"' {
+            in_str = true;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 /// Parses `text` into a frame, typing each column by the signature (unknown columns are ignored).
 pub fn parse(text: &str, format: InputFormat, sig: &Signature) -> Result<Frame, InputError> {
     let frame = match format {
@@ -55,7 +92,7 @@ pub fn parse(text: &str, format: InputFormat, sig: &Signature) -> Result<Frame, 
                 .enumerate()
                 .filter(|(_, l)| !l.trim().is_empty())
             {
-                let v: Json = serde_json::from_str(line).map_err(|e| {
+                let v: Json = parse_json_text(line).map_err(|e| {
                     user(
                         format!("line {}: invalid JSON: {e}", i + 1),
                         "each line must be one JSON object",
@@ -155,7 +192,7 @@ fn parse_csv(text: &str, sig: &Signature) -> Result<Frame, InputError> {
 }
 
 fn parse_json(text: &str, sig: &Signature) -> Result<Frame, InputError> {
-    let v: Json = serde_json::from_str(text).map_err(|e| {
+    let v: Json = parse_json_text(text).map_err(|e| {
         user(
             format!("invalid JSON: {e}"),
             "the input must be one JSON document",
@@ -353,4 +390,20 @@ fn build(cols: Vec<(String, Vec<&Json>)>, sig: &Signature) -> Result<Frame, Inpu
         out.push(Column::new(name, data));
     }
     Ok(Frame::new(out)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_nan_reads_as_null_outside_strings_only() {
+        let v = parse_json_text(r#"{"data": [[1.5, NaN]], "s": "NaN \" NaN"}"#).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"data": [[1.5, null]], "s": "NaN \" NaN"})
+        );
+        assert!(parse_json_text("[Nope]").is_err());
+        assert!(parse_json_text("[NaNa]").is_err());
+    }
 }

@@ -132,7 +132,7 @@ async fn invoke(
     let mut predict_proba = false;
     let mut parsed = None;
     if format == InputFormat::Json {
-        let v: Json = serde_json::from_str(text)
+        let v: Json = crate::input::parse_json_text(text)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}"), Style::Mlflow))?;
         if let Some(o) = v.as_object() {
             let keys: Vec<&str> = [
