@@ -126,19 +126,47 @@ fn objective(name: &str) -> Result<Objective> {
     })
 }
 
-/// Loads an XGBoost model in either encoding.
-pub fn load(b: &[u8], encoding: Encoding) -> Result<Model> {
-    let doc: Json = match encoding {
+fn parse(b: &[u8], encoding: Encoding) -> Result<Json> {
+    match encoding {
         Encoding::Json => serde_json::from_slice(b).map_err(|e| {
             malformed(
                 "XGBoost JSON",
                 0,
                 format!("line {} column {}: {e}", e.line(), e.column()),
             )
-        })?,
-        Encoding::Ubjson => crate::ubjson::parse(b)?,
+        }),
+        Encoding::Ubjson => crate::ubjson::parse(b),
+    }
+}
+
+/// Loads an XGBoost model file in either encoding.
+pub fn load(b: &[u8], encoding: Encoding) -> Result<Model> {
+    let format = match encoding {
+        Encoding::Json => "XGBoost JSON",
+        Encoding::Ubjson => "XGBoost UBJSON",
     };
-    let learner = get(&doc, "learner", "")?;
+    lower(&parse(b, encoding)?, format)
+}
+
+/// Loads the raw booster that a pickled `xgboost.core.Booster` holds as its `handle`: the
+/// `{"Config": …, "Model": …}` document of `save_raw`, in UBJSON (or JSON from older versions).
+pub fn load_raw(b: &[u8]) -> Result<Model> {
+    let t = b.trim_ascii_start();
+    let encoding = if t
+        .get(1)
+        .is_some_and(|c| c.is_ascii_whitespace() || *c == b'"')
+    {
+        Encoding::Json
+    } else {
+        Encoding::Ubjson
+    };
+    let doc = parse(b, encoding)?;
+    lower(doc.get("Model").unwrap_or(&doc), "pickled XGBoost booster")
+}
+
+/// Lowers a parsed model document (`{"learner": …, "version": …}`).
+fn lower(doc: &Json, format: &str) -> Result<Model> {
+    let learner = get(doc, "learner", "")?;
     let params = get(learner, "learner_model_param", "learner")?;
     let n_features = count(
         get(params, "num_feature", "learner.learner_model_param")?,
@@ -303,11 +331,7 @@ pub fn load(b: &[u8], encoding: Encoding) -> Result<Model> {
         steps: Vec::new(),
         estimator: Estimator::Trees(ensemble),
         info: ModelInfo {
-            format: match encoding {
-                Encoding::Json => "XGBoost JSON",
-                Encoding::Ubjson => "XGBoost UBJSON",
-            }
-            .into(),
+            format: format.into(),
             estimator: format!("XGBoost gbtree ({obj_name}, {n_trees} trees)"),
             library: version.map(|v| format!("xgboost {v}")),
             warnings: Vec::new(),

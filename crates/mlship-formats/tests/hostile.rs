@@ -235,6 +235,7 @@ fn corpus_bytes() -> Vec<Vec<u8>> {
         "kmeans/model.pkl",
         "xgb_classifier/model.json",
         "xgb_regressor/model.ubj",
+        "xgb_classifier/model.pkl",
     ]
     .iter()
     .map(|f| std::fs::read(root.join(f)).unwrap())
@@ -324,7 +325,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_real_models_give_a_model_or_an_error(which in 0usize..7, flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
+    fn mutated_real_models_give_a_model_or_an_error(which in 0usize..8, flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
         let mut b = corpus_bytes().swap_remove(which);
         for (i, v) in flips {
             let i = i.index(b.len());

@@ -360,9 +360,9 @@ fn hostile_files(h: &Reg) {
             "models",
             "register",
             "x",
-            s(&case("xgb_classifier").join("model.pkl")),
+            s(&case("lgbm_classifier").join("model.pkl")),
         ],
-        &["xgboost"],
+        &["lightgbm"],
     );
     assert_eq!(json(h, &["models", "list"]), Json::Array(vec![]));
     // On the local folder, check the bytes too: not one artifact was written.

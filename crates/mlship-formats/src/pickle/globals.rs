@@ -55,6 +55,20 @@ impl fmt::Display for Global {
 const NUMPY_CORE: [&str; 2] = ["numpy.core.multiarray", "numpy._core.multiarray"];
 const NUMPY_NUMERIC: [&str; 2] = ["numpy.core.numeric", "numpy._core.numeric"];
 
+/// XGBoost's scikit-learn wrappers and the booster they pickle (its model as raw bytes).
+const XGBOOST_CLASSES: &[(&str, &[&str])] = &[
+    (
+        "xgboost.sklearn",
+        &[
+            "XGBClassifier",
+            "XGBRegressor",
+            "XGBRFClassifier",
+            "XGBRFRegressor",
+        ],
+    ),
+    ("xgboost.core", &["Booster"]),
+];
+
 /// scikit-learn classes by module, over the module moves of scikit-learn 1.0 to 1.9.
 const SKLEARN_CLASSES: &[(&str, &[&str])] = &[
     ("sklearn.linear_model._base", &["LinearRegression"]),
@@ -345,6 +359,7 @@ fn kind_of(module: &str, name: &str) -> Option<Kind> {
             Kind::JoblibArrayWrapper
         }
         _ if listed(SKLEARN_CLASSES, module, name) => Kind::Class,
+        _ if listed(XGBOOST_CLASSES, module, name) => Kind::Class,
         _ if listed(OPAQUE, module, name) => Kind::Opaque,
         _ if listed(TYPE_VALUES, module, name) => Kind::TypeValue,
         _ => return None,

@@ -8,11 +8,11 @@ pub use ctx::{Ctx, Inst};
 
 use mlship_model::{
     Activation, Estimator, Field, GaussianNb, KMeans, Kernel, Label, Layer, LinearModel,
-    LinearProba, LinearTask, Matrix, Mlp, MlpTask, Signature, Step, Svm, SvmTask, Task,
+    LinearProba, LinearTask, Matrix, Mlp, MlpTask, Model, Signature, Step, Svm, SvmTask, Task,
 };
 
 use crate::error::{Error, Result, unsupported};
-use crate::pickle::{Heap, Value};
+use crate::pickle::{Heap, Obj, Value};
 use ctx::MAX_DEPTH;
 
 /// A scikit-learn model lowered to the IR, with what `inspect` shows.
@@ -61,6 +61,7 @@ fn is_estimator(class: &str) -> bool {
             | "MLPClassifier"
             | "MLPRegressor"
     ) || trees::is_tree_model(class)
+        || is_xgboost_wrapper(class)
 }
 
 /// Lowers the root object of an unpickled scikit-learn model.
@@ -73,6 +74,17 @@ pub fn lower(heap: &Heap, root: Value) -> Result<Lowered> {
         ))
     })?;
     let sklearn_version = top.str("_sklearn_version").map(str::to_string);
+    if is_xgboost_wrapper(top.class) {
+        // The booster carries the feature names and the objective.
+        let m = xgboost_booster(top)?;
+        return Ok(Lowered {
+            steps: m.steps,
+            estimator: m.estimator,
+            signature: m.signature,
+            summary: format!("{} [{}]", top.class, m.info.estimator),
+            sklearn_version,
+        });
+    }
     let (mut steps, final_est, mut names) = if top.class == "Pipeline" {
         let (steps, last, parts) = pipeline_parts(top, 0)?;
         let last = last.ok_or_else(|| unsupported("the pipeline ends in a transformer; mlship scores pipelines that end in an estimator"))?;
@@ -221,8 +233,35 @@ fn first_step(p: Inst<'_>) -> Result<Inst<'_>> {
 }
 
 /// Lowers a final estimator; also returns steps the estimator applies to its own input.
+/// XGBoost's scikit-learn wrappers, scored through the booster they hold.
+fn is_xgboost_wrapper(class: &str) -> bool {
+    matches!(
+        class,
+        "XGBClassifier" | "XGBRegressor" | "XGBRFClassifier" | "XGBRFRegressor"
+    )
+}
+
+/// The model inside a pickled XGBoost wrapper: `_Booster`, whose `handle` is the raw booster.
+fn xgboost_booster(e: Inst<'_>) -> Result<Model> {
+    let booster = e
+        .get("_Booster")
+        .and_then(|v| e.ctx.instance(v))
+        .ok_or_else(|| unsupported(format!("{} without a fitted _Booster", e.class)))?;
+    let raw = booster
+        .get("handle")
+        .and_then(|v| match e.ctx.heap.obj(v) {
+            Some(Obj::Bytes(b)) => Some(b.as_slice()),
+            _ => None,
+        })
+        .ok_or_else(|| unsupported("a pickled XGBoost Booster without its model bytes"))?;
+    crate::xgboost::load_raw(raw)
+}
+
 fn lower_estimator(e: Inst<'_>) -> Result<(Estimator, Vec<Step>, String)> {
     let name = e.class.to_string();
+    if is_xgboost_wrapper(e.class) {
+        return Ok((xgboost_booster(e)?.estimator, Vec::new(), name));
+    }
     if trees::is_tree_model(e.class) {
         let (est, pre) = trees::lower(e)?;
         return Ok((est, pre, name));
