@@ -5,12 +5,14 @@
 //! - [`skops`]: scikit-learn's zip-of-JSON format;
 //! - [`sklearn`]: the lowering of scikit-learn objects to [`mlship_model::Model`];
 //! - [`mlflow`]: MLflow model directories' `MLmodel` file;
-//! - [`xgboost`]: XGBoost's JSON and UBJSON model files ([`ubjson`] decodes the latter).
+//! - [`xgboost`]: XGBoost's JSON and UBJSON model files ([`ubjson`] decodes the latter);
+//! - [`lightgbm`]: LightGBM's text model files.
 //!
 //! Everything here takes bytes, never paths, and returns `Err` (never panics) on any input.
 
 mod error;
 pub mod joblib;
+pub mod lightgbm;
 pub mod mlflow;
 pub mod pickle;
 pub mod sklearn;
@@ -44,14 +46,17 @@ pub fn detect(b: &[u8]) -> Option<Container> {
     }
 }
 
-/// Loads a model file (pickle, joblib in any compression, skops, XGBoost JSON or UBJSON) into the IR.
+/// Loads a model file (pickle, joblib in any compression, skops, XGBoost JSON or UBJSON, LightGBM text) into the IR.
 pub fn load(b: &[u8]) -> Result<Model> {
     if let Some(encoding) = xgboost::detect(b) {
         return xgboost::load(b, encoding);
     }
+    if lightgbm::is_lightgbm_text(b) {
+        return lightgbm::load(b);
+    }
     let container = detect(b).ok_or_else(|| {
         Error::UnknownFormat(format!(
-            "{} (supported: pickle protocols 0-5, joblib, skops, XGBoost JSON and UBJSON)",
+            "{} (supported: pickle protocols 0-5, joblib, skops, XGBoost JSON and UBJSON, LightGBM text)",
             describe_magic(b)
         ))
     })?;

@@ -56,10 +56,18 @@ pub fn parse_mlmodel(text: &str) -> Result<MlModel> {
                 .and_then(Json::as_str)
                 .map(str::to_string),
         )
+    } else if let Some(f) = flavors.get("lightgbm") {
+        // `data` names a LightGBM text model (`model.lgb`) or, for the scikit-learn API, a
+        // pickle of the wrapper, which the allow-list refuses by name.
+        let a = f
+            .get("data")
+            .and_then(Json::as_str)
+            .ok_or_else(|| unsupported("lightgbm flavor without data"))?;
+        (String::from("lightgbm"), a.to_string(), None)
     } else {
         let names: Vec<&String> = flavors.keys().collect();
         return Err(unsupported(format!(
-            "MLmodel flavors {names:?}: this version of mlship loads the sklearn and xgboost flavors"
+            "MLmodel flavors {names:?}: this version of mlship loads the sklearn, xgboost and lightgbm flavors"
         )));
     };
     if artifact.contains("..") || artifact.starts_with('/') {

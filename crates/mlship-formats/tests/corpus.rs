@@ -281,7 +281,7 @@ fn every_sklearn_model_file_scores_as_sklearn_did() {
                 continue; // checked at XGBoost's float32 tolerances below
             }
             if library != "sklearn" {
-                // LightGBM wrappers are refused by name until their scorer lands.
+                // LightGBM's scikit-learn wrappers are refused by name (its text files load).
                 match loaded {
                     Err(Error::ForbiddenGlobal { module, .. }) if module.starts_with(library) => {}
                     other => failures.push(format!(
@@ -404,4 +404,58 @@ fn xgboost_files_score_as_xgboost_did() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(checked > 0, "no XGBoost files in the corpus");
     eprintln!("{checked} XGBoost files score as XGBoost did");
+}
+
+/// LightGBM's text files and MLflow's lightgbm flavor score as LightGBM did. LightGBM scores
+/// in float64 and adds its trees in order, as the IR does, so the float64 tolerance holds
+/// (margins included).
+#[test]
+fn lightgbm_files_score_as_lightgbm_did() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for case in cases() {
+        let info = read_json(&case.join("case.json"));
+        let text = case.join("model.txt");
+        if info["library"] != "lightgbm" || !text.exists() {
+            continue;
+        }
+        let exp = read_json(&case.join("expected.json"));
+        // In random-forest mode LightGBM's raw_score is the sum of the trees, while the
+        // probabilities come from their mean (our margin): only the probabilities compare.
+        let averaged = std::fs::read_to_string(&text)
+            .unwrap()
+            .contains("\naverage_output\n");
+        for file in std::iter::once(text.clone()).chain(mlflow_dirs(&case)) {
+            let name = format!(
+                "{}/{}",
+                case.file_name().unwrap().to_string_lossy(),
+                file.file_name().unwrap().to_string_lossy()
+            );
+            let result = load_file_or_mlflow_dir(&file)
+                .map_err(|e| format!("load: {e}"))
+                .and_then(|m| {
+                    m.predict(&frame(&case, &m))
+                        .map_err(|e| format!("predict: {e}"))
+                })
+                .and_then(|out| {
+                    check(&out, &exp)?;
+                    let raw = flat(&exp["raw_scores"]);
+                    match &out.decision_function {
+                        _ if averaged => Ok(()),
+                        Some(Scores::Vector(v)) => close_abs("raw_scores", v, &raw, 1e-9),
+                        Some(Scores::Matrix(m)) => {
+                            close_abs("raw_scores", &matrix_rows(m), &raw, 1e-9)
+                        }
+                        None => Ok(()),
+                    }
+                });
+            checked += 1;
+            if let Err(e) = result {
+                failures.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked > 0, "no LightGBM files in the corpus");
+    eprintln!("{checked} LightGBM files score as LightGBM did");
 }

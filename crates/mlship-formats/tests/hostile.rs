@@ -236,6 +236,7 @@ fn corpus_bytes() -> Vec<Vec<u8>> {
         "xgb_classifier/model.json",
         "xgb_regressor/model.ubj",
         "xgb_classifier/model.pkl",
+        "lgbm_classifier/model.txt",
     ]
     .iter()
     .map(|f| std::fs::read(root.join(f)).unwrap())
@@ -279,8 +280,67 @@ fn xgboost_trees_that_loop_or_reach_outside_are_refused() {
     }
 }
 
+fn lightgbm_text() -> String {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/corpus/lgbm_classifier/model.txt");
+    std::fs::read_to_string(file).unwrap()
+}
+
+#[test]
+fn lightgbm_trees_that_loop_or_reach_outside_are_refused() {
+    let text = lightgbm_text();
+    let first = |key: &str| {
+        let start = text.find(&format!("\n{key}=")).unwrap() + 1;
+        let end = start + text[start..].find('\n').unwrap();
+        (start, end)
+    };
+    let with = |key: &str, value: &str| {
+        let (start, end) = first(key);
+        let t = format!("{}{key}={value}{}", &text[..start], &text[end..]);
+        load(t.as_bytes()).map(|_| ())
+    };
+    // Node 1 pointing back at the root would loop forever.
+    let e = with("left_child", "2 0 8 4 -3 10 -7 -6 9 11 13 12 -1 -2").unwrap_err();
+    assert!(e.to_string().contains("two parents"), "{e}");
+    let e = with("right_child", "1 3 -4 -5 7 6 -8 -9 -10 -11 -12 -13 -14 -99").unwrap_err();
+    assert!(e.to_string().contains("out of range"), "{e}");
+    let e = with("split_feature", "99 1 6 6 5 3 2 6 5 7 2 5 6 0").unwrap_err();
+    assert!(e.to_string().contains("feature 99"), "{e}");
+    let e = with("threshold", "1 2 3").unwrap_err();
+    assert!(e.to_string().contains("expected 14"), "{e}");
+    let e = with("num_leaves", "99999999999").unwrap_err();
+    assert!(e.to_string().contains("num_leaves"), "{e}");
+    let e = with("objective", "lambdarank").unwrap_err();
+    assert!(
+        e.to_string().contains("`lambdarank` is not supported"),
+        "{e}"
+    );
+    for cut in [5, 100, text.len() / 2] {
+        assert!(load(&text.as_bytes()[..cut]).is_err(), "cut at {cut}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_lightgbm_lines_give_a_model_or_an_error(lines in proptest::collection::vec(prop_oneof![
+        Just("Tree=0".to_string()), Just("num_leaves=3".to_string()), Just("num_leaves=1".to_string()),
+        Just("max_feature_idx=1".to_string()), Just("num_class=1".to_string()),
+        Just("num_tree_per_iteration=1".to_string()), Just("objective=binary sigmoid:1".to_string()),
+        Just("split_feature=0 1".to_string()), Just("threshold=0.5 -1".to_string()),
+        Just("decision_type=2 8".to_string()), Just("left_child=1 -1".to_string()),
+        Just("right_child=-2 -3".to_string()), Just("leaf_value=1 2 3".to_string()),
+        Just("average_output".to_string()), "[a-z_]{1,12}=[-0-9 .e]{0,12}",
+    ], 0..24)) {
+        let text = format!("tree\n{}\nend of trees\n", lines.join("\n"));
+        if let Ok(m) = load(text.as_bytes()) {
+            let cols = (0..2)
+                .map(|j| mlship_model::Column::new(format!("Column_{j}"), mlship_model::ColumnData::Float(vec![f64::NAN, 0.0, 0.7])))
+                .collect();
+            let _ = m.predict(&mlship_model::Frame::new(cols).unwrap());
+        }
+    }
 
     #[test]
     fn mutated_xgboost_trees_load_and_score_or_give_an_error(
@@ -325,7 +385,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_real_models_give_a_model_or_an_error(which in 0usize..8, flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
+    fn mutated_real_models_give_a_model_or_an_error(which in 0usize..9, flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
         let mut b = corpus_bytes().swap_remove(which);
         for (i, v) in flips {
             let i = i.index(b.len());
