@@ -10,6 +10,7 @@
 //!
 //! Everything here takes bytes, never paths, and returns `Err` (never panics) on any input.
 
+mod boosting;
 mod error;
 pub mod joblib;
 pub mod lightgbm;

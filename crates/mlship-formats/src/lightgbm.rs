@@ -7,11 +7,9 @@
 
 use std::collections::HashMap;
 
-use mlship_model::{
-    BoostLink, DType, Estimator, Field, Label, Model, ModelInfo, Node, Signature, Task, Tree,
-    TreeEnsemble, TreeHead,
-};
+use mlship_model::{BoostLink, Model, ModelInfo, Node, Tree, TreeEnsemble};
 
+use crate::boosting::{self, Link};
 use crate::error::{Result, malformed, unsupported};
 
 const FORMAT: &str = "LightGBM text model";
@@ -208,71 +206,28 @@ pub fn load(b: &[u8]) -> Result<Model> {
     } else {
         1.0
     };
-    let (task, classes, head) = match obj {
-        Objective::Identity | Objective::Exp => (
-            Task::Regression,
-            None,
-            TreeHead::BoostRegression {
-                base: 0.0,
-                scale,
-                exp: matches!(obj, Objective::Exp),
-            },
-        ),
-        Objective::Binary(_) | Objective::Softmax => {
-            let link = match obj {
-                Objective::Binary(l) => l,
-                _ => BoostLink::Softmax,
-            };
-            let k = n_outputs.max(2);
-            let classes: Vec<Label> = (0..k as i64).map(Label::Int).collect();
-            (
-                Task::Classification,
-                Some(classes.clone()),
-                TreeHead::BoostClassifier {
-                    classes,
-                    base: vec![0.0; n_outputs],
-                    scale,
-                    link,
-                    // LGBMClassifier: the positive class when its probability is above 0.5.
-                    positive_at_zero: false,
-                },
-            )
-        }
+    let link = match obj {
+        Objective::Identity => Link::Identity,
+        Objective::Exp => Link::Exp,
+        Objective::Binary(l) => Link::Classifier(l),
+        Objective::Softmax => Link::Classifier(BoostLink::Softmax),
     };
+    let (task, classes, head) = boosting::head(link, n_outputs, vec![0.0; n_outputs], scale);
     let n_trees = trees.len();
     let ensemble = TreeEnsemble::new(n_features, n_outputs, trees, false, head, Vec::new())?;
-    let names: Vec<&str> = header
+    let names: Vec<String> = header
         .get("feature_names")
-        .map(|v| v.split_ascii_whitespace().collect())
+        .map(|v| v.split_ascii_whitespace().map(String::from).collect())
         .unwrap_or_default();
-    let named = names.len() == n_features;
-    let inputs = (0..n_features)
-        .map(|j| Field {
-            name: if named {
-                names[j].to_string()
-            } else {
-                format!("Column_{j}")
-            },
-            dtype: DType::Float,
-            nullable: true,
-        })
-        .collect();
-    Ok(Model {
-        signature: Signature {
-            inputs,
-            named,
-            task,
-            classes,
-        },
-        steps: Vec::new(),
-        estimator: Estimator::Trees(ensemble),
-        info: ModelInfo {
-            format: FORMAT.into(),
-            estimator: format!("LightGBM ({obj_name}, {n_trees} trees)"),
-            library: header.get("version").map(|v| format!("lightgbm model {v}")),
-            warnings: Vec::new(),
-        },
-    })
+    let info = ModelInfo {
+        format: FORMAT.into(),
+        estimator: format!("LightGBM ({obj_name}, {n_trees} trees)"),
+        library: header.get("version").map(|v| format!("lightgbm model {v}")),
+        warnings: Vec::new(),
+    };
+    Ok(boosting::model(
+        ensemble, names, "Column_", task, classes, info,
+    ))
 }
 
 /// One tree: internal nodes 0..num_leaves-1, children `>= 0` internal and `< 0` the leaf `!c`;

@@ -5,12 +5,10 @@
 //! split condition becomes the largest float32 below it: the same test for every float32 `x`.
 //! `base_score` is kept in the objective's output space and moved to margin space here.
 
-use mlship_model::{
-    BoostLink, DType, Estimator, Field, Label, Model, ModelInfo, Node, Signature, Task, Tree,
-    TreeEnsemble, TreeHead,
-};
+use mlship_model::{BoostLink, Model, ModelInfo, Node, Tree, TreeEnsemble};
 use serde_json::Value as Json;
 
+use crate::boosting::{self, Link};
 use crate::error::{Result, malformed, unsupported};
 
 /// Upper bounds that keep a hostile file from asking for absurd allocations.
@@ -259,38 +257,13 @@ fn lower(doc: &Json, format: &str) -> Result<Model> {
             )));
         }
     };
-    let (task, classes, head) = match obj {
-        Objective::Identity | Objective::Exp => (
-            Task::Regression,
-            None,
-            TreeHead::BoostRegression {
-                base: base[0],
-                scale: 1.0,
-                exp: matches!(obj, Objective::Exp),
-            },
-        ),
-        Objective::Logistic | Objective::Softmax => {
-            let k = n_outputs.max(2);
-            let classes: Vec<Label> = (0..k as i64).map(Label::Int).collect();
-            let link = if matches!(obj, Objective::Logistic) {
-                BoostLink::Logistic
-            } else {
-                BoostLink::Softmax
-            };
-            (
-                Task::Classification,
-                Some(classes.clone()),
-                TreeHead::BoostClassifier {
-                    classes,
-                    base,
-                    scale: 1.0,
-                    link,
-                    // XGBClassifier: the positive class when its probability is above 0.5.
-                    positive_at_zero: false,
-                },
-            )
-        }
+    let link = match obj {
+        Objective::Identity => Link::Identity,
+        Objective::Exp => Link::Exp,
+        Objective::Logistic => Link::Classifier(BoostLink::Logistic),
+        Objective::Softmax => Link::Classifier(BoostLink::Softmax),
     };
+    let (task, classes, head) = boosting::head(link, n_outputs, base, 1.0);
     let n_trees = trees.len();
     let ensemble = TreeEnsemble::new(n_features, n_outputs, trees, true, head, Vec::new())?;
 
@@ -303,40 +276,19 @@ fn lower(doc: &Json, format: &str) -> Result<Model> {
                 .collect()
         })
         .unwrap_or_default();
-    let named = names.len() == n_features && n_features > 0;
-    let inputs = (0..n_features)
-        .map(|j| Field {
-            name: if named {
-                names[j].clone()
-            } else {
-                format!("f{j}")
-            },
-            dtype: DType::Float,
-            nullable: true,
-        })
-        .collect();
     let version = doc.get("version").and_then(Json::as_array).map(|v| {
         v.iter()
             .map(|x| x.as_u64().map_or("?".into(), |x| x.to_string()))
             .collect::<Vec<_>>()
             .join(".")
     });
-    Ok(Model {
-        signature: Signature {
-            inputs,
-            named,
-            task,
-            classes,
-        },
-        steps: Vec::new(),
-        estimator: Estimator::Trees(ensemble),
-        info: ModelInfo {
-            format: format.into(),
-            estimator: format!("XGBoost gbtree ({obj_name}, {n_trees} trees)"),
-            library: version.map(|v| format!("xgboost {v}")),
-            warnings: Vec::new(),
-        },
-    })
+    let info = ModelInfo {
+        format: format.into(),
+        estimator: format!("XGBoost gbtree ({obj_name}, {n_trees} trees)"),
+        library: version.map(|v| format!("xgboost {v}")),
+        warnings: Vec::new(),
+    };
+    Ok(boosting::model(ensemble, names, "f", task, classes, info))
 }
 
 /// One XGBoost tree, renumbered breadth-first so that children come after their parents.

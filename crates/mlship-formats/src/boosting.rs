@@ -1,0 +1,87 @@
+//! What the XGBoost and LightGBM front ends share: the head of a boosted ensemble and the model
+//! around it (float inputs named by the booster, integer class labels).
+
+use mlship_model::{
+    BoostLink, DType, Estimator, Field, Label, Model, ModelInfo, Signature, Task, TreeEnsemble,
+    TreeHead,
+};
+
+/// How a booster's margin becomes its answer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Link {
+    Identity,
+    Exp,
+    Classifier(BoostLink),
+}
+
+/// The task, class labels (`0..k`, as the libraries' scikit-learn wrappers encode them) and head
+/// of a boosted ensemble with `n_outputs` accumulators starting at `base`.
+pub(crate) fn head(
+    link: Link,
+    n_outputs: usize,
+    base: Vec<f64>,
+    scale: f64,
+) -> (Task, Option<Vec<Label>>, TreeHead) {
+    match link {
+        Link::Identity | Link::Exp => (
+            Task::Regression,
+            None,
+            TreeHead::BoostRegression {
+                base: base.first().copied().unwrap_or(0.0),
+                scale,
+                exp: link == Link::Exp,
+            },
+        ),
+        Link::Classifier(link) => {
+            let classes: Vec<Label> = (0..n_outputs.max(2) as i64).map(Label::Int).collect();
+            (
+                Task::Classification,
+                Some(classes.clone()),
+                TreeHead::BoostClassifier {
+                    classes,
+                    base,
+                    scale,
+                    link,
+                    // Both wrappers pick the positive class when its probability is above 0.5.
+                    positive_at_zero: false,
+                },
+            )
+        }
+    }
+}
+
+/// The model of a booster: float inputs, nullable (both libraries route missing values), named
+/// by the booster when it has one name per feature, else `{prefix}{j}`.
+pub(crate) fn model(
+    ensemble: TreeEnsemble,
+    names: Vec<String>,
+    prefix: &str,
+    task: Task,
+    classes: Option<Vec<Label>>,
+    info: ModelInfo,
+) -> Model {
+    let n = ensemble.n_features();
+    let named = names.len() == n && n > 0;
+    let inputs = (0..n)
+        .map(|j| Field {
+            name: if named {
+                names[j].clone()
+            } else {
+                format!("{prefix}{j}")
+            },
+            dtype: DType::Float,
+            nullable: true,
+        })
+        .collect();
+    Model {
+        signature: Signature {
+            inputs,
+            named,
+            task,
+            classes,
+        },
+        steps: Vec::new(),
+        estimator: Estimator::Trees(ensemble),
+        info,
+    }
+}
