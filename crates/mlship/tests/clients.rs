@@ -3,7 +3,8 @@
 //! both and names them in `MLSHIP_TEST_TRITON_PYTHON` and `MLSHIP_TEST_NEWMAN`; in CI the tests
 //! refuse to be skipped.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -25,30 +26,18 @@ impl Drop for Server {
 
 fn serve() -> Server {
     let home = std::env::temp_dir().join(format!("mlship-clients-{}", std::process::id()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mlship"))
-        .current_dir(root())
-        .args([
-            "serve",
-            "fraud=fixtures/corpus/random_forest_classifier/model.pkl",
-            "onehot=fixtures/corpus/pipeline_onehot_logreg/model.joblib",
-            "--port",
-            "0",
-        ])
-        .env("MLSHIP_HOME", home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .to_string();
-    wait_ready(&addr);
+    let (child, addr) = common::start(
+        Command::new(env!("CARGO_BIN_EXE_mlship"))
+            .current_dir(root())
+            .args([
+                "serve",
+                "fraud=fixtures/corpus/random_forest_classifier/model.pkl",
+                "onehot=fixtures/corpus/pipeline_onehot_logreg/model.joblib",
+                "--port",
+                "0",
+            ])
+            .env("MLSHIP_HOME", home),
+    );
     Server(child, addr)
 }
 
@@ -111,23 +100,4 @@ fn the_postman_collection_passes_under_newman() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-}
-
-/// Waits until the server has loaded its models (it answers 503 until then).
-fn wait_ready(addr: &str) {
-    use std::io::{Read as _, Write as _};
-    for _ in 0..400 {
-        if let Ok(mut c) = std::net::TcpStream::connect(addr) {
-            let _ = c.write_all(
-                b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            );
-            let mut r = String::new();
-            let _ = c.read_to_string(&mut r);
-            if r.starts_with("HTTP/1.1 200") {
-                return;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    panic!("the server at {addr} never became ready");
 }

@@ -1,8 +1,9 @@
 //! Every `curl` example in the README runs against a real `mlship serve` and succeeds.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 #[test]
 fn every_curl_example_in_the_readme_runs() {
@@ -11,30 +12,18 @@ fn every_curl_example_in_the_readme_runs() {
     let examples: Vec<&str> = readme.lines().filter(|l| l.starts_with("curl ")).collect();
     assert!(examples.len() >= 5, "the README lost its curl examples");
     let home = std::env::temp_dir().join(format!("mlship-readme-{}", std::process::id()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mlship"))
-        .current_dir(&root)
-        .args([
-            "serve",
-            "fraud=fixtures/corpus/random_forest_classifier/model.pkl",
-            "onehot=fixtures/corpus/pipeline_onehot_logreg/model.joblib",
-            "--port",
-            "0",
-        ])
-        .env("MLSHIP_HOME", home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .to_string();
-    wait_ready(&addr);
+    let (mut child, addr) = common::start(
+        Command::new(env!("CARGO_BIN_EXE_mlship"))
+            .current_dir(&root)
+            .args([
+                "serve",
+                "fraud=fixtures/corpus/random_forest_classifier/model.pkl",
+                "onehot=fixtures/corpus/pipeline_onehot_logreg/model.joblib",
+                "--port",
+                "0",
+            ])
+            .env("MLSHIP_HOME", home),
+    );
     let mut failures = Vec::new();
     for ex in &examples {
         let cmd = ex.replace("localhost:8080", &addr);
@@ -61,23 +50,4 @@ fn every_curl_example_in_the_readme_runs() {
         "README examples failed:\n{}",
         failures.join("\n")
     );
-}
-
-/// Waits until the server has loaded its models (it answers 503 until then).
-fn wait_ready(addr: &str) {
-    use std::io::{Read as _, Write as _};
-    for _ in 0..400 {
-        if let Ok(mut c) = std::net::TcpStream::connect(addr) {
-            let _ = c.write_all(
-                b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            );
-            let mut r = String::new();
-            let _ = c.read_to_string(&mut r);
-            if r.starts_with("HTTP/1.1 200") {
-                return;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    panic!("the server at {addr} never became ready");
 }

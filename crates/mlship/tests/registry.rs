@@ -1,6 +1,8 @@
 //! The registry from the command line: lifecycle, JSON shapes, refusals, concurrent writers, and
 //! writers killed at random moments (every listed version must still load and score).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -565,7 +567,7 @@ on_both!(
 
 /// Moves an alias every 100 ms while requests flow: no request fails, and the answers follow.
 fn hot_reload(h: &Reg) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     let rf = case("random_forest_classifier");
     json(
         h,
@@ -587,7 +589,7 @@ fn hot_reload(h: &Reg) {
             s(&case("pipeline_scaler_logreg").join("model.pkl")),
         ],
     );
-    let mut child = cmd(
+    let (mut child, addr) = common::start(&mut cmd(
         h,
         &[
             "serve",
@@ -597,20 +599,7 @@ fn hot_reload(h: &Reg) {
             "--reload-interval-ms",
             "20",
         ],
-    )
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .to_string();
-    wait_ready(&addr);
+    ));
     let body = serde_json::json!({"dataframe_split": {"columns": ["f0","f1","f2","f3","f4","f5","f6","f7"], "data": [[0.5, -1.0, 2.0, 0.3, -0.7, 1.5, 0.0, 4.0]]}}).to_string();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
@@ -692,7 +681,7 @@ on_both!(
 /// A 90/10 deployment: about 10% of requests meet the candidate, one device always meets one
 /// version, and a failing candidate is rolled back automatically, in the registry's history.
 fn canary(h: &Reg) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     let rf = case("random_forest_classifier");
     json(
         h,
@@ -733,20 +722,10 @@ min_requests = 20
 "#,
     )
     .unwrap();
-    let mut child = cmd(h, &["serve", "--config", s(&config), "--port", "0"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .to_string();
-    wait_ready(&addr);
+    let (mut child, addr) = common::start(&mut cmd(
+        h,
+        &["serve", "--config", s(&config), "--port", "0"],
+    ));
     let post = |row: &str, device: Option<&str>| -> (u16, String) {
         let body = format!(
             "{{\"dataframe_split\": {{\"columns\": [\"f0\",\"f1\",\"f2\",\"f3\",\"f4\",\"f5\",\"f6\",\"f7\"], \"data\": [{row}]}}}}"
@@ -869,23 +848,4 @@ fn a_config_with_an_unknown_key_is_refused_naming_it() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("stickyheader"), "{err}");
-}
-
-/// Waits until the server has loaded its models (it answers 503 until then).
-fn wait_ready(addr: &str) {
-    use std::io::{Read as _, Write as _};
-    for _ in 0..400 {
-        if let Ok(mut c) = std::net::TcpStream::connect(addr) {
-            let _ = c.write_all(
-                b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            );
-            let mut r = String::new();
-            let _ = c.read_to_string(&mut r);
-            if r.starts_with("HTTP/1.1 200") {
-                return;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    panic!("the server at {addr} never became ready");
 }

@@ -1,6 +1,8 @@
 //! `mlship serve` end to end: the real binary on port 0, every protocol, errors, graceful shutdown.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,26 +33,14 @@ impl Drop for Server {
 
 fn serve(models: &[String], extra: &[&str]) -> Server {
     let home = std::env::temp_dir().join(format!("mlship-serve-test-{}", std::process::id()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mlship"))
-        .arg("serve")
-        .args(models)
-        .args(["--port", "0"])
-        .args(extra)
-        .env("MLSHIP_HOME", home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    wait_ready(&addr);
+    let (child, addr) = common::start(
+        Command::new(env!("CARGO_BIN_EXE_mlship"))
+            .arg("serve")
+            .args(models)
+            .args(["--port", "0"])
+            .args(extra)
+            .env("MLSHIP_HOME", home),
+    );
     Server { child, addr }
 }
 
@@ -509,23 +499,4 @@ fn concurrent_single_rows_are_batched_and_each_gets_its_own_answer() {
         calls < 240.0 && singles < calls,
         "no batch formed: {calls} calls, {singles} of one request"
     );
-}
-
-/// Waits until the server has loaded its models (it answers 503 until then).
-fn wait_ready(addr: &str) {
-    use std::io::{Read as _, Write as _};
-    for _ in 0..400 {
-        if let Ok(mut c) = std::net::TcpStream::connect(addr) {
-            let _ = c.write_all(
-                b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            );
-            let mut r = String::new();
-            let _ = c.read_to_string(&mut r);
-            if r.starts_with("HTTP/1.1 200") {
-                return;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    panic!("the server at {addr} never became ready");
 }
