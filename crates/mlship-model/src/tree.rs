@@ -134,12 +134,20 @@ impl Perfect {
         }
     }
 
-    /// Leaves of `LANES` rows starting at `start` of a row-major f32 matrix `x` of `width` columns.
+    /// Leaves of `LANES` rows starting at `start` of a row-major matrix `x` of `width` columns,
+    /// against `splits` (`split32` for f32 rows, `split64` for f64 rows).
     #[inline(always)]
-    fn leaves32(&self, x: &[f32], width: usize, start: usize) -> [usize; LANES] {
-        let splits = &self.split32[..];
+    fn leaves<T: Copy + PartialOrd>(
+        &self,
+        splits: &[(u32, T)],
+        x: &[T],
+        width: usize,
+        start: usize,
+    ) -> [usize; LANES] {
         assert!(
-            self.max_feature < width && (start + LANES) * width <= x.len(),
+            self.max_feature < width
+                && (start + LANES) * width <= x.len()
+                && splits.len() == (1 << self.depth) - 1,
             "perfect tree reads past the rows"
         );
         let base: [usize; LANES] = std::array::from_fn(|r| (start + r) * width);
@@ -147,32 +155,8 @@ impl Perfect {
         for _ in 0..self.depth {
             for r in 0..LANES {
                 // SAFETY: after fewer than `depth` steps of `i = 2i + 1 + b`, `i < 2^depth - 1 =
-                // splits.len()` (see `Perfect`); every split's feature is at most `max_feature`,
-                // and the assert above keeps `base[r] + max_feature` inside `x`.
-                #[allow(unsafe_code)]
-                let (f, t) = unsafe { *splits.get_unchecked(idx[r]) };
-                #[allow(unsafe_code)]
-                let v = unsafe { *x.get_unchecked(base[r] + f as usize) };
-                idx[r] = 2 * idx[r] + 1 + usize::from(v > t);
-            }
-        }
-        idx.map(|i| i - splits.len())
-    }
-
-    #[inline(always)]
-    fn leaves64(&self, x: &[f64], width: usize, start: usize) -> [usize; LANES] {
-        let splits = &self.split64[..];
-        assert!(
-            self.max_feature < width && (start + LANES) * width <= x.len(),
-            "perfect tree reads past the rows"
-        );
-        let base: [usize; LANES] = std::array::from_fn(|r| (start + r) * width);
-        let mut idx = [0usize; LANES];
-        for _ in 0..self.depth {
-            for r in 0..LANES {
-                // SAFETY: after fewer than `depth` steps of `i = 2i + 1 + b`, `i < 2^depth - 1 =
-                // splits.len()` (see `Perfect`); every split's feature is at most `max_feature`,
-                // and the assert above keeps `base[r] + max_feature` inside `x`.
+                // splits.len()` (asserted above; see `Perfect`); every split's feature is at most
+                // `max_feature`, and the assert keeps `base[r] + max_feature` inside `x`.
                 #[allow(unsafe_code)]
                 let (f, t) = unsafe { *splits.get_unchecked(idx[r]) };
                 #[allow(unsafe_code)]
@@ -541,9 +525,9 @@ impl TreeEnsemble {
                 match &tree.perfect {
                     Some(p) => {
                         let slots = if self.cast_f32 {
-                            p.leaves32(input.x32, width, i)
+                            p.leaves(&p.split32, input.x32, width, i)
                         } else {
-                            p.leaves64(xs.as_slice(), width, i)
+                            p.leaves(&p.split64, xs.as_slice(), width, i)
                         };
                         if w == 1 {
                             for (r, slot) in slots.into_iter().enumerate() {

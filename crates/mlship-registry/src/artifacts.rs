@@ -34,12 +34,25 @@ pub fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Returns `b` if it hashes to `sha256`, else `Error::Corrupt`: every read goes through here.
+pub(crate) fn verified(sha256: &str, b: Vec<u8>) -> Result<Vec<u8>> {
+    let actual = sha256_hex(&b);
+    if actual != sha256 {
+        return Err(Error::Corrupt {
+            sha256: sha256.to_string(),
+            actual,
+        });
+    }
+    Ok(b)
+}
+
 /// Hashes bytes as the stores do.
 pub fn sha256_hex(b: &[u8]) -> String {
     hex(&Sha256::digest(b))
 }
 
-fn check_sha(s: &str) -> Result<()> {
+/// Checks that `s` is a lowercase sha256 in hex, the only keys the stores accept.
+pub(crate) fn check_sha(s: &str) -> Result<()> {
     if s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
@@ -150,14 +163,7 @@ impl ArtifactStore for LocalArtifacts {
                 });
             }
         };
-        let actual = sha256_hex(&b);
-        if actual != sha256 {
-            return Err(Error::Corrupt {
-                sha256: sha256.to_string(),
-                actual,
-            });
-        }
-        Ok(b)
+        verified(sha256, b)
     }
 
     fn exists(&self, sha256: &str) -> Result<bool> {

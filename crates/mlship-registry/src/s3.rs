@@ -14,7 +14,7 @@ use object_store::path::Path as ObjPath;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart};
 use sha2::{Digest, Sha256};
 
-use crate::artifacts::{ArtifactStore, Stored, hex, sha256_hex};
+use crate::artifacts::{ArtifactStore, Stored, check_sha, hex, verified};
 use crate::error::{Error, Result};
 
 const PART: usize = 8 << 20;
@@ -98,20 +98,6 @@ impl S3Artifacts {
     }
 }
 
-fn check_sha(s: &str) -> Result<()> {
-    if s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    {
-        Ok(())
-    } else {
-        Err(Error::Store {
-            store: "artifacts".into(),
-            message: format!("{s:?} is not a sha256"),
-        })
-    }
-}
-
 impl ArtifactStore for S3Artifacts {
     fn describe(&self) -> String {
         self.url.clone()
@@ -168,14 +154,7 @@ impl ArtifactStore for S3Artifacts {
                 Err(e) => Err(self.err(e)),
             }
         })?;
-        let actual = sha256_hex(&b);
-        if actual != sha256 {
-            return Err(Error::Corrupt {
-                sha256: sha256.to_string(),
-                actual,
-            });
-        }
-        Ok(b)
+        verified(sha256, b)
     }
 
     fn exists(&self, sha256: &str) -> Result<bool> {
