@@ -359,50 +359,24 @@ fn load_file_or_mlflow_dir(path: &Path) -> mlship_formats::Result<Model> {
 /// predictions and margins 1e-4.
 #[test]
 fn xgboost_files_score_as_xgboost_did() {
-    let mut checked = 0;
-    let mut failures = Vec::new();
-    for case in cases() {
-        let info = read_json(&case.join("case.json"));
-        if info["library"] != "xgboost" {
-            continue;
-        }
-        let exp = read_json(&case.join("expected.json"));
-        let files = ["model.json", "model.ubj"].map(|f| case.join(f));
-        for file in files
-            .into_iter()
-            .filter(|f| f.exists())
-            .chain(model_files(&case))
-            .chain(mlflow_dirs(&case))
-        {
-            let name = format!(
-                "{}/{}",
-                case.file_name().unwrap().to_string_lossy(),
-                file.file_name().unwrap().to_string_lossy()
-            );
-            let result = load_file_or_mlflow_dir(&file)
-                .map_err(|e| format!("load: {e}"))
-                .and_then(|m| {
-                    m.predict(&frame(&case, &m))
-                        .map_err(|e| format!("predict: {e}"))
-                })
-                .and_then(|out| {
-                    check_at(&out, &exp, 1e-5, 1e-4)?;
-                    // Regressors' margins are their predictions (checked above) or their log.
-                    let margin = match &out.decision_function {
-                        Some(Scores::Vector(v)) => v.clone(),
-                        Some(Scores::Matrix(m)) => matrix_rows(m),
-                        None => return Ok(()),
-                    };
-                    close_rel("raw_scores", &margin, &flat(&exp["raw_scores"]), 1e-4)
-                });
-            checked += 1;
-            if let Err(e) = result {
-                failures.push(format!("{name}: {e}"));
+    let checked = score_library_files(
+        "xgboost",
+        |case| {
+            let native = ["model.json", "model.ubj"].map(|f| case.join(f));
+            let mut v: Vec<PathBuf> = native.into_iter().filter(|f| f.exists()).collect();
+            v.extend(model_files(case));
+            v.extend(mlflow_dirs(case));
+            v
+        },
+        |out, exp, _| {
+            check_at(out, exp, 1e-5, 1e-4)?;
+            // Regressors' margins are their predictions (checked above) or their log.
+            match margin(out) {
+                Some(m) => close_rel("raw_scores", &m, &flat(&exp["raw_scores"]), 1e-4),
+                None => Ok(()),
             }
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(checked > 0, "no XGBoost files in the corpus");
+        },
+    );
     eprintln!("{checked} XGBoost files score as XGBoost did");
 }
 
@@ -411,21 +385,57 @@ fn xgboost_files_score_as_xgboost_did() {
 /// (margins included).
 #[test]
 fn lightgbm_files_score_as_lightgbm_did() {
+    let checked = score_library_files(
+        "lightgbm",
+        |case| {
+            let text = case.join("model.txt");
+            if !text.exists() {
+                return Vec::new();
+            }
+            std::iter::once(text).chain(mlflow_dirs(case)).collect()
+        },
+        |out, exp, case| {
+            check(out, exp)?;
+            // In random-forest mode LightGBM's raw_score is the sum of the trees, while the
+            // probabilities come from their mean (our margin): only the probabilities compare.
+            let averaged = std::fs::read_to_string(case.join("model.txt"))
+                .unwrap()
+                .contains("\naverage_output\n");
+            match margin(out) {
+                Some(m) if !averaged => {
+                    close_abs("raw_scores", &m, &flat(&exp["raw_scores"]), 1e-9)
+                }
+                _ => Ok(()),
+            }
+        },
+    );
+    eprintln!("{checked} LightGBM files score as LightGBM did");
+}
+
+/// The margin a classifier reports (`decision_function`), flattened row-major.
+fn margin(out: &Output) -> Option<Vec<f64>> {
+    match out.decision_function.as_ref()? {
+        Scores::Vector(v) => Some(v.clone()),
+        Scores::Matrix(m) => Some(matrix_rows(m)),
+    }
+}
+
+/// Loads and scores every file that `files` lists for the cases of `library`, checks each
+/// output with `check_out(output, expected, case)`, and fails with every difference at once.
+/// Returns how many files were checked (at least one).
+fn score_library_files(
+    library: &str,
+    files: impl Fn(&Path) -> Vec<PathBuf>,
+    check_out: impl Fn(&Output, &Json, &Path) -> Result<(), String>,
+) -> usize {
     let mut checked = 0;
     let mut failures = Vec::new();
     for case in cases() {
-        let info = read_json(&case.join("case.json"));
-        let text = case.join("model.txt");
-        if info["library"] != "lightgbm" || !text.exists() {
+        if read_json(&case.join("case.json"))["library"] != library {
             continue;
         }
         let exp = read_json(&case.join("expected.json"));
-        // In random-forest mode LightGBM's raw_score is the sum of the trees, while the
-        // probabilities come from their mean (our margin): only the probabilities compare.
-        let averaged = std::fs::read_to_string(&text)
-            .unwrap()
-            .contains("\naverage_output\n");
-        for file in std::iter::once(text.clone()).chain(mlflow_dirs(&case)) {
+        for file in files(&case) {
             let name = format!(
                 "{}/{}",
                 case.file_name().unwrap().to_string_lossy(),
@@ -437,18 +447,7 @@ fn lightgbm_files_score_as_lightgbm_did() {
                     m.predict(&frame(&case, &m))
                         .map_err(|e| format!("predict: {e}"))
                 })
-                .and_then(|out| {
-                    check(&out, &exp)?;
-                    let raw = flat(&exp["raw_scores"]);
-                    match &out.decision_function {
-                        _ if averaged => Ok(()),
-                        Some(Scores::Vector(v)) => close_abs("raw_scores", v, &raw, 1e-9),
-                        Some(Scores::Matrix(m)) => {
-                            close_abs("raw_scores", &matrix_rows(m), &raw, 1e-9)
-                        }
-                        None => Ok(()),
-                    }
-                });
+                .and_then(|out| check_out(&out, &exp, &case));
             checked += 1;
             if let Err(e) = result {
                 failures.push(format!("{name}: {e}"));
@@ -456,6 +455,6 @@ fn lightgbm_files_score_as_lightgbm_did() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(checked > 0, "no LightGBM files in the corpus");
-    eprintln!("{checked} LightGBM files score as LightGBM did");
+    assert!(checked > 0, "no {library} files in the corpus");
+    checked
 }
