@@ -354,9 +354,8 @@ fn load_file_or_mlflow_dir(path: &Path) -> mlship_formats::Result<Model> {
 }
 
 /// XGBoost's own JSON and UBJSON files, its pickled scikit-learn wrappers, and MLflow's xgboost
-/// flavor score as XGBoost did, at
-/// the corpus README's float32 tolerances (XGBoost predicts in float32): probabilities 1e-5,
-/// predictions and margins 1e-4.
+/// flavor score as XGBoost did, at the corpus README's float32 tolerances (XGBoost predicts in
+/// float32): probabilities 1e-5, predictions and margins 1e-4.
 #[test]
 fn xgboost_files_score_as_xgboost_did() {
     let checked = score_library_files(
