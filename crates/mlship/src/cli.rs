@@ -30,6 +30,130 @@ pub enum Command {
     Models(ModelsCommand),
     /// Serve models over HTTP: MLflow /invocations, KServe V1 and the Open Inference Protocol.
     Serve(ServeArgs),
+    /// Container images: build one without a Docker daemon, push it to a registry.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Write a Dockerfile and its build context, for teams that build with Docker.
+    Dockerfile(DockerfileArgs),
+    /// Deployment files: Kubernetes manifests, ECS task definition and service, Terraform.
+    #[command(subcommand)]
+    Deploy(DeployCommand),
+    /// Ask a running server whether it is healthy (exit 0) or not (exit 1): the image's health check.
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Write an OCI image (also a `docker load` archive) that serves MODEL on port 8080.
+    Build(ImageBuildArgs),
+    /// Push an image archive to a registry over the OCI distribution API.
+    Push(ImagePushArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImageBuildArgs {
+    /// A model file, an MLflow model directory or a models:/ URI.
+    pub model: String,
+    /// The image's name and tag, `NAME[:TAG]` (TAG defaults to latest).
+    #[arg(long, short = 't')]
+    pub tag: String,
+    /// The archive to write.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// The name the model is served under (default: its registered name, else the file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The mlship executable to put in the image (default: this one).
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+    /// The `org.opencontainers.image.source` label (default: the model reference).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// The `org.opencontainers.image.revision` label (default: the version's git commit, else the
+    /// model's sha256).
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Output: a table for people, or JSON for scripts.
+    #[arg(long, default_value = "table")]
+    pub format: InspectFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImagePushArgs {
+    /// An archive written by `mlship image build`.
+    pub archive: PathBuf,
+    /// `REGISTRY/REPO[:TAG]`, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/iris:1.
+    pub target: String,
+    /// The registry user (else $MLSHIP_REGISTRY_USERNAME, else ~/.docker/config.json). ECR: AWS.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the password from standard input (ECR: `aws ecr get-login-password | …`); else
+    /// $MLSHIP_REGISTRY_PASSWORD.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Speak plain HTTP to the registry (loopback registries always are).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Blobs larger than this many bytes are uploaded in chunks of this size.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub chunk_size: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DockerfileArgs {
+    /// A model file, an MLflow model directory or a models:/ URI.
+    pub model: String,
+    /// The folder to write the Dockerfile and its context into.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// The name the model is served under (default: its registered name, else the file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The mlship executable to copy into the context (default: this one).
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// Write deployment files to review, commit and apply.
+    Render(DeployRenderArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeployTarget {
+    Kubernetes,
+    Ecs,
+    Terraform,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeployRenderArgs {
+    #[arg(long)]
+    pub target: DeployTarget,
+    /// The model: a file or directory (served from the image) or a models:/ URI.
+    pub model: String,
+    /// The image to run (default: the config's `[deploy] image`); Terraform uses its ECR repository.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// A mlship.toml: `[deploy]` sizes and wires the service; `[[deployment]]` goes along.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The folder to write into.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// The name of the service (default: the model's name).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080/health")]
+    pub url: String,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 3)]
+    pub timeout: u64,
 }
 
 #[derive(Clone, Debug, clap::Args)]
@@ -37,11 +161,12 @@ pub struct ServeArgs {
     /// `[NAME=]MODEL`: files, MLflow directories or models:/ URIs. None: every registered model
     /// (its `production` alias if set, else its latest version).
     pub models: Vec<String>,
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
-    /// 0 picks a free port (the address is printed).
-    #[arg(long, default_value_t = 8080)]
-    pub port: u16,
+    /// The address to listen on (default: the config's `[serve] host`, else 127.0.0.1).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// 0 picks a free port, whose address is printed (default: the config's `[serve] port`, else 8080).
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Requests with a larger body get 413.
     #[arg(long, default_value_t = 32 << 20)]
     pub body_limit: usize,
@@ -52,7 +177,8 @@ pub struct ServeArgs {
     /// How long a batch may wait for more requests, in microseconds (0: only what is already queued).
     #[arg(long, default_value_t = 0)]
     pub max_batch_latency_us: u64,
-    /// A mlship.toml with deployments (weighted routes, sticky header, shadow, automatic rollback).
+    /// A mlship.toml: what to serve (`[serve]`) and deployments (weighted routes, sticky header,
+    /// shadow, automatic rollback).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// How often to check the registry for moved aliases (0: never).

@@ -1,19 +1,58 @@
-//! `mlship.toml`: deployments (weighted routes over model versions, a sticky header, a shadow
-//! model, automatic rollback). Unknown keys are refused, naming them.
+//! `mlship.toml`: what `serve` serves (`[serve]`), deployments (weighted routes over model
+//! versions, a sticky header, a shadow model, automatic rollback), and how `deploy render` sizes
+//! and wires the service (`[deploy]`). Unknown keys are refused, naming them.
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::user;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    pub serve: Option<ServeSection>,
     #[serde(default)]
     pub deployment: Vec<DeploymentConfig>,
+    pub deploy: Option<DeploySection>,
 }
 
+/// `[serve]`: the defaults of `mlship serve`'s flags.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `[NAME=]MODEL` specs, as on the command line.
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+/// `[deploy]`: how `mlship deploy render` sizes and wires the service.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploySection {
+    pub image: Option<String>,
+    pub namespace: Option<String>,
+    pub replicas: Option<u32>,
+    pub min_replicas: Option<u32>,
+    pub max_replicas: Option<u32>,
+    pub target_cpu_percent: Option<u32>,
+    /// CPU in millicores (ECS units are millicores too: 1024 = one vCPU).
+    pub cpu_millis: Option<u32>,
+    pub memory_mib: Option<u32>,
+    pub region: Option<String>,
+    /// A secret holding MLSHIP_STORE and MLSHIP_ARTIFACTS (and the AWS keys, if any) for serving
+    /// from a shared registry: a Kubernetes Secret's name, or a Secrets Manager ARN on ECS.
+    pub registry_secret: Option<String>,
+    /// The canary's share of traffic, 0-100, for the Terraform load balancer.
+    pub canary_weight: Option<u32>,
+    /// ECS: the tasks' subnets and security groups.
+    pub subnets: Option<Vec<String>>,
+    pub security_groups: Option<Vec<String>>,
+}
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentConfig {
@@ -41,12 +80,7 @@ pub struct RollbackConfig {
 
 /// Reads and checks a config file.
 pub fn read(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        user(
-            format!("cannot read {}: {e}", path.display()),
-            "pass the path of a mlship.toml",
-        )
-    })?;
+    let text = read_text(path)?;
     let c: FileConfig = toml::from_str(&text).map_err(|e| {
         user(
             format!("{}: {}", path.display(), e.message()),
@@ -68,4 +102,23 @@ pub fn read(path: &Path) -> anyhow::Result<FileConfig> {
         }
     }
     Ok(c)
+}
+
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        user(
+            format!("cannot read {}: {e}", path.display()),
+            "pass the path of a mlship.toml",
+        )
+    })
+}
+
+/// The `[[deployment]]` tables of a config, as TOML text to carry into another config.
+pub fn deployments_text(path: &Path) -> anyhow::Result<String> {
+    let doc: toml::Table = toml::from_str(&read_text(path)?)?;
+    let mut out = toml::Table::new();
+    if let Some(d) = doc.get("deployment") {
+        out.insert("deployment".into(), d.clone());
+    }
+    Ok(toml::to_string(&out)?)
 }

@@ -123,6 +123,18 @@ fn default_hint(e: &anyhow::Error) -> Option<String> {
                 R::Store { .. } | R::Io { .. } | R::Sql(_) => "check MLSHIP_STORE, MLSHIP_ARTIFACTS or --home, and that the store is reachable".into(),
             });
         }
+        if let Some(i) = c.downcast_ref::<mlship_image::Error>() {
+            use mlship_image::Error as I;
+            return Some(match i {
+                I::Unauthorized { .. } => "pass --username and --password-stdin (ECR: `aws ecr get-login-password | mlship image push --username AWS --password-stdin …`), or `docker login` first".into(),
+                I::Unreachable { .. } => "check the registry's address and that it is up; --plain-http for a registry without TLS".into(),
+                I::Registry { .. } => "the registry's message says why it refused".into(),
+                I::BadArchive(_) => "pass an archive written by `mlship image build`".into(),
+                I::BadReference { .. } => "for example localhost:5000/iris:1 or 123456789012.dkr.ecr.eu-west-1.amazonaws.com/iris:1".into(),
+                I::Libraries { .. } => "image build lists the libraries mlship links with ldd; pass --binary with a static build otherwise".into(),
+                I::Io { .. } => "check the path and that its folder is writable".into(),
+            });
+        }
         if let Some(m) = c.downcast_ref::<mlship_model::Error>() {
             return Some(match m {
                 mlship_model::Error::MissingColumn { .. }

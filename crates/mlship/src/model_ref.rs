@@ -206,3 +206,103 @@ fn load_registered(r: &Reference, settings: &Settings) -> anyhow::Result<Resolve
         version: Some(v.version),
     })
 }
+
+/// A model's files as they go into an image or a build context, with what describes it.
+pub struct Packed {
+    /// The name to serve it under: the registered name, else the file's stem.
+    pub name: String,
+    pub version: Option<u32>,
+    pub sha256: String,
+    pub format: String,
+    /// What the reference named (a path or `models:/NAME/VERSION`).
+    pub source: String,
+    pub git_commit: Option<String>,
+    /// Relative paths and contents; an MLflow directory gives all its files.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// What `serve` is given, relative to where the files go: the file, or `""` for a directory.
+    pub entry: String,
+}
+
+/// Reads a model's files (a file, an MLflow directory, or a registered version) and checks that
+/// they load, so an image never carries a model it cannot serve.
+pub fn pack(reference: &str, settings: &Settings) -> anyhow::Result<Packed> {
+    let resolved = load(reference, settings)?;
+    let format = resolved.model.info.format.to_string();
+    if let Some(r) = Reference::parse(reference) {
+        let r = r.map_err(|e| user(e.to_string(), "for example models:/fraud@production"))?;
+        let v = settings.metadata()?.resolve(&r.name, &r.selector)?;
+        let bytes = settings
+            .artifacts()?
+            .get(&v.meta.sha256)
+            .with_context(|| format!("fetching the artifact of {}/{}", r.name, v.version))?;
+        let (files, entry) = if v.meta.kind == "mlflow" {
+            (untar(&bytes)?.into_iter().collect(), String::new())
+        } else {
+            (
+                vec![(v.meta.file_name.clone(), bytes)],
+                v.meta.file_name.clone(),
+            )
+        };
+        return Ok(Packed {
+            name: r.name.clone(),
+            version: Some(v.version),
+            sha256: v.meta.sha256.clone(),
+            format,
+            source: resolved.source,
+            git_commit: v.meta.git_commit.clone(),
+            files,
+            entry,
+        });
+    }
+    let path = Path::new(reference);
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "model".into(), |s| s.to_string_lossy().to_string());
+    let (files, entry) = if path.is_dir() {
+        let mut rels = Vec::new();
+        collect(path, path, &mut rels)?;
+        rels.sort();
+        let mut files = Vec::new();
+        for rel in rels {
+            let data = std::fs::read(path.join(&rel))
+                .with_context(|| format!("reading {}", rel.display()))?;
+            files.push((rel.to_string_lossy().replace('\\', "/"), data));
+        }
+        (files, String::new())
+    } else {
+        let file_name = path
+            .file_name()
+            .map_or_else(|| "model".into(), |n| n.to_string_lossy().to_string());
+        let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        (vec![(file_name.clone(), data)], file_name)
+    };
+    Ok(Packed {
+        name: sanitize(&stem),
+        version: resolved.version,
+        sha256: resolved.sha256,
+        format,
+        source: resolved.source,
+        git_commit: None,
+        files,
+        entry,
+    })
+}
+
+/// A name usable for a served model, a container and a Kubernetes object: lowercase letters,
+/// digits and '-', starting with a letter.
+pub fn sanitize(s: &str) -> String {
+    let mut out: String = s
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    out = out.trim_matches('-').to_string();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    if !out.starts_with(|c: char| c.is_ascii_lowercase()) {
+        out = format!("m-{out}");
+    }
+    out.truncate(50);
+    out.trim_end_matches('-').to_string()
+}

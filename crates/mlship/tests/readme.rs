@@ -51,3 +51,99 @@ fn every_curl_example_in_the_readme_runs() {
         failures.join("\n")
     );
 }
+
+/// The shell lines of the README's "Deploy to AWS" and "Deploy to Kubernetes" sections.
+fn deploy_lines(readme: &str) -> Vec<String> {
+    let start = readme
+        .find("### Deploy to AWS")
+        .expect("the README lost Deploy to AWS");
+    let end = start + readme[start..].find("\n## ").unwrap();
+    let mut lines = Vec::new();
+    let mut in_sh = false;
+    for line in readme[start..end].lines() {
+        match line {
+            "```sh" => in_sh = true,
+            "```" => in_sh = false,
+            l if in_sh && !l.trim().is_empty() => lines.push(l.to_string()),
+            _ => {}
+        }
+    }
+    lines
+}
+
+/// Every `mlship` line of the deploy sections runs (the pushes go to a local registry standing in
+/// for ECR and the team's registry); the cloud's lines are checked for the files they name.
+#[test]
+fn the_deploy_sections_run_up_to_the_cloud() {
+    if std::env::var_os("MLSHIP_TEST_CONTAINERS").is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "MLSHIP_TEST_CONTAINERS must be set in CI"
+        );
+        eprintln!("skipped: run .ci/containers.sh and set MLSHIP_TEST_CONTAINERS");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let lines = deploy_lines(&readme);
+    let reg = common::registry();
+    let work = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(root.join("fixtures"), work.path().join("fixtures")).unwrap();
+    let bin = work.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mlship"), bin.join("mlship")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let (mut ran, mut checked) = (0, 0);
+    for line in &lines {
+        let cmd = line
+            .replace("123456789012.dkr.ecr.eu-west-1.amazonaws.com", &reg.addr)
+            .replace("registry.example.com", &reg.addr)
+            .replace(
+                "aws ecr get-login-password --region eu-west-1",
+                "printf %s \"$REGISTRY_PASSWORD\"",
+            );
+        if cmd.starts_with("mlship ") || cmd.contains("| mlship ") {
+            let o = Command::new("sh")
+                .arg("-c")
+                .arg(&cmd)
+                .current_dir(work.path())
+                .env("PATH", &path)
+                .env("MLSHIP_HOME", work.path().join("home"))
+                .env("REGISTRY_USER", "mlship")
+                .env("REGISTRY_PASSWORD", common::PASSWORD)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{line}\n{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            ran += 1;
+            continue;
+        }
+        // A cloud command: what it reads must be there.
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for (i, w) in words.iter().enumerate() {
+            let needs = if let Some(f) = w.strip_prefix("file://") {
+                Some(work.path().join(f))
+            } else if let Some(d) = w.strip_prefix("-chdir=") {
+                Some(work.path().join(d).join("main.tf"))
+            } else if *w == "-k" {
+                Some(work.path().join(words[i + 1]).join("kustomization.yaml"))
+            } else {
+                None
+            };
+            if let Some(p) = needs {
+                assert!(p.exists(), "{line}: {} is missing", p.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(ran >= 7, "ran only {ran} mlship lines of {lines:?}");
+    assert!(checked >= 5, "checked only {checked} files");
+}

@@ -2,11 +2,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use common::http;
 use serde_json::{Value as Json, json};
 
 fn case(name: &str) -> PathBuf {
@@ -42,52 +41,6 @@ fn serve(models: &[String], extra: &[&str]) -> Server {
             .env("MLSHIP_HOME", home),
     );
     Server { child, addr }
-}
-
-/// A minimal HTTP/1.1 exchange: status, and the body parsed as JSON (or as a string).
-fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Json) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    let _ = s.write_all(body);
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp).to_string();
-    let status: u16 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if headers
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(Json::String(body)),
-    )
-}
-
-fn dechunk(b: &str) -> String {
-    let mut out = String::new();
-    let mut rest = b;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = &tail[n + 2..];
-    }
-    out
 }
 
 fn post_json(addr: &str, path: &str, body: &Json) -> (u16, Json) {

@@ -1,5 +1,8 @@
 //! One module per command; `run` dispatches the parsed command line.
 
+mod deploy;
+mod health;
+mod image;
 mod inspect;
 mod models;
 mod predict;
@@ -15,5 +18,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::run(&a, &settings),
         Command::Models(m) => models::run(m, &settings),
         Command::Serve(a) => serve::run(&a, &settings),
+        Command::Image(c) => image::run(&c, &settings),
+        Command::Health(a) => health::run(&a),
+        Command::Dockerfile(a) => deploy::dockerfile(&a, &settings),
+        Command::Deploy(c) => deploy::run(&c, &settings),
     }
 }

@@ -18,6 +18,22 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         Some(p) => Some(crate::config::read(p)?),
         None => None,
     };
+    // Flags win over the config's [serve] section, which wins over the defaults.
+    let section = file
+        .as_ref()
+        .and_then(|f| f.serve.clone())
+        .unwrap_or_default();
+    let mut a = a.clone();
+    if a.models.is_empty() {
+        a.models = section.models;
+    }
+    let host = a
+        .host
+        .clone()
+        .or(section.host)
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let port = a.port.or(section.port).unwrap_or(8080);
+    let a = &a;
     let batch = BatchConfig {
         max_batch_size: a.max_batch_size.max(1),
         max_latency: std::time::Duration::from_micros(a.max_batch_latency_us),
@@ -42,11 +58,11 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind((a.host.as_str(), a.port))
+        let listener = tokio::net::TcpListener::bind((host.as_str(), port))
             .await
             .map_err(|e| {
                 user(
-                    format!("cannot listen on {}:{}: {e}", a.host, a.port),
+                    format!("cannot listen on {host}:{port}: {e}"),
                     "pick another --port, or 0 for any free port",
                 )
             })?;

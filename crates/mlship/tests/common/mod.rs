@@ -1,6 +1,11 @@
-//! What the end-to-end tests share: starting the real `mlship serve` on port 0.
+//! What the end-to-end tests share: starting the real `mlship serve` on port 0, and a minimal
+//! HTTP client to talk to it.
+#![allow(dead_code)] // each test binary uses its own part
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+
+use serde_json::Value as Json;
 use std::process::{Child, Command, Stdio};
 
 /// Spawns `serve` (an `mlship serve … --port 0` command), reads the address it prints first, and
@@ -25,7 +30,7 @@ pub fn start(serve: &mut Command) -> (Child, String) {
 }
 
 /// Waits until the server has loaded its models (it answers 503 until then).
-fn wait_ready(addr: &str) {
+pub fn wait_ready(addr: &str) {
     for _ in 0..400 {
         if let Ok(mut c) = std::net::TcpStream::connect(addr) {
             let _ = c.write_all(
@@ -40,4 +45,119 @@ fn wait_ready(addr: &str) {
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
     panic!("the server at {addr} never became ready");
+}
+
+/// A minimal HTTP/1.1 exchange: status, and the body parsed as JSON (or as a string).
+pub fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Json) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).to_string();
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if headers
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Json::String(body)),
+    )
+}
+
+fn dechunk(b: &str) -> String {
+    let mut out = String::new();
+    let mut rest = b;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
+}
+
+/// A port free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The password of the users `mlship` and `AWS` in `tests/deploy/htpasswd`.
+pub const PASSWORD: &str = "mlship-test-password";
+
+/// Debian's docker-registry on a free loopback port, with htpasswd authentication.
+pub struct Registry {
+    child: Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn registry() -> Registry {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let htpasswd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/deploy/htpasswd");
+    let config = format!(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: mlship-test\n    path: {}\n",
+        dir.path().join("data").display(),
+        htpasswd.display()
+    );
+    let config_path = dir.path().join("config.yml");
+    std::fs::write(&config_path, config).unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    Registry {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+/// Runs a command that must succeed; its output, or a panic showing what it printed.
+pub fn ok(c: &mut Command) -> std::process::Output {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
