@@ -15,6 +15,7 @@ mod error;
 pub mod joblib;
 pub mod lightgbm;
 pub mod mlflow;
+pub mod mlship_json;
 pub mod pickle;
 pub mod sklearn;
 pub mod skops;
@@ -49,6 +50,9 @@ pub fn detect(b: &[u8]) -> Option<Container> {
 
 /// Loads a model file (pickle, joblib in any compression, skops, XGBoost JSON or UBJSON, LightGBM text) into the IR.
 pub fn load(b: &[u8]) -> Result<Model> {
+    if mlship_json::detect(b) {
+        return mlship_json::read(b);
+    }
     if let Some(encoding) = xgboost::detect(b) {
         return xgboost::load(b, encoding);
     }
@@ -57,7 +61,7 @@ pub fn load(b: &[u8]) -> Result<Model> {
     }
     let container = detect(b).ok_or_else(|| {
         Error::UnknownFormat(format!(
-            "{} (supported: pickle protocols 0-5, joblib, skops, XGBoost JSON and UBJSON, LightGBM text)",
+            "{} (supported: pickle protocols 0-5, joblib, skops, XGBoost JSON and UBJSON, LightGBM text, mlship JSON)",
             describe_magic(b)
         ))
     })?;

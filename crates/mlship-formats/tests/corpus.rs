@@ -457,3 +457,58 @@ fn score_library_files(
     assert!(checked > 0, "no {library} files in the corpus");
     checked
 }
+
+/// Every model of both corpora that loads, written as mlship JSON and read back, is the same IR
+/// and scores the same, bit for bit (so the copy scores as the training library did wherever
+/// the source does).
+#[test]
+fn every_model_round_trips_through_mlship_json() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for case in cases() {
+        let mut sources = model_files(&case);
+        sources.extend(mlflow_dirs(&case));
+        for file in sources {
+            let name = format!(
+                "{}/{}",
+                case.file_name().unwrap().to_string_lossy(),
+                file.file_name().unwrap().to_string_lossy()
+            );
+            let Ok(m) = load_file_or_mlflow_dir(&file) else {
+                continue; // refusals are checked above
+            };
+            let text = mlship_formats::mlship_json::write(&m);
+            let back = match mlship_formats::load(&text) {
+                Ok(b) => b,
+                Err(e) => {
+                    failures.push(format!("{name}: reading the JSON copy: {e}"));
+                    continue;
+                }
+            };
+            checked += 1;
+            // Debug text, not ==, so that NaN parameters (missing-value codes) compare equal.
+            let same = |a: &Model, b: &Model| {
+                format!("{:?}{:?}{:?}", a.signature, a.steps, a.estimator)
+                    == format!("{:?}{:?}{:?}", b.signature, b.steps, b.estimator)
+            };
+            if !same(&back, &m) {
+                failures.push(format!("{name}: the JSON copy is a different model"));
+                continue;
+            }
+            let again = mlship_formats::mlship_json::write(&back);
+            let twice =
+                mlship_formats::load(&again).map(|m| mlship_formats::mlship_json::write(&m));
+            if twice.as_ref().ok() != Some(&again) {
+                failures.push(format!("{name}: the JSON copy is not a fixed point"));
+            }
+            let f = frame(&case, &m);
+            let (a, b) = (m.predict(&f), back.predict(&f));
+            if format!("{a:?}") != format!("{b:?}") {
+                failures.push(format!("{name}: {a:?} vs {b:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked > 150, "only {checked} models round-tripped");
+    eprintln!("{checked} models round-trip through mlship JSON");
+}

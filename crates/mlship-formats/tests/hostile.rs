@@ -396,3 +396,100 @@ proptest! {
         let _ = load(&b);
     }
 }
+
+/// mlship JSON copies of real models: a pipeline, a tree, k-means, an MLP, an SVM.
+fn mlship_json_docs() -> Vec<serde_json::Value> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/corpus");
+    [
+        "pipeline_onehot_logreg/model.pkl",
+        "decision_tree_classifier/model.pkl",
+        "kmeans/model.pkl",
+        "mlp_classifier/model.pkl",
+        "svc/model.pkl",
+    ]
+    .iter()
+    .map(|f| {
+        let m = load(&std::fs::read(root.join(f)).unwrap()).unwrap();
+        serde_json::from_slice(&mlship_formats::mlship_json::write(&m)).unwrap()
+    })
+    .collect()
+}
+
+/// Every place in a JSON value that holds a number or an array, by JSON pointer.
+fn editable(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Number(_) => out.push(at),
+        serde_json::Value::Array(items) => {
+            out.push(at.clone());
+            for (i, x) in items.iter().enumerate() {
+                editable(x, format!("{at}/{i}"), out);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, x) in map {
+                editable(x, format!("{at}/{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn mlship_json_refuses_unknown_fields_and_versions_by_name() {
+    let mut doc = mlship_json_docs().swap_remove(0);
+    doc["estimator"]["surprise"] = 1.into();
+    let e = load(&serde_json::to_vec(&doc).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("surprise"), "{e}");
+    let mut doc = mlship_json_docs().swap_remove(0);
+    doc["version"] = 2.into();
+    let e = load(&serde_json::to_vec(&doc).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("version 2"), "{e}");
+    let mut doc = mlship_json_docs().swap_remove(1);
+    doc["estimator"]["trees"][0]["left"][0] = 0.into();
+    let e = load(&serde_json::to_vec(&doc).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("invalid model"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn mutated_mlship_json_loads_and_scores_or_gives_an_error(
+        which in 0usize..5,
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), -3i64..12, any::<bool>()), 1..5),
+    ) {
+        let mut doc = mlship_json_docs().swap_remove(which);
+        for (at, v, shorten) in edits {
+            let mut paths = Vec::new();
+            editable(&doc, String::new(), &mut paths);
+            let path = at.get(&paths).clone();
+            let target = doc.pointer_mut(&path).unwrap();
+            match target {
+                serde_json::Value::Array(items) if shorten => { items.pop(); }
+                serde_json::Value::Array(_) => {}
+                n => *n = v.into(),
+            }
+        }
+        if let Ok(m) = load(&serde_json::to_vec(&doc).unwrap()) {
+            let cols = m
+                .signature
+                .inputs
+                .iter()
+                .map(|f| {
+                    let data = match f.dtype {
+                        mlship_model::DType::Str => mlship_model::ColumnData::Str(vec![Some("red".into()), None, Some("blue".into())]),
+                        _ => mlship_model::ColumnData::Float(vec![f64::NAN, -30.0, 0.5]),
+                    };
+                    mlship_model::Column::new(f.name.clone(), data)
+                })
+                .collect();
+            let _ = m.predict(&mlship_model::Frame::new(cols).unwrap());
+        }
+    }
+}

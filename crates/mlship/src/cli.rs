@@ -30,6 +30,8 @@ pub enum Command {
     Models(ModelsCommand),
     /// Serve models over HTTP: MLflow /invocations, KServe V1 and the Open Inference Protocol.
     Serve(ServeArgs),
+    /// Convert a model to another format; the copy is written only if it scores as the source.
+    Convert(ConvertArgs),
     /// Container images: build one without a Docker daemon, push it to a registry.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -40,6 +42,29 @@ pub enum Command {
     Deploy(DeployCommand),
     /// Ask a running server whether it is healthy (exit 0) or not (exit 1): the image's health check.
     Health(HealthArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ConvertTarget {
+    /// mlship JSON (docs/mlship-json.md): lossless, readable with any JSON parser.
+    Json,
+    /// PMML 4.4.
+    Pmml,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConvertArgs {
+    /// A model file, an MLflow model directory or a models:/ URI.
+    pub model: String,
+    #[arg(long)]
+    pub to: ConvertTarget,
+    /// The file to write.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Rows (CSV or JSON) to compare the copy with the source on (default: rows generated from
+    /// the model's signature and encoders).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -289,3 +289,83 @@ fn a_models_uri_for_an_unknown_model_is_a_user_error() {
         .unwrap();
     assert_user_error(&o, &["no model named `fraud`"]);
 }
+
+#[test]
+fn convert_writes_an_mlship_json_copy_that_predicts_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "pipeline_onehot_logreg",
+        "gradient_boosting_classifier",
+        "svc",
+    ] {
+        let c = case(name);
+        let src = c.join("model.pkl");
+        let out = dir.path().join(format!("{name}.json"));
+        let o = mlship(&["convert", s(&src), "--to", "json", "-o", s(&out)], None);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("scores as"));
+        let input = c.join("input.csv");
+        let a = stdout_json(&mlship(&["predict", s(&src), "--input", s(&input)], None));
+        let b = stdout_json(&mlship(&["predict", s(&out), "--input", s(&input)], None));
+        assert_eq!(a, b, "{name}");
+        let info = stdout_json(&mlship(&["inspect", s(&out), "--output", "json"], None));
+        assert_eq!(info["format"], "mlship JSON 1");
+    }
+    // With the case's own rows instead of generated ones.
+    let c = case("random_forest_classifier");
+    let out = dir.path().join("rf.json");
+    let o = mlship(
+        &[
+            "convert",
+            s(&c.join("model.pkl")),
+            "--to",
+            "json",
+            "-o",
+            s(&out),
+            "--input",
+            s(&c.join("input.csv")),
+        ],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("on 50 rows"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn convert_refuses_what_it_cannot_do_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = case("ridge").join("model.pkl");
+    let out = dir.path().join("ridge.pmml");
+    assert_user_error(
+        &mlship(&["convert", s(&src), "--to", "pmml", "-o", s(&out)], None),
+        &["PMML"],
+    );
+    assert!(!out.exists());
+    assert_user_error(
+        &mlship(
+            &[
+                "convert",
+                s(&src),
+                "--to",
+                "json",
+                "-o",
+                "/no/such/folder/x.json",
+            ],
+            None,
+        ),
+        &["/no/such/folder"],
+    );
+    // A document with a field this version does not know is refused by name.
+    let copy = dir.path().join("ridge.json");
+    let o = mlship(&["convert", s(&src), "--to", "json", "-o", s(&copy)], None);
+    assert!(o.status.success());
+    let mut doc: Json = serde_json::from_slice(&std::fs::read(&copy).unwrap()).unwrap();
+    doc["signature"]["colour"] = "red".into();
+    std::fs::write(&copy, serde_json::to_vec(&doc).unwrap()).unwrap();
+    assert_user_error(
+        &mlship(&["inspect", s(&copy)], None),
+        &["mlship JSON", "colour"],
+    );
+}

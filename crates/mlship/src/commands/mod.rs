@@ -1,5 +1,6 @@
 //! One module per command; `run` dispatches the parsed command line.
 
+mod convert;
 mod deploy;
 mod health;
 mod image;
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::run(&a, &settings),
         Command::Models(m) => models::run(m, &settings),
         Command::Serve(a) => serve::run(&a, &settings),
+        Command::Convert(a) => convert::run(&a, &settings),
         Command::Image(c) => image::run(&c, &settings),
         Command::Health(a) => health::run(&a),
         Command::Dockerfile(a) => deploy::dockerfile(&a, &settings),
