@@ -17,6 +17,7 @@ pub mod lightgbm;
 pub mod mlflow;
 pub mod mlship_json;
 pub mod pickle;
+pub mod pmml;
 pub mod sklearn;
 pub mod skops;
 pub mod ubjson;
@@ -53,6 +54,9 @@ pub fn load(b: &[u8]) -> Result<Model> {
     if mlship_json::detect(b) {
         return mlship_json::read(b);
     }
+    if pmml::is_pmml(b) {
+        return pmml::load(b);
+    }
     if let Some(encoding) = xgboost::detect(b) {
         return xgboost::load(b, encoding);
     }
@@ -61,7 +65,7 @@ pub fn load(b: &[u8]) -> Result<Model> {
     }
     let container = detect(b).ok_or_else(|| {
         Error::UnknownFormat(format!(
-            "{} (supported: pickle protocols 0-5, joblib, skops, XGBoost JSON and UBJSON, LightGBM text, mlship JSON)",
+            "{} (supported: pickle protocols 0-5, joblib, skops, XGBoost JSON and UBJSON, LightGBM text, mlship JSON, PMML)",
             describe_magic(b)
         ))
     })?;

@@ -29,8 +29,9 @@ pub fn detect(b: &[u8]) -> bool {
     text.trim_start().starts_with('{') && text.contains("\"mlship-json\"")
 }
 
-/// Writes a model as an mlship JSON document.
-pub fn write(m: &Model) -> Vec<u8> {
+/// Writes a model as an mlship JSON document. A model evaluated as written (PMML) has no IR
+/// to write, and is refused.
+pub fn write(m: &Model) -> Result<Vec<u8>> {
     let doc = JModel {
         format: FORMAT.into(),
         version: VERSION,
@@ -42,11 +43,11 @@ pub fn write(m: &Model) -> Vec<u8> {
         },
         signature: sig_to(&m.signature),
         steps: m.steps.iter().map(step_to).collect(),
-        estimator: est_to(&m.estimator),
+        estimator: est_to(&m.estimator)?,
     };
     let mut out = serde_json::to_vec_pretty(&doc).expect("documents serialize");
     out.push(b'\n');
-    out
+    Ok(out)
 }
 
 /// Reads an mlship JSON document into a checked model.
@@ -613,8 +614,8 @@ fn activation_to(a: Activation) -> JActivation {
     }
 }
 
-fn est_to(e: &Estimator) -> JEstimator {
-    match e {
+fn est_to(e: &Estimator) -> Result<JEstimator> {
+    Ok(match e {
         Estimator::Linear(m) => JEstimator::Linear {
             coef: matrix_to(&m.coef),
             intercept: fs(&m.intercept),
@@ -743,7 +744,12 @@ fn est_to(e: &Estimator) -> JEstimator {
                 MlpTask::Classifier { classes } => Some(labels_to(classes)),
             },
         },
-    }
+        Estimator::External(_) => {
+            return Err(Error::Unsupported(
+                "this model is evaluated as its PMML document is written and has no mlship JSON form (only models lowered to mlship's IR do)".into(),
+            ));
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1289,7 +1295,15 @@ mod tests {
 
     #[test]
     fn shortest_float_text_reads_back_exactly() {
-        for x in [0.1, 1.0 / 3.0, 1e-300, 2.5e300, -0.0, 123_456_789.123_456_79, f64::MIN_POSITIVE] {
+        for x in [
+            0.1,
+            1.0 / 3.0,
+            1e-300,
+            2.5e300,
+            -0.0,
+            123_456_789.123_456_79,
+            f64::MIN_POSITIVE,
+        ] {
             let s = serde_json::to_string(&F(x)).unwrap();
             let F(y) = serde_json::from_str(&s).unwrap();
             assert_eq!(x.to_bits(), y.to_bits(), "{s}");

@@ -477,7 +477,7 @@ fn every_model_round_trips_through_mlship_json() {
             let Ok(m) = load_file_or_mlflow_dir(&file) else {
                 continue; // refusals are checked above
             };
-            let text = mlship_formats::mlship_json::write(&m);
+            let text = mlship_formats::mlship_json::write(&m).unwrap();
             let back = match mlship_formats::load(&text) {
                 Ok(b) => b,
                 Err(e) => {
@@ -495,9 +495,9 @@ fn every_model_round_trips_through_mlship_json() {
                 failures.push(format!("{name}: the JSON copy is a different model"));
                 continue;
             }
-            let again = mlship_formats::mlship_json::write(&back);
-            let twice =
-                mlship_formats::load(&again).map(|m| mlship_formats::mlship_json::write(&m));
+            let again = mlship_formats::mlship_json::write(&back).unwrap();
+            let twice = mlship_formats::load(&again)
+                .map(|m| mlship_formats::mlship_json::write(&m).unwrap());
             if twice.as_ref().ok() != Some(&again) {
                 failures.push(format!("{name}: the JSON copy is not a fixed point"));
             }
@@ -511,4 +511,127 @@ fn every_model_round_trips_through_mlship_json() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(checked > 150, "only {checked} models round-tripped");
     eprintln!("{checked} models round-trip through mlship JSON");
+}
+
+/// Every PMML file of the corpus (sklearn2pmml's and nyoka's) scores as the training library did,
+/// on the rows where the reference engine (JPMML-Evaluator) agreed with it, within the corpus
+/// README's tolerance or ten times the reference engine's own difference, whichever is larger.
+#[test]
+fn every_pmml_file_scores_as_its_reference_engine_agreed() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    let mut skipped = Vec::new();
+    for case in cases() {
+        let info = read_json(&case.join("case.json"));
+        let exp = read_json(&case.join("expected.json"));
+        let xgb = info["library"] == "xgboost";
+        for (file, reference) in [
+            ("model.pmml", "pmml_jpmml_evaluator"),
+            ("model.nyoka.pmml", "nyoka_pmml_jpmml_evaluator"),
+        ] {
+            let path = case.join(file);
+            if !path.exists() {
+                continue;
+            }
+            let name = format!("{}/{file}", case.file_name().unwrap().to_string_lossy());
+            let agrees = &info["formats"][file]["agrees_with_expected"];
+            let rows = if agrees["all_rows"] == true {
+                usize::MAX
+            } else if agrees["rows_0_43"] == true {
+                44
+            } else {
+                skipped.push(name);
+                continue;
+            };
+            let diffs = &info["reference_scorer_diffs"][reference];
+            let suffix = if rows == 44 { "_rows_0_43" } else { "" };
+            let floor = |key: &str, table: f64| {
+                diffs[format!("{key}{suffix}")]
+                    .as_f64()
+                    .map_or(table, |d| table.max(10.0 * d))
+            };
+            let prob_tol = floor("max_abs_diff_probabilities", if xgb { 1e-6 } else { 1e-9 });
+            let pred_tol = floor("max_rel_diff_predictions", if xgb { 1e-5 } else { 1e-9 }).max(
+                floor("max_abs_diff_predictions", if xgb { 1e-6 } else { 1e-9 }),
+            );
+            let mut allowed: Vec<u64> = Vec::new();
+            for key in ["label_mismatch_rows", "probability_tie_rows"] {
+                let src = if key == "probability_tie_rows" {
+                    &info[key]
+                } else {
+                    &diffs[key]
+                };
+                allowed.extend(
+                    src.as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|v| v.as_u64()),
+                );
+            }
+            checked += 1;
+            let result = load_file_or_mlflow_dir(&path)
+                .map_err(|e| format!("load: {e}"))
+                .and_then(|m| {
+                    m.predict(&frame(&case, &m))
+                        .map_err(|e| format!("predict: {e}"))
+                })
+                .and_then(|out| check_pmml(&out, &exp, rows, prob_tol, pred_tol, &allowed));
+            if let Err(e) = result {
+                failures.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked >= 30, "only {checked} PMML files checked");
+    eprintln!(
+        "{checked} PMML files score as their training library did; not compared (the reference engine disagreed too): {skipped:?}"
+    );
+}
+
+/// Labels (except the allowed rows), regression values and, where the document gives them,
+/// probabilities, on the first `rows` rows.
+fn check_pmml(
+    out: &Output,
+    exp: &Json,
+    rows: usize,
+    prob_tol: f64,
+    pred_tol: f64,
+    allowed: &[u64],
+) -> Result<(), String> {
+    let preds = exp["predictions"].as_array().unwrap();
+    let n = preds.len().min(rows);
+    match &out.predictions {
+        Predictions::Labels(l) => {
+            for (i, (g, w)) in l.iter().zip(preds).take(n).enumerate() {
+                if !label_eq(g, w) && !allowed.contains(&(i as u64)) {
+                    return Err(format!("label of row {i}: got {g}, expected {w}"));
+                }
+            }
+        }
+        Predictions::Values(v) => close_rel(
+            "prediction",
+            &v[..n],
+            &nums(&exp["predictions"])[..n],
+            pred_tol,
+        )?,
+        Predictions::Clusters(c) => {
+            for (i, (g, w)) in c.iter().zip(preds).take(n).enumerate() {
+                if Some(*g) != w.as_i64() {
+                    return Err(format!("cluster of row {i}: got {g}, expected {w}"));
+                }
+            }
+        }
+    }
+    if let (Some(p), Some(Json::Array(want))) = (&out.probabilities, exp.get("probabilities")) {
+        let k = p.cols();
+        for i in 0..n {
+            if allowed.contains(&(i as u64)) {
+                continue;
+            }
+            let w = nums(&want[i]);
+            close_abs(&format!("probabilities of row {i}"), p.row(i), &w, prob_tol)?;
+            let _ = k;
+        }
+    }
+    Ok(())
 }

@@ -410,7 +410,7 @@ fn mlship_json_docs() -> Vec<serde_json::Value> {
     .iter()
     .map(|f| {
         let m = load(&std::fs::read(root.join(f)).unwrap()).unwrap();
-        serde_json::from_slice(&mlship_formats::mlship_json::write(&m)).unwrap()
+        serde_json::from_slice(&mlship_formats::mlship_json::write(&m).unwrap()).unwrap()
     })
     .collect()
 }
@@ -488,6 +488,113 @@ proptest! {
                     };
                     mlship_model::Column::new(f.name.clone(), data)
                 })
+                .collect();
+            let _ = m.predict(&mlship_model::Frame::new(cols).unwrap());
+        }
+    }
+}
+
+fn pmml_text() -> String {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/corpus/decision_tree_classifier/model.pmml");
+    std::fs::read_to_string(file).unwrap()
+}
+
+#[test]
+fn broken_or_hostile_pmml_is_refused_by_name() {
+    let good = pmml_text();
+    let cases: Vec<(String, &str)> = vec![
+        (good[..good.len() / 2].to_string(), "malformed XML"),
+        (
+            good.replace("<TreeModel", "<TreeModelX")
+                .replace("</TreeModel>", "</TreeModelX>"),
+            "no model element",
+        ),
+        (good.replace("<True/>", "<Sometimes/>"), "Sometimes"),
+        (
+            good.replace("operator=\"lessOrEqual\"", "operator=\"approximately\""),
+            "approximately",
+        ),
+        (
+            good.replace(
+                "<MiningSchema>",
+                "<MiningSchema><MiningField name=\"nope\"/>",
+            ),
+            "nope",
+        ),
+        (
+            // An entity expansion bomb: DTDs are refused outright.
+            format!(
+                "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;\">]>{}",
+                good.split_once("?>").unwrap().1
+            ),
+            "DTD",
+        ),
+        (
+            good.replace("version=\"4.4\"", "version=\"9.9\""),
+            "version",
+        ),
+    ];
+    for (text, needle) in cases {
+        let e = match load(text.as_bytes()) {
+            Ok(m) => {
+                // Some breakage only shows when a row is scored.
+                let cols = (0..8)
+                    .map(|j| {
+                        mlship_model::Column::new(
+                            format!("f{j}"),
+                            mlship_model::ColumnData::Float(vec![0.5]),
+                        )
+                    })
+                    .collect();
+                match m.predict(&mlship_model::Frame::new(cols).unwrap()) {
+                    Ok(_) => panic!("accepted a document with {needle}"),
+                    Err(e) => e.to_string(),
+                }
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(needle), "{needle}: {e}");
+    }
+}
+
+#[test]
+fn deeply_nested_pmml_hits_a_limit() {
+    let mut s = String::from(
+        "<PMML version=\"4.4\"><DataDictionary><DataField name=\"x\" optype=\"continuous\" dataType=\"double\"/><DataField name=\"y\" optype=\"continuous\" dataType=\"double\"/></DataDictionary><TreeModel functionName=\"regression\"><MiningSchema><MiningField name=\"x\"/><MiningField name=\"y\" usageType=\"target\"/></MiningSchema>",
+    );
+    for _ in 0..2000 {
+        s.push_str("<Node score=\"1\"><True/>");
+    }
+    for _ in 0..2000 {
+        s.push_str("</Node>");
+    }
+    s.push_str("</TreeModel></PMML>");
+    let e = load(s.as_bytes()).unwrap_err().to_string();
+    assert!(e.contains("deeper"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn mutated_pmml_loads_and_scores_or_gives_an_error(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), prop_oneof![
+            Just("<"), Just(">"), Just("\""), Just("/"), Just("NaN"), Just("-1e308"), Just("</Node>"),
+            Just("<True/>"), Just("<Node>"), Just("x"), Just(""),
+        ]), 1..6),
+    ) {
+        let mut text = pmml_text();
+        for (at, s) in edits {
+            let mut i = at.index(text.len());
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            text.replace_range(i..(i + 1).min(text.len()), s);
+        }
+        if let Ok(m) = load(text.as_bytes()) {
+            let cols = (0..8)
+                .map(|j| mlship_model::Column::new(format!("f{j}"), mlship_model::ColumnData::Float(vec![f64::NAN, -30.0, 0.5])))
                 .collect();
             let _ = m.predict(&mlship_model::Frame::new(cols).unwrap());
         }

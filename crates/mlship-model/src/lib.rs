@@ -28,7 +28,7 @@ pub use kmeans::KMeans;
 pub use linear::{LinearModel, LinearProba, LinearTask};
 pub use matrix::Matrix;
 pub use mlp::{Activation, Layer, Mlp, MlpTask};
-pub use model::{Estimator, Model, ModelInfo};
+pub use model::{Estimator, External, ExternalScorer, Model, ModelInfo};
 pub use naive_bayes::GaussianNb;
 pub use output::{Output, Predictions, Scores};
 pub use signature::{DType, Field, Label, Signature, Task};

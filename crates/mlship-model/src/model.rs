@@ -6,6 +6,24 @@ use crate::{
     Result, Signature, Step, Svm, TreeEnsemble,
 };
 
+/// A scorer defined outside the IR: a document evaluated as written (a PMML model), for what the
+/// IR cannot express exactly. It reads the input table as numbers (string columns arrive as the
+/// codes of the encoding steps before it) and handles missing values itself.
+pub trait ExternalScorer: Send + Sync + std::fmt::Debug {
+    fn n_features(&self) -> usize;
+    fn score(&self, x: &Matrix) -> Result<Output>;
+}
+
+/// An external scorer, shared; two are equal when they are the same scorer.
+#[derive(Clone, Debug)]
+pub struct External(pub std::sync::Arc<dyn ExternalScorer>);
+
+impl PartialEq for External {
+    fn eq(&self, other: &External) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// The final estimator of a model.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Estimator {
@@ -15,6 +33,7 @@ pub enum Estimator {
     GaussianNb(GaussianNb),
     KMeans(KMeans),
     Mlp(Mlp),
+    External(External),
 }
 
 impl Estimator {
@@ -26,6 +45,7 @@ impl Estimator {
             Estimator::GaussianNb(m) => m.score(x),
             Estimator::KMeans(m) => m.score(x),
             Estimator::Mlp(m) => m.score(x),
+            Estimator::External(m) => m.0.score(x),
         }
     }
 
@@ -38,6 +58,7 @@ impl Estimator {
             Estimator::GaussianNb(m) => m.theta.cols(),
             Estimator::KMeans(m) => m.centers.cols(),
             Estimator::Mlp(m) => m.layers.first().map_or(0, |l| l.weights.cols()),
+            Estimator::External(m) => m.0.n_features(),
         }
     }
 }
@@ -81,8 +102,9 @@ impl Model {
                 x.cols()
             )));
         }
-        if !matches!(self.estimator, Estimator::Trees(_)) {
-            // Only trees take missing values; scikit-learn refuses NaN everywhere else.
+        if !matches!(self.estimator, Estimator::Trees(_) | Estimator::External(_)) {
+            // Only trees (and external scorers, which follow their own rules) take missing
+            // values; scikit-learn refuses NaN everywhere else.
             if let Some(pos) = x.as_slice().iter().position(|v| v.is_nan()) {
                 let (row, j) = (pos / x.cols().max(1), pos % x.cols().max(1));
                 let column = match (self.steps.is_empty(), self.signature.inputs.get(j)) {

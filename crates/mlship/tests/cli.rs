@@ -369,3 +369,42 @@ fn convert_refuses_what_it_cannot_do_and_writes_nothing() {
         &["mlship JSON", "colour"],
     );
 }
+
+#[test]
+fn pmml_documents_predict_and_inspect_like_any_model() {
+    let c = case("pipeline_onehot_logreg");
+    let pmml = c.join("model.pmml");
+    let input = c.join("input.csv");
+    let got = stdout_json(&mlship(&["predict", s(&pmml), "--input", s(&input)], None));
+    let want = stdout_json(&mlship(
+        &["predict", s(&c.join("model.pkl")), "--input", s(&input)],
+        None,
+    ));
+    assert_eq!(got["predictions"], want["predictions"]);
+    let info = stdout_json(&mlship(&["inspect", s(&pmml), "--output", "json"], None));
+    assert_eq!(info["format"], "PMML 4.4");
+    assert_eq!(info["inputs"].as_array().unwrap().len(), 4);
+    // An unknown category is refused with its column named (the field's valid values are listed).
+    let o = mlship(
+        &[
+            "predict",
+            s(&pmml),
+            "--input",
+            "-",
+            "--input-format",
+            "json",
+        ],
+        Some(
+            r#"{"dataframe_records": [{"num_a": 0.5, "num_b": 4.0, "num_c": 2.0, "color": "purple"}]}"#,
+        ),
+    );
+    assert_user_error(&o, &["color"]);
+    // A PMML model is evaluated as written: there is no lossless mlship JSON copy of it.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.json");
+    assert_user_error(
+        &mlship(&["convert", s(&pmml), "--to", "json", "-o", s(&out)], None),
+        &["losslessly", "PMML"],
+    );
+    assert!(!out.exists());
+}

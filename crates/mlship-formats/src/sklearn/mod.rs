@@ -165,6 +165,8 @@ fn task_of(e: &Estimator) -> (Task, Option<Vec<Label>>) {
             MlpTask::Regression => (Task::Regression, None),
             MlpTask::Classifier { classes } => (Task::Classification, Some(classes.clone())),
         },
+        // The scikit-learn lowering never builds an external scorer.
+        Estimator::External(_) => (Task::Regression, None),
     }
 }
 
@@ -363,7 +365,10 @@ fn check_shapes(e: &Estimator) -> Result<()> {
         }
         Estimator::Svm(s) => s.validate()?,
         Estimator::Mlp(m) => m.validate()?,
-        Estimator::Linear(_) | Estimator::KMeans(_) | Estimator::Trees(_) => {}
+        Estimator::Linear(_)
+        | Estimator::KMeans(_)
+        | Estimator::Trees(_)
+        | Estimator::External(_) => {}
     }
     Ok(())
 }

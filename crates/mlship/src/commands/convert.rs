@@ -14,7 +14,12 @@ pub fn run(a: &ConvertArgs, settings: &Settings) -> anyhow::Result<()> {
     crate::commands::image::check_output_folder(&a.output)?;
     let source = model_ref::load(&a.model, settings)?;
     let bytes = match a.to {
-        ConvertTarget::Json => mlship_formats::mlship_json::write(&source.model),
+        ConvertTarget::Json => mlship_formats::mlship_json::write(&source.model).map_err(|e| {
+            user(
+                format!("cannot convert {} losslessly: {e}", source.source),
+                "keep serving the source file; it loads as it is",
+            )
+        })?,
         ConvertTarget::Pmml => {
             return Err(user(
                 "mlship does not write PMML yet",

@@ -1,0 +1,1270 @@
+//! The PMML evaluator: one row at a time, the document's models as the specification defines
+//! them (three-valued predicates, missing-value strategies, segmentations, output fields feeding
+//! model chains), with float fields compared in float32 as the writers meant.
+
+use std::collections::HashMap;
+
+use super::parse::{
+    BayesInput, DataType, Derived, Document, Expr, Feature, Function, Invalid, Kind, ModelEl,
+    Normalization, Outliers, Predicate, SegmentationMethod, SvmKernel, TreeModel, TreeNode, Usage,
+    Value,
+};
+use crate::{Error, Result};
+
+/// What a model predicts for one row.
+#[derive(Clone, Debug, Default)]
+pub struct Pred {
+    /// The predicted value; `None` is PMML's missing (null) prediction.
+    pub value: Option<Value>,
+    /// Class probabilities by category, for classifiers that give them.
+    pub probs: Vec<(String, f64)>,
+    /// The winning cluster's index (clustering) or node id.
+    pub entity: Option<String>,
+}
+
+impl Pred {
+    fn null() -> Pred {
+        Pred::default()
+    }
+
+    fn prob(&self, cat: &str) -> Option<f64> {
+        self.probs.iter().find(|(c, _)| c == cat).map(|(_, p)| *p)
+    }
+}
+
+fn fail(message: impl Into<String>) -> Error {
+    Error::Unsupported(format!("PMML evaluation: {}", message.into()))
+}
+
+/// The text of a value, as PMML compares categories.
+pub fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::Missing => None,
+        Value::Num(x) => Some(num_text(*x)),
+        Value::Str(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+    }
+}
+
+/// `1` for integral numbers, else the shortest round-trip text.
+pub fn num_text(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+fn as_num(v: &Value) -> Option<f64> {
+    match v {
+        Value::Num(x) if x.is_nan() => None,
+        Value::Num(x) => Some(*x),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        Value::Str(s) => super::parse::parse_f64(s),
+        Value::Missing => None,
+    }
+}
+
+fn is_missing(v: &Value) -> bool {
+    matches!(v, Value::Missing) || matches!(v, Value::Num(x) if x.is_nan())
+}
+
+/// Two category texts name the same category: equal text, or equal numbers ("1" and "1.0").
+fn same_category(a: &str, b: &str) -> bool {
+    a == b
+        || matches!((super::parse::parse_f64(a), super::parse::parse_f64(b)), (Some(x), Some(y)) if x == y)
+}
+
+struct Scope<'d> {
+    locals: &'d [Derived],
+    values: HashMap<&'d str, Value>,
+}
+
+/// The values one row has: inputs, derived fields as they are needed, chained outputs.
+pub struct Ctx<'d> {
+    doc: &'d Document,
+    fields: HashMap<String, Value>,
+    scopes: Vec<Scope<'d>>,
+    depth: usize,
+}
+
+impl<'d> Ctx<'d> {
+    pub fn new(doc: &'d Document, inputs: HashMap<String, Value>) -> Ctx<'d> {
+        Ctx {
+            doc,
+            fields: inputs,
+            scopes: Vec::new(),
+            depth: 0,
+        }
+    }
+
+    /// The declared type of a field (data dictionary or derived field), if it has one.
+    fn dtype(&self, name: &str) -> Option<DataType> {
+        for s in self.scopes.iter().rev() {
+            if let Some(d) = s.locals.iter().find(|d| d.name == name) {
+                return Some(d.dtype);
+            }
+        }
+        if let Some(f) = self.doc.fields.iter().find(|f| f.name == name) {
+            return Some(f.dtype);
+        }
+        self.doc
+            .transforms
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| d.dtype)
+    }
+
+    pub fn get(&mut self, name: &str) -> Result<Value> {
+        for i in (0..self.scopes.len()).rev() {
+            if let Some(v) = self.scopes[i].values.get(name) {
+                return Ok(v.clone());
+            }
+            let locals = self.scopes[i].locals;
+            if let Some(d) = locals.iter().find(|d| d.name == name) {
+                let v = self.derive(d)?;
+                self.scopes[i].values.insert(&d.name, v.clone());
+                return Ok(v);
+            }
+        }
+        if let Some(v) = self.fields.get(name) {
+            return Ok(v.clone());
+        }
+        let doc = self.doc;
+        if let Some(d) = doc.transforms.iter().find(|d| d.name == name) {
+            let v = self.derive(d)?;
+            self.fields.insert(name.to_string(), v.clone());
+            return Ok(v);
+        }
+        Err(fail(format!("the field {name:?} is not defined")))
+    }
+
+    fn derive(&mut self, d: &'d Derived) -> Result<Value> {
+        self.depth += 1;
+        if self.depth > 256 {
+            return Err(Error::Limit(
+                "PMML derived fields refer to each other in a cycle".into(),
+            ));
+        }
+        let v = self.eval(&d.expr);
+        self.depth -= 1;
+        let v = v?;
+        Ok(match (d.dtype, v) {
+            (DataType::Float, Value::Num(x)) => Value::Num(f64::from(x as f32)),
+            (DataType::Integer, Value::Num(x)) if x.fract() != 0.0 => Value::Num(x.trunc()),
+            (_, v) => v,
+        })
+    }
+
+    pub fn eval(&mut self, e: &'d Expr) -> Result<Value> {
+        Ok(match e {
+            Expr::Constant(v) => v.clone(),
+            Expr::FieldRef { field, map_missing } => {
+                let v = self.get(field)?;
+                match (is_missing(&v), map_missing) {
+                    (true, Some(m)) => m.clone(),
+                    _ => v,
+                }
+            }
+            Expr::NormContinuous {
+                field,
+                points,
+                outliers,
+                map_missing,
+            } => {
+                let v = self.get(field)?;
+                let Some(x) = as_num(&v) else {
+                    return Ok(map_missing.map_or(Value::Missing, Value::Num));
+                };
+                norm_continuous(x, points, *outliers)
+            }
+            Expr::NormDiscrete {
+                field,
+                value,
+                map_missing,
+            } => {
+                let v = self.get(field)?;
+                match text(&v).filter(|_| !is_missing(&v)) {
+                    None => map_missing.map_or(Value::Missing, Value::Num),
+                    Some(t) => Value::Num(if same_category(&t, value) { 1.0 } else { 0.0 }),
+                }
+            }
+            Expr::Discretize {
+                field,
+                bins,
+                default,
+                map_missing,
+            } => {
+                let v = self.get(field)?;
+                match as_num(&v) {
+                    None => map_missing.clone().map_or(Value::Missing, Value::Str),
+                    Some(x) => bins
+                        .iter()
+                        .find(|(i, _)| i.contains(x))
+                        .map(|(_, b)| Value::Str(b.clone()))
+                        .or_else(|| default.clone().map(Value::Str))
+                        .unwrap_or(Value::Missing),
+                }
+            }
+            Expr::MapValues {
+                inputs,
+                output,
+                rows,
+                default,
+                map_missing,
+            } => {
+                let mut keys = Vec::with_capacity(inputs.len());
+                for (f, col) in inputs {
+                    let v = self.get(f)?;
+                    match text(&v).filter(|_| !is_missing(&v)) {
+                        None => return Ok(map_missing.clone().map_or(Value::Missing, Value::Str)),
+                        Some(t) => keys.push((col, t)),
+                    }
+                }
+                rows.iter()
+                    .find(|r| {
+                        keys.iter()
+                            .all(|(c, t)| r.get(*c).is_some_and(|x| same_category(x, t)))
+                    })
+                    .and_then(|r| r.get(output))
+                    .map(|s| Value::Str(s.clone()))
+                    .or_else(|| default.clone().map(Value::Str))
+                    .unwrap_or(Value::Missing)
+            }
+            Expr::Apply {
+                function,
+                args,
+                map_missing,
+                default,
+            } => {
+                self.depth += 1;
+                if self.depth > 512 {
+                    return Err(Error::Limit("PMML expressions nested too deep".into()));
+                }
+                let mut vals = Vec::with_capacity(args.len());
+                let mut r = Ok(());
+                for a in args {
+                    match self.eval(a) {
+                        Ok(v) => vals.push(v),
+                        Err(e) => {
+                            r = Err(e);
+                            break;
+                        }
+                    }
+                }
+                self.depth -= 1;
+                r?;
+                let any_missing = vals.iter().any(is_missing);
+                if any_missing && !is_missing_aware(function) {
+                    return Ok(map_missing.clone().unwrap_or(Value::Missing));
+                }
+                let out = apply(function, &vals)?;
+                if is_missing(&out) {
+                    default.clone().unwrap_or(out)
+                } else {
+                    out
+                }
+            }
+        })
+    }
+
+    fn pred_value(&mut self, p: &'d Predicate) -> Result<Option<bool>> {
+        Ok(match p {
+            Predicate::True => Some(true),
+            Predicate::False => Some(false),
+            Predicate::Simple { field, op, value } => {
+                let v = self.get(field)?;
+                match op.as_str() {
+                    "isMissing" => Some(is_missing(&v)),
+                    "isNotMissing" => Some(!is_missing(&v)),
+                    _ if is_missing(&v) => None,
+                    _ => {
+                        let c = value.as_deref().ok_or_else(|| {
+                            fail(format!("a SimplePredicate on {field:?} has no value"))
+                        })?;
+                        Some(compare(
+                            &v,
+                            c,
+                            op,
+                            self.dtype(field) == Some(DataType::Float),
+                        )?)
+                    }
+                }
+            }
+            Predicate::Set {
+                field,
+                is_in,
+                values,
+            } => {
+                let v = self.get(field)?;
+                text(&v)
+                    .filter(|_| !is_missing(&v))
+                    .map(|t| values.iter().any(|x| same_category(x, &t)) == *is_in)
+            }
+            Predicate::Compound { op, parts } => {
+                let mut results = Vec::with_capacity(parts.len());
+                for part in parts {
+                    let r = self.pred_value(part)?;
+                    if op == "surrogate" && r.is_some() {
+                        return Ok(r);
+                    }
+                    results.push(r);
+                }
+                match op.as_str() {
+                    "and" => {
+                        if results.contains(&Some(false)) {
+                            Some(false)
+                        } else if results.iter().all(|r| *r == Some(true)) {
+                            Some(true)
+                        } else {
+                            None
+                        }
+                    }
+                    "or" => {
+                        if results.contains(&Some(true)) {
+                            Some(true)
+                        } else if results.iter().all(|r| *r == Some(false)) {
+                            Some(false)
+                        } else {
+                            None
+                        }
+                    }
+                    "xor" => results.iter().try_fold(false, |acc, r| r.map(|b| acc ^ b)),
+                    _ => None,
+                }
+            }
+        })
+    }
+
+    /// Evaluates a model element with its schema, local transformations and targets.
+    pub fn model(&mut self, m: &'d ModelEl) -> Result<Pred> {
+        if self.scopes.len() > 64 {
+            return Err(Error::Limit("PMML segments nested too deep".into()));
+        }
+        let mut scope = Scope {
+            locals: &m.locals,
+            values: HashMap::new(),
+        };
+        // The mining schema: missing value replacement, invalid values, outliers.
+        for f in m.fields.iter().filter(|f| f.usage == Usage::Active) {
+            let v = self.get(&f.name)?;
+            let mut v = v;
+            if is_missing(&v) {
+                if let Some(r) = &f.replacement {
+                    v = match self.dtype(&f.name) {
+                        Some(DataType::String) => Value::Str(r.clone()),
+                        _ => super::parse::parse_f64(r).map_or(Value::Str(r.clone()), Value::Num),
+                    };
+                    if self.dtype(&f.name) == Some(DataType::Float) {
+                        if let Value::Num(x) = v {
+                            v = Value::Num(f64::from(x as f32));
+                        }
+                    }
+                }
+            } else if !self.valid(&f.name, &v) {
+                v = match &f.invalid {
+                    Invalid::Refuse => {
+                        return Err(Error::Model(mlship_model::Error::BadValue {
+                            column: f.name.clone(),
+                            row: 0,
+                            expected: "a value the PMML model lists as valid".into(),
+                            found: text(&v)
+                                .unwrap_or_default()
+                                .replace('\u{0}', "an unknown category"),
+                        }));
+                    }
+                    Invalid::Keep => v,
+                    Invalid::Missing => Value::Missing,
+                    Invalid::Replace(s) => Value::Str(s.clone()),
+                };
+            } else if let (Some(x), true) = (as_num(&v), f.low.is_some() || f.high.is_some()) {
+                let (lo, hi) = (
+                    f.low.unwrap_or(f64::NEG_INFINITY),
+                    f.high.unwrap_or(f64::INFINITY),
+                );
+                if x < lo || x > hi {
+                    v = match f.outliers {
+                        Outliers::Keep => v,
+                        Outliers::Missing => Value::Missing,
+                        Outliers::Extreme => Value::Num(x.clamp(lo, hi)),
+                    };
+                }
+            }
+            scope.values.insert(&f.name, v);
+        }
+        self.scopes.push(scope);
+        let r = self.model_kind(m);
+        self.scopes.pop();
+        let mut p = r?;
+        if let (Some(t), Some(Value::Num(x))) = (&m.target, &p.value) {
+            if m.function == Function::Regression {
+                let mut y = x * t.factor + t.constant;
+                if let Some(lo) = t.min {
+                    y = y.max(lo);
+                }
+                if let Some(hi) = t.max {
+                    y = y.min(hi);
+                }
+                y = match t.cast.as_deref() {
+                    Some("round") => y.round(),
+                    Some("ceiling") => y.ceil(),
+                    Some("floor") => y.floor(),
+                    _ => y,
+                };
+                p.value = Some(Value::Num(y));
+            }
+        }
+        Ok(p)
+    }
+
+    /// Whether a value is valid for a field with listed values (others take anything).
+    fn valid(&self, name: &str, v: &Value) -> bool {
+        let Some(f) = self.doc.fields.iter().find(|f| f.name == name) else {
+            return true;
+        };
+        if f.values.is_empty() || f.optype == super::parse::OpType::Continuous {
+            return !matches!(v, Value::Str(s) if s == "\u{0}");
+        }
+        text(v).is_some_and(|t| f.values.iter().any(|x| same_category(x, &t)))
+    }
+
+    fn model_kind(&mut self, m: &'d ModelEl) -> Result<Pred> {
+        match &m.kind {
+            Kind::Regression(r) => self.regression(m.function, r),
+            Kind::Tree(t) => self.tree(m.function, t),
+            Kind::Mining(s) => self.mining(m.function, s),
+            Kind::NaiveBayes(nb) => self.naive_bayes(nb),
+            Kind::Clustering(c) => self.clustering(c),
+            Kind::Neural(n) => self.neural(m.function, n),
+            Kind::Svm(s) => self.svm(m.function, s),
+        }
+    }
+
+    /// Makes a model's output fields available by name, for the next models of a chain.
+    pub fn publish(&mut self, m: &'d ModelEl, p: &Pred) -> Result<()> {
+        for o in &m.outputs {
+            let v = match &o.feature {
+                Feature::PredictedValue => p.value.clone().unwrap_or(Value::Missing),
+                Feature::Probability(cat) => {
+                    let cat = cat.clone().or_else(|| p.value.as_ref().and_then(text));
+                    cat.and_then(|c| p.prob(&c))
+                        .map_or(Value::Missing, Value::Num)
+                }
+                Feature::TransformedValue(e) => self.eval(e)?,
+                Feature::EntityId => p.entity.clone().map_or(Value::Missing, Value::Str),
+            };
+            self.fields.insert(o.name.clone(), v);
+        }
+        Ok(())
+    }
+
+    fn regression(&mut self, function: Function, r: &'d super::parse::Regression) -> Result<Pred> {
+        let mut ys = Vec::with_capacity(r.tables.len());
+        for t in &r.tables {
+            let mut y = t.intercept;
+            for (name, coef, exp) in &t.numeric {
+                let Some(x) = as_num(&self.get(name)?) else {
+                    return Ok(Pred::null());
+                };
+                y += coef * if *exp == 1 { x } else { x.powi(*exp) };
+            }
+            for (name, value, coef) in &t.categorical {
+                let v = self.get(name)?;
+                let Some(tx) = text(&v).filter(|_| !is_missing(&v)) else {
+                    return Ok(Pred::null());
+                };
+                if same_category(&tx, value) {
+                    y += coef;
+                }
+            }
+            for (refs, coef) in &t.terms {
+                let mut prod = *coef;
+                for f in refs {
+                    let Some(x) = as_num(&self.get(f)?) else {
+                        return Ok(Pred::null());
+                    };
+                    prod *= x;
+                }
+                y += prod;
+            }
+            ys.push(y);
+        }
+        if function != Function::Classification {
+            return Ok(Pred {
+                value: Some(Value::Num(link(r.normalization, ys[0]))),
+                ..Pred::default()
+            });
+        }
+        let cats: Vec<String> = r
+            .tables
+            .iter()
+            .map(|t| t.category.clone().unwrap_or_default())
+            .collect();
+        let k = ys.len();
+        let probs: Vec<f64> = match r.normalization {
+            Normalization::Softmax => softmax(&ys),
+            Normalization::Simplemax => {
+                let s: f64 = ys.iter().sum();
+                ys.iter().map(|y| y / s).collect()
+            }
+            n if k == 2 => {
+                let p0 = if n == Normalization::None {
+                    ys[0]
+                } else {
+                    link(n, ys[0])
+                };
+                vec![p0, 1.0 - p0]
+            }
+            Normalization::None => {
+                let mut p = ys.clone();
+                let rest: f64 = p[..k - 1].iter().sum();
+                p[k - 1] = 1.0 - rest;
+                p
+            }
+            n => {
+                let p: Vec<f64> = ys.iter().map(|y| link(n, *y)).collect();
+                let s: f64 = p.iter().sum();
+                p.iter().map(|x| x / s).collect()
+            }
+        };
+        Ok(classified(cats.into_iter().zip(probs).collect()))
+    }
+
+    fn tree(&mut self, function: Function, t: &'d TreeModel) -> Result<Pred> {
+        use super::parse::MissingStrategy as M;
+        if self.pred_value(&t.root.predicate)? != Some(true) {
+            return Ok(Pred::null());
+        }
+        let mut node: &'d TreeNode = &t.root;
+        let chosen = 'walk: loop {
+            if node.children.is_empty() {
+                break Some(node);
+            }
+            let mut next = None;
+            for c in &node.children {
+                match self.pred_value(&c.predicate)? {
+                    Some(true) => {
+                        next = Some(c);
+                        break;
+                    }
+                    Some(false) => {}
+                    None => match t.missing {
+                        M::None => {}
+                        M::LastPrediction => break 'walk Some(node),
+                        M::NullPrediction => break 'walk None,
+                        M::DefaultChild => {
+                            next = node
+                                .children
+                                .iter()
+                                .find(|k| k.id.is_some() && k.id == node.default_child);
+                            if next.is_none() {
+                                break 'walk Some(node);
+                            }
+                            break;
+                        }
+                    },
+                }
+            }
+            match next {
+                Some(c) => node = c,
+                None if t.no_true_child_last => break Some(node),
+                None => break None,
+            }
+        };
+        let Some(n) = chosen else {
+            return Ok(Pred::null());
+        };
+        let entity = n.id.clone();
+        match function {
+            Function::Classification => {
+                let mut p = if n.distribution.is_empty() {
+                    match &n.score {
+                        Some(s) => classified(vec![(s.clone(), 1.0)]),
+                        None => Pred::null(),
+                    }
+                } else {
+                    classified(n.distribution.clone())
+                };
+                // The node's score, when given, is the prediction (ties in the distribution aside).
+                if let Some(s) = &n.score {
+                    p.value = Some(Value::Str(s.clone()));
+                }
+                p.entity = entity;
+                Ok(p)
+            }
+            _ => {
+                let v = n.score.as_deref().and_then(super::parse::parse_f64);
+                Ok(Pred {
+                    value: v.map(Value::Num),
+                    probs: Vec::new(),
+                    entity,
+                })
+            }
+        }
+    }
+
+    fn mining(&mut self, function: Function, s: &'d super::parse::Segmentation) -> Result<Pred> {
+        use SegmentationMethod as S;
+        let method = s.method;
+        if method == S::ModelChain || method == S::SelectFirst {
+            let mut last = Pred::null();
+            for seg in &s.segments {
+                if self.pred_value(&seg.predicate)? != Some(true) {
+                    continue;
+                }
+                let p = self.model(&seg.model)?;
+                if method == S::SelectFirst {
+                    return Ok(p);
+                }
+                self.publish(&seg.model, &p)?;
+                last = p;
+            }
+            return Ok(last);
+        }
+        let mut preds: Vec<(f64, Pred)> = Vec::new();
+        for seg in &s.segments {
+            if self.pred_value(&seg.predicate)? != Some(true) {
+                continue;
+            }
+            let p = self.model(&seg.model)?;
+            if p.value.is_none() {
+                if s.skip_missing {
+                    continue;
+                }
+                return Ok(Pred::null());
+            }
+            preds.push((seg.weight, p));
+        }
+        if preds.is_empty() {
+            return Ok(Pred::null());
+        }
+        if function == Function::Classification {
+            return self.vote(method, &preds);
+        }
+        let xs: Vec<(f64, f64)> = preds
+            .iter()
+            .map(|(w, p)| (*w, p.value.as_ref().and_then(as_num).unwrap_or(f64::NAN)))
+            .collect();
+        let n = xs.len() as f64;
+        let y = match method {
+            S::Sum => xs.iter().map(|(_, x)| x).sum(),
+            S::WeightedSum => xs.iter().map(|(w, x)| w * x).sum(),
+            S::Average => xs.iter().map(|(_, x)| x).sum::<f64>() / n,
+            S::WeightedAverage => {
+                xs.iter().map(|(w, x)| w * x).sum::<f64>() / xs.iter().map(|(w, _)| w).sum::<f64>()
+            }
+            S::Max => xs.iter().map(|(_, x)| *x).fold(f64::NEG_INFINITY, f64::max),
+            S::Median => {
+                let mut v: Vec<f64> = xs.iter().map(|(_, x)| *x).collect();
+                v.sort_by(|a, b| a.total_cmp(b));
+                let m = v.len() / 2;
+                if v.len() % 2 == 1 {
+                    v[m]
+                } else {
+                    (v[m - 1] + v[m]) / 2.0
+                }
+            }
+            other => return Err(fail(format!("{other:?} for a regression segmentation"))),
+        };
+        Ok(Pred {
+            value: Some(Value::Num(y)),
+            ..Pred::default()
+        })
+    }
+
+    fn vote(&self, method: SegmentationMethod, preds: &[(f64, Pred)]) -> Result<Pred> {
+        use SegmentationMethod as S;
+        let mut acc: Vec<(String, f64)> = Vec::new();
+        let mut add = |cat: &str, x: f64| match acc.iter_mut().find(|(c, _)| same_category(c, cat))
+        {
+            Some((_, v)) => *v += x,
+            None => acc.push((cat.to_string(), x)),
+        };
+        match method {
+            S::MajorityVote | S::WeightedMajorityVote => {
+                let total: f64 = preds
+                    .iter()
+                    .map(|(w, _)| if method == S::MajorityVote { 1.0 } else { *w })
+                    .sum();
+                for (w, p) in preds {
+                    let w = if method == S::MajorityVote { 1.0 } else { *w };
+                    if let Some(c) = p.value.as_ref().and_then(text) {
+                        add(&c, w / total);
+                    }
+                }
+            }
+            S::Average | S::WeightedAverage => {
+                let total: f64 = preds
+                    .iter()
+                    .map(|(w, _)| if method == S::Average { 1.0 } else { *w })
+                    .sum();
+                for (w, p) in preds {
+                    let w = if method == S::Average { 1.0 } else { *w };
+                    for (c, x) in &p.probs {
+                        add(c, x * w);
+                    }
+                }
+                for (_, v) in &mut acc {
+                    *v /= total;
+                }
+            }
+            S::Max => {
+                let best = preds
+                    .iter()
+                    .map(|(_, p)| p)
+                    .max_by(|a, b| {
+                        let top = |p: &Pred| {
+                            p.probs
+                                .iter()
+                                .map(|(_, x)| *x)
+                                .fold(f64::NEG_INFINITY, f64::max)
+                        };
+                        top(a).total_cmp(&top(b))
+                    })
+                    .cloned()
+                    .unwrap_or_default();
+                return Ok(best);
+            }
+            other => return Err(fail(format!("{other:?} for a classification segmentation"))),
+        }
+        Ok(classified(acc))
+    }
+
+    fn naive_bayes(&mut self, nb: &'d super::parse::NaiveBayes) -> Result<Pred> {
+        let total: f64 = nb.priors.iter().map(|(_, c)| c).sum();
+        let mut lp: Vec<f64> = nb.priors.iter().map(|(_, c)| (c / total).ln()).collect();
+        for input in &nb.inputs {
+            match input {
+                BayesInput::Gaussian { field, stats } => {
+                    let Some(x) = as_num(&self.get(field)?) else {
+                        continue;
+                    };
+                    for (k, (cat, _)) in nb.priors.iter().enumerate() {
+                        let (mean, var) = stats.get(cat).copied().ok_or_else(|| {
+                            fail(format!("no statistics of {field:?} for class {cat:?}"))
+                        })?;
+                        lp[k] += -0.5 * (2.0 * std::f64::consts::PI * var).ln()
+                            - (x - mean) * (x - mean) / (2.0 * var);
+                    }
+                }
+                BayesInput::Discrete { field, counts } => {
+                    let v = self.get(field)?;
+                    let Some(t) = text(&v).filter(|_| !is_missing(&v)) else {
+                        continue;
+                    };
+                    let Some(row) = counts
+                        .iter()
+                        .find(|(k, _)| same_category(k, &t))
+                        .map(|(_, r)| r)
+                    else {
+                        continue;
+                    };
+                    for (k, (cat, _)) in nb.priors.iter().enumerate() {
+                        let class_total: f64 = counts
+                            .values()
+                            .map(|r| r.get(cat).copied().unwrap_or(0.0))
+                            .sum();
+                        let c = row.get(cat).copied().unwrap_or(0.0);
+                        let p = if c == 0.0 || class_total == 0.0 {
+                            nb.threshold
+                        } else {
+                            c / class_total
+                        };
+                        lp[k] += p.ln();
+                    }
+                }
+            }
+        }
+        let probs = softmax(&lp);
+        Ok(classified(
+            nb.priors
+                .iter()
+                .map(|(c, _)| c.clone())
+                .zip(probs)
+                .collect(),
+        ))
+    }
+
+    fn clustering(&mut self, c: &'d super::parse::Clustering) -> Result<Pred> {
+        let mut x = Vec::with_capacity(c.fields.len());
+        for f in &c.fields {
+            x.push(as_num(&self.get(f)?));
+        }
+        let mut best = (0usize, f64::INFINITY);
+        for (k, center) in c.centers.iter().enumerate() {
+            let mut d = 0.0;
+            for (xi, ci) in x.iter().zip(center) {
+                if let Some(xi) = xi {
+                    d += (xi - ci) * (xi - ci);
+                }
+            }
+            if !c.squared {
+                d = d.sqrt();
+            }
+            if d < best.1 {
+                best = (k, d);
+            }
+        }
+        Ok(Pred {
+            value: Some(Value::Num(best.0 as f64)),
+            probs: Vec::new(),
+            entity: Some(best.0.to_string()),
+        })
+    }
+
+    fn neural(&mut self, function: Function, n: &'d super::parse::Neural) -> Result<Pred> {
+        let mut values: HashMap<&'d str, f64> = HashMap::new();
+        for (id, e) in &n.inputs {
+            let Some(x) = as_num(&self.eval(e)?) else {
+                return Ok(Pred::null());
+            };
+            values.insert(id, x);
+        }
+        for layer in &n.layers {
+            let mut zs = Vec::with_capacity(layer.neurons.len());
+            for neuron in &layer.neurons {
+                let mut z = neuron.bias;
+                for (from, w) in &neuron.inputs {
+                    let v = values.get(from.as_str()).ok_or_else(|| {
+                        fail(format!("neuron {:?} reads unknown {from:?}", neuron.id))
+                    })?;
+                    z += w * v;
+                }
+                zs.push(activation(&layer.activation, z, layer.threshold)?);
+            }
+            let zs = match layer.normalization.as_str() {
+                "softmax" => softmax(&zs),
+                "simplemax" => {
+                    let s: f64 = zs.iter().sum();
+                    zs.iter().map(|z| z / s).collect()
+                }
+                _ => zs,
+            };
+            for (neuron, z) in layer.neurons.iter().zip(zs) {
+                values.insert(&neuron.id, z);
+            }
+        }
+        let out = |id: &str| {
+            values
+                .get(id)
+                .copied()
+                .ok_or_else(|| fail(format!("the output neuron {id:?} does not exist")))
+        };
+        if function == Function::Classification {
+            let mut probs = Vec::new();
+            for (id, e) in &n.outputs {
+                match e {
+                    Expr::NormDiscrete { value, .. } => probs.push((value.clone(), out(id)?)),
+                    _ => return Err(fail("a classifier's NeuralOutput is not a NormDiscrete")),
+                }
+            }
+            return Ok(classified(probs));
+        }
+        let (id, e) = n
+            .outputs
+            .first()
+            .ok_or_else(|| fail("a network without outputs"))?;
+        let z = out(id)?;
+        let y = match e {
+            Expr::FieldRef { .. } => z,
+            Expr::NormContinuous { points, .. } => denorm(z, points),
+            _ => {
+                return Err(fail(
+                    "a regression NeuralOutput other than FieldRef or NormContinuous",
+                ));
+            }
+        };
+        Ok(Pred {
+            value: Some(Value::Num(y)),
+            ..Pred::default()
+        })
+    }
+
+    fn svm(&mut self, function: Function, s: &'d super::parse::SvmModel) -> Result<Pred> {
+        let mut x = Vec::with_capacity(s.fields.len());
+        for f in &s.fields {
+            let Some(v) = as_num(&self.get(f)?) else {
+                return Ok(Pred::null());
+            };
+            x.push(v);
+        }
+        let kernel = |v: &[f64]| -> f64 {
+            match s.kernel {
+                SvmKernel::Linear => dot(&x, v),
+                SvmKernel::Poly {
+                    gamma,
+                    coef0,
+                    degree,
+                } => (gamma * dot(&x, v) + coef0).powf(degree),
+                SvmKernel::Rbf { gamma } => {
+                    let d: f64 = x.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum();
+                    (-gamma * d).exp()
+                }
+                SvmKernel::Sigmoid { gamma, coef0 } => (gamma * dot(&x, v) + coef0).tanh(),
+            }
+        };
+        let mut fs = Vec::with_capacity(s.machines.len());
+        for m in &s.machines {
+            let mut f = m.bias;
+            for (i, a) in &m.coefs {
+                f += a * kernel(&s.vectors[*i]);
+            }
+            fs.push(f);
+        }
+        if function != Function::Classification {
+            let f = *fs.first().ok_or_else(|| fail("an SVM without machines"))?;
+            return Ok(Pred {
+                value: Some(Value::Num(f)),
+                ..Pred::default()
+            });
+        }
+        if s.one_against_one {
+            let mut votes: Vec<(String, usize)> = Vec::new();
+            for (m, f) in s.machines.iter().zip(&fs) {
+                let threshold = m.threshold.unwrap_or(s.threshold);
+                let winner = if *f < threshold {
+                    &m.target
+                } else {
+                    &m.alternate
+                };
+                let w = winner
+                    .clone()
+                    .ok_or_else(|| fail("a one-against-one machine without both categories"))?;
+                match votes.iter_mut().find(|(c, _)| *c == w) {
+                    Some((_, n)) => *n += 1,
+                    None => votes.push((w, 1)),
+                }
+            }
+            let top = votes.iter().map(|(_, n)| *n).max().unwrap_or(0);
+            let winners: Vec<String> = votes
+                .iter()
+                .filter(|(_, n)| *n == top)
+                .map(|(c, _)| c.clone())
+                .collect();
+            return Ok(Pred {
+                value: winners.first().map(|w| Value::Str(w.clone())),
+                probs: Vec::new(),
+                entity: None,
+            });
+        }
+        // One against all: the machine with the smallest value wins.
+        let (k, _) =
+            fs.iter().enumerate().fold(
+                (0, f64::INFINITY),
+                |b, (k, f)| if *f < b.1 { (k, *f) } else { b },
+            );
+        let cat = s.machines.get(k).and_then(|m| m.target.clone());
+        Ok(Pred {
+            value: cat.map(Value::Str),
+            ..Pred::default()
+        })
+    }
+}
+
+/// A classifier's answer from category probabilities: the most probable (the first on ties).
+fn classified(probs: Vec<(String, f64)>) -> Pred {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, (_, p)) in probs.iter().enumerate() {
+        if best.is_none_or(|(_, b)| *p > b) {
+            best = Some((i, *p));
+        }
+    }
+    Pred {
+        value: best.map(|(i, _)| Value::Str(probs[i].0.clone())),
+        probs,
+        entity: None,
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn softmax(ys: &[f64]) -> Vec<f64> {
+    let max = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = ys.iter().map(|y| (y - max).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|x| x / s).collect()
+}
+
+fn link(n: Normalization, y: f64) -> f64 {
+    match n {
+        Normalization::None | Normalization::Softmax | Normalization::Simplemax => y,
+        Normalization::Logit => 1.0 / (1.0 + (-y).exp()),
+        Normalization::Exp => y.exp(),
+        Normalization::Probit => 0.5 * (1.0 + erf(y / std::f64::consts::SQRT_2)),
+        Normalization::Cloglog => 1.0 - (-(y.exp())).exp(),
+        Normalization::Loglog => (-((-y).exp())).exp(),
+        Normalization::Cauchit => 0.5 + y.atan() / std::f64::consts::PI,
+    }
+}
+
+/// The error function (Abramowitz and Stegun 7.1.26 refined by one Newton step is not needed at
+/// PMML's precision; this is the W. J. Cody rational approximation, accurate to ~1e-15).
+fn erf(x: f64) -> f64 {
+    // erf via the complementary function's continued fraction for |x| > 0.5, series otherwise.
+    if x.abs() < 0.5 {
+        let mut sum = x;
+        let mut term = x;
+        let x2 = x * x;
+        for n in 1..60 {
+            term *= -x2 / n as f64;
+            let add = term / (2 * n + 1) as f64;
+            sum += add;
+            if add.abs() < 1e-17 {
+                break;
+            }
+        }
+        return sum * 2.0 / std::f64::consts::PI.sqrt();
+    }
+    let s = x.signum();
+    let a = x.abs();
+    // Lentz's continued fraction for erfc.
+    let mut f = a;
+    let mut c = a;
+    let mut d = 0.0;
+    for k in 1..200 {
+        let an = k as f64 / 2.0;
+        d = a + an * d;
+        d = if d == 0.0 { 1e-300 } else { 1.0 / d };
+        c = a + an / c;
+        let delta = c * d;
+        f *= delta;
+        if (delta - 1.0).abs() < 1e-16 {
+            break;
+        }
+    }
+    let erfc = (-a * a).exp() / (f * std::f64::consts::PI.sqrt());
+    s * (1.0 - erfc)
+}
+
+fn activation(f: &str, z: f64, threshold: f64) -> Result<f64> {
+    Ok(match f {
+        "threshold" => {
+            if z > threshold {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        "logistic" => 1.0 / (1.0 + (-z).exp()),
+        "tanh" => z.tanh(),
+        "identity" => z,
+        "exponential" => z.exp(),
+        "reciprocal" => 1.0 / z,
+        "square" => z * z,
+        "Gauss" => (-(z * z)).exp(),
+        "sine" => z.sin(),
+        "cosine" => z.cos(),
+        "Elliott" => z / (1.0 + z.abs()),
+        "arctan" => 2.0 * z.atan() / std::f64::consts::PI,
+        "rectifier" => z.max(0.0),
+        other => return Err(fail(format!("the activation function {other:?}"))),
+    })
+}
+
+fn norm_continuous(x: f64, points: &[(f64, f64)], outliers: Outliers) -> Value {
+    let (first, last) = (points[0], points[points.len() - 1]);
+    if x < first.0 || x > last.0 {
+        match outliers {
+            Outliers::Missing => return Value::Missing,
+            Outliers::Extreme => return Value::Num(if x < first.0 { first.1 } else { last.1 }),
+            Outliers::Keep => {}
+        }
+    }
+    let seg = points
+        .windows(2)
+        .find(|w| x <= w[1].0)
+        .unwrap_or(&points[points.len() - 2..]);
+    let (a, b) = (seg[0], seg[1]);
+    Value::Num(a.1 + (x - a.0) / (b.0 - a.0) * (b.1 - a.1))
+}
+
+fn denorm(z: f64, points: &[(f64, f64)]) -> f64 {
+    let seg = points
+        .windows(2)
+        .find(|w| z <= w[1].1)
+        .unwrap_or(&points[points.len() - 2..]);
+    let (a, b) = (seg[0], seg[1]);
+    a.0 + (z - a.1) / (b.1 - a.1) * (b.0 - a.0)
+}
+
+fn compare(v: &Value, c: &str, op: &str, float: bool) -> Result<bool> {
+    use std::cmp::Ordering;
+    let ord = match (as_num(v), super::parse::parse_f64(c)) {
+        (Some(x), Some(y))
+            if !matches!(v, Value::Str(_))
+                || super::parse::parse_f64(&text(v).unwrap_or_default()).is_some() =>
+        {
+            if float {
+                (x as f32).partial_cmp(&(y as f32))
+            } else {
+                x.partial_cmp(&y)
+            }
+        }
+        _ => text(v).map(|t| t.as_str().cmp(c)),
+    };
+    let Some(o) = ord else {
+        return Ok(false);
+    };
+    Ok(match op {
+        "equal" => o == Ordering::Equal,
+        "notEqual" => o != Ordering::Equal,
+        "lessThan" => o == Ordering::Less,
+        "lessOrEqual" => o != Ordering::Greater,
+        "greaterThan" => o == Ordering::Greater,
+        "greaterOrEqual" => o != Ordering::Less,
+        other => return Err(fail(format!("the operator {other:?}"))),
+    })
+}
+
+fn is_missing_aware(f: &str) -> bool {
+    matches!(
+        f,
+        "isMissing" | "isNotMissing" | "if" | "isValid" | "isNotValid" | "or" | "and"
+    )
+}
+
+fn bool_of(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Num(x) if !x.is_nan() => Some(*x != 0.0),
+        Value::Str(s) => match s.as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// PMML's built-in functions (and the `x-` ones JPMML writers use).
+fn apply(f: &str, a: &[Value]) -> Result<Value> {
+    let n = |i: usize| -> Result<f64> {
+        a.get(i)
+            .and_then(as_num)
+            .ok_or_else(|| fail(format!("{f}: argument {} is not a number", i + 1)))
+    };
+    let arity = |k: usize| -> Result<()> {
+        if a.len() == k {
+            Ok(())
+        } else {
+            Err(fail(format!("{f} takes {k} arguments, got {}", a.len())))
+        }
+    };
+    let num = Value::Num;
+    Ok(match f {
+        "+" => {
+            arity(2)?;
+            num(n(0)? + n(1)?)
+        }
+        "-" => {
+            arity(2)?;
+            num(n(0)? - n(1)?)
+        }
+        "*" => {
+            arity(2)?;
+            num(n(0)? * n(1)?)
+        }
+        "/" => {
+            arity(2)?;
+            num(n(0)? / n(1)?)
+        }
+        "min" | "max" | "sum" | "avg" | "product" | "median" => {
+            let xs: Vec<f64> = (0..a.len()).map(n).collect::<Result<_>>()?;
+            if xs.is_empty() {
+                return Err(fail(format!("{f} of nothing")));
+            }
+            num(match f {
+                "min" => xs.iter().copied().fold(f64::INFINITY, f64::min),
+                "max" => xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                "sum" => xs.iter().sum(),
+                "avg" => xs.iter().sum::<f64>() / xs.len() as f64,
+                "product" => xs.iter().product(),
+                _ => {
+                    let mut v = xs.clone();
+                    v.sort_by(|p, q| p.total_cmp(q));
+                    let m = v.len() / 2;
+                    if v.len() % 2 == 1 {
+                        v[m]
+                    } else {
+                        (v[m - 1] + v[m]) / 2.0
+                    }
+                }
+            })
+        }
+        "log10" => num(n(0)?.log10()),
+        "ln" => num(n(0)?.ln()),
+        "sqrt" => num(n(0)?.sqrt()),
+        "abs" => num(n(0)?.abs()),
+        "exp" => num(n(0)?.exp()),
+        "pow" => {
+            arity(2)?;
+            num(n(0)?.powf(n(1)?))
+        }
+        "threshold" => {
+            arity(2)?;
+            num(if n(0)? > n(1)? { 1.0 } else { 0.0 })
+        }
+        "floor" => num(n(0)?.floor()),
+        "ceil" => num(n(0)?.ceil()),
+        "round" | "rint" | "x-rint" => num(n(0)?.round_ties_even()),
+        "expm1" | "x-expm1" => num(n(0)?.exp_m1()),
+        "ln1p" | "x-ln1p" => num(n(0)?.ln_1p()),
+        "x-atan" | "atan" => num(n(0)?.atan()),
+        "x-tanh" | "tanh" => num(n(0)?.tanh()),
+        "x-sin" | "sin" => num(n(0)?.sin()),
+        "x-cos" | "cos" => num(n(0)?.cos()),
+        "stdNormalCDF" => num(0.5 * (1.0 + erf(n(0)? / std::f64::consts::SQRT_2))),
+        "erf" => num(erf(n(0)?)),
+        "isMissing" => Value::Bool(a.first().is_none_or(is_missing)),
+        "isNotMissing" => Value::Bool(!a.first().is_none_or(is_missing)),
+        "equal" | "notEqual" | "lessThan" | "lessOrEqual" | "greaterThan" | "greaterOrEqual" => {
+            arity(2)?;
+            let c = text(&a[1]).unwrap_or_default();
+            Value::Bool(compare(&a[0], &c, f, false)?)
+        }
+        "and" | "or" => {
+            let bs: Vec<Option<bool>> = a.iter().map(bool_of).collect();
+            let r = if f == "and" {
+                if bs.contains(&Some(false)) {
+                    Some(false)
+                } else if bs.iter().all(Option::is_some) {
+                    Some(true)
+                } else {
+                    None
+                }
+            } else if bs.contains(&Some(true)) {
+                Some(true)
+            } else if bs.iter().all(Option::is_some) {
+                Some(false)
+            } else {
+                None
+            };
+            r.map_or(Value::Missing, Value::Bool)
+        }
+        "not" => bool_of(&a[0]).map_or(Value::Missing, |b| Value::Bool(!b)),
+        "if" => {
+            if a.len() < 2 {
+                return Err(fail("if takes 2 or 3 arguments"));
+            }
+            match bool_of(&a[0]) {
+                Some(true) => a[1].clone(),
+                Some(false) => a.get(2).cloned().unwrap_or(Value::Missing),
+                None => Value::Missing,
+            }
+        }
+        "isIn" | "isNotIn" => {
+            let t = text(&a[0]).unwrap_or_default();
+            let found = a[1..]
+                .iter()
+                .any(|x| text(x).is_some_and(|s| same_category(&s, &t)));
+            Value::Bool(found == (f == "isIn"))
+        }
+        "lowercase" => Value::Str(text(&a[0]).unwrap_or_default().to_lowercase()),
+        "uppercase" => Value::Str(text(&a[0]).unwrap_or_default().to_uppercase()),
+        "trimBlanks" => Value::Str(text(&a[0]).unwrap_or_default().trim().to_string()),
+        "concat" => Value::Str(a.iter().filter_map(text).collect()),
+        other => return Err(fail(format!("the function {other:?}"))),
+    })
+}

@@ -1,0 +1,1491 @@
+//! PMML documents read into their own shape: the data dictionary, transformations and the model
+//! elements mlship evaluates. Anything else inside a model is refused by name, never skipped.
+
+use std::collections::HashMap;
+
+use roxmltree::Node;
+
+use crate::{Error, Result};
+
+/// The largest document mlship reads, in XML nodes (a forest of 500 deep trees fits easily).
+const MAX_NODES: u32 = 20_000_000;
+/// How deep expressions, predicates and trees may nest: the reader recurses, and a thread's stack
+/// (2 MiB for tests and the server's workers) must hold it in a debug build too.
+const MAX_DEPTH: usize = 200;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpType {
+    Continuous,
+    Categorical,
+    Ordinal,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataType {
+    Double,
+    Float,
+    Integer,
+    String,
+    Boolean,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Missing,
+    Num(f64),
+    Str(String),
+    Bool(bool),
+}
+
+#[derive(Debug)]
+pub struct DataField {
+    pub name: String,
+    pub optype: OpType,
+    pub dtype: DataType,
+    /// The valid values of a categorical or ordinal field, in document order.
+    pub values: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Derived {
+    pub name: String,
+    pub dtype: DataType,
+    pub expr: Expr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `outliers`: asIs, asMissingValues, asExtremeValues.
+pub enum Outliers {
+    Keep,
+    Missing,
+    Extreme,
+}
+
+#[derive(Debug)]
+pub enum Expr {
+    Constant(Value),
+    FieldRef {
+        field: String,
+        map_missing: Option<Value>,
+    },
+    NormContinuous {
+        field: String,
+        points: Vec<(f64, f64)>,
+        outliers: Outliers,
+        map_missing: Option<f64>,
+    },
+    NormDiscrete {
+        field: String,
+        value: String,
+        map_missing: Option<f64>,
+    },
+    Discretize {
+        field: String,
+        bins: Vec<(Interval, String)>,
+        default: Option<String>,
+        map_missing: Option<String>,
+    },
+    MapValues {
+        inputs: Vec<(String, String)>,
+        output: String,
+        rows: Vec<HashMap<String, String>>,
+        default: Option<String>,
+        map_missing: Option<String>,
+    },
+    Apply {
+        function: String,
+        args: Vec<Expr>,
+        map_missing: Option<Value>,
+        default: Option<Value>,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Interval {
+    pub left: Option<f64>,
+    pub right: Option<f64>,
+    pub left_closed: bool,
+    pub right_closed: bool,
+}
+
+impl Interval {
+    pub fn contains(&self, x: f64) -> bool {
+        let left = match self.left {
+            None => true,
+            Some(l) if self.left_closed => x >= l,
+            Some(l) => x > l,
+        };
+        let right = match self.right {
+            None => true,
+            Some(r) if self.right_closed => x <= r,
+            Some(r) => x < r,
+        };
+        left && right
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Usage {
+    Active,
+    Target,
+    Other,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+/// `invalidValueTreatment`: returnInvalid, asIs, asMissing, asValue.
+pub enum Invalid {
+    Refuse,
+    Keep,
+    Missing,
+    Replace(String),
+}
+
+#[derive(Debug)]
+pub struct MiningField {
+    pub name: String,
+    pub usage: Usage,
+    pub replacement: Option<String>,
+    pub invalid: Invalid,
+    pub outliers: Outliers,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Function {
+    Classification,
+    Regression,
+    Clustering,
+}
+
+#[derive(Debug)]
+pub enum Feature {
+    PredictedValue,
+    Probability(Option<String>),
+    TransformedValue(Expr),
+    EntityId,
+}
+
+#[derive(Debug)]
+pub struct OutputField {
+    pub name: String,
+    pub feature: Feature,
+}
+
+#[derive(Debug, Default)]
+pub struct Target {
+    pub factor: f64,
+    pub constant: f64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub cast: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ModelEl {
+    pub element: &'static str,
+    pub function: Function,
+    pub fields: Vec<MiningField>,
+    pub locals: Vec<Derived>,
+    pub target: Option<Target>,
+    pub outputs: Vec<OutputField>,
+    pub kind: Kind,
+}
+
+#[derive(Debug)]
+pub enum Kind {
+    Regression(Regression),
+    Tree(TreeModel),
+    Mining(Segmentation),
+    NaiveBayes(NaiveBayes),
+    Clustering(Clustering),
+    Neural(Neural),
+    Svm(SvmModel),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Normalization {
+    None,
+    Softmax,
+    Simplemax,
+    Logit,
+    Probit,
+    Cloglog,
+    Loglog,
+    Cauchit,
+    Exp,
+}
+
+#[derive(Debug)]
+pub struct Regression {
+    pub normalization: Normalization,
+    pub tables: Vec<RegressionTable>,
+}
+
+#[derive(Debug)]
+pub struct RegressionTable {
+    pub intercept: f64,
+    pub category: Option<String>,
+    pub numeric: Vec<(String, f64, i32)>,
+    pub categorical: Vec<(String, String, f64)>,
+    pub terms: Vec<(Vec<String>, f64)>,
+}
+
+#[derive(Debug)]
+pub enum Predicate {
+    True,
+    False,
+    Simple {
+        field: String,
+        op: String,
+        value: Option<String>,
+    },
+    Set {
+        field: String,
+        is_in: bool,
+        values: Vec<String>,
+    },
+    Compound {
+        op: String,
+        parts: Vec<Predicate>,
+    },
+}
+
+#[derive(Debug)]
+pub struct TreeNode {
+    pub id: Option<String>,
+    pub score: Option<String>,
+    pub predicate: Predicate,
+    pub children: Vec<TreeNode>,
+    /// `(category, probability)` from ScoreDistribution.
+    pub distribution: Vec<(String, f64)>,
+    pub default_child: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissingStrategy {
+    None,
+    LastPrediction,
+    NullPrediction,
+    DefaultChild,
+}
+
+#[derive(Debug)]
+pub struct TreeModel {
+    pub root: TreeNode,
+    pub missing: MissingStrategy,
+    pub no_true_child_last: bool,
+}
+
+#[derive(Debug)]
+pub struct Segment {
+    pub predicate: Predicate,
+    pub weight: f64,
+    pub model: ModelEl,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentationMethod {
+    MajorityVote,
+    WeightedMajorityVote,
+    Average,
+    WeightedAverage,
+    Median,
+    Max,
+    Sum,
+    WeightedSum,
+    SelectFirst,
+    ModelChain,
+}
+
+#[derive(Debug)]
+pub struct Segmentation {
+    pub method: SegmentationMethod,
+    pub segments: Vec<Segment>,
+    /// `returnMissing` (default) or `skipSegment`/`continue`.
+    pub skip_missing: bool,
+}
+
+#[derive(Debug)]
+pub enum BayesInput {
+    Gaussian {
+        field: String,
+        /// Per class: mean and variance.
+        stats: HashMap<String, (f64, f64)>,
+    },
+    Discrete {
+        field: String,
+        /// Per field value, per class, a count.
+        counts: HashMap<String, HashMap<String, f64>>,
+    },
+}
+
+#[derive(Debug)]
+pub struct NaiveBayes {
+    pub threshold: f64,
+    pub inputs: Vec<BayesInput>,
+    pub priors: Vec<(String, f64)>,
+}
+
+#[derive(Debug)]
+pub struct Clustering {
+    pub squared: bool,
+    pub fields: Vec<String>,
+    pub centers: Vec<Vec<f64>>,
+}
+
+#[derive(Debug)]
+pub struct Neuron {
+    pub id: String,
+    pub bias: f64,
+    pub inputs: Vec<(String, f64)>,
+}
+
+#[derive(Debug)]
+pub struct NeuralLayer {
+    pub activation: String,
+    pub threshold: f64,
+    pub normalization: String,
+    pub neurons: Vec<Neuron>,
+}
+
+#[derive(Debug)]
+pub struct Neural {
+    pub inputs: Vec<(String, Expr)>,
+    pub layers: Vec<NeuralLayer>,
+    /// `(neuron id, expression of the output)`.
+    pub outputs: Vec<(String, Expr)>,
+}
+
+#[derive(Debug)]
+pub enum SvmKernel {
+    Linear,
+    Poly { gamma: f64, coef0: f64, degree: f64 },
+    Rbf { gamma: f64 },
+    Sigmoid { gamma: f64, coef0: f64 },
+}
+
+#[derive(Debug)]
+pub struct Machine {
+    pub target: Option<String>,
+    pub alternate: Option<String>,
+    pub threshold: Option<f64>,
+    pub bias: f64,
+    /// `(vector index, alpha)`.
+    pub coefs: Vec<(usize, f64)>,
+}
+
+#[derive(Debug)]
+pub struct SvmModel {
+    pub kernel: SvmKernel,
+    pub fields: Vec<String>,
+    pub vectors: Vec<Vec<f64>>,
+    pub machines: Vec<Machine>,
+    pub one_against_one: bool,
+    pub threshold: f64,
+}
+
+/// A verification record set: input and expected output values by field name.
+#[derive(Debug)]
+pub struct Verification {
+    pub fields: Vec<(String, f64, f64)>,
+    pub rows: Vec<HashMap<String, String>>,
+}
+
+#[derive(Debug)]
+pub struct Document {
+    pub version: String,
+    pub application: Option<String>,
+    pub fields: Vec<DataField>,
+    pub transforms: Vec<Derived>,
+    pub model: ModelEl,
+    pub verification: Option<Verification>,
+}
+
+fn err(node: &Node, message: impl Into<String>) -> Error {
+    Error::Malformed {
+        format: "PMML",
+        offset: node.range().start,
+        message: message.into(),
+    }
+}
+
+fn unsupported(node: &Node, what: impl std::fmt::Display) -> Error {
+    Error::Unsupported(format!(
+        "PMML {what} (element <{}> at byte {}) is not supported",
+        node.tag_name().name(),
+        node.range().start
+    ))
+}
+
+fn name<'a>(n: &Node<'a, '_>) -> &'a str {
+    n.tag_name().name()
+}
+
+fn kids<'a, 'i>(n: &Node<'a, 'i>) -> impl Iterator<Item = Node<'a, 'i>> {
+    n.children()
+        .filter(|c| c.is_element() && name(c) != "Extension")
+}
+
+fn child<'a, 'i>(n: &Node<'a, 'i>, tag: &str) -> Option<Node<'a, 'i>> {
+    kids(n).find(|c| name(c) == tag)
+}
+
+fn attr<'a>(n: &Node<'a, '_>, a: &str) -> Option<&'a str> {
+    n.attribute(a)
+}
+
+fn req<'a>(n: &Node<'a, '_>, a: &str) -> Result<&'a str> {
+    attr(n, a).ok_or_else(|| err(n, format!("<{}> needs the attribute {a}", name(n))))
+}
+
+fn num(n: &Node, a: &str) -> Result<Option<f64>> {
+    match attr(n, a) {
+        None => Ok(None),
+        Some(s) => parse_f64(s)
+            .map(Some)
+            .ok_or_else(|| err(n, format!("{a}={s:?} is not a number"))),
+    }
+}
+
+fn num_or(n: &Node, a: &str, default: f64) -> Result<f64> {
+    Ok(num(n, a)?.unwrap_or(default))
+}
+
+/// PMML numbers, with the spellings of infinity and NaN that writers use.
+pub fn parse_f64(s: &str) -> Option<f64> {
+    let t = s.trim();
+    match t {
+        "INF" | "Infinity" | "+INF" => Some(f64::INFINITY),
+        "-INF" | "-Infinity" => Some(f64::NEG_INFINITY),
+        "NaN" => Some(f64::NAN),
+        _ => t.parse().ok(),
+    }
+}
+
+/// Reads a document.
+pub fn parse(text: &str) -> Result<Document> {
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: MAX_NODES,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let doc =
+        roxmltree::Document::parse_with_options(text, opts).map_err(|e| Error::Malformed {
+            format: "PMML",
+            offset: e.pos().row as usize,
+            message: format!("malformed XML: {e}"),
+        })?;
+    let root = doc.root_element();
+    if name(&root) != "PMML" {
+        return Err(err(
+            &root,
+            format!("the root element is <{}>, not <PMML>", name(&root)),
+        ));
+    }
+    let version = attr(&root, "version").unwrap_or("").to_string();
+    if !version.starts_with("4.") && !version.starts_with("3.") {
+        return Err(Error::Unsupported(format!(
+            "PMML version {version:?} (mlship reads PMML 3.x and 4.x)"
+        )));
+    }
+    let application = child(&root, "Header")
+        .and_then(|h| child(&h, "Application"))
+        .map(|a| {
+            format!(
+                "{} {}",
+                attr(&a, "name").unwrap_or("?"),
+                attr(&a, "version").unwrap_or("")
+            )
+            .trim()
+            .to_string()
+        });
+    let dd = child(&root, "DataDictionary").ok_or_else(|| err(&root, "no <DataDictionary>"))?;
+    let mut fields = Vec::new();
+    for f in kids(&dd).filter(|c| name(c) == "DataField") {
+        fields.push(data_field(&f)?);
+    }
+    let transforms = match child(&root, "TransformationDictionary") {
+        Some(t) => derived_fields(&t, 0)?,
+        None => Vec::new(),
+    };
+    let mut models = kids(&root).filter(|c| is_model(name(c)));
+    let m = models.next().ok_or_else(|| {
+        err(
+            &root,
+            "no model element (RegressionModel, TreeModel, MiningModel, …)",
+        )
+    })?;
+    let model = model(&m, 0)?;
+    let verification = match child(&m, "ModelVerification") {
+        Some(v) => Some(verification(&v)?),
+        None => None,
+    };
+    Ok(Document {
+        version,
+        application,
+        fields,
+        transforms,
+        model,
+        verification,
+    })
+}
+
+const MODELS: &[&str] = &[
+    "RegressionModel",
+    "TreeModel",
+    "MiningModel",
+    "NaiveBayesModel",
+    "ClusteringModel",
+    "NeuralNetwork",
+    "SupportVectorMachineModel",
+    "GeneralRegressionModel",
+    "Scorecard",
+    "RuleSetModel",
+    "AssociationModel",
+    "SequenceModel",
+    "TextModel",
+    "TimeSeriesModel",
+    "BaselineModel",
+    "BayesianNetworkModel",
+    "GaussianProcessModel",
+    "NearestNeighborModel",
+    "AnomalyDetectionModel",
+];
+
+fn is_model(tag: &str) -> bool {
+    MODELS.contains(&tag)
+}
+
+fn data_type(n: &Node, s: Option<&str>) -> Result<DataType> {
+    Ok(match s.unwrap_or("double") {
+        "double" => DataType::Double,
+        "float" => DataType::Float,
+        "integer" => DataType::Integer,
+        "string" => DataType::String,
+        "boolean" => DataType::Boolean,
+        other => return Err(unsupported(n, format!("dataType {other:?}"))),
+    })
+}
+
+fn op_type(n: &Node, s: Option<&str>, dtype: DataType) -> Result<OpType> {
+    Ok(match s {
+        Some("continuous") => OpType::Continuous,
+        Some("categorical") => OpType::Categorical,
+        Some("ordinal") => OpType::Ordinal,
+        None if matches!(dtype, DataType::String | DataType::Boolean) => OpType::Categorical,
+        None => OpType::Continuous,
+        Some(other) => return Err(err(n, format!("optype {other:?}"))),
+    })
+}
+
+fn data_field(f: &Node) -> Result<DataField> {
+    let dtype = data_type(f, attr(f, "dataType"))?;
+    let optype = op_type(f, attr(f, "optype"), dtype)?;
+    let mut values = Vec::new();
+    for v in kids(f).filter(|c| name(c) == "Value") {
+        let prop = attr(&v, "property").unwrap_or("valid");
+        if prop == "valid" {
+            values.push(req(&v, "value")?.to_string());
+        }
+    }
+    Ok(DataField {
+        name: req(f, "name")?.to_string(),
+        optype,
+        dtype,
+        values,
+    })
+}
+
+fn derived_fields(parent: &Node, depth: usize) -> Result<Vec<Derived>> {
+    let mut out = Vec::new();
+    for d in kids(parent) {
+        match name(&d) {
+            "DerivedField" => out.push(Derived {
+                name: req(&d, "name")?.to_string(),
+                dtype: data_type(&d, attr(&d, "dataType"))?,
+                expr: expr_in(&d, depth + 1)?,
+            }),
+            "DefineFunction" => return Err(unsupported(&d, "DefineFunction")),
+            other => return Err(unsupported(&d, format!("<{other}> in transformations"))),
+        }
+    }
+    Ok(out)
+}
+
+/// The one expression inside an element (DerivedField, OutputField, NeuralInput's field).
+fn expr_in(n: &Node, depth: usize) -> Result<Expr> {
+    let e = kids(n)
+        .find(|c| !matches!(name(c), "Value" | "Interval"))
+        .ok_or_else(|| err(n, format!("<{}> holds no expression", name(n))))?;
+    expr(&e, depth)
+}
+
+fn value_of(s: &str) -> Value {
+    match parse_f64(s) {
+        Some(v) => Value::Num(v),
+        None => Value::Str(s.to_string()),
+    }
+}
+
+fn expr(e: &Node, depth: usize) -> Result<Expr> {
+    if depth > MAX_DEPTH {
+        return Err(Error::Limit(format!(
+            "PMML expressions nested deeper than {MAX_DEPTH}"
+        )));
+    }
+    let map_missing = attr(e, "mapMissingTo");
+    Ok(match name(e) {
+        "Constant" => {
+            let text = e.text().unwrap_or("").trim();
+            if attr(e, "missing") == Some("true") {
+                Expr::Constant(Value::Missing)
+            } else {
+                match attr(e, "dataType") {
+                    Some("string") => Expr::Constant(Value::Str(text.to_string())),
+                    Some("boolean") => Expr::Constant(Value::Bool(text == "true")),
+                    _ => Expr::Constant(value_of(text)),
+                }
+            }
+        }
+        "FieldRef" => Expr::FieldRef {
+            field: req(e, "field")?.to_string(),
+            map_missing: map_missing.map(value_of),
+        },
+        "NormContinuous" => {
+            let mut points = Vec::new();
+            for p in kids(e).filter(|c| name(c) == "LinearNorm") {
+                points.push((
+                    num(&p, "orig")?.ok_or_else(|| err(&p, "LinearNorm needs orig"))?,
+                    num(&p, "norm")?.ok_or_else(|| err(&p, "LinearNorm needs norm"))?,
+                ));
+            }
+            if points.len() < 2 {
+                return Err(err(e, "NormContinuous needs two LinearNorm points"));
+            }
+            Expr::NormContinuous {
+                field: req(e, "field")?.to_string(),
+                points,
+                outliers: outliers(e, attr(e, "outliers"))?,
+                map_missing: num(e, "mapMissingTo")?,
+            }
+        }
+        "NormDiscrete" => Expr::NormDiscrete {
+            field: req(e, "field")?.to_string(),
+            value: req(e, "value")?.to_string(),
+            map_missing: num(e, "mapMissingTo")?,
+        },
+        "Discretize" => {
+            let mut bins = Vec::new();
+            for b in kids(e).filter(|c| name(c) == "DiscretizeBin") {
+                let i = child(&b, "Interval")
+                    .ok_or_else(|| err(&b, "DiscretizeBin needs an Interval"))?;
+                bins.push((interval(&i)?, req(&b, "binValue")?.to_string()));
+            }
+            Expr::Discretize {
+                field: req(e, "field")?.to_string(),
+                bins,
+                default: attr(e, "defaultValue").map(str::to_string),
+                map_missing: map_missing.map(str::to_string),
+            }
+        }
+        "MapValues" => {
+            let mut inputs = Vec::new();
+            for p in kids(e).filter(|c| name(c) == "FieldColumnPair") {
+                inputs.push((
+                    req(&p, "field")?.to_string(),
+                    req(&p, "column")?.to_string(),
+                ));
+            }
+            let table = child(e, "InlineTable")
+                .ok_or_else(|| unsupported(e, "MapValues without an InlineTable"))?;
+            Expr::MapValues {
+                inputs,
+                output: req(e, "outputColumn")?.to_string(),
+                rows: inline_table(&table),
+                default: attr(e, "defaultValue").map(str::to_string),
+                map_missing: map_missing.map(str::to_string),
+            }
+        }
+        "Apply" => {
+            let mut args = Vec::new();
+            for a in kids(e) {
+                args.push(expr(&a, depth + 1)?);
+            }
+            if let Some(t) = attr(e, "invalidValueTreatment") {
+                if t != "returnInvalid" {
+                    return Err(unsupported(e, format!("Apply invalidValueTreatment={t:?}")));
+                }
+            }
+            Expr::Apply {
+                function: req(e, "function")?.to_string(),
+                args,
+                map_missing: map_missing.map(value_of),
+                default: attr(e, "defaultValue").map(value_of),
+            }
+        }
+        other => return Err(unsupported(e, format!("the expression <{other}>"))),
+    })
+}
+
+fn outliers(n: &Node, s: Option<&str>) -> Result<Outliers> {
+    Ok(match s.unwrap_or("asIs") {
+        "asIs" => Outliers::Keep,
+        "asMissingValues" => Outliers::Missing,
+        "asExtremeValues" => Outliers::Extreme,
+        other => return Err(err(n, format!("outliers={other:?}"))),
+    })
+}
+
+fn interval(i: &Node) -> Result<Interval> {
+    let closure = attr(i, "closure").unwrap_or("closedClosed");
+    let (left_closed, right_closed) = match closure {
+        "openClosed" => (false, true),
+        "openOpen" => (false, false),
+        "closedOpen" => (true, false),
+        "closedClosed" => (true, true),
+        other => return Err(err(i, format!("closure={other:?}"))),
+    };
+    Ok(Interval {
+        left: num(i, "leftMargin")?,
+        right: num(i, "rightMargin")?,
+        left_closed,
+        right_closed,
+    })
+}
+
+/// Rows of an InlineTable: column name (the element's local name) to text.
+fn inline_table(t: &Node) -> Vec<HashMap<String, String>> {
+    kids(t)
+        .filter(|r| name(r) == "row")
+        .map(|r| {
+            kids(&r)
+                .map(|c| {
+                    (
+                        name(&c).to_string(),
+                        c.text().unwrap_or("").trim().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn function(n: &Node) -> Result<Function> {
+    Ok(match req(n, "functionName")? {
+        "classification" => Function::Classification,
+        "regression" => Function::Regression,
+        "clustering" => Function::Clustering,
+        other => return Err(unsupported(n, format!("functionName={other:?}"))),
+    })
+}
+
+fn model(m: &Node, depth: usize) -> Result<ModelEl> {
+    if depth > 64 {
+        return Err(Error::Limit("PMML segments nested deeper than 64".into()));
+    }
+    let element: &'static str = MODELS
+        .iter()
+        .find(|t| **t == name(m))
+        .copied()
+        .unwrap_or("model");
+    if attr(m, "isScorable") == Some("false") {
+        return Err(Error::Unsupported(format!(
+            "the PMML {element} says it is not scorable (isScorable=\"false\")"
+        )));
+    }
+    let function = function(m)?;
+    let schema = child(m, "MiningSchema").ok_or_else(|| err(m, "no <MiningSchema>"))?;
+    let mut fields = Vec::new();
+    for f in kids(&schema).filter(|c| name(c) == "MiningField") {
+        fields.push(mining_field(&f)?);
+    }
+    let locals = match child(m, "LocalTransformations") {
+        Some(t) => derived_fields(&t, 0)?,
+        None => Vec::new(),
+    };
+    let target = match child(m, "Targets") {
+        Some(t) => target(&t)?,
+        None => None,
+    };
+    let mut outputs = Vec::new();
+    if let Some(o) = child(m, "Output") {
+        for f in kids(&o).filter(|c| name(c) == "OutputField") {
+            outputs.push(output_field(&f)?);
+        }
+    }
+    const COMMON: &[&str] = &[
+        "MiningSchema",
+        "Output",
+        "ModelStats",
+        "ModelExplanation",
+        "Targets",
+        "LocalTransformations",
+        "ModelVerification",
+    ];
+    let own: &[&str] = match element {
+        "RegressionModel" => &["RegressionTable"],
+        "TreeModel" => &["Node"],
+        "MiningModel" => &["Segmentation"],
+        "NaiveBayesModel" => &["BayesInputs", "BayesOutput"],
+        "ClusteringModel" => &[
+            "ComparisonMeasure",
+            "ClusteringField",
+            "MissingValueWeights",
+            "Cluster",
+        ],
+        "NeuralNetwork" => &["NeuralInputs", "NeuralLayer", "NeuralOutputs"],
+        "SupportVectorMachineModel" => &[
+            "LinearKernelType",
+            "PolynomialKernelType",
+            "RadialBasisKernelType",
+            "SigmoidKernelType",
+            "VectorDictionary",
+            "SupportVectorMachine",
+        ],
+        _ => &[],
+    };
+    if let Some(c) = kids(m).find(|c| !COMMON.contains(&name(c)) && !own.contains(&name(c))) {
+        return Err(unsupported(&c, format!("<{}> in a {element}", name(&c))));
+    }
+    let kind = match element {
+        "RegressionModel" => Kind::Regression(regression(m)?),
+        "TreeModel" => Kind::Tree(tree_model(m)?),
+        "MiningModel" => Kind::Mining(segmentation(m, depth)?),
+        "NaiveBayesModel" => Kind::NaiveBayes(naive_bayes(m)?),
+        "ClusteringModel" => Kind::Clustering(clustering(m)?),
+        "NeuralNetwork" => Kind::Neural(neural(m)?),
+        "SupportVectorMachineModel" => Kind::Svm(svm(m)?),
+        other => return Err(unsupported(m, format!("the model {other}"))),
+    };
+    Ok(ModelEl {
+        element,
+        function,
+        fields,
+        locals,
+        target,
+        outputs,
+        kind,
+    })
+}
+
+fn mining_field(f: &Node) -> Result<MiningField> {
+    let usage = match attr(f, "usageType").unwrap_or("active") {
+        "active" => Usage::Active,
+        "target" | "predicted" => Usage::Target,
+        _ => Usage::Other,
+    };
+    let invalid = match attr(f, "invalidValueTreatment").unwrap_or("returnInvalid") {
+        "returnInvalid" => Invalid::Refuse,
+        "asIs" => Invalid::Keep,
+        "asMissing" => Invalid::Missing,
+        "asValue" => Invalid::Replace(
+            attr(f, "invalidValueReplacement")
+                .ok_or_else(|| err(f, "asValue needs invalidValueReplacement"))?
+                .to_string(),
+        ),
+        other => return Err(err(f, format!("invalidValueTreatment={other:?}"))),
+    };
+    Ok(MiningField {
+        name: req(f, "name")?.to_string(),
+        usage,
+        replacement: attr(f, "missingValueReplacement").map(str::to_string),
+        invalid,
+        outliers: outliers(f, attr(f, "outliers"))?,
+        low: num(f, "lowValue")?,
+        high: num(f, "highValue")?,
+    })
+}
+
+fn target(t: &Node) -> Result<Option<Target>> {
+    let Some(x) = kids(t).find(|c| name(c) == "Target") else {
+        return Ok(None);
+    };
+    Ok(Some(Target {
+        factor: num_or(&x, "rescaleFactor", 1.0)?,
+        constant: num_or(&x, "rescaleConstant", 0.0)?,
+        min: num(&x, "min")?,
+        max: num(&x, "max")?,
+        cast: attr(&x, "castInteger").map(str::to_string),
+    }))
+}
+
+fn output_field(f: &Node) -> Result<OutputField> {
+    let feature = match attr(f, "feature").unwrap_or("predictedValue") {
+        "predictedValue" | "predictedDisplayValue" => Feature::PredictedValue,
+        "probability" => Feature::Probability(attr(f, "value").map(str::to_string)),
+        "transformedValue" => Feature::TransformedValue(expr_in(f, 0)?),
+        "entityId" => Feature::EntityId,
+        // Other features (reason codes, rule values, …) are not read by any model we evaluate.
+        _ => Feature::PredictedValue,
+    };
+    Ok(OutputField {
+        name: req(f, "name")?.to_string(),
+        feature,
+    })
+}
+
+fn normalization(n: &Node) -> Result<Normalization> {
+    Ok(match attr(n, "normalizationMethod").unwrap_or("none") {
+        "none" => Normalization::None,
+        "softmax" => Normalization::Softmax,
+        "simplemax" => Normalization::Simplemax,
+        "logit" => Normalization::Logit,
+        "probit" => Normalization::Probit,
+        "cloglog" => Normalization::Cloglog,
+        "loglog" => Normalization::Loglog,
+        "cauchit" => Normalization::Cauchit,
+        "exp" => Normalization::Exp,
+        other => return Err(unsupported(n, format!("normalizationMethod={other:?}"))),
+    })
+}
+
+fn regression(m: &Node) -> Result<Regression> {
+    let mut tables = Vec::new();
+    for t in kids(m).filter(|c| name(c) == "RegressionTable") {
+        let mut numeric = Vec::new();
+        let mut categorical = Vec::new();
+        let mut terms = Vec::new();
+        for p in kids(&t) {
+            match name(&p) {
+                "NumericPredictor" => numeric.push((
+                    req(&p, "name")?.to_string(),
+                    num(&p, "coefficient")?.ok_or_else(|| err(&p, "no coefficient"))?,
+                    num_or(&p, "exponent", 1.0)? as i32,
+                )),
+                "CategoricalPredictor" => categorical.push((
+                    req(&p, "name")?.to_string(),
+                    req(&p, "value")?.to_string(),
+                    num(&p, "coefficient")?.ok_or_else(|| err(&p, "no coefficient"))?,
+                )),
+                "PredictorTerm" => {
+                    let refs = kids(&p)
+                        .filter(|c| name(c) == "FieldRef")
+                        .map(|c| req(&c, "field").map(str::to_string))
+                        .collect::<Result<Vec<_>>>()?;
+                    terms.push((
+                        refs,
+                        num(&p, "coefficient")?.ok_or_else(|| err(&p, "no coefficient"))?,
+                    ));
+                }
+                other => return Err(unsupported(&p, format!("<{other}> in a RegressionTable"))),
+            }
+        }
+        tables.push(RegressionTable {
+            intercept: num_or(&t, "intercept", 0.0)?,
+            category: attr(&t, "targetCategory").map(str::to_string),
+            numeric,
+            categorical,
+            terms,
+        });
+    }
+    if tables.is_empty() {
+        return Err(err(m, "a RegressionModel without a RegressionTable"));
+    }
+    Ok(Regression {
+        normalization: normalization(m)?,
+        tables,
+    })
+}
+
+fn predicate(n: &Node, depth: usize) -> Result<Predicate> {
+    if depth > MAX_DEPTH {
+        return Err(Error::Limit(format!(
+            "PMML predicates nested deeper than {MAX_DEPTH}"
+        )));
+    }
+    Ok(match name(n) {
+        "True" => Predicate::True,
+        "False" => Predicate::False,
+        "SimplePredicate" => Predicate::Simple {
+            field: req(n, "field")?.to_string(),
+            op: req(n, "operator")?.to_string(),
+            value: attr(n, "value").map(str::to_string),
+        },
+        "SimpleSetPredicate" => {
+            let arr =
+                child(n, "Array").ok_or_else(|| err(n, "SimpleSetPredicate needs an Array"))?;
+            Predicate::Set {
+                field: req(n, "field")?.to_string(),
+                is_in: match req(n, "booleanOperator")? {
+                    "isIn" => true,
+                    "isNotIn" => false,
+                    other => return Err(err(n, format!("booleanOperator={other:?}"))),
+                },
+                values: array_strings(&arr),
+            }
+        }
+        "CompoundPredicate" => {
+            let op = req(n, "booleanOperator")?.to_string();
+            if !matches!(op.as_str(), "and" | "or" | "xor" | "surrogate") {
+                return Err(err(n, format!("booleanOperator={op:?}")));
+            }
+            let parts = kids(n)
+                .map(|c| predicate(&c, depth + 1))
+                .collect::<Result<Vec<_>>>()?;
+            Predicate::Compound { op, parts }
+        }
+        other => return Err(unsupported(n, format!("the predicate <{other}>"))),
+    })
+}
+
+fn is_predicate(tag: &str) -> bool {
+    matches!(
+        tag,
+        "True" | "False" | "SimplePredicate" | "SimpleSetPredicate" | "CompoundPredicate"
+    )
+}
+
+fn first_predicate(n: &Node) -> Result<Predicate> {
+    match kids(n).find(|c| is_predicate(name(c))) {
+        Some(p) => predicate(&p, 0),
+        None => Err(err(n, format!("<{}> has no predicate", name(n)))),
+    }
+}
+
+/// The items of an `<Array>`: space separated, with double quotes around items that hold spaces.
+fn array_strings(a: &Node) -> Vec<String> {
+    let text = a.text().unwrap_or("");
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        let mut item = String::new();
+        if c == '"' {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some(n) = chars.next() {
+                            item.push(n);
+                        }
+                    }
+                    '"' => break,
+                    c => item.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                item.push(c);
+                chars.next();
+            }
+        }
+        out.push(item);
+    }
+    out
+}
+
+fn array_numbers(a: &Node) -> Result<Vec<f64>> {
+    array_strings(a)
+        .iter()
+        .map(|s| parse_f64(s).ok_or_else(|| err(a, format!("{s:?} is not a number"))))
+        .collect()
+}
+
+fn tree_node(n: &Node, depth: usize) -> Result<TreeNode> {
+    if depth > MAX_DEPTH {
+        return Err(Error::Limit(format!("PMML trees deeper than {MAX_DEPTH}")));
+    }
+    let mut children = Vec::new();
+    let mut scores: Vec<(String, f64, Option<f64>)> = Vec::new();
+    for c in kids(n) {
+        match name(&c) {
+            "Node" => children.push(tree_node(&c, depth + 1)?),
+            "ScoreDistribution" => {
+                let value = req(&c, "value")?.to_string();
+                let count = num(&c, "recordCount")?.ok_or_else(|| err(&c, "no recordCount"))?;
+                scores.push((value, count, num(&c, "probability")?));
+            }
+            t if is_predicate(t) => {}
+            other => return Err(unsupported(&c, format!("<{other}> in a tree node"))),
+        }
+    }
+    // Probabilities as written, else record counts over their total.
+    let total: f64 = scores.iter().map(|(_, c, _)| c).sum();
+    let distribution = scores
+        .into_iter()
+        .map(|(v, c, p)| {
+            let p = p.unwrap_or(if total > 0.0 { c / total } else { 0.0 });
+            (v, p)
+        })
+        .collect();
+    Ok(TreeNode {
+        id: attr(n, "id").map(str::to_string),
+        score: attr(n, "score").map(str::to_string),
+        predicate: first_predicate(n)?,
+        children,
+        distribution,
+        default_child: attr(n, "defaultChild").map(str::to_string),
+    })
+}
+
+fn tree_model(m: &Node) -> Result<TreeModel> {
+    let missing = match attr(m, "missingValueStrategy").unwrap_or("none") {
+        "none" => MissingStrategy::None,
+        "lastPrediction" => MissingStrategy::LastPrediction,
+        "nullPrediction" => MissingStrategy::NullPrediction,
+        "defaultChild" => MissingStrategy::DefaultChild,
+        other => return Err(unsupported(m, format!("missingValueStrategy={other:?}"))),
+    };
+    let no_true_child_last = match attr(m, "noTrueChildStrategy").unwrap_or("returnNullPrediction")
+    {
+        "returnNullPrediction" => false,
+        "returnLastPrediction" => true,
+        other => return Err(err(m, format!("noTrueChildStrategy={other:?}"))),
+    };
+    let root = child(m, "Node").ok_or_else(|| err(m, "a TreeModel without a Node"))?;
+    Ok(TreeModel {
+        root: tree_node(&root, 0)?,
+        missing,
+        no_true_child_last,
+    })
+}
+
+fn segmentation(m: &Node, depth: usize) -> Result<Segmentation> {
+    let s =
+        child(m, "Segmentation").ok_or_else(|| err(m, "a MiningModel without a Segmentation"))?;
+    use SegmentationMethod as S;
+    let method = match req(&s, "multipleModelMethod")? {
+        "majorityVote" => S::MajorityVote,
+        "weightedMajorityVote" => S::WeightedMajorityVote,
+        "average" => S::Average,
+        "weightedAverage" => S::WeightedAverage,
+        "median" => S::Median,
+        "max" => S::Max,
+        "sum" => S::Sum,
+        "weightedSum" => S::WeightedSum,
+        "selectFirst" => S::SelectFirst,
+        "modelChain" => S::ModelChain,
+        other => return Err(unsupported(&s, format!("multipleModelMethod={other:?}"))),
+    };
+    let skip_missing = matches!(
+        attr(&s, "missingPredictionTreatment"),
+        Some("skipSegment" | "continue")
+    );
+    let mut segments = Vec::new();
+    for seg in kids(&s).filter(|c| name(c) == "Segment") {
+        let inner = kids(&seg)
+            .find(|c| is_model(name(c)))
+            .ok_or_else(|| err(&seg, "a Segment without a model"))?;
+        segments.push(Segment {
+            predicate: first_predicate(&seg)?,
+            weight: num_or(&seg, "weight", 1.0)?,
+            model: model(&inner, depth + 1)?,
+        });
+    }
+    Ok(Segmentation {
+        method,
+        segments,
+        skip_missing,
+    })
+}
+
+fn naive_bayes(m: &Node) -> Result<NaiveBayes> {
+    let threshold = num_or(m, "threshold", 0.0)?;
+    let mut inputs = Vec::new();
+    let bi = child(m, "BayesInputs").ok_or_else(|| err(m, "no BayesInputs"))?;
+    for b in kids(&bi).filter(|c| name(c) == "BayesInput") {
+        let field = req(&b, "fieldName")?.to_string();
+        if let Some(stats) = child(&b, "TargetValueStats") {
+            let mut map = HashMap::new();
+            for s in kids(&stats).filter(|c| name(c) == "TargetValueStat") {
+                let g = child(&s, "GaussianDistribution").ok_or_else(|| {
+                    unsupported(&s, "a TargetValueStat other than GaussianDistribution")
+                })?;
+                map.insert(
+                    req(&s, "value")?.to_string(),
+                    (
+                        num(&g, "mean")?.ok_or_else(|| err(&g, "no mean"))?,
+                        num(&g, "variance")?.ok_or_else(|| err(&g, "no variance"))?,
+                    ),
+                );
+            }
+            inputs.push(BayesInput::Gaussian { field, stats: map });
+        } else {
+            if child(&b, "DerivedField").is_some() {
+                return Err(unsupported(&b, "a BayesInput with a DerivedField"));
+            }
+            let mut counts = HashMap::new();
+            for p in kids(&b).filter(|c| name(c) == "PairCounts") {
+                counts.insert(req(&p, "value")?.to_string(), target_counts(&p)?);
+            }
+            inputs.push(BayesInput::Discrete { field, counts });
+        }
+    }
+    let bo = child(m, "BayesOutput").ok_or_else(|| err(m, "no BayesOutput"))?;
+    let tvc = child(&bo, "TargetValueCounts").ok_or_else(|| err(&bo, "no TargetValueCounts"))?;
+    let mut priors = Vec::new();
+    for c in kids(&tvc).filter(|c| name(c) == "TargetValueCount") {
+        priors.push((
+            req(&c, "value")?.to_string(),
+            num(&c, "count")?.ok_or_else(|| err(&c, "no count"))?,
+        ));
+    }
+    Ok(NaiveBayes {
+        threshold,
+        inputs,
+        priors,
+    })
+}
+
+fn target_counts(p: &Node) -> Result<HashMap<String, f64>> {
+    let tvc = child(p, "TargetValueCounts").ok_or_else(|| err(p, "no TargetValueCounts"))?;
+    let mut out = HashMap::new();
+    for c in kids(&tvc).filter(|c| name(c) == "TargetValueCount") {
+        out.insert(
+            req(&c, "value")?.to_string(),
+            num(&c, "count")?.ok_or_else(|| err(&c, "no count"))?,
+        );
+    }
+    Ok(out)
+}
+
+fn clustering(m: &Node) -> Result<Clustering> {
+    if attr(m, "modelClass") == Some("distributionBased") {
+        return Err(unsupported(m, "a distribution-based ClusteringModel"));
+    }
+    let cm = child(m, "ComparisonMeasure").ok_or_else(|| err(m, "no ComparisonMeasure"))?;
+    if attr(&cm, "kind") == Some("similarity") {
+        return Err(unsupported(&cm, "a similarity ComparisonMeasure"));
+    }
+    let measure = kids(&cm).next().ok_or_else(|| err(&cm, "no measure"))?;
+    let squared = match name(&measure) {
+        "squaredEuclidean" => true,
+        "euclidean" => false,
+        other => return Err(unsupported(&measure, format!("the measure {other}"))),
+    };
+    let mut fields = Vec::new();
+    for f in kids(m).filter(|c| name(c) == "ClusteringField") {
+        if attr(&f, "isCenterField") == Some("false") {
+            continue;
+        }
+        if num_or(&f, "fieldWeight", 1.0)? != 1.0
+            || attr(&f, "compareFunction").is_some_and(|c| c != "absDiff")
+        {
+            return Err(unsupported(&f, "a weighted or non-absDiff ClusteringField"));
+        }
+        fields.push(req(&f, "field")?.to_string());
+    }
+    let mut centers = Vec::new();
+    for c in kids(m).filter(|c| name(c) == "Cluster") {
+        let a = child(&c, "Array").ok_or_else(|| err(&c, "a Cluster without a center Array"))?;
+        let v = array_numbers(&a)?;
+        if v.len() != fields.len() {
+            return Err(err(
+                &c,
+                format!("a center of {} values for {} fields", v.len(), fields.len()),
+            ));
+        }
+        centers.push(v);
+    }
+    if centers.is_empty() {
+        return Err(err(m, "no Cluster"));
+    }
+    Ok(Clustering {
+        squared,
+        fields,
+        centers,
+    })
+}
+
+fn neural(m: &Node) -> Result<Neural> {
+    let default_activation = attr(m, "activationFunction")
+        .unwrap_or("logistic")
+        .to_string();
+    let default_threshold = num_or(m, "threshold", 0.0)?;
+    let default_norm = attr(m, "normalizationMethod").unwrap_or("none").to_string();
+    let ni = child(m, "NeuralInputs").ok_or_else(|| err(m, "no NeuralInputs"))?;
+    let mut inputs = Vec::new();
+    for i in kids(&ni).filter(|c| name(c) == "NeuralInput") {
+        let d = child(&i, "DerivedField")
+            .ok_or_else(|| err(&i, "a NeuralInput without a DerivedField"))?;
+        inputs.push((req(&i, "id")?.to_string(), expr_in(&d, 0)?));
+    }
+    let mut layers = Vec::new();
+    for l in kids(m).filter(|c| name(c) == "NeuralLayer") {
+        let mut neurons = Vec::new();
+        for n in kids(&l).filter(|c| name(c) == "Neuron") {
+            let mut ins = Vec::new();
+            for c in kids(&n).filter(|c| name(c) == "Con") {
+                ins.push((
+                    req(&c, "from")?.to_string(),
+                    num(&c, "weight")?.ok_or_else(|| err(&c, "no weight"))?,
+                ));
+            }
+            if attr(&n, "width").is_some() || attr(&n, "altitude").is_some() {
+                return Err(unsupported(&n, "radial-basis neurons"));
+            }
+            neurons.push(Neuron {
+                id: req(&n, "id")?.to_string(),
+                bias: num_or(&n, "bias", 0.0)?,
+                inputs: ins,
+            });
+        }
+        layers.push(NeuralLayer {
+            activation: attr(&l, "activationFunction")
+                .unwrap_or(&default_activation)
+                .to_string(),
+            threshold: num_or(&l, "threshold", default_threshold)?,
+            normalization: attr(&l, "normalizationMethod")
+                .unwrap_or(&default_norm)
+                .to_string(),
+            neurons,
+        });
+    }
+    let no = child(m, "NeuralOutputs").ok_or_else(|| err(m, "no NeuralOutputs"))?;
+    let mut outputs = Vec::new();
+    for o in kids(&no).filter(|c| name(c) == "NeuralOutput") {
+        let d = child(&o, "DerivedField")
+            .ok_or_else(|| err(&o, "a NeuralOutput without a DerivedField"))?;
+        outputs.push((req(&o, "outputNeuron")?.to_string(), expr_in(&d, 0)?));
+    }
+    Ok(Neural {
+        inputs,
+        layers,
+        outputs,
+    })
+}
+
+fn svm(m: &Node) -> Result<SvmModel> {
+    let kernel = if let Some(k) = child(m, "LinearKernelType") {
+        let _ = k;
+        SvmKernel::Linear
+    } else if let Some(k) = child(m, "PolynomialKernelType") {
+        SvmKernel::Poly {
+            gamma: num_or(&k, "gamma", 1.0)?,
+            coef0: num_or(&k, "coef0", 1.0)?,
+            degree: num_or(&k, "degree", 1.0)?,
+        }
+    } else if let Some(k) = child(m, "RadialBasisKernelType") {
+        SvmKernel::Rbf {
+            gamma: num_or(&k, "gamma", 1.0)?,
+        }
+    } else if let Some(k) = child(m, "SigmoidKernelType") {
+        SvmKernel::Sigmoid {
+            gamma: num_or(&k, "gamma", 1.0)?,
+            coef0: num_or(&k, "coef0", 1.0)?,
+        }
+    } else {
+        return Err(err(m, "no kernel type"));
+    };
+    if attr(m, "svmRepresentation") == Some("Coefficients") {
+        return Err(unsupported(m, "svmRepresentation=\"Coefficients\""));
+    }
+    let vd = child(m, "VectorDictionary").ok_or_else(|| err(m, "no VectorDictionary"))?;
+    let vf = child(&vd, "VectorFields").ok_or_else(|| err(&vd, "no VectorFields"))?;
+    let mut fields = Vec::new();
+    for f in kids(&vf) {
+        match name(&f) {
+            "FieldRef" => fields.push(req(&f, "field")?.to_string()),
+            other => return Err(unsupported(&f, format!("<{other}> in VectorFields"))),
+        }
+    }
+    let mut ids = HashMap::new();
+    let mut vectors = Vec::new();
+    for v in kids(&vd).filter(|c| name(c) == "VectorInstance") {
+        let values = if let Some(a) = child(&v, "Array") {
+            array_numbers(&a)?
+        } else if let Some(s) = child(&v, "REAL-SparseArray") {
+            let n = num(&s, "n")?.map_or(fields.len(), |n| n as usize);
+            if n != fields.len() {
+                return Err(err(&s, "a sparse vector of the wrong size"));
+            }
+            let idx = child(&s, "Indices")
+                .map(|i| array_numbers(&i))
+                .transpose()?
+                .unwrap_or_default();
+            let ent = child(&s, "REAL-Entries")
+                .map(|i| array_numbers(&i))
+                .transpose()?
+                .unwrap_or_default();
+            if idx.len() != ent.len() {
+                return Err(err(&s, "Indices and REAL-Entries differ in length"));
+            }
+            let mut dense = vec![0.0; n];
+            for (i, e) in idx.iter().zip(ent) {
+                let i = *i as usize;
+                if i == 0 || i > n {
+                    return Err(err(&s, format!("index {i} outside 1..={n}")));
+                }
+                dense[i - 1] = e;
+            }
+            dense
+        } else {
+            return Err(err(&v, "a VectorInstance without values"));
+        };
+        if values.len() != fields.len() {
+            return Err(err(&v, "a support vector of the wrong size"));
+        }
+        ids.insert(req(&v, "id")?.to_string(), vectors.len());
+        vectors.push(values);
+    }
+    let mut machines = Vec::new();
+    for s in kids(m).filter(|c| name(c) == "SupportVectorMachine") {
+        let svs: Vec<String> = match child(&s, "SupportVectors") {
+            Some(sv) => kids(&sv)
+                .filter(|c| name(c) == "SupportVector")
+                .map(|c| req(&c, "vectorId").map(str::to_string))
+                .collect::<Result<_>>()?,
+            None => Vec::new(),
+        };
+        let co = child(&s, "Coefficients").ok_or_else(|| err(&s, "no Coefficients"))?;
+        let alphas: Vec<f64> = kids(&co)
+            .filter(|c| name(c) == "Coefficient")
+            .map(|c| num_or(&c, "value", 0.0))
+            .collect::<Result<_>>()?;
+        if alphas.len() != svs.len() {
+            return Err(err(&co, "one Coefficient per SupportVector"));
+        }
+        let mut coefs = Vec::new();
+        for (id, a) in svs.iter().zip(alphas) {
+            let i = *ids
+                .get(id)
+                .ok_or_else(|| err(&s, format!("unknown support vector {id:?}")))?;
+            coefs.push((i, a));
+        }
+        machines.push(Machine {
+            target: attr(&s, "targetCategory").map(str::to_string),
+            alternate: attr(&s, "alternateTargetCategory").map(str::to_string),
+            threshold: num(&s, "threshold")?,
+            bias: num_or(&co, "absoluteValue", 0.0)?,
+            coefs,
+        });
+    }
+    if attr(m, "maxWins") == Some("true") {
+        return Err(unsupported(m, "maxWins=\"true\""));
+    }
+    Ok(SvmModel {
+        kernel,
+        fields,
+        vectors,
+        machines,
+        one_against_one: attr(m, "classificationMethod").unwrap_or("OneAgainstAll")
+            == "OneAgainstOne",
+        threshold: num_or(m, "threshold", 0.0)?,
+    })
+}
+
+fn verification(v: &Node) -> Result<Verification> {
+    let vf = child(v, "VerificationFields").ok_or_else(|| err(v, "no VerificationFields"))?;
+    let mut fields = Vec::new();
+    for f in kids(&vf).filter(|c| name(c) == "VerificationField") {
+        let field = req(&f, "field")?.to_string();
+        let column = attr(&f, "column").unwrap_or(&field).to_string();
+        fields.push((
+            format!("{field}\u{0}{column}"),
+            num_or(&f, "precision", 1e-6)?,
+            num_or(&f, "zeroThreshold", 1e-16)?,
+        ));
+    }
+    let table = child(v, "InlineTable").ok_or_else(|| err(v, "no InlineTable"))?;
+    Ok(Verification {
+        fields,
+        rows: inline_table(&table),
+    })
+}
