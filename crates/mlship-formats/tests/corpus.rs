@@ -635,3 +635,70 @@ fn check_pmml(
     }
     Ok(())
 }
+
+/// Renames a frame's columns, by position, to a copy's input names (for models fitted without
+/// column names, whose PMML copies need names).
+fn renamed(f: &Frame, sig: &mlship_model::Signature) -> Frame {
+    let cols = f
+        .columns()
+        .iter()
+        .zip(&sig.inputs)
+        .map(|(c, field)| Column::new(field.name.clone(), c.data.clone()))
+        .collect();
+    Frame::new(cols).unwrap()
+}
+
+/// Every scikit-learn model of both corpora that the PMML writer takes, written as PMML and read
+/// back by mlship's evaluator, scores as scikit-learn did (labels exactly, numbers to 1e-9).
+/// What the writer refuses is refused with its reason.
+#[test]
+fn every_sklearn_model_written_as_pmml_scores_as_scikit_learn_did() {
+    let mut written = 0;
+    let mut refused = std::collections::BTreeMap::<String, usize>::new();
+    let mut failures = Vec::new();
+    for case in cases() {
+        let info = read_json(&case.join("case.json"));
+        if info["library"] != "sklearn" {
+            continue;
+        }
+        let exp = read_json(&case.join("expected.json"));
+        let allowed: Vec<u64> = info["probability_tie_rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_u64())
+            .collect();
+        let Some(file) = model_files(&case).into_iter().next() else {
+            continue;
+        };
+        let name = case.file_name().unwrap().to_string_lossy().to_string();
+        let m = mlship_formats::load(&std::fs::read(&file).unwrap()).unwrap();
+        let text = match mlship_formats::pmml::write(&m) {
+            Ok(t) => t,
+            Err(e) => {
+                *refused.entry(e.to_string()).or_default() += 1;
+                continue;
+            }
+        };
+        written += 1;
+        let result = mlship_formats::load(text.as_bytes())
+            .map_err(|e| format!("reading the copy: {e}"))
+            .and_then(|copy| {
+                let f = frame(&case, &m);
+                let f = if m.signature.named {
+                    f
+                } else {
+                    renamed(&f, &copy.signature)
+                };
+                copy.predict(&f).map_err(|e| format!("predict: {e}"))
+            })
+            .and_then(|out| check_pmml(&out, &exp, usize::MAX, 1e-9, 1e-9, &allowed));
+        if let Err(e) = result {
+            failures.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("{written} written; refused: {refused:#?}");
+    assert!(written >= 40, "only {written} models written as PMML");
+    eprintln!("{written} models written as PMML score as scikit-learn did; refused: {refused:#?}");
+}

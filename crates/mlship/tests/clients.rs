@@ -101,3 +101,71 @@ fn the_postman_collection_passes_under_newman() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn jpmml_evaluator_scores_the_pmml_we_write_as_scikit_learn_did() {
+    let Some(python) = tool("MLSHIP_TEST_JPMML_PYTHON") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut jobs = Vec::new();
+    let mut cases: Vec<PathBuf> = ["fixtures/corpus", "fixtures/extra"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(root().join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("case.json").exists())
+        .collect();
+    cases.sort();
+    for case in cases {
+        let info: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(case.join("case.json")).unwrap()).unwrap();
+        if info.get("library").is_some_and(|l| l != "sklearn") {
+            continue;
+        }
+        let Some(model) = ["model.pkl", "model.joblib"]
+            .iter()
+            .map(|f| case.join(f))
+            .find(|p| p.exists())
+        else {
+            continue;
+        };
+        let out = dir.path().join(format!(
+            "{}.pmml",
+            case.file_name().unwrap().to_string_lossy()
+        ));
+        let o = Command::new(env!("CARGO_BIN_EXE_mlship"))
+            .args(["convert", "--to", "pmml", "--input"])
+            .arg(case.join("input.csv"))
+            .arg("-o")
+            .arg(&out)
+            .arg(&model)
+            .output()
+            .unwrap();
+        if o.status.success() {
+            jobs.push(serde_json::json!({"pmml": out, "case": case}));
+        } else {
+            // A refusal says why, and writes nothing.
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                err.contains("cannot be written as PMML"),
+                "{}: {err}",
+                model.display()
+            );
+            assert!(!out.exists());
+        }
+    }
+    assert!(jobs.len() >= 40, "only {} models converted", jobs.len());
+    let list = dir.path().join("jobs.json");
+    std::fs::write(&list, serde_json::to_vec(&jobs).unwrap()).unwrap();
+    let o = Command::new(python)
+        .arg(root().join("tests/clients/jpmml_check.py"))
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

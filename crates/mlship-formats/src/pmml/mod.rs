@@ -6,6 +6,9 @@
 
 mod eval;
 mod parse;
+mod write;
+
+pub use write::write;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use mlship_model::{Category, Column, ColumnData, DType, Model, Step};
+use mlship_model::{Category, Column, ColumnData, DType, Model, Output, Step};
 
 use crate::cli::{ConvertArgs, ConvertTarget};
 use crate::settings::Settings;
@@ -20,16 +20,18 @@ pub fn run(a: &ConvertArgs, settings: &Settings) -> anyhow::Result<()> {
                 "keep serving the source file; it loads as it is",
             )
         })?,
-        ConvertTarget::Pmml => {
-            return Err(user(
-                "mlship does not write PMML yet",
-                "convert --to json for a lossless copy; PMML writing is planned",
-            ));
-        }
+        ConvertTarget::Pmml => mlship_formats::pmml::write(&source.model)
+            .map_err(|e| {
+                user(
+                    format!("{} {e}", source.source),
+                    "convert --to json keeps every model exactly; PMML cannot say this one",
+                )
+            })?
+            .into_bytes(),
     };
     let copy = mlship_formats::load(&bytes).context("reading the converted copy back")?;
     let same = |m: &Model| format!("{:?}{:?}{:?}", m.signature, m.steps, m.estimator);
-    if same(&copy) != same(&source.model) {
+    if a.to == ConvertTarget::Json && same(&copy) != same(&source.model) {
         return Err(user(
             "the converted copy is not the same model; nothing was written",
             "this is a bug in mlship's writer; please report it with the model",
@@ -52,10 +54,36 @@ pub fn run(a: &ConvertArgs, settings: &Settings) -> anyhow::Result<()> {
         }
         None => generated_rows(&source.model),
     };
-    let (want, got) = (source.model.predict(&frame), copy.predict(&frame));
-    if format!("{want:?}") != format!("{got:?}") {
+    // A model fitted without column names takes columns by position; its copy has names.
+    let copy_frame = if source.model.signature.named {
+        frame.clone()
+    } else {
+        let cols = frame
+            .columns()
+            .iter()
+            .zip(&copy.signature.inputs)
+            .map(|(c, f)| Column::new(f.name.clone(), c.data.clone()))
+            .collect();
+        mlship_model::Frame::new(cols)?
+    };
+    let (want, got) = (source.model.predict(&frame), copy.predict(&copy_frame));
+    let verdict = match (a.to, &want, &got) {
+        (ConvertTarget::Json, _, _) if format!("{want:?}") == format!("{got:?}") => Ok(()),
+        (ConvertTarget::Json, _, _) => Err("it scores differently".to_string()),
+        (ConvertTarget::Pmml, Ok(w), Ok(g)) => same_scores(w, g, 1e-9),
+        // Both refuse the same rows (an unknown category, say): compare on rows that score.
+        (ConvertTarget::Pmml, Err(_), Err(_)) => Ok(()),
+        (ConvertTarget::Pmml, w, g) => Err(format!(
+            "the source {} and the copy {}",
+            w.as_ref()
+                .map_or_else(|e| format!("fails ({e})"), |_| "scores".into()),
+            g.as_ref()
+                .map_or_else(|e| format!("fails ({e})"), |_| "scores".into())
+        )),
+    };
+    if let Err(why) = verdict {
         return Err(user(
-            "the converted copy scores differently from the source; nothing was written",
+            format!("the converted copy does not score as the source: {why}; nothing was written"),
             "this is a bug in mlship's writer; please report it with the model",
         ));
     }
@@ -71,12 +99,41 @@ pub fn run(a: &ConvertArgs, settings: &Settings) -> anyhow::Result<()> {
         .map_err(|e| e.error)
         .with_context(|| format!("writing {}", a.output.display()))?;
     let rows = frame.n_rows();
+    let format = match a.to {
+        ConvertTarget::Json => "mlship JSON",
+        ConvertTarget::Pmml => "PMML 4.4",
+    };
     crate::outln!(
-        "wrote {} (mlship JSON, {} bytes); it scores as {} on {rows} rows",
+        "wrote {} ({format}, {} bytes); it scores as {} on {rows} rows",
         a.output.display(),
         bytes.len(),
         source.source
     );
+    Ok(())
+}
+
+/// Labels and clusters equal; values within `tol` (relative, or absolute below 1); the source's
+/// probabilities within `tol` (absolute).
+fn same_scores(w: &Output, g: &Output, tol: f64) -> Result<(), String> {
+    use mlship_model::Predictions as P;
+    let close =
+        |a: f64, b: f64| (a.is_nan() && b.is_nan()) || (a - b).abs() <= tol * b.abs().max(1.0);
+    match (&w.predictions, &g.predictions) {
+        (P::Labels(a), P::Labels(b)) if a == b => {}
+        (P::Clusters(a), P::Clusters(b)) if a == b => {}
+        (P::Values(a), P::Values(b))
+            if a.len() == b.len() && a.iter().zip(b).all(|(x, y)| close(*y, *x)) => {}
+        _ => return Err("its predictions differ".into()),
+    }
+    if let Some(pw) = &w.probabilities {
+        let Some(pg) = &g.probabilities else {
+            return Err("it gives no probabilities".into());
+        };
+        let (a, b) = (pw.as_slice(), pg.as_slice());
+        if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| (x - y).abs() > tol) {
+            return Err("its probabilities differ".into());
+        }
+    }
     Ok(())
 }
 
