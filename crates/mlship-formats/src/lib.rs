@@ -16,6 +16,7 @@ pub mod joblib;
 pub mod lightgbm;
 pub mod mlflow;
 pub mod mlship_json;
+pub mod onnx;
 pub mod pickle;
 pub mod pmml;
 pub mod sklearn;
@@ -57,6 +58,9 @@ pub fn load(b: &[u8]) -> Result<Model> {
     if pmml::is_pmml(b) {
         return pmml::load(b);
     }
+    if onnx::is_onnx(b) {
+        return onnx::load(b);
+    }
     if let Some(encoding) = xgboost::detect(b) {
         return xgboost::load(b, encoding);
     }
@@ -65,7 +69,7 @@ pub fn load(b: &[u8]) -> Result<Model> {
     }
     let container = detect(b).ok_or_else(|| {
         Error::UnknownFormat(format!(
-            "{} (supported: pickle protocols 0-5, joblib, skops, XGBoost JSON and UBJSON, LightGBM text, mlship JSON, PMML)",
+            "{} (supported: pickle protocols 0-5, joblib, skops, XGBoost JSON and UBJSON, LightGBM text, mlship JSON, PMML, ONNX)",
             describe_magic(b)
         ))
     })?;

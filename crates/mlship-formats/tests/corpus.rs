@@ -575,7 +575,7 @@ fn every_pmml_file_scores_as_its_reference_engine_agreed() {
                     m.predict(&frame(&case, &m))
                         .map_err(|e| format!("predict: {e}"))
                 })
-                .and_then(|out| check_pmml(&out, &exp, rows, prob_tol, pred_tol, &allowed));
+                .and_then(|out| check_rows(&out, &exp, rows, prob_tol, pred_tol, &allowed));
             if let Err(e) = result {
                 failures.push(format!("{name}: {e}"));
             }
@@ -590,7 +590,7 @@ fn every_pmml_file_scores_as_its_reference_engine_agreed() {
 
 /// Labels (except the allowed rows), regression values and, where the document gives them,
 /// probabilities, on the first `rows` rows.
-fn check_pmml(
+fn check_rows(
     out: &Output,
     exp: &Json,
     rows: usize,
@@ -692,7 +692,7 @@ fn every_sklearn_model_written_as_pmml_scores_as_scikit_learn_did() {
                 };
                 copy.predict(&f).map_err(|e| format!("predict: {e}"))
             })
-            .and_then(|out| check_pmml(&out, &exp, usize::MAX, 1e-9, 1e-9, &allowed));
+            .and_then(|out| check_rows(&out, &exp, usize::MAX, 1e-9, 1e-9, &allowed));
         if let Err(e) = result {
             failures.push(format!("{name}: {e}"));
         }
@@ -701,4 +701,69 @@ fn every_sklearn_model_written_as_pmml_scores_as_scikit_learn_did() {
     eprintln!("{written} written; refused: {refused:#?}");
     assert!(written >= 40, "only {written} models written as PMML");
     eprintln!("{written} models written as PMML score as scikit-learn did; refused: {refused:#?}");
+}
+
+/// Every ONNX file of the corpus scores as the training library did on rows 0-43 (the float32
+/// rows the corpus README compares ONNX on), at float32 tolerances or ten times onnxruntime's own
+/// difference; labels may differ only where onnxruntime's did, or at exact probability ties.
+#[test]
+fn every_onnx_file_scores_as_onnxruntime_agreed() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for case in cases() {
+        let path = case.join("model.onnx");
+        if !path.exists() {
+            continue;
+        }
+        let info = read_json(&case.join("case.json"));
+        let exp = read_json(&case.join("expected.json"));
+        let name = format!("{}/model.onnx", case.file_name().unwrap().to_string_lossy());
+        if info["formats"]["model.onnx"]["agrees_with_expected"]["rows_0_43"] != true {
+            continue;
+        }
+        let diffs = &info["reference_scorer_diffs"]["onnx_onnxruntime"];
+        let floor = |key: &str, table: f64| {
+            diffs[format!("{key}_rows_0_43")]
+                .as_f64()
+                .map_or(table, |d| table.max(10.0 * d))
+        };
+        let prob_tol = floor("max_abs_diff_probabilities", 1e-5);
+        let pred_tol =
+            floor("max_rel_diff_predictions", 1e-4).max(floor("max_abs_diff_predictions", 1e-4));
+        let mut allowed: Vec<u64> = Vec::new();
+        allowed.extend(
+            diffs["label_mismatch_rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_u64()),
+        );
+        allowed.extend(
+            info["probability_tie_rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_u64()),
+        );
+        // Probabilities are compared where onnxruntime's were (an SVM without Platt scaling
+        // gives decision values there).
+        let mut exp = exp.clone();
+        if diffs.get("max_abs_diff_probabilities").is_none() {
+            exp.as_object_mut().unwrap().remove("probabilities");
+        }
+        checked += 1;
+        let result = load_file_or_mlflow_dir(&path)
+            .map_err(|e| format!("load: {e}"))
+            .and_then(|m| {
+                m.predict(&frame(&case, &m))
+                    .map_err(|e| format!("predict: {e}"))
+            })
+            .and_then(|out| check_rows(&out, &exp, 44, prob_tol, pred_tol, &allowed));
+        if let Err(e) = result {
+            failures.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked >= 20, "only {checked} ONNX files checked");
+    eprintln!("{checked} ONNX files score as onnxruntime did");
 }

@@ -600,3 +600,62 @@ proptest! {
         }
     }
 }
+
+fn onnx_bytes(case: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/corpus")
+            .join(case)
+            .join("model.onnx"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn onnx_operators_mlship_does_not_run_are_refused_by_name() {
+    let mut b = onnx_bytes("mlp_classifier");
+    // The op_type field (4, length-delimited) of the first Relu node.
+    let at = b.windows(6).position(|w| w == b"\x22\x04Relu").unwrap() + 2;
+    b[at..at + 4].copy_from_slice(b"Relx");
+    let e = load(&b).unwrap_err().to_string();
+    assert!(e.contains("ONNX operator Relx"), "{e}");
+    let good = onnx_bytes("random_forest_classifier");
+    let e = load(&good[..good.len() / 2]).unwrap_err().to_string();
+    assert!(
+        e.contains("truncated") || e.contains("malformed") || e.contains("unrecognised"),
+        "{e}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn mutated_onnx_loads_and_scores_or_gives_an_error(
+        which in 0usize..4,
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        let mut b = onnx_bytes(["decision_tree_classifier", "pipeline_onehot_logreg", "gaussian_nb", "svc"][which]);
+        for (i, v) in flips {
+            let i = i.index(b.len());
+            b[i] = v;
+        }
+        if let Ok(m) = mlship_formats::onnx::load(&b) {
+            let cols = m
+                .signature
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(j, f)| {
+                    let data = match f.dtype {
+                        mlship_model::DType::Str => mlship_model::ColumnData::Str(vec![Some("red".into()), None]),
+                        _ => mlship_model::ColumnData::Float(vec![f64::NAN, 0.5]),
+                    };
+                    let name = if m.signature.named { f.name.clone() } else { format!("c{j}") };
+                    mlship_model::Column::new(name, data)
+                })
+                .collect();
+            let _ = m.predict(&mlship_model::Frame::new(cols).unwrap());
+        }
+    }
+}

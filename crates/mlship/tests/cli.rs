@@ -443,3 +443,28 @@ fn pmml_documents_predict_and_inspect_like_any_model() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn onnx_models_predict_and_refuse_by_operator() {
+    let c = case("pipeline_onehot_logreg");
+    let onnx = c.join("model.onnx");
+    let input = c.join("input.csv");
+    let got = stdout_json(&mlship(&["predict", s(&onnx), "--input", s(&input)], None));
+    let want = stdout_json(&mlship(
+        &["predict", s(&c.join("model.pkl")), "--input", s(&input)],
+        None,
+    ));
+    assert_eq!(got["predictions"], want["predictions"]);
+    let info = stdout_json(&mlship(&["inspect", s(&onnx), "--output", "json"], None));
+    assert!(info["format"].as_str().unwrap().starts_with("ONNX"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(case("mlp_classifier").join("model.onnx")).unwrap();
+    let at = bytes.windows(6).position(|w| w == b"\x22\x04Relu").unwrap() + 2;
+    bytes[at..at + 4].copy_from_slice(b"Gelu");
+    let bad = dir.path().join("bad.onnx");
+    std::fs::write(&bad, bytes).unwrap();
+    assert_user_error(
+        &mlship(&["inspect", s(&bad)], None),
+        &["ONNX operator Gelu"],
+    );
+}

@@ -1,0 +1,1422 @@
+//! The ONNX operators mlship runs: the `ai.onnx.ml` operators classic exporters write
+//! (TreeEnsemble*, Linear*, SVMClassifier, Scaler, Normalizer, OneHotEncoder, ZipMap,
+//! ArrayFeatureExtractor) and the tensor operators their graphs use around them. Tensors are
+//! float32, int64 or string, as onnxruntime computes them; trees compare in float32.
+
+use std::collections::HashMap;
+
+use super::proto::{Attribute, DOUBLE, FLOAT, INT32, INT64, NodeProto, STRING, TensorProto};
+use crate::{Error, Result};
+
+#[derive(Clone, Debug)]
+pub enum Data {
+    F(Vec<f32>),
+    I(Vec<i64>),
+    S(Vec<String>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Data,
+}
+
+fn fail(node: &NodeProto, message: impl std::fmt::Display) -> Error {
+    Error::Malformed {
+        format: "ONNX",
+        offset: node.offset,
+        message: format!("{} ({:?}): {message}", node.op_type, node.name),
+    }
+}
+
+impl Tensor {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    fn f(&self) -> Option<&[f32]> {
+        match &self.data {
+            Data::F(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn i(&self) -> Option<&[i64]> {
+        match &self.data {
+            Data::I(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn from_proto(t: &TensorProto) -> Result<Tensor> {
+        if t.external {
+            return Err(Error::Unsupported(format!(
+                "ONNX tensor {:?} stored outside the file",
+                t.name
+            )));
+        }
+        let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&n| n <= 1 << 28)
+            .ok_or_else(|| Error::Limit(format!("ONNX tensor {:?} of shape {shape:?}", t.name)))?;
+        let raw = |w: usize| -> Result<&[u8]> {
+            if t.raw.len() != n * w {
+                return Err(Error::Malformed {
+                    format: "ONNX",
+                    offset: 0,
+                    message: format!(
+                        "tensor {:?}: {} raw bytes for {n} values",
+                        t.name,
+                        t.raw.len()
+                    ),
+                });
+            }
+            Ok(&t.raw)
+        };
+        let data = match t.data_type {
+            FLOAT => Data::F(if t.raw.is_empty() {
+                t.floats.clone()
+            } else {
+                raw(4)?
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                    .collect()
+            }),
+            DOUBLE => Data::F(if t.raw.is_empty() {
+                t.doubles.iter().map(|&x| x as f32).collect()
+            } else {
+                raw(8)?
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().expect("8")) as f32)
+                    .collect()
+            }),
+            INT64 => Data::I(if t.raw.is_empty() {
+                t.int64s.clone()
+            } else {
+                raw(8)?
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
+                    .collect()
+            }),
+            INT32 => Data::I(if t.raw.is_empty() {
+                t.int32s.clone()
+            } else {
+                raw(4)?
+                    .chunks_exact(4)
+                    .map(|c| i64::from(i32::from_le_bytes(c.try_into().expect("4"))))
+                    .collect()
+            }),
+            STRING => Data::S(
+                t.strings
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            ),
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "ONNX tensor {:?} of element type {other}",
+                    t.name
+                )));
+            }
+        };
+        let got = match &data {
+            Data::F(v) => v.len(),
+            Data::I(v) => v.len(),
+            Data::S(v) => v.len(),
+        };
+        if got != n {
+            return Err(Error::Malformed {
+                format: "ONNX",
+                offset: 0,
+                message: format!("tensor {:?}: {got} values for shape {shape:?}", t.name),
+            });
+        }
+        Ok(Tensor { shape, data })
+    }
+}
+
+/// Attribute lookup for one node.
+pub struct Attrs<'a>(pub &'a NodeProto);
+
+impl Attrs<'_> {
+    fn get(&self, name: &str) -> Option<&Attribute> {
+        self.0.attributes.iter().find(|a| a.name == name)
+    }
+    fn i(&self, name: &str, default: i64) -> i64 {
+        self.get(name).and_then(|a| a.i).unwrap_or(default)
+    }
+    fn f(&self, name: &str, default: f32) -> f32 {
+        self.get(name).and_then(|a| a.f).unwrap_or(default)
+    }
+    fn s(&self, name: &str, default: &str) -> String {
+        self.get(name).and_then(|a| a.s.as_ref()).map_or_else(
+            || default.to_string(),
+            |s| String::from_utf8_lossy(s).into_owned(),
+        )
+    }
+    fn ints(&self, name: &str) -> Vec<i64> {
+        self.get(name).map(|a| a.ints.clone()).unwrap_or_default()
+    }
+    fn floats(&self, name: &str) -> Vec<f32> {
+        self.get(name).map(|a| a.floats.clone()).unwrap_or_default()
+    }
+    fn strings(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|a| {
+                a.strings
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    /// Class labels: int64 or string.
+    pub fn labels(&self) -> Option<Data> {
+        let ints = self.ints("classlabels_int64s");
+        let ints = if ints.is_empty() {
+            self.ints("classlabels_ints")
+        } else {
+            ints
+        };
+        if !ints.is_empty() {
+            return Some(Data::I(ints));
+        }
+        let strs = self.strings("classlabels_strings");
+        (!strs.is_empty()).then_some(Data::S(strs))
+    }
+}
+
+/// The operators mlship runs, by (domain, op type).
+pub fn supported(domain: &str, op: &str) -> bool {
+    const ML: &[&str] = &[
+        "TreeEnsembleClassifier",
+        "TreeEnsembleRegressor",
+        "LinearClassifier",
+        "LinearRegressor",
+        "Scaler",
+        "Normalizer",
+        "ZipMap",
+        "ArrayFeatureExtractor",
+        "OneHotEncoder",
+        "SVMClassifier",
+        "Imputer",
+        "Cast",
+    ];
+    const CORE: &[&str] = &[
+        "Identity",
+        "Cast",
+        "Reshape",
+        "Concat",
+        "Gather",
+        "Flatten",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Pow",
+        "ReduceSum",
+        "ReduceSumSquare",
+        "ReduceLogSumExp",
+        "ArgMax",
+        "ArgMin",
+        "Exp",
+        "Sqrt",
+        "Relu",
+        "Sigmoid",
+        "Tanh",
+        "Abs",
+        "Log",
+        "Neg",
+        "Softmax",
+        "MatMul",
+        "Gemm",
+    ];
+    match domain {
+        "ai.onnx.ml" => ML.contains(&op),
+        "" | "ai.onnx" => CORE.contains(&op),
+        _ => false,
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn softmax_rows(v: &mut [f32], k: usize) {
+    for row in v.chunks_mut(k.max(1)) {
+        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut s = 0.0f32;
+        for x in row.iter_mut() {
+            *x = (*x - m).exp();
+            s += *x;
+        }
+        for x in row.iter_mut() {
+            *x /= s;
+        }
+    }
+}
+
+/// Numpy broadcasting of two shapes.
+fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
+        out[i] = if da == db || db == 1 {
+            da
+        } else if da == 1 {
+            db
+        } else {
+            return None;
+        };
+    }
+    Some(out)
+}
+
+/// The flat index into a tensor of `shape` for an index of the broadcast `out` shape.
+fn source_index(out: &[usize], shape: &[usize], mut flat: usize) -> usize {
+    let mut idx = 0;
+    let mut stride = 1;
+    let off = out.len() - shape.len();
+    for d in (0..out.len()).rev() {
+        let coord = flat % out[d];
+        flat /= out[d];
+        if d >= off {
+            let sd = shape[d - off];
+            idx += if sd == 1 { 0 } else { coord * stride };
+            stride *= sd;
+        }
+    }
+    idx
+}
+
+fn binary(
+    node: &NodeProto,
+    a: &Tensor,
+    b: &Tensor,
+    f: fn(f32, f32) -> f32,
+    fi: fn(i64, i64) -> i64,
+) -> Result<Tensor> {
+    let shape = broadcast(&a.shape, &b.shape).ok_or_else(|| {
+        fail(
+            node,
+            format!("shapes {:?} and {:?} do not broadcast", a.shape, b.shape),
+        )
+    })?;
+    let n: usize = shape.iter().product();
+    let data = match (&a.data, &b.data) {
+        (Data::F(x), Data::F(y)) => Data::F(
+            (0..n)
+                .map(|k| {
+                    f(
+                        x[source_index(&shape, &a.shape, k)],
+                        y[source_index(&shape, &b.shape, k)],
+                    )
+                })
+                .collect(),
+        ),
+        (Data::I(x), Data::I(y)) => Data::I(
+            (0..n)
+                .map(|k| {
+                    fi(
+                        x[source_index(&shape, &a.shape, k)],
+                        y[source_index(&shape, &b.shape, k)],
+                    )
+                })
+                .collect(),
+        ),
+        _ => return Err(fail(node, "operands of different or string types")),
+    };
+    Ok(Tensor { shape, data })
+}
+
+fn axis_of(node: &NodeProto, axis: i64, rank: usize) -> Result<usize> {
+    let a = if axis < 0 { axis + rank as i64 } else { axis };
+    if a < 0 || a as usize >= rank.max(1) {
+        return Err(fail(
+            node,
+            format!("axis {axis} out of range for rank {rank}"),
+        ));
+    }
+    Ok(a as usize)
+}
+
+/// Splits a shape around `axis`: (outer, len, inner).
+fn around(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    (outer, shape[axis], inner)
+}
+
+fn reduce(
+    node: &NodeProto,
+    x: &Tensor,
+    axes: &[i64],
+    keep: bool,
+    f: fn(&[f32]) -> f32,
+) -> Result<Tensor> {
+    let xs = x
+        .f()
+        .ok_or_else(|| fail(node, "a reduction of a non-float tensor"))?;
+    let rank = x.shape.len();
+    let mut axes: Vec<usize> = if axes.is_empty() {
+        (0..rank).collect()
+    } else {
+        axes.iter()
+            .map(|&a| axis_of(node, a, rank))
+            .collect::<Result<_>>()?
+    };
+    axes.sort_unstable();
+    axes.dedup();
+    // Reduce one axis at a time, from the last.
+    let mut shape = x.shape.clone();
+    let mut data = xs.to_vec();
+    for &a in axes.iter().rev() {
+        let (outer, len, inner) = around(&shape, a);
+        let mut out = Vec::with_capacity(outer * inner);
+        let mut buf = Vec::with_capacity(len);
+        for o in 0..outer {
+            for i in 0..inner {
+                buf.clear();
+                buf.extend((0..len).map(|l| data[(o * len + l) * inner + i]));
+                out.push(f(&buf));
+            }
+        }
+        data = out;
+        shape[a] = 1;
+    }
+    if !keep {
+        let mut k = 0;
+        shape.retain(|_| {
+            let r = !axes.contains(&k);
+            k += 1;
+            r
+        });
+    }
+    Ok(Tensor {
+        shape,
+        data: Data::F(data),
+    })
+}
+
+fn argext(node: &NodeProto, x: &Tensor, axis: i64, keep: bool, max: bool) -> Result<Tensor> {
+    let xs = x
+        .f()
+        .ok_or_else(|| fail(node, "ArgMax/ArgMin of a non-float tensor"))?;
+    let a = axis_of(node, axis, x.shape.len())?;
+    let (outer, len, inner) = around(&x.shape, a);
+    let mut out = Vec::with_capacity(outer * inner);
+    for o in 0..outer {
+        for i in 0..inner {
+            let mut best = 0;
+            for l in 1..len {
+                let (v, b) = (
+                    xs[(o * len + l) * inner + i],
+                    xs[(o * len + best) * inner + i],
+                );
+                if (max && v > b) || (!max && v < b) {
+                    best = l;
+                }
+            }
+            out.push(best as i64);
+        }
+    }
+    let mut shape = x.shape.clone();
+    if keep {
+        shape[a] = 1;
+    } else {
+        shape.remove(a);
+    }
+    Ok(Tensor {
+        shape,
+        data: Data::I(out),
+    })
+}
+
+fn matmul(
+    node: &NodeProto,
+    a: &Tensor,
+    b: &Tensor,
+    ta: bool,
+    tb: bool,
+) -> Result<(Vec<f32>, usize, usize)> {
+    let (x, y) = (
+        a.f().ok_or_else(|| fail(node, "a non-float matrix"))?,
+        b.f().ok_or_else(|| fail(node, "a non-float matrix"))?,
+    );
+    if a.shape.len() != 2 || b.shape.len() != 2 {
+        return Err(fail(
+            node,
+            "only two-dimensional matrix products are supported",
+        ));
+    }
+    let (m, k) = if ta {
+        (a.shape[1], a.shape[0])
+    } else {
+        (a.shape[0], a.shape[1])
+    };
+    let (k2, n) = if tb {
+        (b.shape[1], b.shape[0])
+    } else {
+        (b.shape[0], b.shape[1])
+    };
+    if k != k2 {
+        return Err(fail(node, format!("inner dimensions {k} and {k2} differ")));
+    }
+    let at = |i: usize, j: usize| if ta { x[j * m + i] } else { x[i * k + j] };
+    let bt = |i: usize, j: usize| if tb { y[j * k + i] } else { y[i * n + j] };
+    let mut out = vec![0.0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0.0f32;
+            for l in 0..k {
+                s += at(i, l) * bt(l, j);
+            }
+            out[i * n + j] = s;
+        }
+    }
+    Ok((out, m, n))
+}
+
+/// Rows of a 2-D (or 1-D: one row) float input: (rows, columns, values).
+fn rows_of<'t>(
+    node: &NodeProto,
+    x: &'t Tensor,
+) -> Result<(usize, usize, std::borrow::Cow<'t, [f32]>)> {
+    let xs: std::borrow::Cow<'t, [f32]> = match &x.data {
+        Data::F(v) => std::borrow::Cow::Borrowed(v.as_slice()),
+        Data::I(v) => std::borrow::Cow::Owned(v.iter().map(|&i| i as f32).collect()),
+        Data::S(_) => return Err(fail(node, "a string input where numbers were expected")),
+    };
+    match x.shape.as_slice() {
+        [n, c] => Ok((*n, *c, xs)),
+        [c] => Ok((1, *c, xs)),
+        s => Err(fail(
+            node,
+            format!("an input of shape {s:?} (expected [N, C])"),
+        )),
+    }
+}
+
+/// A tree ensemble, indexed for walking.
+struct Ensemble {
+    /// Per tree, the index of its root node.
+    roots: Vec<usize>,
+    feature: Vec<usize>,
+    mode: Vec<u8>,
+    value: Vec<f32>,
+    yes: Vec<usize>,
+    no: Vec<usize>,
+    missing_yes: Vec<bool>,
+    /// Per node: (output slot, weight) of its leaf contributions.
+    leaf: Vec<Vec<(usize, f32)>>,
+}
+
+const LEAF: u8 = 0;
+
+fn ensemble(
+    node: &NodeProto,
+    a: &Attrs,
+    prefix: &str,
+    n_out: usize,
+    n_features: usize,
+) -> Result<Ensemble> {
+    let tree = a.ints("nodes_treeids");
+    let ids = a.ints("nodes_nodeids");
+    let feats = a.ints("nodes_featureids");
+    let modes = a.strings("nodes_modes");
+    let values = a.floats("nodes_values");
+    let yes = a.ints("nodes_truenodeids");
+    let no = a.ints("nodes_falsenodeids");
+    let miss = a.ints("nodes_missing_value_tracks_true");
+    let n = tree.len();
+    if [
+        ids.len(),
+        feats.len(),
+        modes.len(),
+        values.len(),
+        yes.len(),
+        no.len(),
+    ]
+    .iter()
+    .any(|&l| l != n)
+        || (!miss.is_empty() && miss.len() != n)
+    {
+        return Err(fail(node, "the nodes_* attributes differ in length"));
+    }
+    if a.get("nodes_values_as_tensor").is_some() || a.get("base_values_as_tensor").is_some() {
+        return Err(fail(
+            node,
+            "double-precision tree attributes are not supported",
+        ));
+    }
+    let mut index: HashMap<(i64, i64), usize> = HashMap::with_capacity(n);
+    for i in 0..n {
+        index.insert((tree[i], ids[i]), i);
+    }
+    // The root of each tree is its node 0 when it has one, else its first node.
+    let mut roots = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..n {
+        if seen.insert(tree[i]) {
+            roots.push(index.get(&(tree[i], 0)).copied().unwrap_or(i));
+        }
+    }
+    let mut mode = Vec::with_capacity(n);
+    for m in &modes {
+        mode.push(match m.as_str() {
+            "LEAF" => LEAF,
+            "BRANCH_LEQ" => 1,
+            "BRANCH_LT" => 2,
+            "BRANCH_GTE" => 3,
+            "BRANCH_GT" => 4,
+            "BRANCH_EQ" => 5,
+            "BRANCH_NEQ" => 6,
+            other => return Err(fail(node, format!("node mode {other:?}"))),
+        });
+    }
+    let child = |t: i64, id: i64, i: usize| -> Result<usize> {
+        index
+            .get(&(t, id))
+            .copied()
+            .filter(|&c| c != i)
+            .ok_or_else(|| fail(node, format!("tree {t}: node {id} does not exist")))
+    };
+    let mut yes_i = vec![0; n];
+    let mut no_i = vec![0; n];
+    let mut feature = vec![0; n];
+    for i in 0..n {
+        if mode[i] == LEAF {
+            continue;
+        }
+        yes_i[i] = child(tree[i], yes[i], i)?;
+        no_i[i] = child(tree[i], no[i], i)?;
+        let f = feats[i];
+        if f < 0 || f as usize >= n_features {
+            return Err(fail(
+                node,
+                format!("a split on feature {f} of {n_features}"),
+            ));
+        }
+        feature[i] = f as usize;
+    }
+    let tt = a.ints(&format!("{prefix}_treeids"));
+    let tn = a.ints(&format!("{prefix}_nodeids"));
+    let ti = a.ints(&format!("{prefix}_ids"));
+    let tw = a.floats(&format!("{prefix}_weights"));
+    if [tn.len(), ti.len(), tw.len()]
+        .iter()
+        .any(|&l| l != tt.len())
+    {
+        return Err(fail(
+            node,
+            format!("the {prefix}_* attributes differ in length"),
+        ));
+    }
+    let mut leaf = vec![Vec::new(); n];
+    for k in 0..tt.len() {
+        let i = *index.get(&(tt[k], tn[k])).ok_or_else(|| {
+            fail(
+                node,
+                format!(
+                    "a weight for a node that does not exist: tree {} node {}",
+                    tt[k], tn[k]
+                ),
+            )
+        })?;
+        let slot = ti[k];
+        if slot < 0 || slot as usize >= n_out {
+            return Err(fail(node, format!("a weight for output {slot} of {n_out}")));
+        }
+        leaf[i].push((slot as usize, tw[k]));
+    }
+    // Children must be reachable without cycles: a walk longer than the node count is refused.
+    Ok(Ensemble {
+        roots,
+        feature,
+        mode,
+        value: values,
+        yes: yes_i,
+        no: no_i,
+        missing_yes: if miss.is_empty() {
+            vec![false; n]
+        } else {
+            miss.iter().map(|&m| m != 0).collect()
+        },
+        leaf,
+    })
+}
+
+impl Ensemble {
+    fn score_row(&self, node: &NodeProto, x: &[f32], out: &mut [f64]) -> Result<()> {
+        for &r in &self.roots {
+            let mut i = r;
+            let mut steps = 0;
+            while self.mode[i] != LEAF {
+                steps += 1;
+                if steps > self.mode.len() {
+                    return Err(fail(node, "a tree that loops"));
+                }
+                let v = x[self.feature[i]];
+                let t = self.value[i];
+                let go = if v.is_nan() {
+                    self.missing_yes[i]
+                } else {
+                    match self.mode[i] {
+                        1 => v <= t,
+                        2 => v < t,
+                        3 => v >= t,
+                        4 => v > t,
+                        5 => v == t,
+                        _ => v != t,
+                    }
+                };
+                i = if go { self.yes[i] } else { self.no[i] };
+            }
+            for &(slot, w) in &self.leaf[i] {
+                out[slot] += f64::from(w);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn post(node: &NodeProto, name: &str, v: &mut [f32], k: usize) -> Result<()> {
+    match name {
+        "NONE" => {}
+        "LOGISTIC" => v.iter_mut().for_each(|x| *x = sigmoid(*x)),
+        "SOFTMAX" => softmax_rows(v, k),
+        other => return Err(fail(node, format!("post_transform {other:?}"))),
+    }
+    Ok(())
+}
+
+fn label_tensor(labels: &Data, idx: &[usize]) -> Data {
+    match labels {
+        Data::I(l) => Data::I(idx.iter().map(|&i| l[i]).collect()),
+        Data::S(l) => Data::S(idx.iter().map(|&i| l[i].clone()).collect()),
+        Data::F(l) => Data::F(idx.iter().map(|&i| l[i]).collect()),
+    }
+}
+
+fn labels_len(d: &Data) -> usize {
+    match d {
+        Data::I(v) => v.len(),
+        Data::S(v) => v.len(),
+        Data::F(v) => v.len(),
+    }
+}
+
+fn argmax(row: &[f32]) -> usize {
+    let mut b = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[b] {
+            b = i;
+        }
+    }
+    b
+}
+
+/// Runs one node on its inputs; returns its outputs.
+pub fn run(node: &NodeProto, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+    let a = Attrs(node);
+    let arg = |i: usize| -> Result<&Tensor> {
+        ins.get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| fail(node, format!("input {i} is missing")))
+    };
+    let float_map = |t: &Tensor, f: fn(f32) -> f32| -> Result<Tensor> {
+        let v = t.f().ok_or_else(|| fail(node, "a non-float input"))?;
+        Ok(Tensor {
+            shape: t.shape.clone(),
+            data: Data::F(v.iter().map(|&x| f(x)).collect()),
+        })
+    };
+    let one = |t: Tensor| Ok(vec![t]);
+    match node.op_type.as_str() {
+        "Identity" | "ZipMap" => one(arg(0)?.clone()),
+        "Cast" => {
+            let t = arg(0)?;
+            let to = a.i("to", FLOAT);
+            let data = match (to, &t.data) {
+                (FLOAT | DOUBLE, Data::F(v)) => Data::F(v.clone()),
+                (FLOAT | DOUBLE, Data::I(v)) => Data::F(v.iter().map(|&x| x as f32).collect()),
+                (FLOAT | DOUBLE, Data::S(v)) => {
+                    Data::F(v.iter().map(|s| s.parse().unwrap_or(f32::NAN)).collect())
+                }
+                (INT64 | INT32, Data::F(v)) => Data::I(v.iter().map(|&x| x as i64).collect()),
+                (INT64 | INT32, Data::I(v)) => Data::I(v.clone()),
+                (STRING, Data::I(v)) => Data::S(v.iter().map(i64::to_string).collect()),
+                (STRING, Data::F(v)) => Data::S(v.iter().map(f32::to_string).collect()),
+                (STRING, Data::S(v)) => Data::S(v.clone()),
+                (other, _) => return Err(fail(node, format!("a cast to element type {other}"))),
+            };
+            one(Tensor {
+                shape: t.shape.clone(),
+                data,
+            })
+        }
+        "Reshape" => {
+            let t = arg(0)?;
+            let spec = arg(1)?
+                .i()
+                .ok_or_else(|| fail(node, "a shape that is not int64"))?;
+            let n = t.len();
+            let mut shape = Vec::with_capacity(spec.len());
+            let mut infer = None;
+            for (k, &d) in spec.iter().enumerate() {
+                match d {
+                    0 => shape.push(
+                        *t.shape
+                            .get(k)
+                            .ok_or_else(|| fail(node, "a 0 beyond the input's rank"))?,
+                    ),
+                    -1 if infer.is_none() => {
+                        infer = Some(k);
+                        shape.push(1);
+                    }
+                    d if d > 0 => shape.push(d as usize),
+                    _ => return Err(fail(node, format!("the shape {spec:?}"))),
+                }
+            }
+            let known = shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| fail(node, format!("the shape {spec:?} is too large")))?;
+            if let Some(k) = infer {
+                if known == 0 || n % known != 0 {
+                    return Err(fail(node, format!("{n} values do not fit {spec:?}")));
+                }
+                shape[k] = n / known;
+            }
+            if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(n) {
+                return Err(fail(node, format!("{n} values do not fit {spec:?}")));
+            }
+            one(Tensor {
+                shape,
+                data: t.data.clone(),
+            })
+        }
+        "Flatten" => {
+            let t = arg(0)?;
+            let ax = axis_of(node, a.i("axis", 1), t.shape.len() + 1)?;
+            let outer: usize = t.shape[..ax].iter().product();
+            one(Tensor {
+                shape: vec![outer, t.len() / outer.max(1)],
+                data: t.data.clone(),
+            })
+        }
+        "Concat" => {
+            let ts: Vec<&Tensor> = (0..ins.len()).map(arg).collect::<Result<_>>()?;
+            let first = ts
+                .first()
+                .ok_or_else(|| fail(node, "nothing to concatenate"))?;
+            let ax = axis_of(node, a.i("axis", 0), first.shape.len())?;
+            let mut shape = first.shape.clone();
+            shape[ax] = 0;
+            for t in &ts {
+                if t.shape.len() != first.shape.len()
+                    || t.shape
+                        .iter()
+                        .enumerate()
+                        .any(|(d, &s)| d != ax && s != first.shape[d])
+                {
+                    return Err(fail(node, "inputs of different shapes"));
+                }
+                shape[ax] += t.shape[ax];
+            }
+            let outer: usize = first.shape[..ax].iter().product();
+            let inner: usize = first.shape[ax + 1..].iter().product();
+            macro_rules! cat {
+                ($variant:ident) => {{
+                    let mut out = Vec::new();
+                    for o in 0..outer {
+                        for t in &ts {
+                            let Data::$variant(v) = &t.data else {
+                                return Err(fail(node, "inputs of different types"));
+                            };
+                            let len = t.shape[ax] * inner;
+                            out.extend_from_slice(&v[o * len..(o + 1) * len]);
+                        }
+                    }
+                    Data::$variant(out)
+                }};
+            }
+            let data = match &first.data {
+                Data::F(_) => cat!(F),
+                Data::I(_) => cat!(I),
+                Data::S(_) => cat!(S),
+            };
+            one(Tensor { shape, data })
+        }
+        "Gather" => {
+            let (t, idx) = (arg(0)?, arg(1)?);
+            let ix = idx
+                .i()
+                .ok_or_else(|| fail(node, "indices that are not int64"))?;
+            let ax = axis_of(node, a.i("axis", 0), t.shape.len())?;
+            let (outer, len, inner) = around(&t.shape, ax);
+            let mut pick = Vec::with_capacity(ix.len());
+            for &i in ix {
+                let i = if i < 0 { i + len as i64 } else { i };
+                if i < 0 || i as usize >= len {
+                    return Err(fail(node, format!("index {i} out of range {len}")));
+                }
+                pick.push(i as usize);
+            }
+            let mut shape = t.shape[..ax].to_vec();
+            shape.extend(&idx.shape);
+            shape.extend(&t.shape[ax + 1..]);
+            macro_rules! gather {
+                ($v:expr, $variant:ident) => {{
+                    let mut out = Vec::with_capacity(outer * pick.len() * inner);
+                    for o in 0..outer {
+                        for &p in &pick {
+                            out.extend_from_slice(
+                                &$v[(o * len + p) * inner..(o * len + p + 1) * inner],
+                            );
+                        }
+                    }
+                    Data::$variant(out)
+                }};
+            }
+            let data = match &t.data {
+                Data::F(v) => gather!(v, F),
+                Data::I(v) => gather!(v, I),
+                Data::S(v) => gather!(v, S),
+            };
+            one(Tensor { shape, data })
+        }
+        "Add" => one(binary(
+            node,
+            arg(0)?,
+            arg(1)?,
+            |x, y| x + y,
+            i64::wrapping_add,
+        )?),
+        "Sub" => one(binary(
+            node,
+            arg(0)?,
+            arg(1)?,
+            |x, y| x - y,
+            i64::wrapping_sub,
+        )?),
+        "Mul" => one(binary(
+            node,
+            arg(0)?,
+            arg(1)?,
+            |x, y| x * y,
+            i64::wrapping_mul,
+        )?),
+        "Div" => one(binary(
+            node,
+            arg(0)?,
+            arg(1)?,
+            |x, y| x / y,
+            |x, y| if y == 0 { 0 } else { x / y },
+        )?),
+        "Pow" => one(binary(node, arg(0)?, arg(1)?, f32::powf, |x, y| {
+            x.wrapping_pow(y.clamp(0, 64) as u32)
+        })?),
+        "Exp" => one(float_map(arg(0)?, f32::exp)?),
+        "Sqrt" => one(float_map(arg(0)?, f32::sqrt)?),
+        "Relu" => one(float_map(arg(0)?, |x| x.max(0.0))?),
+        "Sigmoid" => one(float_map(arg(0)?, sigmoid)?),
+        "Tanh" => one(float_map(arg(0)?, f32::tanh)?),
+        "Abs" => one(float_map(arg(0)?, f32::abs)?),
+        "Log" => one(float_map(arg(0)?, f32::ln)?),
+        "Neg" => one(float_map(arg(0)?, |x| -x)?),
+        "ReduceSum" | "ReduceSumSquare" | "ReduceLogSumExp" => {
+            let t = arg(0)?;
+            let axes = match ins.get(1).copied().flatten() {
+                Some(ax) => ax
+                    .i()
+                    .ok_or_else(|| fail(node, "axes that are not int64"))?
+                    .to_vec(),
+                None => a.ints("axes"),
+            };
+            let keep = a.i("keepdims", 1) != 0;
+            let f: fn(&[f32]) -> f32 = match node.op_type.as_str() {
+                "ReduceSum" => |v| v.iter().sum(),
+                "ReduceSumSquare" => |v| v.iter().map(|x| x * x).sum(),
+                _ => |v| {
+                    let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    if m.is_infinite() {
+                        return m;
+                    }
+                    m + v.iter().map(|x| (x - m).exp()).sum::<f32>().ln()
+                },
+            };
+            one(reduce(node, t, &axes, keep, f)?)
+        }
+        "ArgMax" | "ArgMin" => {
+            if a.i("select_last_index", 0) != 0 {
+                return Err(fail(node, "select_last_index"));
+            }
+            one(argext(
+                node,
+                arg(0)?,
+                a.i("axis", 0),
+                a.i("keepdims", 1) != 0,
+                node.op_type == "ArgMax",
+            )?)
+        }
+        "Softmax" => {
+            let t = arg(0)?;
+            let ax = axis_of(node, a.i("axis", -1), t.shape.len())?;
+            if ax + 1 != t.shape.len() {
+                return Err(fail(node, "Softmax over an axis other than the last"));
+            }
+            let mut v = t
+                .f()
+                .ok_or_else(|| fail(node, "a non-float input"))?
+                .to_vec();
+            softmax_rows(&mut v, t.shape[ax]);
+            one(Tensor {
+                shape: t.shape.clone(),
+                data: Data::F(v),
+            })
+        }
+        "MatMul" => {
+            let (v, m, n) = matmul(node, arg(0)?, arg(1)?, false, false)?;
+            one(Tensor {
+                shape: vec![m, n],
+                data: Data::F(v),
+            })
+        }
+        "Gemm" => {
+            let (v, m, n) = matmul(
+                node,
+                arg(0)?,
+                arg(1)?,
+                a.i("transA", 0) != 0,
+                a.i("transB", 0) != 0,
+            )?;
+            let (alpha, beta) = (a.f("alpha", 1.0), a.f("beta", 1.0));
+            let mut out = Tensor {
+                shape: vec![m, n],
+                data: Data::F(v.iter().map(|x| alpha * x).collect()),
+            };
+            if let Some(c) = ins.get(2).copied().flatten() {
+                let cs = Tensor {
+                    shape: c.shape.clone(),
+                    data: Data::F(
+                        c.f()
+                            .ok_or_else(|| fail(node, "a non-float C"))?
+                            .iter()
+                            .map(|x| beta * x)
+                            .collect(),
+                    ),
+                };
+                out = binary(node, &out, &cs, |x, y| x + y, i64::wrapping_add)?;
+            }
+            one(out)
+        }
+        "ArrayFeatureExtractor" => {
+            let (t, idx) = (arg(0)?, arg(1)?);
+            let ix = idx
+                .i()
+                .ok_or_else(|| fail(node, "indices that are not int64"))?;
+            let last = *t.shape.last().ok_or_else(|| fail(node, "a scalar input"))?;
+            let outer = t.len() / last.max(1);
+            for &i in ix {
+                if i < 0 || i as usize >= last {
+                    return Err(fail(node, format!("index {i} out of range {last}")));
+                }
+            }
+            let mut shape = t.shape[..t.shape.len() - 1].to_vec();
+            shape.push(ix.len());
+            macro_rules! pick {
+                ($v:expr, $variant:ident) => {{
+                    let mut out = Vec::with_capacity(outer * ix.len());
+                    for o in 0..outer {
+                        for &i in ix {
+                            out.push($v[o * last + i as usize].clone());
+                        }
+                    }
+                    Data::$variant(out)
+                }};
+            }
+            let data = match &t.data {
+                Data::F(v) => pick!(v, F),
+                Data::I(v) => pick!(v, I),
+                Data::S(v) => pick!(v, S),
+            };
+            one(Tensor { shape, data })
+        }
+        "OneHotEncoder" => {
+            let t = arg(0)?;
+            let zeros = a.i("zeros", 1) != 0;
+            let (ints, strs) = (a.ints("cats_int64s"), a.strings("cats_strings"));
+            let k = ints.len().max(strs.len());
+            let mut out = vec![0.0f32; t.len() * k];
+            for r in 0..t.len() {
+                let hit = match &t.data {
+                    Data::S(v) => strs.iter().position(|s| *s == v[r]),
+                    Data::I(v) => ints.iter().position(|s| *s == v[r]),
+                    Data::F(v) => ints.iter().position(|s| *s as f32 == v[r]),
+                };
+                match hit {
+                    Some(c) => out[r * k + c] = 1.0,
+                    None if zeros => {}
+                    None => {
+                        return Err(Error::Model(mlship_model::Error::Invalid(format!(
+                            "row {r}: a category the ONNX OneHotEncoder does not know"
+                        ))));
+                    }
+                }
+            }
+            let mut shape = t.shape.clone();
+            shape.push(k);
+            one(Tensor {
+                shape,
+                data: Data::F(out),
+            })
+        }
+        "Scaler" => {
+            let t = arg(0)?;
+            let (n, c, xs) = rows_of(node, t)?;
+            let (off, sc) = (a.floats("offset"), a.floats("scale"));
+            let get = |v: &[f32], j: usize, d: f32| match v.len() {
+                0 => d,
+                1 => v[0],
+                _ => v.get(j).copied().unwrap_or(d),
+            };
+            let out = (0..n * c)
+                .map(|k| (xs[k] - get(&off, k % c, 0.0)) * get(&sc, k % c, 1.0))
+                .collect();
+            one(Tensor {
+                shape: vec![n, c],
+                data: Data::F(out),
+            })
+        }
+        "Imputer" => {
+            let t = arg(0)?;
+            let (n, c, xs) = rows_of(node, t)?;
+            let fill = a.floats("imputed_value_floats");
+            let marker = a.f("replaced_value_float", f32::NAN);
+            let out = (0..n * c)
+                .map(|k| {
+                    let x = xs[k];
+                    let missing = if marker.is_nan() {
+                        x.is_nan()
+                    } else {
+                        x == marker
+                    };
+                    if missing {
+                        if fill.len() == 1 {
+                            fill[0]
+                        } else {
+                            fill.get(k % c).copied().unwrap_or(x)
+                        }
+                    } else {
+                        x
+                    }
+                })
+                .collect();
+            one(Tensor {
+                shape: vec![n, c],
+                data: Data::F(out),
+            })
+        }
+        "Normalizer" => {
+            let t = arg(0)?;
+            let (n, c, xs) = rows_of(node, t)?;
+            let norm = a.s("norm", "MAX");
+            let mut out = xs.to_vec();
+            for row in out.chunks_mut(c.max(1)) {
+                let d: f32 = match norm.as_str() {
+                    "MAX" => row.iter().map(|x| x.abs()).fold(0.0, f32::max),
+                    "L1" => row.iter().map(|x| x.abs()).sum(),
+                    "L2" => row.iter().map(|x| x * x).sum::<f32>().sqrt(),
+                    other => return Err(fail(node, format!("norm {other:?}"))),
+                };
+                if d != 0.0 {
+                    row.iter_mut().for_each(|x| *x /= d);
+                }
+            }
+            one(Tensor {
+                shape: vec![n, c],
+                data: Data::F(out),
+            })
+        }
+        "LinearRegressor" => {
+            let t = arg(0)?;
+            let (n, c, xs) = rows_of(node, t)?;
+            let coef = a.floats("coefficients");
+            let targets = a.i("targets", 1).max(1) as usize;
+            let icpt = a.floats("intercepts");
+            if coef.len() != targets * c {
+                return Err(fail(
+                    node,
+                    format!(
+                        "{} coefficients for {targets} targets of {c} features",
+                        coef.len()
+                    ),
+                ));
+            }
+            let mut out = vec![0.0f32; n * targets];
+            for r in 0..n {
+                for k in 0..targets {
+                    let mut s = icpt.get(k).copied().unwrap_or(0.0);
+                    for j in 0..c {
+                        s += xs[r * c + j] * coef[k * c + j];
+                    }
+                    out[r * targets + k] = s;
+                }
+            }
+            post(node, &a.s("post_transform", "NONE"), &mut out, targets)?;
+            one(Tensor {
+                shape: vec![n, targets],
+                data: Data::F(out),
+            })
+        }
+        "LinearClassifier" => {
+            let t = arg(0)?;
+            let (n, c, xs) = rows_of(node, t)?;
+            let labels = a.labels().ok_or_else(|| fail(node, "no class labels"))?;
+            let k = labels_len(&labels);
+            let coef = a.floats("coefficients");
+            let icpt = a.floats("intercepts");
+            if c == 0 || coef.len() % c != 0 {
+                return Err(fail(node, "coefficients that do not fit the features"));
+            }
+            let m = coef.len() / c;
+            let mut sc = vec![0.0f32; n * m];
+            for r in 0..n {
+                for q in 0..m {
+                    let mut s = icpt.get(q).copied().unwrap_or(0.0);
+                    for j in 0..c {
+                        s += xs[r * c + j] * coef[q * c + j];
+                    }
+                    sc[r * m + q] = s;
+                }
+            }
+            let pt = a.s("post_transform", "NONE");
+            let (probs, idx): (Vec<f32>, Vec<usize>) = if m == 1 && k == 2 {
+                let idx = sc.iter().map(|&s| usize::from(s > 0.0)).collect();
+                let mut p = Vec::with_capacity(2 * n);
+                for &s in &sc {
+                    match pt.as_str() {
+                        "LOGISTIC" => p.extend([1.0 - sigmoid(s), sigmoid(s)]),
+                        _ => p.extend([-s, s]),
+                    }
+                }
+                (p, idx)
+            } else if m == k {
+                let idx = sc.chunks(m).map(argmax).collect();
+                let mut p = sc.clone();
+                post(node, &pt, &mut p, m)?;
+                (p, idx)
+            } else {
+                return Err(fail(node, format!("{m} score columns for {k} classes")));
+            };
+            Ok(vec![
+                Tensor {
+                    shape: vec![n],
+                    data: label_tensor(&labels, &idx),
+                },
+                Tensor {
+                    shape: vec![n, k],
+                    data: Data::F(probs),
+                },
+            ])
+        }
+        "TreeEnsembleRegressor" => {
+            let t = arg(0)?;
+            let (n, c, xs) = rows_of(node, t)?;
+            let targets = a.i("n_targets", 1).max(1) as usize;
+            let e = ensemble(node, &a, "target", targets, c)?;
+            let base = a.floats("base_values");
+            let agg = a.s("aggregate_function", "SUM");
+            let mut out = vec![0.0f32; n * targets];
+            let mut acc = vec![0.0f64; targets];
+            for r in 0..n {
+                acc.iter_mut().for_each(|x| *x = 0.0);
+                e.score_row(node, &xs[r * c..(r + 1) * c], &mut acc)?;
+                for k in 0..targets {
+                    let v = match agg.as_str() {
+                        "SUM" => acc[k],
+                        "AVERAGE" => acc[k] / e.roots.len().max(1) as f64,
+                        other => return Err(fail(node, format!("aggregate_function {other:?}"))),
+                    };
+                    out[r * targets + k] =
+                        (v + f64::from(base.get(k).copied().unwrap_or(0.0))) as f32;
+                }
+            }
+            post(node, &a.s("post_transform", "NONE"), &mut out, targets)?;
+            one(Tensor {
+                shape: vec![n, targets],
+                data: Data::F(out),
+            })
+        }
+        "TreeEnsembleClassifier" => {
+            let t = arg(0)?;
+            let (n, c, xs) = rows_of(node, t)?;
+            let labels = a.labels().ok_or_else(|| fail(node, "no class labels"))?;
+            let k = labels_len(&labels);
+            let e = ensemble(node, &a, "class", k, c)?;
+            let base = a.floats("base_values");
+            let ids = a.ints("class_ids");
+            let binary = k == 2 && !ids.is_empty() && ids.iter().all(|&i| i == ids[0]);
+            let pt = a.s("post_transform", "NONE");
+            let mut probs = Vec::with_capacity(n * k);
+            let mut idx = Vec::with_capacity(n);
+            let mut acc = vec![0.0f64; k];
+            for r in 0..n {
+                acc.iter_mut().for_each(|x| *x = 0.0);
+                e.score_row(node, &xs[r * c..(r + 1) * c], &mut acc)?;
+                if binary {
+                    let s = (acc[ids[0] as usize] + f64::from(base.first().copied().unwrap_or(0.0)))
+                        as f32;
+                    let row = match pt.as_str() {
+                        "LOGISTIC" => [1.0 - sigmoid(s), sigmoid(s)],
+                        "NONE" => [1.0 - s, s],
+                        other => {
+                            return Err(fail(
+                                node,
+                                format!("post_transform {other:?} for two classes"),
+                            ));
+                        }
+                    };
+                    idx.push(usize::from(row[1] > row[0]));
+                    probs.extend(row);
+                } else {
+                    let mut row: Vec<f32> = (0..k)
+                        .map(|j| (acc[j] + f64::from(base.get(j).copied().unwrap_or(0.0))) as f32)
+                        .collect();
+                    idx.push(argmax(&row));
+                    post(node, &pt, &mut row, k)?;
+                    probs.extend(row);
+                }
+            }
+            Ok(vec![
+                Tensor {
+                    shape: vec![n],
+                    data: label_tensor(&labels, &idx),
+                },
+                Tensor {
+                    shape: vec![n, k],
+                    data: Data::F(probs),
+                },
+            ])
+        }
+        "SVMClassifier" => svm(node, &a, arg(0)?),
+        other => Err(Error::Unsupported(format!(
+            "the ONNX operator {other} (node {:?}) is not one mlship runs",
+            node.name
+        ))),
+    }
+}
+
+/// libsvm's one-against-one classifier, as onnxruntime runs it (no probabilities).
+fn svm(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>> {
+    let (n, c, xs) = rows_of(node, t)?;
+    let labels = a.labels().ok_or_else(|| fail(node, "no class labels"))?;
+    let k = labels_len(&labels);
+    if !a.floats("prob_a").is_empty() {
+        return Err(fail(node, "probability estimates (prob_a, prob_b)"));
+    }
+    let per_class: Vec<usize> = a
+        .ints("vectors_per_class")
+        .iter()
+        .map(|&v| v.max(0) as usize)
+        .collect();
+    let sv = a.floats("support_vectors");
+    let coef = a.floats("coefficients");
+    let rho = a.floats("rho");
+    let kp = a.floats("kernel_params");
+    let (gamma, coef0, degree) = (
+        kp.first().copied().unwrap_or(0.0),
+        kp.get(1).copied().unwrap_or(0.0),
+        kp.get(2).copied().unwrap_or(3.0),
+    );
+    let total: usize = per_class.iter().sum();
+    if per_class.len() != k
+        || sv.len() != total * c
+        || coef.len() != total * (k - 1).max(1)
+        || rho.len() != k * (k - 1) / 2
+    {
+        return Err(fail(
+            node,
+            "support vectors, coefficients or rho do not fit the classes",
+        ));
+    }
+    let kernel = a.s("kernel_type", "LINEAR");
+    let starts: Vec<usize> = per_class
+        .iter()
+        .scan(0, |s, &v| {
+            let r = *s;
+            *s += v;
+            Some(r)
+        })
+        .collect();
+    let mut idx = Vec::with_capacity(n);
+    let mut scores = Vec::with_capacity(n * k);
+    for r in 0..n {
+        let x = &xs[r * c..(r + 1) * c];
+        let kv: Vec<f32> = (0..total)
+            .map(|s| {
+                let v = &sv[s * c..(s + 1) * c];
+                let dot: f32 = x.iter().zip(v).map(|(a, b)| a * b).sum();
+                match kernel.as_str() {
+                    "LINEAR" => Ok(dot),
+                    "POLY" => Ok((gamma * dot + coef0).powf(degree)),
+                    "RBF" => Ok((-gamma
+                        * x.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum::<f32>())
+                    .exp()),
+                    "SIGMOID" => Ok((gamma * dot + coef0).tanh()),
+                    other => Err(fail(node, format!("kernel {other:?}"))),
+                }
+            })
+            .collect::<Result<_>>()?;
+        let mut votes = vec![0usize; k];
+        let mut p = 0;
+        let mut last = 0.0f32;
+        for i in 0..k {
+            for j in i + 1..k {
+                let mut s = 0.0f32;
+                for l in 0..per_class[i] {
+                    s += coef[(j - 1) * total + starts[i] + l] * kv[starts[i] + l];
+                }
+                for l in 0..per_class[j] {
+                    s += coef[i * total + starts[j] + l] * kv[starts[j] + l];
+                }
+                // skl2onnx writes rho with the sign onnxruntime adds it with.
+                s += rho[p];
+                last = s;
+                votes[if s > 0.0 { i } else { j }] += 1;
+                p += 1;
+            }
+        }
+        let best = (0..k).fold(0, |b, i| if votes[i] > votes[b] { i } else { b });
+        idx.push(best);
+        if k == 2 {
+            scores.extend([-last, last]);
+        } else {
+            scores.extend(votes.iter().map(|&v| v as f32));
+        }
+    }
+    Ok(vec![
+        Tensor {
+            shape: vec![n],
+            data: label_tensor(&labels, &idx),
+        },
+        Tensor {
+            shape: vec![n, k],
+            data: Data::F(scores),
+        },
+    ])
+}
