@@ -85,3 +85,49 @@ pub(crate) fn model(
         info,
     }
 }
+
+/// Gives a boosted classifier the class labels its scikit-learn wrapper knows (the booster
+/// itself numbers them 0..k).
+pub fn relabel(m: &mut Model, classes: Vec<Label>) -> crate::Result<()> {
+    use mlship_model::{Estimator, TreeEnsemble, TreeHead};
+    let Estimator::Trees(t) = &m.estimator else {
+        return Ok(());
+    };
+    let head = match t.head().clone() {
+        TreeHead::BoostClassifier {
+            classes: old,
+            base,
+            scale,
+            link,
+            positive_at_zero,
+        } if old.len() == classes.len() => TreeHead::BoostClassifier {
+            classes: classes.clone(),
+            base,
+            scale,
+            link,
+            positive_at_zero,
+        },
+        TreeHead::ForestClassifier { classes: old } if old.len() == classes.len() => {
+            TreeHead::ForestClassifier {
+                classes: classes.clone(),
+            }
+        }
+        _ => {
+            return Err(crate::Error::Unsupported(format!(
+                "the wrapper names {} classes the booster does not have",
+                classes.len()
+            )));
+        }
+    };
+    let rebuilt = TreeEnsemble::new(
+        t.n_features(),
+        t.n_outputs(),
+        t.trees().to_vec(),
+        t.cast_f32(),
+        head,
+        t.known_categories().to_vec(),
+    )?;
+    m.estimator = Estimator::Trees(rebuilt);
+    m.signature.classes = Some(classes);
+    Ok(())
+}

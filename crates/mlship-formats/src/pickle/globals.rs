@@ -69,6 +69,12 @@ const XGBOOST_CLASSES: &[(&str, &[&str])] = &[
     ("xgboost.core", &["Booster"]),
 ];
 
+/// LightGBM's scikit-learn wrappers and the Booster they hold (its state is the model's text).
+const LIGHTGBM_CLASSES: &[(&str, &[&str])] = &[
+    ("lightgbm.sklearn", &["LGBMClassifier", "LGBMRegressor"]),
+    ("lightgbm.basic", &["Booster"]),
+];
+
 /// scikit-learn classes by module, over the module moves of scikit-learn 1.0 to 1.9.
 const SKLEARN_CLASSES: &[(&str, &[&str])] = &[
     ("sklearn.linear_model._base", &["LinearRegression"]),
@@ -360,6 +366,7 @@ fn kind_of(module: &str, name: &str) -> Option<Kind> {
         }
         _ if listed(SKLEARN_CLASSES, module, name) => Kind::Class,
         _ if listed(XGBOOST_CLASSES, module, name) => Kind::Class,
+        _ if listed(LIGHTGBM_CLASSES, module, name) => Kind::Class,
         _ if listed(OPAQUE, module, name) => Kind::Opaque,
         _ if listed(TYPE_VALUES, module, name) => Kind::TypeValue,
         _ => return None,

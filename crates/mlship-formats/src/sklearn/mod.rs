@@ -62,6 +62,7 @@ fn is_estimator(class: &str) -> bool {
             | "MLPRegressor"
     ) || trees::is_tree_model(class)
         || is_xgboost_wrapper(class)
+        || is_lightgbm_wrapper(class)
 }
 
 /// Lowers the root object of an unpickled scikit-learn model.
@@ -74,9 +75,9 @@ pub fn lower(heap: &Heap, root: Value) -> Result<Lowered> {
         ))
     })?;
     let sklearn_version = top.str("_sklearn_version").map(str::to_string);
-    if is_xgboost_wrapper(top.class) {
+    if is_xgboost_wrapper(top.class) || is_lightgbm_wrapper(top.class) {
         // The booster carries the feature names and the objective.
-        let m = xgboost_booster(top)?;
+        let m = wrapped_booster(top)?;
         return Ok(Lowered {
             steps: m.steps,
             estimator: m.estimator,
@@ -243,6 +244,40 @@ fn is_xgboost_wrapper(class: &str) -> bool {
     )
 }
 
+/// LightGBM's scikit-learn wrappers, scored through the booster they hold.
+fn is_lightgbm_wrapper(class: &str) -> bool {
+    matches!(class, "LGBMClassifier" | "LGBMRegressor")
+}
+
+/// The model inside a pickled XGBoost or LightGBM wrapper.
+fn wrapped_booster(e: Inst<'_>) -> Result<Model> {
+    if is_lightgbm_wrapper(e.class) {
+        lightgbm_booster(e)
+    } else {
+        xgboost_booster(e)
+    }
+}
+
+/// The model inside a pickled LightGBM wrapper: `_Booster`, whose `_handle` (`handle` before
+/// LightGBM 4) is the model's text; the wrapper's own classes name the booster's outputs.
+fn lightgbm_booster(e: Inst<'_>) -> Result<Model> {
+    let booster = e
+        .get("_Booster")
+        .and_then(|v| e.ctx.instance(v))
+        .ok_or_else(|| unsupported(format!("{} without a fitted _Booster", e.class)))?;
+    let text = booster
+        .str("_handle")
+        .or_else(|| booster.str("handle"))
+        .ok_or_else(|| unsupported("a pickled LightGBM Booster without its model text"))?;
+    let mut m = crate::lightgbm::load(text.as_bytes())?;
+    if e.class == "LGBMClassifier" {
+        if let Ok(classes) = e.labels("_classes") {
+            crate::boosting::relabel(&mut m, classes)?;
+        }
+    }
+    Ok(m)
+}
+
 /// The model inside a pickled XGBoost wrapper: `_Booster`, whose `handle` is the raw booster.
 fn xgboost_booster(e: Inst<'_>) -> Result<Model> {
     let booster = e
@@ -261,8 +296,8 @@ fn xgboost_booster(e: Inst<'_>) -> Result<Model> {
 
 fn lower_estimator(e: Inst<'_>) -> Result<(Estimator, Vec<Step>, String)> {
     let name = e.class.to_string();
-    if is_xgboost_wrapper(e.class) {
-        return Ok((xgboost_booster(e)?.estimator, Vec::new(), name));
+    if is_xgboost_wrapper(e.class) || is_lightgbm_wrapper(e.class) {
+        return Ok((wrapped_booster(e)?.estimator, Vec::new(), name));
     }
     if trees::is_tree_model(e.class) {
         let (est, pre) = trees::lower(e)?;
