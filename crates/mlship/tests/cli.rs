@@ -372,12 +372,13 @@ fn convert_writes_an_mlship_json_copy_that_predicts_the_same() {
 #[test]
 fn convert_refuses_what_it_cannot_do_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    // PMML has no place yet for mlship's SVMs: refused, with the reason, and nothing written.
-    let svc = case("svc").join("model.pkl");
+    // PMML cannot say SVC's pairwise Platt probabilities: refused, with the reason, and nothing
+    // written.
+    let svc = root().join("fixtures/extra/svc_proba_binary/model.pkl");
     let out = dir.path().join("svc.pmml");
     assert_user_error(
         &mlship(&["convert", s(&svc), "--to", "pmml", "-o", s(&out)], None),
-        &["cannot be written as PMML", "support vector"],
+        &["cannot be written as PMML", "Platt"],
     );
     assert!(!out.exists());
     let src = case("ridge").join("model.pkl");

@@ -417,6 +417,18 @@ impl<'d> Ctx<'d> {
         Ok(p)
     }
 
+    /// The valid values of the top model's target, in the data dictionary's order.
+    fn target_values(&self) -> Vec<String> {
+        self.doc
+            .model
+            .fields
+            .iter()
+            .find(|f| f.usage == Usage::Target)
+            .and_then(|t| self.doc.fields.iter().find(|f| f.name == t.name))
+            .map(|f| f.values.clone())
+            .unwrap_or_default()
+    }
+
     /// Whether a value is valid for a field with listed values (others take anything).
     fn valid(&self, name: &str, v: &Value) -> bool {
         let Some(f) = self.doc.fields.iter().find(|f| f.name == name) else {
@@ -936,11 +948,19 @@ impl<'d> Ctx<'d> {
                 }
             }
             let top = votes.iter().map(|(_, n)| *n).max().unwrap_or(0);
-            let winners: Vec<String> = votes
+            let mut winners: Vec<String> = votes
                 .iter()
                 .filter(|(_, n)| *n == top)
                 .map(|(c, _)| c.clone())
                 .collect();
+            // Ties go to the category listed first for the target, as libsvm's lowest index.
+            let order = self.target_values();
+            winners.sort_by_key(|w| {
+                order
+                    .iter()
+                    .position(|v| same_category(v, w))
+                    .unwrap_or(usize::MAX)
+            });
             return Ok(Pred {
                 value: winners.first().map(|w| Value::Str(w.clone())),
                 probs: Vec::new(),

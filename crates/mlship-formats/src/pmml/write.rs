@@ -9,9 +9,9 @@
 use std::fmt::Write;
 
 use mlship_model::{
-    Activation, BoostLink, Category, DType, Estimator, GaussianNb, ImputeFill, KMeans, Label,
-    LinearModel, LinearProba, LinearTask, MissingMarker, Mlp, MlpTask, Model, Node, Norm, Step,
-    Task, Tree, TreeEnsemble, TreeHead, Unknown,
+    Activation, BoostLink, Category, DType, Estimator, GaussianNb, ImputeFill, KMeans, Kernel,
+    Label, LinearModel, LinearProba, LinearTask, MissingMarker, Mlp, MlpTask, Model, Node, Norm,
+    Step, Svm, SvmTask, Task, Tree, TreeEnsemble, TreeHead, Unknown,
 };
 
 use crate::{Error, Result};
@@ -851,6 +851,129 @@ fn kmeans(k: &KMeans, cols: &[Col]) -> String {
     s
 }
 
+/// libsvm's model as PMML: one machine per class pair, voting one against one (`f < 0` votes
+/// for the second class of the pair, as libsvm's `f > 0` votes for the first).
+fn svm(v: &Svm, cols: &[Col], target: &str) -> Result<String> {
+    let kernel = match v.kernel {
+        Kernel::Linear => "<LinearKernelType/>".to_string(),
+        Kernel::Poly {
+            gamma,
+            coef0,
+            degree,
+        } => format!(
+            "<PolynomialKernelType gamma=\"{}\" coef0=\"{}\" degree=\"{degree}\"/>",
+            d(gamma),
+            d(coef0)
+        ),
+        Kernel::Rbf { gamma } => format!("<RadialBasisKernelType gamma=\"{}\"/>", d(gamma)),
+        Kernel::Sigmoid { gamma, coef0 } => format!(
+            "<SigmoidKernelType gamma=\"{}\" coef0=\"{}\"/>",
+            d(gamma),
+            d(coef0)
+        ),
+    };
+    let l = v.support_vectors.rows();
+    let mut dict = format!(
+        "<VectorDictionary numberOfVectors=\"{l}\"><VectorFields numberOfFields=\"{}\">",
+        cols.len()
+    );
+    for c in cols {
+        let _ = write!(dict, "<FieldRef field=\"{}\"/>", esc(&c.field));
+    }
+    dict.push_str("</VectorFields>");
+    for (i, row) in v.support_vectors.iter_rows().enumerate() {
+        let vals: Vec<String> = row.iter().map(|x| d(*x)).collect();
+        let _ = write!(
+            dict,
+            "<VectorInstance id=\"{i}\"><Array type=\"real\" n=\"{}\">{}</Array></VectorInstance>",
+            row.len(),
+            vals.join(" ")
+        );
+    }
+    dict.push_str("</VectorDictionary>");
+    let machine = |svs: &[(usize, f64)], b: f64, cats: Option<(&str, &str)>| {
+        let mut m = String::from("<SupportVectorMachine");
+        if let Some((t, a)) = cats {
+            let _ = write!(
+                m,
+                " targetCategory=\"{}\" alternateTargetCategory=\"{}\"",
+                esc(t),
+                esc(a)
+            );
+        }
+        let _ = write!(
+            m,
+            "><SupportVectors numberOfSupportVectors=\"{}\">",
+            svs.len()
+        );
+        for (i, _) in svs {
+            let _ = write!(m, "<SupportVector vectorId=\"{i}\"/>");
+        }
+        let _ = write!(
+            m,
+            "</SupportVectors><Coefficients numberOfCoefficients=\"{}\" absoluteValue=\"{}\">",
+            svs.len(),
+            d(b)
+        );
+        for (_, a) in svs {
+            let _ = write!(m, "<Coefficient value=\"{}\"/>", d(*a));
+        }
+        m.push_str("</Coefficients></SupportVectorMachine>");
+        m
+    };
+    Ok(match &v.task {
+        SvmTask::Regressor => {
+            let svs: Vec<(usize, f64)> = (0..l).map(|i| (i, v.dual_coef.get(0, i))).collect();
+            format!(
+                "<SupportVectorMachineModel functionName=\"regression\">{}{kernel}{dict}{}</SupportVectorMachineModel>",
+                schema(&names(cols), Some(target)),
+                machine(&svs, v.intercept[0], None)
+            )
+        }
+        SvmTask::Classifier {
+            classes,
+            ovr,
+            break_ties,
+            platt,
+        } => {
+            if platt.is_some() {
+                return Err(refuse(
+                    "SVC probability estimates (pairwise Platt coupling)",
+                ));
+            }
+            let k = classes.len();
+            if *break_ties && *ovr && k > 2 {
+                return Err(refuse("SVC with break_ties"));
+            }
+            let cls: Vec<String> = classes.iter().map(label_text).collect();
+            let mut start = vec![0usize; k];
+            for c in 1..k {
+                start[c] = start[c - 1] + v.n_support[c - 1];
+            }
+            let mut s = format!(
+                "<SupportVectorMachineModel functionName=\"classification\" classificationMethod=\"OneAgainstOne\" threshold=\"0\">{}{kernel}{dict}",
+                schema(&names(cols), Some(target))
+            );
+            let mut p = 0;
+            for i in 0..k {
+                for j in i + 1..k {
+                    let mut svs = Vec::new();
+                    for t in 0..v.n_support[i] {
+                        svs.push((start[i] + t, v.dual_coef.get(j - 1, start[i] + t)));
+                    }
+                    for t in 0..v.n_support[j] {
+                        svs.push((start[j] + t, v.dual_coef.get(i, start[j] + t)));
+                    }
+                    s.push_str(&machine(&svs, v.intercept[p], Some((&cls[j], &cls[i]))));
+                    p += 1;
+                }
+            }
+            s.push_str("</SupportVectorMachineModel>");
+            s
+        }
+    })
+}
+
 fn activation(a: Activation) -> &'static str {
     match a {
         Activation::Identity | Activation::Softmax => "identity",
@@ -997,7 +1120,7 @@ pub fn write(m: &Model) -> Result<String> {
         Estimator::GaussianNb(nb) => naive_bayes(nb, &cols, &target)?,
         Estimator::KMeans(k) => kmeans(k, &cols),
         Estimator::Mlp(p) => mlp(p, &cols, &target)?,
-        Estimator::Svm(_) => return Err(refuse("support vector machines (not written yet)")),
+        Estimator::Svm(v) => svm(v, &cols, &target)?,
         Estimator::External(_) => {
             return Err(refuse(
                 "a model already evaluated from PMML; keep the original document",
