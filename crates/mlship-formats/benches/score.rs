@@ -45,17 +45,32 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let only = std::env::var("CASE").ok();
-    for case in [
-        "random_forest_classifier",
-        "random_forest_regressor",
-        "gradient_boosting_classifier",
-        "gradient_boosting_regressor",
-    ] {
+    // MODELS="case/file …" scores other files of the corpus (XGBoost, LightGBM, ONNX, PMML);
+    // by default, the scikit-learn forests and boosting models.
+    let files: Vec<String> = match std::env::var("MODELS") {
+        Ok(list) => list.split_whitespace().map(str::to_string).collect(),
+        Err(_) => [
+            "random_forest_classifier",
+            "random_forest_regressor",
+            "gradient_boosting_classifier",
+            "gradient_boosting_regressor",
+        ]
+        .iter()
+        .map(|c| format!("{c}/model.pkl"))
+        .collect(),
+    };
+    for file in &files {
+        let (case, _) = file.split_once('/').unwrap();
         if only.as_deref().is_some_and(|o| o != case) {
             continue;
         }
         let dir = root.join(case);
-        let model = mlship_formats::load(&std::fs::read(dir.join("model.pkl")).unwrap()).unwrap();
+        let model = mlship_formats::load(&std::fs::read(root.join(file)).unwrap()).unwrap();
+        let case = if std::env::var("MODELS").is_ok() {
+            file.as_str()
+        } else {
+            case
+        };
         let big = rows(&dir, n);
         let one = rows(&dir, 1);
         let mut batch = Vec::new();

@@ -14,6 +14,7 @@ mod boosting;
 mod error;
 pub mod joblib;
 pub mod lightgbm;
+pub mod lightgbm_json;
 pub mod mlflow;
 pub mod mlship_json;
 pub mod onnx;
@@ -61,6 +62,9 @@ pub fn load(b: &[u8]) -> Result<Model> {
     if onnx::is_onnx(b) {
         return onnx::load(b);
     }
+    if lightgbm_json::is_lightgbm_json(b) {
+        return lightgbm_json::load(b);
+    }
     if let Some(encoding) = xgboost::detect(b) {
         return xgboost::load(b, encoding);
     }
@@ -69,7 +73,7 @@ pub fn load(b: &[u8]) -> Result<Model> {
     }
     let container = detect(b).ok_or_else(|| {
         Error::UnknownFormat(format!(
-            "{} (supported: pickle protocols 0-5, joblib, skops, XGBoost JSON and UBJSON, LightGBM text, mlship JSON, PMML, ONNX)",
+            "{} (supported: pickle protocols 0-5, joblib, skops, XGBoost JSON and UBJSON, LightGBM text and JSON, mlship JSON, PMML, ONNX)",
             describe_magic(b)
         ))
     })?;

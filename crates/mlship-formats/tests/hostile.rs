@@ -659,3 +659,36 @@ proptest! {
         }
     }
 }
+
+fn lightgbm_dump() -> serde_json::Value {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/corpus/lgbm_classifier/model.json");
+    serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn mutated_lightgbm_dumps_load_and_score_or_give_an_error(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), -3i64..40, any::<bool>()), 1..5),
+    ) {
+        let mut doc = lightgbm_dump();
+        for (at, v, shorten) in edits {
+            let mut paths = Vec::new();
+            editable(&doc, String::new(), &mut paths);
+            let path = at.get(&paths).clone();
+            match doc.pointer_mut(&path).unwrap() {
+                serde_json::Value::Array(items) if shorten => { items.pop(); }
+                serde_json::Value::Array(_) => {}
+                n => *n = v.into(),
+            }
+        }
+        if let Ok(m) = load(&serde_json::to_vec(&doc).unwrap()) {
+            let cols = (0..8)
+                .map(|j| mlship_model::Column::new(format!("f{j}"), mlship_model::ColumnData::Float(vec![f64::NAN, -30.0, 0.5])))
+                .collect();
+            let _ = m.predict(&mlship_model::Frame::new(cols).unwrap());
+        }
+    }
+}

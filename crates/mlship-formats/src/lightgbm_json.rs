@@ -1,0 +1,218 @@
+//! LightGBM's JSON dump (`booster.dump_model()`): the same trees as the text model, nested. It
+//! is rewritten into the text model's arrays and read by the text reader, so both formats share
+//! one lowering and one set of checks.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::error::malformed;
+use crate::{Result, lightgbm};
+
+const FORMAT: &str = "LightGBM JSON";
+/// Nesting allowed in one tree (LightGBM's own limit on depth is far below).
+const MAX_DEPTH: usize = 512;
+
+/// Whether the bytes are a LightGBM JSON dump: `{"name": "tree", … "tree_info": …}`.
+pub fn is_lightgbm_json(b: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&b[..b.len().min(512)]);
+    let t = head.trim_start();
+    t.starts_with('{') && t.contains("\"name\": \"tree\"") || t.starts_with("{\"name\":\"tree\"")
+}
+
+struct Arrays {
+    feature: Vec<String>,
+    threshold: Vec<String>,
+    decision: Vec<String>,
+    left: Vec<i64>,
+    right: Vec<i64>,
+    leaf: Vec<(i64, String)>,
+    internal: usize,
+}
+
+fn num_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => Some(n.to_string()),
+        // LightGBM writes non-finite thresholds as strings.
+        Value::String(s) if matches!(s.as_str(), "inf" | "-inf" | "Infinity" | "-Infinity") => {
+            Some(s.replace("Infinity", "inf"))
+        }
+        _ => None,
+    }
+}
+
+/// Walks one node: returns its child reference (internal index, or `!leaf`).
+fn walk(n: &Value, a: &mut Arrays, depth: usize) -> Result<i64> {
+    if depth > MAX_DEPTH {
+        return Err(crate::Error::Limit(format!(
+            "a LightGBM tree deeper than {MAX_DEPTH}"
+        )));
+    }
+    let bad = |m: &str| malformed(FORMAT, 0, m.to_string());
+    if let Some(v) = n.get("leaf_value") {
+        let idx = n.get("leaf_index").and_then(Value::as_i64).unwrap_or(0);
+        let v = num_text(v).ok_or_else(|| bad("a leaf_value that is not a number"))?;
+        a.leaf.push((idx, v));
+        return Ok(!idx);
+    }
+    let idx = n
+        .get("split_index")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| bad("a node that is neither a split nor a leaf"))?;
+    if idx < 0 || idx as usize >= a.internal {
+        return Err(bad("a split_index outside the tree"));
+    }
+    let i = idx as usize;
+    a.feature[i] = n
+        .get("split_feature")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| bad("a split without split_feature"))?
+        .to_string();
+    a.threshold[i] = n.get("threshold").and_then(num_text).ok_or_else(|| {
+        bad("a split whose threshold is not a number (categorical splits are not supported)")
+    })?;
+    let categorical = n.get("decision_type").and_then(Value::as_str) == Some("==");
+    let default_left = n
+        .get("default_left")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let missing = match n
+        .get("missing_type")
+        .and_then(Value::as_str)
+        .unwrap_or("None")
+    {
+        "None" => 0,
+        "Zero" => 1,
+        "NaN" => 2,
+        other => return Err(bad(&format!("missing_type {other:?}"))),
+    };
+    a.decision[i] =
+        (u8::from(categorical) | (u8::from(default_left) << 1) | (missing << 2)).to_string();
+    let l = walk(
+        n.get("left_child")
+            .ok_or_else(|| bad("a split without left_child"))?,
+        a,
+        depth + 1,
+    )?;
+    let r = walk(
+        n.get("right_child")
+            .ok_or_else(|| bad("a split without right_child"))?,
+        a,
+        depth + 1,
+    )?;
+    a.left[i] = l;
+    a.right[i] = r;
+    Ok(idx)
+}
+
+fn join<T: ToString>(v: &[T]) -> String {
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Reads a JSON dump through the text model's reader.
+pub fn load(b: &[u8]) -> Result<mlship_model::Model> {
+    let doc: Value =
+        serde_json::from_slice(b).map_err(|e| malformed(FORMAT, e.column(), e.to_string()))?;
+    let get = |k: &str| {
+        doc.get(k)
+            .ok_or_else(|| malformed(FORMAT, 0, format!("`{k}` is missing")))
+    };
+    let mut text = String::from("tree\nversion=v4\n");
+    for key in [
+        "num_class",
+        "num_tree_per_iteration",
+        "label_index",
+        "max_feature_idx",
+    ] {
+        let v = get(key)?
+            .as_u64()
+            .ok_or_else(|| malformed(FORMAT, 0, format!("`{key}` is not a count")))?;
+        let _ = writeln!(text, "{key}={v}");
+    }
+    let objective = get("objective")?
+        .as_str()
+        .ok_or_else(|| malformed(FORMAT, 0, "`objective` is not text"))?;
+    let _ = writeln!(text, "objective={objective}");
+    if doc.get("average_output").and_then(Value::as_bool) == Some(true) {
+        text.push_str("average_output\n");
+    }
+    if let Some(names) = doc.get("feature_names").and_then(Value::as_array) {
+        let names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+        let _ = writeln!(text, "feature_names={}", names.join(" "));
+    }
+    text.push('\n');
+    let trees = get("tree_info")?
+        .as_array()
+        .ok_or_else(|| malformed(FORMAT, 0, "`tree_info` is not a list"))?;
+    for (t, info) in trees.iter().enumerate() {
+        let leaves = info
+            .get("num_leaves")
+            .and_then(Value::as_u64)
+            .filter(|n| (1..1 << 20).contains(n))
+            .ok_or_else(|| malformed(FORMAT, 0, format!("tree {t}: num_leaves")))?
+            as usize;
+        if info.get("num_cat").and_then(Value::as_u64).unwrap_or(0) != 0 {
+            return Err(crate::Error::Unsupported(
+                "LightGBM categorical splits are not supported yet".into(),
+            ));
+        }
+        let internal = leaves - 1;
+        let mut a = Arrays {
+            feature: vec![String::new(); internal],
+            threshold: vec![String::new(); internal],
+            decision: vec![String::new(); internal],
+            left: vec![0; internal],
+            right: vec![0; internal],
+            leaf: Vec::with_capacity(leaves),
+            internal,
+        };
+        let root = info
+            .get("tree_structure")
+            .ok_or_else(|| malformed(FORMAT, 0, format!("tree {t}: no tree_structure")))?;
+        walk(root, &mut a, 0)?;
+        a.leaf.sort_by_key(|(i, _)| *i);
+        if a.leaf.len() != leaves || a.leaf.iter().enumerate().any(|(k, (i, _))| *i != k as i64) {
+            return Err(malformed(
+                FORMAT,
+                0,
+                format!("tree {t}: leaves do not match num_leaves"),
+            ));
+        }
+        if a.feature.iter().any(String::is_empty) {
+            return Err(malformed(
+                FORMAT,
+                0,
+                format!("tree {t}: a split index is missing"),
+            ));
+        }
+        let shrinkage = info
+            .get("shrinkage")
+            .and_then(num_text)
+            .unwrap_or_else(|| "1".into());
+        let _ = writeln!(text, "Tree={t}\nnum_leaves={leaves}\nnum_cat=0");
+        if internal > 0 {
+            let _ = writeln!(
+                text,
+                "split_feature={}\nthreshold={}\ndecision_type={}\nleft_child={}\nright_child={}",
+                a.feature.join(" "),
+                a.threshold.join(" "),
+                a.decision.join(" "),
+                join(&a.left),
+                join(&a.right)
+            );
+        }
+        let values: Vec<String> = a.leaf.into_iter().map(|(_, v)| v).collect();
+        let _ = writeln!(
+            text,
+            "leaf_value={}\nshrinkage={shrinkage}\n",
+            values.join(" ")
+        );
+    }
+    text.push_str("end of trees\n");
+    let mut m = lightgbm::load(text.as_bytes())?;
+    m.info.format = FORMAT.into();
+    Ok(m)
+}
