@@ -590,6 +590,19 @@ impl TreeEnsemble {
         off..off + tree.width
     }
 
+    /// The sum of the trees' leaf values per output, for each row of `x` (which must have
+    /// `n_features` columns): where another format's head (ONNX's post transforms) starts.
+    pub fn sums(&self, x: &Matrix) -> Result<Matrix> {
+        if x.cols() != self.n_features {
+            return Err(Error::invalid(format!(
+                "the trees read {} features, the input has {}",
+                self.n_features,
+                x.cols()
+            )));
+        }
+        Ok(self.accumulate(x, 1.0, &vec![0.0; self.n_outputs]))
+    }
+
     pub(crate) fn score(&self, x: &Matrix) -> Result<Output> {
         let k = self.n_outputs;
         let n_trees = self.trees.len() as f64;

@@ -356,15 +356,17 @@ fn hostile_files(h: &Reg) {
     let evil = dir.path().join("evil.pkl");
     std::fs::write(&evil, b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.").unwrap();
     fails(h, &["models", "register", "x", s(&evil)], &["posix.system"]);
+    // An estimator mlship does not score: refused by name, nothing stored.
+    let bagging = dir.path().join("bagging.pkl");
+    std::fs::write(
+        &bagging,
+        b"\x80\x02csklearn.ensemble._bagging\nBaggingClassifier\n)\x81}b.",
+    )
+    .unwrap();
     fails(
         h,
-        &[
-            "models",
-            "register",
-            "x",
-            s(&case("lgbm_classifier").join("model.pkl")),
-        ],
-        &["lightgbm"],
+        &["models", "register", "x", s(&bagging)],
+        &["BaggingClassifier"],
     );
     assert_eq!(json(h, &["models", "list"]), Json::Array(vec![]));
     // On the local folder, check the bytes too: not one artifact was written.

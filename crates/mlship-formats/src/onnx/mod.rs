@@ -35,6 +35,8 @@ enum InputKind {
 #[derive(Debug)]
 pub struct OnnxScorer {
     nodes: Vec<NodeProto>,
+    /// Per node, what was made ready at load (tree ensembles).
+    prepared: Vec<Option<ops::Prepared>>,
     initializers: HashMap<String, Tensor>,
     input: InputKind,
     outputs: Vec<String>,
@@ -93,7 +95,7 @@ impl OnnxScorer {
 
     fn run(&self, x: &Matrix) -> Result<Vec<Tensor>> {
         let mut values = self.feeds(x);
-        for node in &self.nodes {
+        for (node, prepared) in self.nodes.iter().zip(&self.prepared) {
             let ins: Vec<Option<&Tensor>> = node
                 .inputs
                 .iter()
@@ -120,7 +122,7 @@ impl OnnxScorer {
                     ),
                 });
             }
-            let outs = ops::run(node, &ins)?;
+            let outs = ops::run(node, &ins, prepared.as_ref())?;
             for (name, t) in node.outputs.iter().zip(outs) {
                 values.insert(name.clone(), t);
             }
@@ -387,7 +389,13 @@ pub fn load(b: &[u8]) -> Result<Model> {
         Vec::new()
     };
     let ops_summary: Vec<String> = g.nodes.iter().map(|n| n.op_type.clone()).collect();
+    let prepared = g
+        .nodes
+        .iter()
+        .map(ops::prepare)
+        .collect::<Result<Vec<_>>>()?;
     let scorer = OnnxScorer {
+        prepared,
         n_features: fields.len(),
         nodes: g.nodes,
         initializers,

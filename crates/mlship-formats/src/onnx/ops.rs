@@ -510,7 +510,8 @@ fn rows_of<'t>(
 }
 
 /// A tree ensemble, indexed for walking.
-struct Ensemble {
+#[derive(Debug)]
+pub struct Ensemble {
     /// Per tree, the index of its root node.
     roots: Vec<usize>,
     feature: Vec<usize>,
@@ -658,6 +659,171 @@ fn ensemble(
     })
 }
 
+/// A tree ensemble made ready at load: lowered to mlship's tree IR (whose scorer walks shallow
+/// trees branch-free), or, for branch modes the IR has no test for (EQ, NEQ), indexed for the
+/// node walk.
+#[derive(Debug)]
+pub enum Prepared {
+    Ir(mlship_model::TreeEnsemble),
+    Walk(Ensemble),
+}
+
+/// Prepares a TreeEnsemble node; other nodes need nothing.
+pub fn prepare(node: &NodeProto) -> Result<Option<Prepared>> {
+    let a = Attrs(node);
+    let (prefix, n_out) = match node.op_type.as_str() {
+        "TreeEnsembleRegressor" => ("target", a.i("n_targets", 1).max(1) as usize),
+        "TreeEnsembleClassifier" => ("class", a.labels().map_or(0, |l| labels_len(&l))),
+        _ => return Ok(None),
+    };
+    if n_out == 0 {
+        return Err(fail(node, "no class labels"));
+    }
+    let n_features = a
+        .ints("nodes_featureids")
+        .iter()
+        .copied()
+        .max()
+        .map_or(1, |m| m.max(0) as usize + 1);
+    let e = ensemble(node, &a, prefix, n_out, n_features)?;
+    Ok(Some(match lower(&e, n_out, n_features)? {
+        Some(ir) => Prepared::Ir(ir),
+        None => Prepared::Walk(e),
+    }))
+}
+
+/// The ensemble as mlship's IR: `x <= t` splits in float32 (`<` becomes `<=` the float32 below
+/// `t`; `>` and `>=` swap the children), NaN following the missing-value flag, leaves holding
+/// every output slot.
+fn lower(
+    e: &Ensemble,
+    n_out: usize,
+    n_features: usize,
+) -> Result<Option<mlship_model::TreeEnsemble>> {
+    use mlship_model::{BoostLink, Label, Node, Tree, TreeEnsemble, TreeHead};
+    if e.mode.iter().any(|&m| m == 5 || m == 6) {
+        return Ok(None);
+    }
+    let mut trees = Vec::with_capacity(e.roots.len());
+    for &root in &e.roots {
+        // Breadth-first from the root, so children come after their parents.
+        let mut order = vec![root];
+        let mut local = HashMap::new();
+        local.insert(root, 0u32);
+        let mut k = 0;
+        while k < order.len() {
+            let i = order[k];
+            k += 1;
+            if order.len() > e.mode.len() {
+                return Ok(None);
+            }
+            if e.mode[i] != LEAF {
+                for c in [e.yes[i], e.no[i]] {
+                    if local.contains_key(&c) {
+                        return Ok(None);
+                    }
+                    local.insert(c, order.len() as u32);
+                    order.push(c);
+                }
+            }
+        }
+        let mut nodes = Vec::with_capacity(order.len());
+        let mut values = Vec::new();
+        for &i in &order {
+            if e.mode[i] == LEAF {
+                let off = values.len() as u32;
+                let mut v = vec![0.0f64; n_out];
+                for &(slot, w) in &e.leaf[i] {
+                    v[slot] += f64::from(w);
+                }
+                values.extend(v);
+                nodes.push(Node::leaf(off));
+                continue;
+            }
+            let t = e.value[i];
+            let (yes, no) = (local[&e.yes[i]], local[&e.no[i]]);
+            let (threshold, left, right, nan_left) = match e.mode[i] {
+                1 => (t, yes, no, e.missing_yes[i]),
+                2 => (t.next_down(), yes, no, e.missing_yes[i]),
+                3 => (t.next_down(), no, yes, !e.missing_yes[i]),
+                _ => (t, no, yes, !e.missing_yes[i]),
+            };
+            nodes.push(Node {
+                feature: e.feature[i] as u32,
+                threshold: f64::from(threshold),
+                left,
+                right,
+                flags: if nan_left { Node::MISSING_LEFT } else { 0 },
+                bitset: 0,
+            });
+        }
+        trees.push(Tree::new(nodes, values, n_out, 0, Vec::new()));
+    }
+    let head = if n_out == 1 {
+        TreeHead::BoostRegression {
+            base: 0.0,
+            scale: 1.0,
+            exp: false,
+        }
+    } else {
+        TreeHead::BoostClassifier {
+            classes: (0..n_out as i64).map(Label::Int).collect(),
+            base: vec![0.0; n_out],
+            scale: 1.0,
+            link: BoostLink::Softmax,
+            positive_at_zero: false,
+        }
+    };
+    Ok(TreeEnsemble::new(n_features, n_out, trees, true, head, Vec::new()).ok())
+}
+
+impl Prepared {
+    /// The sum of leaf weights per output slot, row by row, for `n` rows of `c` columns.
+    fn sums(
+        &self,
+        node: &NodeProto,
+        xs: &[f32],
+        n: usize,
+        c: usize,
+        n_out: usize,
+    ) -> Result<Vec<f64>> {
+        match self {
+            Prepared::Ir(ir) => {
+                let f = ir.n_features();
+                if c < f {
+                    return Err(fail(
+                        node,
+                        format!("an input of {c} columns for trees reading {f}"),
+                    ));
+                }
+                let mut data = Vec::with_capacity(n * f);
+                for r in 0..n {
+                    data.extend(xs[r * c..r * c + f].iter().map(|&v| f64::from(v)));
+                }
+                let m = mlship_model::Matrix::new(n, f, data)?;
+                Ok(ir.sums(&m)?.into_vec())
+            }
+            Prepared::Walk(e) => {
+                if e.feature.iter().any(|&f| f >= c) {
+                    return Err(fail(
+                        node,
+                        format!("an input of {c} columns for trees reading more"),
+                    ));
+                }
+                let mut out = vec![0.0f64; n * n_out];
+                for r in 0..n {
+                    e.score_row(
+                        node,
+                        &xs[r * c..(r + 1) * c],
+                        &mut out[r * n_out..(r + 1) * n_out],
+                    )?;
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
 impl Ensemble {
     fn score_row(&self, node: &NodeProto, x: &[f32], out: &mut [f64]) -> Result<()> {
         for &r in &self.roots {
@@ -729,7 +895,11 @@ fn argmax(row: &[f32]) -> usize {
 }
 
 /// Runs one node on its inputs; returns its outputs.
-pub fn run(node: &NodeProto, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+pub fn run(
+    node: &NodeProto,
+    ins: &[Option<&Tensor>],
+    prepared: Option<&Prepared>,
+) -> Result<Vec<Tensor>> {
     let a = Attrs(node);
     let arg = |i: usize| -> Result<&Tensor> {
         ins.get(i)
@@ -1238,18 +1408,21 @@ pub fn run(node: &NodeProto, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
             let t = arg(0)?;
             let (n, c, xs) = rows_of(node, t)?;
             let targets = a.i("n_targets", 1).max(1) as usize;
-            let e = ensemble(node, &a, "target", targets, c)?;
+            let p = prepared.ok_or_else(|| fail(node, "not prepared"))?;
+            let n_trees = match p {
+                Prepared::Ir(ir) => ir.trees().len(),
+                Prepared::Walk(e) => e.roots.len(),
+            };
+            let sums = p.sums(node, &xs, n, c, targets)?;
             let base = a.floats("base_values");
             let agg = a.s("aggregate_function", "SUM");
             let mut out = vec![0.0f32; n * targets];
-            let mut acc = vec![0.0f64; targets];
             for r in 0..n {
-                acc.iter_mut().for_each(|x| *x = 0.0);
-                e.score_row(node, &xs[r * c..(r + 1) * c], &mut acc)?;
+                let acc = &sums[r * targets..(r + 1) * targets];
                 for k in 0..targets {
                     let v = match agg.as_str() {
                         "SUM" => acc[k],
-                        "AVERAGE" => acc[k] / e.roots.len().max(1) as f64,
+                        "AVERAGE" => acc[k] / n_trees.max(1) as f64,
                         other => return Err(fail(node, format!("aggregate_function {other:?}"))),
                     };
                     out[r * targets + k] =
@@ -1267,17 +1440,17 @@ pub fn run(node: &NodeProto, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
             let (n, c, xs) = rows_of(node, t)?;
             let labels = a.labels().ok_or_else(|| fail(node, "no class labels"))?;
             let k = labels_len(&labels);
-            let e = ensemble(node, &a, "class", k, c)?;
+            let sums = prepared
+                .ok_or_else(|| fail(node, "not prepared"))?
+                .sums(node, &xs, n, c, k)?;
             let base = a.floats("base_values");
             let ids = a.ints("class_ids");
             let binary = k == 2 && !ids.is_empty() && ids.iter().all(|&i| i == ids[0]);
             let pt = a.s("post_transform", "NONE");
             let mut probs = Vec::with_capacity(n * k);
             let mut idx = Vec::with_capacity(n);
-            let mut acc = vec![0.0f64; k];
             for r in 0..n {
-                acc.iter_mut().for_each(|x| *x = 0.0);
-                e.score_row(node, &xs[r * c..(r + 1) * c], &mut acc)?;
+                let acc = &sums[r * k..(r + 1) * k];
                 if binary {
                     let s = (acc[ids[0] as usize] + f64::from(base.first().copied().unwrap_or(0.0)))
                         as f32;
