@@ -6,6 +6,8 @@
 //! `base_score` is kept in the objective's output space and moved to margin space here.
 
 use mlship_model::{BoostLink, Model, ModelInfo, Node, Tree, TreeEnsemble};
+use std::collections::HashMap;
+
 use serde_json::Value as Json;
 
 use crate::boosting::{self, Link};
@@ -265,7 +267,23 @@ fn lower(doc: &Json, format: &str) -> Result<Model> {
     };
     let (task, classes, head) = boosting::head(link, n_outputs, base, 1.0);
     let n_trees = trees.len();
-    let ensemble = TreeEnsemble::new(n_features, n_outputs, trees, true, head, Vec::new())?;
+    // A feature split on categories knows every code: one outside a split's list goes its way.
+    let mut known: Vec<Option<[u32; 8]>> = vec![None; n_features];
+    for tree in &trees {
+        for node in &tree.nodes {
+            if node.flags & Node::CATEGORICAL != 0 {
+                if let Some(k) = known.get_mut(node.feature as usize) {
+                    *k = Some([u32::MAX; 8]);
+                }
+            }
+        }
+    }
+    let known = if known.iter().any(Option::is_some) {
+        known
+    } else {
+        Vec::new()
+    };
+    let ensemble = TreeEnsemble::new(n_features, n_outputs, trees, true, head, known)?;
 
     let names: Vec<String> = learner
         .get("feature_names")
@@ -306,13 +324,7 @@ fn lower_tree(tree: &Json, t: usize, group: usize) -> Result<Tree> {
     {
         return Err(bad(format!("tree {t}'s node arrays differ in length")));
     }
-    if let Some(types) = tree.get("split_type").and_then(Json::as_array)
-        && types.iter().any(|s| s.as_u64() != Some(0))
-    {
-        return Err(unsupported(
-            "XGBoost categorical splits are not supported yet (enable_categorical models)",
-        ));
-    }
+    let categorical = categorical_splits(tree, t, n)?;
     if let Some(p) = tree.get("tree_param")
         && let Some(s) = p.get("size_leaf_vector")
         && count(s, "size_leaf_vector", MAX_CLASSES)? > 1
@@ -348,8 +360,39 @@ fn lower_tree(tree: &Json, t: usize, group: usize) -> Result<Tree> {
     }
     let mut nodes = Vec::with_capacity(order.len());
     let mut values = Vec::new();
+    let mut bitsets = Vec::new();
     for &i in &order {
         let c = number(&cond[i], "split_conditions")?;
+        if let (Some(cats), Some(l), Some(r)) = (
+            categorical.get(&i),
+            child(&left[i], i)?,
+            child(&right[i], i)?,
+        ) {
+            // XGBoost sends the listed categories right; the IR sends its bitset left, so the
+            // bitset is every other category (the feature's known categories are all of them).
+            let f = feature[i]
+                .as_u64()
+                .filter(|f| *f <= u64::from(u32::MAX))
+                .ok_or_else(|| bad(format!("tree {t} node {i} splits on {}", feature[i])))?;
+            let mut b = [u32::MAX; 8];
+            for &c in cats {
+                b[(c / 32) as usize] &= !(1 << (c % 32));
+            }
+            let dl = match &default_left[i] {
+                Json::Bool(b) => *b,
+                v => v.as_u64().is_some_and(|x| x != 0),
+            };
+            nodes.push(Node {
+                feature: f as u32,
+                threshold: 0.0,
+                left: new_id[l],
+                right: new_id[r],
+                flags: Node::CATEGORICAL | if dl { Node::MISSING_LEFT } else { 0 },
+                bitset: bitsets.len() as u32,
+            });
+            bitsets.push(b);
+            continue;
+        }
         match (child(&left[i], i)?, child(&right[i], i)?) {
             (Some(l), Some(r)) => {
                 let f = feature[i]
@@ -380,7 +423,69 @@ fn lower_tree(tree: &Json, t: usize, group: usize) -> Result<Tree> {
             }
         }
     }
-    Ok(Tree::new(nodes, values, 1, group, Vec::new()))
+    Ok(Tree::new(nodes, values, 1, group, bitsets))
+}
+
+/// The categories each categorical split lists, by node: from `categories_nodes`,
+/// `categories_segments` and `categories_sizes` over the flat `categories`.
+fn categorical_splits(tree: &Json, t: usize, n: usize) -> Result<HashMap<usize, Vec<u32>>> {
+    let mut out = HashMap::new();
+    let Some(types) = tree.get("split_type").and_then(Json::as_array) else {
+        return Ok(out);
+    };
+    if types.len() != n {
+        return Err(bad(format!(
+            "tree {t}'s split_type has {} entries",
+            types.len()
+        )));
+    }
+    if types.iter().all(|s| s.as_u64() == Some(0)) {
+        return Ok(out);
+    }
+    let cats = array(tree, "categories", t)?;
+    let nodes = array(tree, "categories_nodes", t)?;
+    let segs = array(tree, "categories_segments", t)?;
+    let sizes = array(tree, "categories_sizes", t)?;
+    if segs.len() != nodes.len() || sizes.len() != nodes.len() {
+        return Err(bad(format!(
+            "tree {t}'s categories_* arrays differ in length"
+        )));
+    }
+    for k in 0..nodes.len() {
+        let at = |v: &Json| v.as_u64().map(|x| x as usize);
+        let (Some(node), Some(seg), Some(size)) = (at(&nodes[k]), at(&segs[k]), at(&sizes[k]))
+        else {
+            return Err(bad(format!("tree {t} has a bad categories entry")));
+        };
+        if node >= n || types[node].as_u64() != Some(1) {
+            return Err(bad(format!("tree {t} lists categories for node {node}")));
+        }
+        let list = cats.get(seg..seg.saturating_add(size)).ok_or_else(|| {
+            bad(format!(
+                "tree {t}'s categories of node {node} are out of range"
+            ))
+        })?;
+        let mut v = Vec::with_capacity(size);
+        for c in list {
+            match c.as_u64() {
+                Some(c) if c < 256 => v.push(c as u32),
+                _ => {
+                    return Err(unsupported(format!(
+                        "XGBoost categorical split on category {c} (mlship takes codes 0-255)"
+                    )));
+                }
+            }
+        }
+        out.insert(node, v);
+    }
+    for (i, ty) in types.iter().enumerate() {
+        match ty.as_u64() {
+            Some(0) => {}
+            Some(1) if out.contains_key(&i) => {}
+            _ => return Err(bad(format!("tree {t} node {i} has split type {ty}"))),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
