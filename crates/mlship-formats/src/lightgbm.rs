@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
-use mlship_model::{BoostLink, Model, ModelInfo, Node, Tree, TreeEnsemble};
+use mlship_model::{
+    BoostLink, Category, DType, Model, ModelInfo, Node, Ordinal, Step, Tree, TreeEnsemble,
+};
 
 use crate::boosting::{self, Link};
 use crate::error::{Result, malformed, unsupported};
@@ -214,7 +216,21 @@ pub fn load(b: &[u8]) -> Result<Model> {
     };
     let (task, classes, head) = boosting::head(link, n_outputs, vec![0.0; n_outputs], scale);
     let n_trees = trees.len();
-    let ensemble = TreeEnsemble::new(n_features, n_outputs, trees, false, head, Vec::new())?;
+    // Features split on categories know every code: one outside a bitset goes right.
+    let mut known: Vec<Option<[u32; 8]>> = vec![None; n_features];
+    for tree in &trees {
+        for node in tree
+            .nodes
+            .iter()
+            .filter(|n| n.flags & Node::CATEGORICAL != 0)
+        {
+            known[node.feature as usize] = Some([u32::MAX; 8]);
+        }
+    }
+    if known.iter().all(Option::is_none) {
+        known.clear();
+    }
+    let ensemble = TreeEnsemble::new(n_features, n_outputs, trees, false, head, known)?;
     let names: Vec<String> = header
         .get("feature_names")
         .map(|v| v.split_ascii_whitespace().map(String::from).collect())
@@ -225,9 +241,88 @@ pub fn load(b: &[u8]) -> Result<Model> {
         library: header.get("version").map(|v| format!("lightgbm model {v}")),
         warnings: Vec::new(),
     };
-    Ok(boosting::model(
-        ensemble, names, "Column_", task, classes, info,
-    ))
+    let mut model = boosting::model(ensemble, names, "Column_", task, classes, info);
+    pandas_categories(text, &header, &mut model)?;
+    Ok(model)
+}
+
+/// A model fitted on pandas categorical columns lists each one's categories on its last line
+/// (`pandas_categorical:[[…], …]`), in the order of the categorical features (those whose
+/// `feature_infos` entry is a list of codes). String categories become an input column of
+/// strings, coded by their position; unseen and missing ones become NaN, as LightGBM's pandas
+/// reader makes them.
+fn pandas_categories(text: &str, header: &Section<'_>, model: &mut Model) -> Result<()> {
+    let Some(line) = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("pandas_categorical:"))
+    else {
+        return Ok(());
+    };
+    let json = &line["pandas_categorical:".len()..];
+    if json.trim() == "null" {
+        return Ok(());
+    }
+    let lists: Vec<Vec<serde_json::Value>> = serde_json::from_str(json).map_err(|e| {
+        malformed(
+            FORMAT,
+            text.len() - line.len(),
+            format!("pandas_categorical: {e}"),
+        )
+    })?;
+    let infos: Vec<&str> = header
+        .get("feature_infos")
+        .map(|v| v.split_ascii_whitespace().collect())
+        .unwrap_or_default();
+    let categorical: Vec<usize> = infos
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| !i.starts_with('[') && **i != "none")
+        .map(|(j, _)| j)
+        .collect();
+    if categorical.len() != lists.len() {
+        return Err(malformed(
+            FORMAT,
+            text.len() - line.len(),
+            format!(
+                "pandas_categorical lists {} columns, feature_infos {}",
+                lists.len(),
+                categorical.len()
+            ),
+        ));
+    }
+    let mut coded = vec![None; model.signature.inputs.len()];
+    for (&j, cats) in categorical.iter().zip(&lists) {
+        if cats.iter().all(serde_json::Value::is_string) && j < coded.len() {
+            let mut c: Vec<Category> = cats
+                .iter()
+                .filter_map(|v| v.as_str().map(|s| Category::Str(s.to_string())))
+                .collect();
+            c.push(Category::Missing);
+            coded[j] = Some(c);
+            model.signature.inputs[j].dtype = DType::Str;
+            model.signature.inputs[j].nullable = true;
+        }
+    }
+    if coded.iter().any(Option::is_some) {
+        let parts = coded
+            .into_iter()
+            .enumerate()
+            .map(|(j, cats)| {
+                let step = cats.map(|c| {
+                    Step::Ordinal(Ordinal {
+                        columns: vec![model.signature.inputs[j].name.clone()],
+                        categories: vec![c],
+                        unknown_value: Some(f64::NAN),
+                        missing_value: f64::NAN,
+                    })
+                });
+                (vec![j], step.into_iter().collect())
+            })
+            .collect();
+        model.steps.push(Step::Columns { parts });
+    }
+    Ok(())
 }
 
 /// One tree: internal nodes 0..num_leaves-1, children `>= 0` internal and `< 0` the leaf `!c`;
@@ -251,11 +346,26 @@ fn lower_tree(s: &Section<'_>, t: usize, output: usize, n_features: usize) -> Re
             Vec::new(),
         ));
     }
-    if s.get("num_cat").is_some_and(|c| c.trim() != "0") {
-        return Err(unsupported(
-            "LightGBM categorical splits are not supported yet",
-        ));
-    }
+    // Categorical splits: each one's threshold indexes a bitset of codes that go left.
+    let num_cat = match s.get("num_cat") {
+        Some(_) => s.count("num_cat", 1 << 20)?,
+        None => 0,
+    };
+    let (boundaries, words): (Vec<usize>, Vec<u32>) = if num_cat > 0 {
+        let b: Vec<usize> = s.list("cat_boundaries", num_cat + 1)?;
+        let total = *b.last().unwrap_or(&0);
+        if b.windows(2).any(|w| w[0] > w[1]) || b.first() != Some(&0) || total > 1 << 24 {
+            return Err(malformed(
+                FORMAT,
+                s.at("cat_boundaries"),
+                format!("tree {t}: cat_boundaries are not increasing"),
+            ));
+        }
+        (b, s.list("cat_threshold", total)?)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut bitsets: Vec<[u32; 8]> = Vec::new();
     if s.get("is_linear").is_some_and(|c| c.trim() != "0") {
         return Err(unsupported("LightGBM linear trees are not supported"));
     }
@@ -320,13 +430,36 @@ fn lower_tree(s: &Section<'_>, t: usize, output: usize, n_features: usize) -> Re
             Child::Leaf(j) => nodes.push(Node::leaf(j as u32)),
             Child::Inner(i) => {
                 let d = decision[i];
-                if d & 1 != 0 {
-                    return Err(unsupported(
-                        "LightGBM categorical splits are not supported yet",
-                    ));
-                }
                 if feature[i] >= n_features {
                     return Err(bad(format!("node {i} splits on feature {}", feature[i])));
+                }
+                if d & 1 != 0 {
+                    // In the bitset: left; anything else, NaN and negative codes included: right
+                    // (the feature's known categories are every code, so "unknown" never applies).
+                    let idx = threshold[i];
+                    if !(idx >= 0.0 && (idx as usize) < num_cat && idx.fract() == 0.0) {
+                        return Err(bad(format!("node {i} names bitset {idx} of {num_cat}")));
+                    }
+                    let w = &words[boundaries[idx as usize]..boundaries[idx as usize + 1]];
+                    if w.iter().skip(8).any(|&x| x != 0) {
+                        return Err(unsupported(
+                            "LightGBM categorical splits on codes above 255",
+                        ));
+                    }
+                    let mut b = [0u32; 8];
+                    for (k, &x) in w.iter().take(8).enumerate() {
+                        b[k] = x;
+                    }
+                    nodes.push(Node {
+                        feature: feature[i] as u32,
+                        threshold: 0.0,
+                        left: id_of(child(left[i])?),
+                        right: id_of(child(right[i])?),
+                        flags: Node::CATEGORICAL,
+                        bitset: bitsets.len() as u32,
+                    });
+                    bitsets.push(b);
+                    continue;
                 }
                 let th = threshold[i];
                 if th.is_nan() {
@@ -354,5 +487,5 @@ fn lower_tree(s: &Section<'_>, t: usize, output: usize, n_features: usize) -> Re
             }
         }
     }
-    Ok(Tree::new(nodes, leaf_value, 1, output, Vec::new()))
+    Ok(Tree::new(nodes, leaf_value, 1, output, bitsets))
 }
