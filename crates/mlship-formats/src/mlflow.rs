@@ -58,16 +58,22 @@ pub fn parse_mlmodel(text: &str) -> Result<MlModel> {
         )
     } else if let Some(f) = flavors.get("lightgbm") {
         // `data` names a LightGBM text model (`model.lgb`) or, for the scikit-learn API, a
-        // pickle of the wrapper, which the allow-list refuses by name.
+        // pickle of the wrapper (read through the allow-list like any pickle).
         let a = f
             .get("data")
             .and_then(Json::as_str)
             .ok_or_else(|| unsupported("lightgbm flavor without data"))?;
         (String::from("lightgbm"), a.to_string(), None)
+    } else if let Some(f) = flavors.get("onnx") {
+        let a = f
+            .get("data")
+            .and_then(Json::as_str)
+            .ok_or_else(|| unsupported("onnx flavor without data"))?;
+        (String::from("onnx"), a.to_string(), None)
     } else {
         let names: Vec<&String> = flavors.keys().collect();
         return Err(unsupported(format!(
-            "MLmodel flavors {names:?}: this version of mlship loads the sklearn, xgboost and lightgbm flavors"
+            "MLmodel flavors {names:?}: this version of mlship loads the sklearn, xgboost, lightgbm and onnx flavors"
         )));
     };
     if artifact.contains("..") || artifact.starts_with('/') {
@@ -80,6 +86,9 @@ pub fn parse_mlmodel(text: &str) -> Result<MlModel> {
         .and_then(|s| s.get("inputs"))
         .and_then(Json::as_str)
     {
+        // A tensor signature (the onnx flavor's) describes one array, not columns: the model's
+        // own inputs are used.
+        Some(text) if text.contains("\"tensor\"") => None,
         Some(text) => Some(signature_inputs(text)?),
         None => None,
     };

@@ -472,3 +472,43 @@ fn onnx_models_predict_and_refuse_by_operator() {
         &["ONNX operator Gelu"],
     );
 }
+
+#[test]
+fn mlflow_directories_of_the_onnx_flavor_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = case("random_forest_classifier");
+    std::fs::copy(c.join("model.onnx"), dir.path().join("model.onnx")).unwrap();
+    std::fs::write(
+        dir.path().join("MLmodel"),
+        "flavors:\n  onnx:\n    data: model.onnx\n    onnx_version: 1.17.0\n  python_function:\n    data: model.onnx\n    loader_module: mlflow.onnx\nmlflow_version: 3.17.2\nsignature:\n  inputs: '[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"float32\", \"shape\": [-1, 8]}}]'\n",
+    )
+    .unwrap();
+    let got = stdout_json(&mlship(
+        &["predict", s(dir.path()), "--input", s(&c.join("input.csv"))],
+        None,
+    ));
+    let want = stdout_json(&mlship(
+        &[
+            "predict",
+            s(&c.join("model.pkl")),
+            "--input",
+            s(&c.join("input.csv")),
+        ],
+        None,
+    ));
+    let (g, w) = (
+        got["predictions"].as_array().unwrap(),
+        want["predictions"].as_array().unwrap(),
+    );
+    // Row 42 is an exact probability tie that float32 breaks the other way (the corpus README).
+    let differ: Vec<usize> = (0..g.len()).filter(|&i| g[i] != w[i]).collect();
+    assert!(differ.iter().all(|&i| i == 42), "{differ:?}");
+    let info = stdout_json(&mlship(
+        &["inspect", s(dir.path()), "--output", "json"],
+        None,
+    ));
+    assert!(
+        info["format"].as_str().unwrap().contains("onnx flavor"),
+        "{info}"
+    );
+}
