@@ -449,6 +449,8 @@ impl<'d> Ctx<'d> {
             Kind::Clustering(c) => self.clustering(c),
             Kind::Neural(n) => self.neural(m.function, n),
             Kind::Svm(s) => self.svm(m.function, s),
+            Kind::Scorecard(sc) => self.scorecard(sc),
+            Kind::General(g) => self.general(m.function, g),
         }
     }
 
@@ -890,6 +892,127 @@ impl<'d> Ctx<'d> {
             value: Some(Value::Num(y)),
             ..Pred::default()
         })
+    }
+
+    fn scorecard(&mut self, sc: &'d super::parse::Scorecard) -> Result<Pred> {
+        let mut score = sc.initial;
+        for (name, attrs) in &sc.characteristics {
+            let mut hit = None;
+            for a in attrs {
+                if self.pred_value(&a.predicate)? == Some(true) {
+                    hit = Some(a.score);
+                    break;
+                }
+            }
+            match hit {
+                Some(x) => score += x,
+                None => {
+                    return Err(fail(format!(
+                        "no attribute of the characteristic {name:?} holds for this row"
+                    )));
+                }
+            }
+        }
+        Ok(Pred {
+            value: Some(Value::Num(score)),
+            ..Pred::default()
+        })
+    }
+
+    fn general(
+        &mut self,
+        function: Function,
+        g: &'d super::parse::GeneralRegression,
+    ) -> Result<Pred> {
+        // Each parameter's value: the product of its cells (a factor's level indicator, a
+        // covariate to its exponent); a parameter without cells is the intercept, 1.
+        let mut x: HashMap<&str, f64> = HashMap::new();
+        for p in &g.parameters {
+            let mut v = 1.0;
+            for (pred, val) in g.cells.get(p).map(Vec::as_slice).unwrap_or(&[]) {
+                let field = self.get(pred)?;
+                if is_missing(&field) {
+                    return Ok(Pred::null());
+                }
+                if g.factors.contains(pred) {
+                    let t = text(&field).unwrap_or_default();
+                    v *= if same_category(&t, val) { 1.0 } else { 0.0 };
+                } else {
+                    let e = super::parse::parse_f64(val).unwrap_or(1.0);
+                    let xv =
+                        as_num(&field).ok_or_else(|| fail(format!("{pred:?} is not a number")))?;
+                    v *= xv.powf(e);
+                }
+            }
+            x.insert(p.as_str(), v);
+        }
+        let offset = match &g.offset_field {
+            Some(f) => as_num(&self.get(f)?).unwrap_or(0.0),
+            None => g.offset.unwrap_or(0.0),
+        };
+        let eta = |cat: Option<&str>| -> f64 {
+            offset
+                + g.betas
+                    .iter()
+                    .filter(|(c, _, _)| c.as_deref() == cat || cat.is_none())
+                    .map(|(_, p, b)| b * x.get(p.as_str()).copied().unwrap_or(0.0))
+                    .sum::<f64>()
+        };
+        if function != Function::Classification {
+            let e = eta(None);
+            let y = match g.link {
+                super::parse::GlmLink::Identity => e,
+                super::parse::GlmLink::Log => e.exp(),
+                super::parse::GlmLink::Logit => 1.0 / (1.0 + (-e).exp()),
+                super::parse::GlmLink::Probit => link(Normalization::Probit, e),
+                super::parse::GlmLink::Cloglog => link(Normalization::Cloglog, e),
+                super::parse::GlmLink::Loglog => link(Normalization::Loglog, e),
+                super::parse::GlmLink::Power(0.0) => e.exp(),
+                super::parse::GlmLink::Power(a) => e.powf(1.0 / a),
+            };
+            return Ok(Pred {
+                value: Some(Value::Num(y)),
+                ..Pred::default()
+            });
+        }
+        if g.model_type != "multinomialLogistic" {
+            return Err(fail(format!(
+                "a {} GeneralRegressionModel that classifies",
+                g.model_type
+            )));
+        }
+        // One linear predictor per category; the reference category's is 0.
+        let mut cats: Vec<String> = self.target_values();
+        if cats.is_empty() {
+            for (c, _, _) in &g.betas {
+                if let Some(c) = c {
+                    if !cats.contains(c) {
+                        cats.push(c.clone());
+                    }
+                }
+            }
+        }
+        let etas: Vec<f64> = cats
+            .iter()
+            .map(|c| {
+                if g.target_reference.as_deref() == Some(c.as_str())
+                    || !g
+                        .betas
+                        .iter()
+                        .any(|(k, _, _)| k.as_deref() == Some(c.as_str()))
+                {
+                    0.0
+                } else {
+                    offset
+                        + g.betas
+                            .iter()
+                            .filter(|(k, _, _)| k.as_deref() == Some(c.as_str()))
+                            .map(|(_, p, b)| b * x.get(p.as_str()).copied().unwrap_or(0.0))
+                            .sum::<f64>()
+                }
+            })
+            .collect();
+        Ok(classified(cats.into_iter().zip(softmax(&etas)).collect()))
     }
 
     fn svm(&mut self, function: Function, s: &'d super::parse::SvmModel) -> Result<Pred> {

@@ -201,6 +201,49 @@ pub enum Kind {
     Clustering(Clustering),
     Neural(Neural),
     Svm(SvmModel),
+    Scorecard(Scorecard),
+    General(GeneralRegression),
+}
+
+#[derive(Debug)]
+pub struct Attribute {
+    pub predicate: Predicate,
+    pub score: f64,
+}
+
+#[derive(Debug)]
+pub struct Scorecard {
+    pub initial: f64,
+    /// Per characteristic, its attributes in order: the first whose predicate holds scores.
+    pub characteristics: Vec<(String, Vec<Attribute>)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GlmLink {
+    Identity,
+    Log,
+    Logit,
+    Probit,
+    Cloglog,
+    Loglog,
+    Power(f64),
+}
+
+#[derive(Debug)]
+pub struct GeneralRegression {
+    /// `regression`, `generalLinear`, `generalizedLinear` or `multinomialLogistic`.
+    pub model_type: String,
+    pub parameters: Vec<String>,
+    pub factors: Vec<String>,
+    /// Per parameter: (predictor, value) cells; a factor's cell is its level, a covariate's the
+    /// exponent.
+    pub cells: HashMap<String, Vec<(String, String)>>,
+    /// (target category, parameter, beta).
+    pub betas: Vec<(Option<String>, String, f64)>,
+    pub link: GlmLink,
+    pub offset: Option<f64>,
+    pub offset_field: Option<String>,
+    pub target_reference: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -835,6 +878,17 @@ fn model(m: &Node, depth: usize) -> Result<ModelEl> {
             "Cluster",
         ],
         "NeuralNetwork" => &["NeuralInputs", "NeuralLayer", "NeuralOutputs"],
+        "Scorecard" => &["Characteristics"],
+        "GeneralRegressionModel" => &[
+            "ParameterList",
+            "FactorList",
+            "CovariateList",
+            "PPMatrix",
+            "PCovMatrix",
+            "ParamMatrix",
+            "EventValues",
+            "BaseCumHazardTables",
+        ],
         "SupportVectorMachineModel" => &[
             "LinearKernelType",
             "PolynomialKernelType",
@@ -856,6 +910,8 @@ fn model(m: &Node, depth: usize) -> Result<ModelEl> {
         "ClusteringModel" => Kind::Clustering(clustering(m)?),
         "NeuralNetwork" => Kind::Neural(neural(m)?),
         "SupportVectorMachineModel" => Kind::Svm(svm(m)?),
+        "Scorecard" => Kind::Scorecard(scorecard(m)?),
+        "GeneralRegressionModel" => Kind::General(general_regression(m)?),
         other => return Err(unsupported(m, format!("the model {other}"))),
     };
     Ok(ModelEl {
@@ -1487,5 +1543,110 @@ fn verification(v: &Node) -> Result<Verification> {
     Ok(Verification {
         fields,
         rows: inline_table(&table),
+    })
+}
+
+fn scorecard(m: &Node) -> Result<Scorecard> {
+    let cs =
+        child(m, "Characteristics").ok_or_else(|| err(m, "a Scorecard without Characteristics"))?;
+    let mut characteristics = Vec::new();
+    for c in kids(&cs).filter(|c| name(c) == "Characteristic") {
+        let mut attrs = Vec::new();
+        for a in kids(&c).filter(|x| name(x) == "Attribute") {
+            if child(&a, "ComplexPartialScore").is_some() {
+                return Err(unsupported(&a, "ComplexPartialScore"));
+            }
+            attrs.push(Attribute {
+                predicate: first_predicate(&a)?,
+                score: num(&a, "partialScore")?
+                    .ok_or_else(|| err(&a, "an Attribute without partialScore"))?,
+            });
+        }
+        characteristics.push((attr(&c, "name").unwrap_or("").to_string(), attrs));
+    }
+    Ok(Scorecard {
+        initial: num_or(m, "initialScore", 0.0)?,
+        characteristics,
+    })
+}
+
+fn general_regression(m: &Node) -> Result<GeneralRegression> {
+    let model_type = req(m, "modelType")?.to_string();
+    if !matches!(
+        model_type.as_str(),
+        "regression" | "generalLinear" | "generalizedLinear" | "multinomialLogistic"
+    ) {
+        return Err(unsupported(m, format!("modelType={model_type:?}")));
+    }
+    let names_in = |list: &str, item: &str| -> Result<Vec<String>> {
+        match child(m, list) {
+            None => Ok(Vec::new()),
+            Some(l) => kids(&l)
+                .filter(|c| name(c) == item)
+                .map(|c| req(&c, "name").map(str::to_string))
+                .collect(),
+        }
+    };
+    let parameters = names_in("ParameterList", "Parameter")?;
+    let factors = names_in("FactorList", "Predictor")?;
+    let covariates = names_in("CovariateList", "Predictor")?;
+    let mut cells: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    if let Some(pp) = child(m, "PPMatrix") {
+        for c in kids(&pp).filter(|c| name(c) == "PPCell") {
+            let pred = req(&c, "predictorName")?;
+            if !factors.iter().chain(&covariates).any(|f| f == pred) {
+                return Err(err(
+                    &c,
+                    format!("the predictor {pred:?} is neither a factor nor a covariate"),
+                ));
+            }
+            cells
+                .entry(req(&c, "parameterName")?.to_string())
+                .or_default()
+                .push((
+                    req(&c, "predictorName")?.to_string(),
+                    req(&c, "value")?.to_string(),
+                ));
+        }
+    }
+    let pm = child(m, "ParamMatrix").ok_or_else(|| err(m, "no ParamMatrix"))?;
+    let mut betas = Vec::new();
+    for c in kids(&pm).filter(|c| name(c) == "PCell") {
+        let p = req(&c, "parameterName")?.to_string();
+        if !parameters.contains(&p) {
+            return Err(err(
+                &c,
+                format!("the parameter {p:?} is not in the ParameterList"),
+            ));
+        }
+        betas.push((
+            attr(&c, "targetCategory").map(str::to_string),
+            p,
+            num(&c, "beta")?.ok_or_else(|| err(&c, "a PCell without beta"))?,
+        ));
+    }
+    let link = match model_type.as_str() {
+        "generalizedLinear" => match req(m, "linkFunction")? {
+            "identity" => GlmLink::Identity,
+            "log" => GlmLink::Log,
+            "logit" => GlmLink::Logit,
+            "probit" => GlmLink::Probit,
+            "cloglog" => GlmLink::Cloglog,
+            "loglog" => GlmLink::Loglog,
+            "power" => GlmLink::Power(num_or(m, "linkParameter", 1.0)?),
+            other => return Err(unsupported(m, format!("linkFunction={other:?}"))),
+        },
+        _ => GlmLink::Identity,
+    };
+    Ok(GeneralRegression {
+        model_type,
+        parameters,
+        factors,
+        cells,
+        betas,
+        link,
+        offset: num(m, "offsetValue")?,
+        offset_field: attr(m, "offsetVariable").map(str::to_string),
+        target_reference: attr(m, "targetReferenceCategory").map(str::to_string),
     })
 }
