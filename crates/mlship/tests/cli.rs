@@ -512,3 +512,37 @@ fn mlflow_directories_of_the_onnx_flavor_load() {
         "{info}"
     );
 }
+
+#[test]
+fn broken_pmml_onnx_and_booster_files_are_named_with_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let pmml =
+        std::fs::read_to_string(case("decision_tree_classifier").join("model.pmml")).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
+        (
+            "cut.pmml",
+            pmml.as_bytes()[..pmml.len() / 3].to_vec(),
+            &["malformed PMML", "XML"],
+        ),
+        (
+            "odd.pmml",
+            pmml.replacen("<True/>", "<Maybe/>", 1).into_bytes(),
+            &["<Maybe>", "byte"],
+        ),
+        (
+            "cut.json",
+            std::fs::read(case("xgb_classifier").join("model.json")).unwrap()[..4000].to_vec(),
+            &["XGBoost"],
+        ),
+        (
+            "cut.onnx",
+            std::fs::read(case("svc").join("model.onnx")).unwrap()[..3000].to_vec(),
+            &["truncated ONNX", "at byte"],
+        ),
+    ];
+    for (name, bytes, fragments) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        assert_user_error(&mlship(&["inspect", s(&p)], None), fragments);
+    }
+}

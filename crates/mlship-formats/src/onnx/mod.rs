@@ -21,7 +21,11 @@ use proto::{GraphProto, NodeProto};
 /// Whether the bytes look like an ONNX model: a ModelProto starts with its IR version (field 1,
 /// varint) and names its producer or graph soon after.
 pub fn is_onnx(b: &[u8]) -> bool {
-    b.len() > 16 && b[0] == 0x08 && b[1] < 32 && proto::model(b).is_ok()
+    let head = &b[..b.len().min(256)];
+    b.len() > 16
+        && b[0] == 0x08
+        && b[1] < 32
+        && (head.windows(4).any(|w| w == b"onnx") || proto::model(b).is_ok())
 }
 
 #[derive(Debug)]
