@@ -156,3 +156,80 @@ fn a_documents_own_verification_records_are_checked_when_it_loads() {
         "{e}"
     );
 }
+
+/// A tree of 100 records splitting on x (60 left, 40 right), the left side on z (45, 15).
+fn spread_tree(strategy: &str, function: &str) -> Vec<u8> {
+    let classify = function == "classification";
+    let target = if classify {
+        r#"<DataField name="y" optype="categorical" dataType="string"><Value value="a"/><Value value="b"/></DataField>"#
+    } else {
+        r#"<DataField name="y" optype="continuous" dataType="double"/>"#
+    };
+    let leaf = |a: f64, b: f64| {
+        if classify {
+            format!(
+                r#"<ScoreDistribution value="a" recordCount="{a}"/><ScoreDistribution value="b" recordCount="{b}"/>"#
+            )
+        } else {
+            String::new()
+        }
+    };
+    doc(
+        &format!(
+            r#"<DataField name="x" optype="continuous" dataType="double"/><DataField name="z" optype="continuous" dataType="double"/>{target}"#
+        ),
+        &format!(
+            r#"<TreeModel functionName="{function}" missingValueStrategy="{strategy}">
+                 <MiningSchema><MiningField name="x"/><MiningField name="z"/><MiningField name="y" usageType="predicted"/></MiningSchema>
+                 <Node recordCount="100"><True/>
+                   <Node recordCount="60"><SimplePredicate field="x" operator="lessThan" value="0"/>
+                     <Node recordCount="45" score="{s1}"><SimplePredicate field="z" operator="lessThan" value="0"/>{l1}</Node>
+                     <Node recordCount="15" score="{s2}"><True/>{l2}</Node>
+                   </Node>
+                   <Node recordCount="40" score="{s3}"><True/>{l3}</Node>
+                 </Node>
+               </TreeModel>"#,
+            s1 = if function == "classification" {
+                "a"
+            } else {
+                "1"
+            },
+            s2 = if function == "classification" {
+                "b"
+            } else {
+                "2"
+            },
+            s3 = if function == "classification" {
+                "b"
+            } else {
+                "10"
+            },
+            l1 = leaf(40.0, 5.0),
+            l2 = leaf(5.0, 10.0),
+            l3 = leaf(10.0, 30.0),
+        ),
+    )
+}
+
+#[test]
+fn weighted_confidence_and_aggregate_nodes_follow_every_open_child() {
+    let rows = Frame::new(vec![
+        nums("x", &[f64::NAN, -1.0, -1.0]),
+        nums("z", &[-1.0, f64::NAN, -1.0]),
+    ])
+    .unwrap();
+    // weightedConfidence, regression: x missing: 0.6 * 1 + 0.4 * 10; z missing: 0.75 * 1 + 0.25 * 2.
+    let m = mlship_formats::load(&spread_tree("weightedConfidence", "regression")).unwrap();
+    let v = values(&m.predict(&rows).unwrap());
+    assert!(
+        (v[0] - 4.6).abs() < 1e-12 && (v[1] - 1.25).abs() < 1e-12 && v[2] == 1.0,
+        "{v:?}"
+    );
+    // aggregateNodes, classification: x missing adds the counts of leaves 1 and 3: a 50, b 35.
+    let m = mlship_formats::load(&spread_tree("aggregateNodes", "classification")).unwrap();
+    let p = m.predict(&rows).unwrap().probabilities.unwrap();
+    assert!((p.get(0, 0) - 50.0 / 85.0).abs() < 1e-12, "{p:?}");
+    // z missing: leaves 1 and 2: a 45, b 15.
+    assert!((p.get(1, 0) - 45.0 / 60.0).abs() < 1e-12, "{p:?}");
+    assert!((p.get(2, 0) - 40.0 / 45.0).abs() < 1e-12, "{p:?}");
+}

@@ -549,6 +549,9 @@ impl<'d> Ctx<'d> {
         if self.pred_value(&t.root.predicate)? != Some(true) {
             return Ok(Pred::null());
         }
+        if matches!(t.missing, M::WeightedConfidence | M::AggregateNodes) {
+            return self.tree_spread(function, t);
+        }
         let mut node: &'d TreeNode = &t.root;
         let chosen = 'walk: loop {
             if node.children.is_empty() {
@@ -563,7 +566,8 @@ impl<'d> Ctx<'d> {
                     }
                     Some(false) => {}
                     None => match t.missing {
-                        M::None => {}
+                        // Handled by tree_spread before the walk starts.
+                        M::None | M::WeightedConfidence | M::AggregateNodes => {}
                         M::LastPrediction => break 'walk Some(node),
                         M::NullPrediction => break 'walk None,
                         M::DefaultChild => {
@@ -615,6 +619,95 @@ impl<'d> Ctx<'d> {
                 })
             }
         }
+    }
+
+    /// The weightedConfidence and aggregateNodes strategies: where a missing value leaves a
+    /// split open, every child it does not rule out is followed; the leaves reached are combined
+    /// by their share of the records (weightedConfidence) or by adding their record counts
+    /// (aggregateNodes).
+    fn tree_spread(&mut self, function: Function, t: &'d TreeModel) -> Result<Pred> {
+        let mut leaves: Vec<(&'d TreeNode, f64)> = Vec::new();
+        let mut stack: Vec<(&'d TreeNode, f64)> = vec![(&t.root, 1.0)];
+        while let Some((node, w)) = stack.pop() {
+            if node.children.is_empty() {
+                leaves.push((node, w));
+                continue;
+            }
+            let mut open: Vec<&'d TreeNode> = Vec::new();
+            let mut chosen = None;
+            for c in &node.children {
+                match self.pred_value(&c.predicate)? {
+                    Some(true) if open.is_empty() => {
+                        chosen = Some(c);
+                        break;
+                    }
+                    Some(true) | None => open.push(c),
+                    Some(false) => {}
+                }
+            }
+            match (chosen, open.is_empty()) {
+                (Some(c), _) => stack.push((c, w)),
+                (None, false) => {
+                    let total: f64 = open.iter().map(|c| c.record_count.unwrap_or(0.0)).sum();
+                    for c in open {
+                        let share = if total > 0.0 {
+                            c.record_count.unwrap_or(0.0) / total
+                        } else {
+                            1.0
+                        };
+                        stack.push((c, w * share));
+                    }
+                }
+                (None, true) if t.no_true_child_last => leaves.push((node, w)),
+                (None, true) => {}
+            }
+        }
+        if leaves.is_empty() {
+            return Ok(Pred::null());
+        }
+        let aggregate = t.missing == super::parse::MissingStrategy::AggregateNodes;
+        // aggregateNodes weighs each leaf by its record count; weightedConfidence by its share.
+        let weight = |(n, w): &(&TreeNode, f64)| {
+            if aggregate {
+                n.record_count
+                    .unwrap_or_else(|| n.counts.iter().map(|(_, c)| c).sum())
+            } else {
+                *w
+            }
+        };
+        let total: f64 = leaves.iter().map(weight).sum();
+        if function == Function::Classification {
+            let mut acc: Vec<(String, f64)> = Vec::new();
+            for leaf in &leaves {
+                let share = if total > 0.0 {
+                    weight(leaf) / total
+                } else {
+                    0.0
+                };
+                for (c, p) in &leaf.0.distribution {
+                    match acc.iter_mut().find(|(k, _)| k == c) {
+                        Some((_, v)) => *v += share * p,
+                        None => acc.push((c.clone(), share * p)),
+                    }
+                }
+            }
+            return Ok(classified(acc));
+        }
+        let mut y = 0.0;
+        for leaf in &leaves {
+            let Some(v) = leaf.0.score.as_deref().and_then(super::parse::parse_f64) else {
+                return Ok(Pred::null());
+            };
+            y += if total > 0.0 {
+                weight(leaf) / total
+            } else {
+                0.0
+            } * v;
+        }
+        Ok(Pred {
+            value: Some(Value::Num(y)),
+            ..Pred::default()
+        })
     }
 
     fn mining(&mut self, function: Function, s: &'d super::parse::Segmentation) -> Result<Pred> {

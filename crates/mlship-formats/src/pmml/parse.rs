@@ -302,6 +302,9 @@ pub struct TreeNode {
     pub children: Vec<TreeNode>,
     /// `(category, probability)` from ScoreDistribution.
     pub distribution: Vec<(String, f64)>,
+    /// `(category, record count)` from ScoreDistribution.
+    pub counts: Vec<(String, f64)>,
+    pub record_count: Option<f64>,
     pub default_child: Option<String>,
 }
 
@@ -311,6 +314,10 @@ pub enum MissingStrategy {
     LastPrediction,
     NullPrediction,
     DefaultChild,
+    /// Follow every child a missing value leaves open, weighted by its share of the records.
+    WeightedConfidence,
+    /// Follow every child a missing value leaves open, adding the leaves' record counts.
+    AggregateNodes,
 }
 
 #[derive(Debug)]
@@ -1164,6 +1171,7 @@ fn tree_node(n: &Node, depth: usize) -> Result<TreeNode> {
     }
     // Probabilities as written, else record counts over their total.
     let total: f64 = scores.iter().map(|(_, c, _)| c).sum();
+    let counts = scores.iter().map(|(v, c, _)| (v.clone(), *c)).collect();
     let distribution = scores
         .into_iter()
         .map(|(v, c, p)| {
@@ -1177,6 +1185,8 @@ fn tree_node(n: &Node, depth: usize) -> Result<TreeNode> {
         predicate: first_predicate(n)?,
         children,
         distribution,
+        counts,
+        record_count: num(n, "recordCount")?,
         default_child: attr(n, "defaultChild").map(str::to_string),
     })
 }
@@ -1187,6 +1197,8 @@ fn tree_model(m: &Node) -> Result<TreeModel> {
         "lastPrediction" => MissingStrategy::LastPrediction,
         "nullPrediction" => MissingStrategy::NullPrediction,
         "defaultChild" => MissingStrategy::DefaultChild,
+        "weightedConfidence" => MissingStrategy::WeightedConfidence,
+        "aggregateNodes" => MissingStrategy::AggregateNodes,
         other => return Err(unsupported(m, format!("missingValueStrategy={other:?}"))),
     };
     let no_true_child_last = match attr(m, "noTrueChildStrategy").unwrap_or("returnNullPrediction")
