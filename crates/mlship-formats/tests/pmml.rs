@@ -233,3 +233,28 @@ fn weighted_confidence_and_aggregate_nodes_follow_every_open_child() {
     assert!((p.get(1, 0) - 45.0 / 60.0).abs() < 1e-12, "{p:?}");
     assert!((p.get(2, 0) - 40.0 / 45.0).abs() < 1e-12, "{p:?}");
 }
+
+#[test]
+fn user_defined_functions_are_applied_with_their_parameters() {
+    let m = mlship_formats::load(
+        r#"<?xml version="1.0"?><PMML xmlns="http://www.dmg.org/PMML-4_4" version="4.4"><Header/>
+            <DataDictionary><DataField name="x" optype="continuous" dataType="double"/><DataField name="y" optype="continuous" dataType="double"/></DataDictionary>
+            <TransformationDictionary>
+              <DefineFunction name="affine" optype="continuous" dataType="double">
+                <ParameterField name="v"/><ParameterField name="k"/>
+                <Apply function="+"><Apply function="*"><FieldRef field="v"/><FieldRef field="k"/></Apply><Constant>1</Constant></Apply>
+              </DefineFunction>
+              <DerivedField name="t" optype="continuous" dataType="double"><Apply function="affine"><FieldRef field="x"/><Constant>3</Constant></Apply></DerivedField>
+            </TransformationDictionary>
+            <RegressionModel functionName="regression">
+              <MiningSchema><MiningField name="x"/><MiningField name="y" usageType="predicted"/></MiningSchema>
+              <RegressionTable intercept="0"><NumericPredictor name="t" coefficient="2"/></RegressionTable>
+            </RegressionModel></PMML>"#
+            .as_bytes(),
+    )
+    .unwrap();
+    let out = m
+        .predict(&Frame::new(vec![nums("x", &[1.0, -2.0])]).unwrap())
+        .unwrap();
+    assert_eq!(values(&out), [8.0, -10.0]);
+}

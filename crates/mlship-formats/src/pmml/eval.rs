@@ -254,6 +254,37 @@ impl<'d> Ctx<'d> {
                 }
                 self.depth -= 1;
                 r?;
+                let doc = self.doc;
+                if let Some((params, body)) = doc.functions.get(function) {
+                    // A user function: its parameters are the arguments, in a scope of their own.
+                    if params.len() != vals.len() {
+                        return Err(fail(format!(
+                            "{function} takes {} arguments, got {}",
+                            params.len(),
+                            vals.len()
+                        )));
+                    }
+                    if self.depth > 64 {
+                        return Err(Error::Limit(
+                            "PMML functions call each other too deep".into(),
+                        ));
+                    }
+                    let scope = Scope {
+                        locals: &[],
+                        values: params.iter().map(String::as_str).zip(vals).collect(),
+                    };
+                    self.scopes.push(scope);
+                    self.depth += 1;
+                    let r = self.eval(body);
+                    self.depth -= 1;
+                    self.scopes.pop();
+                    let out = r?;
+                    return Ok(if is_missing(&out) {
+                        map_missing.clone().unwrap_or(out)
+                    } else {
+                        out
+                    });
+                }
                 let any_missing = vals.iter().any(is_missing);
                 if any_missing && !is_missing_aware(function) {
                     return Ok(map_missing.clone().unwrap_or(Value::Missing));

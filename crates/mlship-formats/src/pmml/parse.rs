@@ -448,6 +448,8 @@ pub struct Document {
     pub application: Option<String>,
     pub fields: Vec<DataField>,
     pub transforms: Vec<Derived>,
+    /// DefineFunction: name to (parameter names, body).
+    pub functions: HashMap<String, (Vec<String>, Expr)>,
     pub model: ModelEl,
     pub verification: Option<Verification>,
 }
@@ -559,6 +561,19 @@ pub fn parse(text: &str) -> Result<Document> {
         Some(t) => derived_fields(&t, 0)?,
         None => Vec::new(),
     };
+    let mut functions = HashMap::new();
+    if let Some(t) = child(&root, "TransformationDictionary") {
+        for f in kids(&t).filter(|c| name(c) == "DefineFunction") {
+            let params = kids(&f)
+                .filter(|c| name(c) == "ParameterField")
+                .map(|c| req(&c, "name").map(str::to_string))
+                .collect::<Result<Vec<_>>>()?;
+            let body = kids(&f)
+                .find(|c| name(c) != "ParameterField")
+                .ok_or_else(|| err(&f, "a DefineFunction without a body"))?;
+            functions.insert(req(&f, "name")?.to_string(), (params, expr(&body, 1)?));
+        }
+    }
     let mut models = kids(&root).filter(|c| is_model(name(c)));
     let m = models.next().ok_or_else(|| {
         err(
@@ -576,6 +591,7 @@ pub fn parse(text: &str) -> Result<Document> {
         application,
         fields,
         transforms,
+        functions,
         model,
         verification,
     })
@@ -656,7 +672,8 @@ fn derived_fields(parent: &Node, depth: usize) -> Result<Vec<Derived>> {
                 dtype: data_type(&d, attr(&d, "dataType"))?,
                 expr: expr_in(&d, depth + 1)?,
             }),
-            "DefineFunction" => return Err(unsupported(&d, "DefineFunction")),
+            // Read by `functions`; only the TransformationDictionary may hold them.
+            "DefineFunction" if depth == 0 && name(parent) == "TransformationDictionary" => {}
             other => return Err(unsupported(&d, format!("<{other}> in transformations"))),
         }
     }
