@@ -757,18 +757,18 @@ fn expr(e: &Node, depth: usize) -> Result<Expr> {
             }
         }
         "MapValues" => {
+            // Columns are InlineTable cells, named by their element's local name (a column
+            // `data:input` is the cell `<data:input>`).
+            let local = |c: &str| c.rsplit(':').next().unwrap_or(c).to_string();
             let mut inputs = Vec::new();
             for p in kids(e).filter(|c| name(c) == "FieldColumnPair") {
-                inputs.push((
-                    req(&p, "field")?.to_string(),
-                    req(&p, "column")?.to_string(),
-                ));
+                inputs.push((req(&p, "field")?.to_string(), local(req(&p, "column")?)));
             }
             let table = child(e, "InlineTable")
                 .ok_or_else(|| unsupported(e, "MapValues without an InlineTable"))?;
             Expr::MapValues {
                 inputs,
-                output: req(e, "outputColumn")?.to_string(),
+                output: local(req(e, "outputColumn")?),
                 rows: inline_table(&table),
                 default: attr(e, "defaultValue").map(str::to_string),
                 map_missing: map_missing.map(str::to_string),

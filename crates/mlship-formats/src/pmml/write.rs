@@ -405,15 +405,33 @@ fn schema(fields: &[String], target: Option<&str>) -> String {
     s
 }
 
+/// What every split of an ensemble shares: the categories each feature knows (histogram
+/// boosting's categorical features), and whether thresholds compare in float32.
+type Known<'a> = (&'a [Option<[u32; 8]>], bool);
+
+fn codes(b: &[u32; 8]) -> Vec<String> {
+    (0..256u32)
+        .filter(|c| (b[(c / 32) as usize] >> (c % 32)) & 1 == 1)
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// A tree being written: the ensemble's shared facts, the tree, and the fields its splits read.
+struct Writing<'a> {
+    known: Known<'a>,
+    t: &'a Tree,
+    names: &'a [String],
+    classes: Option<&'a [Label]>,
+}
+
 fn tree_nodes(
+    w: &Writing,
     out: &mut String,
-    t: &Tree,
     i: usize,
-    names: &[String],
-    classes: Option<&[Label]>,
     predicate: &str,
     depth: usize,
 ) -> Result<()> {
+    let (known, t, names, classes) = (w.known, w.t, w.names, w.classes);
     if depth > 150 {
         return Err(refuse("a tree deeper than 150 levels"));
     }
@@ -459,16 +477,53 @@ fn tree_nodes(
         }
         return Ok(());
     }
-    if n.flags & Node::CATEGORICAL != 0 {
-        return Err(refuse("categorical tree splits"));
-    }
     let field = esc(names
         .get(n.feature as usize)
         .ok_or_else(|| refuse("a split on a feature out of range"))?);
     let _ = write!(out, "<Node>{predicate}");
-    let le = format!(
-        "<SimplePredicate field=\"{field}\" operator=\"lessOrEqual\" value=\"{}\"/>",
+    if n.flags & Node::CATEGORICAL != 0 {
+        // Left: the bitset's codes; a missing value, or a code the feature does not know, goes
+        // the missing way.
+        let bits = t
+            .cat_bitsets
+            .get(n.bitset as usize)
+            .ok_or_else(|| refuse("a categorical split without its bitset"))?;
+        let mut parts = vec![format!(
+            "<SimpleSetPredicate field=\"{field}\" booleanOperator=\"isIn\"><Array type=\"real\">{}</Array></SimpleSetPredicate>",
+            codes(bits).join(" ")
+        )];
+        if n.flags & Node::MISSING_LEFT != 0 {
+            parts.push(format!(
+                "<SimplePredicate field=\"{field}\" operator=\"isMissing\"/>"
+            ));
+            match known.0.get(n.feature as usize).copied().flatten() {
+                Some(k) => parts.push(format!(
+                    "<SimpleSetPredicate field=\"{field}\" booleanOperator=\"isNotIn\"><Array type=\"real\">{}</Array></SimpleSetPredicate>",
+                    codes(&k).join(" ")
+                )),
+                None => parts.push("<True/>".into()),
+            }
+        }
+        let left = if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            format!(
+                "<CompoundPredicate booleanOperator=\"or\">{}</CompoundPredicate>",
+                parts.concat()
+            )
+        };
+        tree_nodes(w, out, n.left as usize, &left, depth + 1)?;
+        tree_nodes(w, out, n.right as usize, "<True/>", depth + 1)?;
+        out.push_str("</Node>");
+        return Ok(());
+    }
+    let threshold = if known.1 {
         f32_floor_text(n.threshold)
+    } else {
+        d(n.threshold)
+    };
+    let le = format!(
+        "<SimplePredicate field=\"{field}\" operator=\"lessOrEqual\" value=\"{threshold}\"/>"
     );
     let left = if n.flags & Node::MISSING_LEFT != 0 {
         format!(
@@ -477,21 +532,14 @@ fn tree_nodes(
     } else {
         le
     };
-    tree_nodes(out, t, n.left as usize, names, classes, &left, depth + 1)?;
-    tree_nodes(
-        out,
-        t,
-        n.right as usize,
-        names,
-        classes,
-        "<True/>",
-        depth + 1,
-    )?;
+    tree_nodes(w, out, n.left as usize, &left, depth + 1)?;
+    tree_nodes(w, out, n.right as usize, "<True/>", depth + 1)?;
     out.push_str("</Node>");
     Ok(())
 }
 
 fn tree_model(
+    known: Known,
     t: &Tree,
     names: &[String],
     classes: Option<&[Label]>,
@@ -506,7 +554,13 @@ fn tree_model(
         "<TreeModel functionName=\"{function}\" missingValueStrategy=\"none\" noTrueChildStrategy=\"returnNullPrediction\" splitCharacteristic=\"binarySplit\">{}{output}",
         schema(names, None)
     );
-    tree_nodes(&mut s, t, 0, names, classes, "<True/>", 0)?;
+    let w = Writing {
+        known,
+        t,
+        names,
+        classes,
+    };
+    tree_nodes(&w, &mut s, 0, "<True/>", 0)?;
     s.push_str("</TreeModel>");
     Ok(s)
 }
@@ -627,6 +681,7 @@ fn linear(m: &LinearModel, cols: &[Col], target: &str) -> Result<String> {
 /// `base + scale × Σ trees`; `target` names the target field when this is the top model
 /// (JPMML applies a Target to the field it names).
 fn sum_of_trees(
+    known: Known,
     trees: &[&Tree],
     names: &[String],
     base: f64,
@@ -646,7 +701,7 @@ fn sum_of_trees(
             s,
             "<Segment id=\"{}\"><True/>{}</Segment>",
             i + 1,
-            tree_model(t, names, None, "")?
+            tree_model(known, t, names, None, "")?
         );
     }
     s.push_str("</Segmentation></MiningModel>");
@@ -657,9 +712,7 @@ fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result
     if cols.iter().any(|c| c.string) {
         return Err(refuse("trees over string columns"));
     }
-    if e.known_categories().iter().any(Option::is_some) {
-        return Err(refuse("categorical tree splits"));
-    }
+    let known = (e.known_categories(), e.cast_f32());
     let names = if e.cast_f32() {
         float_views(w, cols)
     } else {
@@ -680,7 +733,15 @@ fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result
             format!(
                 "<MiningModel functionName=\"regression\">{}<Segmentation multipleModelMethod=\"modelChain\"><Segment id=\"1\"><True/>{}</Segment><Segment id=\"2\"><True/><RegressionModel functionName=\"regression\" normalizationMethod=\"exp\">{}<RegressionTable intercept=\"0.0\"><NumericPredictor name=\"{raw}\" coefficient=\"1.0\"/></RegressionTable></RegressionModel></Segment></Segmentation></MiningModel>",
                 schema(&names, Some(target)),
-                sum_of_trees(&all, &names, *base, *scale, &output_field(&raw), None)?,
+                sum_of_trees(
+                    known,
+                    &all,
+                    &names,
+                    *base,
+                    *scale,
+                    &output_field(&raw),
+                    None
+                )?,
                 schema(std::slice::from_ref(&raw), Some(target))
             )
         }
@@ -694,14 +755,14 @@ fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result
                     s,
                     "<Segment id=\"{}\"><True/>{}</Segment>",
                     i + 1,
-                    tree_model(t, &names, None, "")?
+                    tree_model(known, t, &names, None, "")?
                 );
             }
             s.push_str("</Segmentation></MiningModel>");
             s
         }
         TreeHead::BoostRegression { base, scale, .. } => {
-            sum_of_trees(&all, &names, *base, *scale, "", Some(target))?
+            sum_of_trees(known, &all, &names, *base, *scale, "", Some(target))?
         }
         TreeHead::ForestClassifier { classes } => {
             let mut s = format!(
@@ -713,7 +774,7 @@ fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result
                     s,
                     "<Segment id=\"{}\"><True/>{}</Segment>",
                     i + 1,
-                    tree_model(t, &names, Some(classes), "")?
+                    tree_model(known, t, &names, Some(classes), "")?
                 );
             }
             s.push_str("</Segmentation></MiningModel>");
@@ -740,7 +801,15 @@ fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result
                     s,
                     "<Segment id=\"{}\"><True/>{}</Segment>",
                     j + 1,
-                    sum_of_trees(&mine, &names, base[j], *scale, &output_field(&out), None)?
+                    sum_of_trees(
+                        known,
+                        &mine,
+                        &names,
+                        base[j],
+                        *scale,
+                        &output_field(&out),
+                        None
+                    )?
                 );
                 outs.push(out);
             }
