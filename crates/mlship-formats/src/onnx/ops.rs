@@ -301,6 +301,23 @@ fn source_index(out: &[usize], shape: &[usize], mut flat: usize) -> usize {
     idx
 }
 
+/// The most values one operator may produce: a hostile graph cannot broadcast its way to
+/// exhausting memory.
+const MAX_VALUES: usize = 1 << 26;
+
+fn bounded(node: &NodeProto, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_VALUES)
+        .ok_or_else(|| {
+            Error::Limit(format!(
+                "ONNX {} ({:?}) would produce a tensor of shape {shape:?}",
+                node.op_type, node.name
+            ))
+        })
+}
+
 fn binary(
     node: &NodeProto,
     a: &Tensor,
@@ -314,7 +331,7 @@ fn binary(
             format!("shapes {:?} and {:?} do not broadcast", a.shape, b.shape),
         )
     })?;
-    let n: usize = shape.iter().product();
+    let n = bounded(node, &shape)?;
     let data = match (&a.data, &b.data) {
         (Data::F(x), Data::F(y)) => Data::F(
             (0..n)
@@ -474,6 +491,7 @@ fn matmul(
     if k != k2 {
         return Err(fail(node, format!("inner dimensions {k} and {k2} differ")));
     }
+    bounded(node, &[m, n])?;
     let at = |i: usize, j: usize| if ta { x[j * m + i] } else { x[i * k + j] };
     let bt = |i: usize, j: usize| if tb { y[j * k + i] } else { y[i * n + j] };
     let mut out = vec![0.0f32; m * n];
@@ -1049,6 +1067,7 @@ pub fn run(
             let mut shape = t.shape[..ax].to_vec();
             shape.extend(&idx.shape);
             shape.extend(&t.shape[ax + 1..]);
+            bounded(node, &shape)?;
             macro_rules! gather {
                 ($v:expr, $variant:ident) => {{
                     let mut out = Vec::with_capacity(outer * pick.len() * inner);
@@ -1208,6 +1227,7 @@ pub fn run(
             }
             let mut shape = t.shape[..t.shape.len() - 1].to_vec();
             shape.push(ix.len());
+            bounded(node, &shape)?;
             macro_rules! pick {
                 ($v:expr, $variant:ident) => {{
                     let mut out = Vec::with_capacity(outer * ix.len());
@@ -1231,6 +1251,7 @@ pub fn run(
             let zeros = a.i("zeros", 1) != 0;
             let (ints, strs) = (a.ints("cats_int64s"), a.strings("cats_strings"));
             let k = ints.len().max(strs.len());
+            bounded(node, &[t.len(), k])?;
             let mut out = vec![0.0f32; t.len() * k];
             for r in 0..t.len() {
                 let hit = match &t.data {
