@@ -11,6 +11,7 @@
 //! Everything here takes bytes, never paths, and returns `Err` (never panics) on any input.
 
 mod boosting;
+mod coding;
 mod error;
 pub mod joblib;
 pub mod lightgbm;

@@ -7,9 +7,7 @@
 
 use std::collections::HashMap;
 
-use mlship_model::{
-    BoostLink, Category, DType, Model, ModelInfo, Node, Ordinal, Step, Tree, TreeEnsemble,
-};
+use mlship_model::{BoostLink, DType, Model, ModelInfo, Node, Tree, TreeEnsemble};
 
 use crate::boosting::{self, Link};
 use crate::error::{Result, malformed, unsupported};
@@ -291,37 +289,26 @@ fn pandas_categories(text: &str, header: &Section<'_>, model: &mut Model) -> Res
             ),
         ));
     }
-    let mut coded = vec![None; model.signature.inputs.len()];
+    let mut coded: Vec<(String, Option<Vec<String>>)> = model
+        .signature
+        .inputs
+        .iter()
+        .map(|f| (f.name.clone(), None))
+        .collect();
     for (&j, cats) in categorical.iter().zip(&lists) {
         if cats.iter().all(serde_json::Value::is_string) && j < coded.len() {
-            let mut c: Vec<Category> = cats
-                .iter()
-                .filter_map(|v| v.as_str().map(|s| Category::Str(s.to_string())))
-                .collect();
-            c.push(Category::Missing);
-            coded[j] = Some(c);
+            coded[j].1 = Some(
+                cats.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+            );
             model.signature.inputs[j].dtype = DType::Str;
             model.signature.inputs[j].nullable = true;
         }
     }
-    if coded.iter().any(Option::is_some) {
-        let parts = coded
-            .into_iter()
-            .enumerate()
-            .map(|(j, cats)| {
-                let step = cats.map(|c| {
-                    Step::Ordinal(Ordinal {
-                        columns: vec![model.signature.inputs[j].name.clone()],
-                        categories: vec![c],
-                        unknown_value: Some(f64::NAN),
-                        missing_value: f64::NAN,
-                    })
-                });
-                (vec![j], step.into_iter().collect())
-            })
-            .collect();
-        model.steps.push(Step::Columns { parts });
-    }
+    model
+        .steps
+        .extend(crate::coding::string_codes(&coded, f64::NAN));
     Ok(())
 }
 

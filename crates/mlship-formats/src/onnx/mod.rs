@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use mlship_model::{
-    Category, DType, Estimator, External, ExternalScorer, Field, Label, Matrix, Model, ModelInfo,
-    Ordinal, Output, Predictions, Signature, Step, Task,
+    DType, Estimator, External, ExternalScorer, Field, Label, Matrix, Model, ModelInfo, Output,
+    Predictions, Signature, Task,
 };
 
 use crate::{Error, Result};
@@ -369,29 +369,16 @@ pub fn load(b: &[u8]) -> Result<Model> {
             }
         }
     }
-    let steps = if fields.iter().any(|f| f.dtype == DType::Str) {
-        let parts = fields
-            .iter()
-            .enumerate()
-            .map(|(j, f)| {
-                let step = (f.dtype == DType::Str).then(|| {
-                    let mut cats: Vec<Category> =
-                        codes.iter().map(|c| Category::Str(c.clone())).collect();
-                    cats.push(Category::Missing);
-                    Step::Ordinal(Ordinal {
-                        columns: vec![f.name.clone()],
-                        categories: vec![cats],
-                        unknown_value: Some(INVALID_CODE),
-                        missing_value: f64::NAN,
-                    })
-                });
-                (vec![j], step.into_iter().collect())
-            })
-            .collect();
-        vec![Step::Columns { parts }]
-    } else {
-        Vec::new()
-    };
+    let coded: Vec<(String, Option<Vec<String>>)> = fields
+        .iter()
+        .map(|f| {
+            (
+                f.name.clone(),
+                (f.dtype == DType::Str).then(|| codes.clone()),
+            )
+        })
+        .collect();
+    let steps = crate::coding::string_codes(&coded, INVALID_CODE);
     let ops_summary: Vec<String> = g.nodes.iter().map(|n| n.op_type.clone()).collect();
     let prepared = g
         .nodes

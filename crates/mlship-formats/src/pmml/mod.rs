@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use mlship_model::{
-    Category, DType, Estimator, External, ExternalScorer, Field, Label, Matrix, Model, ModelInfo,
-    Ordinal, Output, Predictions, Signature, Step, Task,
+    DType, Estimator, External, ExternalScorer, Field, Label, Matrix, Model, ModelInfo, Output,
+    Predictions, Signature, Task,
 };
 
 use crate::{Error, Result};
@@ -250,7 +250,6 @@ pub fn load(b: &[u8]) -> Result<Model> {
     let top = &doc.model;
     let mut inputs = Vec::new();
     let mut fields = Vec::new();
-    let mut steps_needed = false;
     for f in top.fields.iter().filter(|f| f.usage == Usage::Active) {
         let df = doc
             .fields
@@ -270,7 +269,6 @@ pub fn load(b: &[u8]) -> Result<Model> {
                         df.name
                     )));
                 }
-                steps_needed = true;
                 (DType::Str, Some(df.values.clone()))
             }
             DataType::Boolean => (DType::Bool, None),
@@ -313,29 +311,11 @@ pub fn load(b: &[u8]) -> Result<Model> {
         _ => Vec::new(),
     };
     // String inputs become the index of their value (missing: NaN; others: INVALID_CODE).
-    let steps = if steps_needed {
-        let parts = inputs
-            .iter()
-            .enumerate()
-            .map(|(j, f)| {
-                let step = f.codes.as_ref().map(|codes| {
-                    let mut cats: Vec<Category> =
-                        codes.iter().map(|c| Category::Str(c.clone())).collect();
-                    cats.push(Category::Missing);
-                    Step::Ordinal(Ordinal {
-                        columns: vec![f.name.clone()],
-                        categories: vec![cats],
-                        unknown_value: Some(INVALID_CODE),
-                        missing_value: f64::NAN,
-                    })
-                });
-                (vec![j], step.into_iter().collect())
-            })
-            .collect();
-        vec![Step::Columns { parts }]
-    } else {
-        Vec::new()
-    };
+    let coded: Vec<(String, Option<Vec<String>>)> = inputs
+        .iter()
+        .map(|f| (f.name.clone(), f.codes.clone()))
+        .collect();
+    let steps = crate::coding::string_codes(&coded, INVALID_CODE);
     let function = top.function;
     let scorer = PmmlScorer {
         inputs,
