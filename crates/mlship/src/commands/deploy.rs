@@ -6,7 +6,7 @@ use mlship_deploy::layout::PORT;
 use mlship_deploy::{ModelFacts, Plan};
 
 use crate::cli::{DeployCommand, DeployRenderArgs, DeployTarget, DockerfileArgs};
-use crate::commands::image::{self, model_path, serve_toml, served_name};
+use crate::commands::image::{self, baked_spec, model_path, serve_toml, served_name};
 use crate::config::DeploySection;
 use crate::model_ref::{self, Packed};
 use crate::settings::Settings;
@@ -43,12 +43,9 @@ fn render(a: &DeployRenderArgs, settings: &Settings) -> anyhow::Result<()> {
     let spec = if shared {
         format!("{name}={}", a.model)
     } else {
-        format!("{name}={}", model_path(&name, &packed))
+        baked_spec(&name, &packed)
     };
-    let mut toml_text = serve_toml(&name, &packed);
-    if shared {
-        toml_text = toml_text.replace(&format!("{name}={}", model_path(&name, &packed)), &spec);
-    }
+    let mut toml_text = serve_toml(&spec);
     if !deployments.trim().is_empty() {
         toml_text.push('\n');
         toml_text.push_str(&deployments);
@@ -128,7 +125,7 @@ pub fn dockerfile(a: &DockerfileArgs, settings: &Settings) -> anyhow::Result<()>
         ("mlship".to_string(), exe_bytes),
         (
             "mlship.toml".to_string(),
-            serve_toml(&name, &packed).into_bytes(),
+            serve_toml(&baked_spec(&name, &packed)).into_bytes(),
         ),
     ];
     for (rel, bytes) in &packed.files {

@@ -52,12 +52,17 @@ pub fn model_path(name: &str, packed: &Packed) -> String {
     }
 }
 
-/// The mlship.toml baked into the image: serve this model on all interfaces, port 8080.
-pub fn serve_toml(name: &str, packed: &Packed) -> String {
+/// The serve spec of a model baked into the image: `NAME=/models/NAME/…`.
+pub fn baked_spec(name: &str, packed: &Packed) -> String {
+    format!("{name}={}", model_path(name, packed))
+}
+
+/// An mlship.toml that serves `spec` (`NAME=MODEL`) on all interfaces, port 8080.
+pub fn serve_toml(spec: &str) -> String {
     let section = ServeSection {
         host: Some("0.0.0.0".into()),
         port: Some(PORT),
-        models: vec![format!("{name}={}", model_path(name, packed))],
+        models: vec![spec.to_string()],
     };
     #[derive(serde::Serialize)]
     struct Doc {
@@ -157,7 +162,11 @@ fn build(a: &ImageBuildArgs, settings: &Settings) -> anyhow::Result<()> {
     for (rel, bytes) in &packed.files {
         model.file(&format!("{MODELS}/{name}/{rel}"), bytes.clone(), 0o644);
     }
-    model.file(CONFIG, serve_toml(&name, &packed).into_bytes(), 0o644);
+    model.file(
+        CONFIG,
+        serve_toml(&baked_spec(&name, &packed)).into_bytes(),
+        0o644,
+    );
 
     let version = packed
         .version
