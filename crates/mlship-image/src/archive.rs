@@ -303,6 +303,10 @@ pub fn read_archive(path: &Path) -> Result<Archive> {
 mod tests {
     use super::*;
 
+    pub(super) fn sample() -> ImageSpec {
+        spec()
+    }
+
     fn spec() -> ImageSpec {
         let mut l = Layer::new();
         l.file("/models/m/model.json", b"{}".to_vec(), 0o644);
@@ -353,5 +357,36 @@ mod tests {
         assert_eq!(tag_of("iris"), "latest");
         assert_eq!(tag_of("localhost:5000/iris"), "latest");
         assert_eq!(tag_of("localhost:5000/iris:v2"), "v2");
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Any bytes, and a real archive with bytes flipped: an image or an error, never a panic.
+        #[test]
+        fn any_bytes_give_an_archive_or_an_error(
+            junk in proptest::collection::vec(any::<u8>(), 0..2048),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("x.tar");
+            std::fs::write(&p, &junk).unwrap();
+            let _ = read_archive(&p);
+            let good = dir.path().join("good.tar");
+            write_archive(&tests::sample(), &good).unwrap();
+            let mut b = std::fs::read(&good).unwrap();
+            for (i, v) in flips {
+                let i = i.index(b.len());
+                b[i] = v;
+            }
+            std::fs::write(&p, &b).unwrap();
+            let _ = read_archive(&p);
+        }
     }
 }

@@ -561,3 +561,17 @@ mod tests {
         assert!(!loopback("registry.example.com"));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_challenge_or_reference_parses_or_is_refused(s in ".{0,80}") {
+            let _ = parse_challenge(&s);
+            let _ = Target::parse(&s);
+        }
+    }
+}
