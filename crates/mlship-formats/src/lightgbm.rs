@@ -452,23 +452,22 @@ fn lower_tree(s: &Section<'_>, t: usize, output: usize, n_features: usize) -> Re
                 if th.is_nan() {
                     return Err(bad(format!("node {i} has a NaN threshold")));
                 }
-                let missing_left = match (d >> 2) & 3 {
+                let (missing_left, zero) = match (d >> 2) & 3 {
                     // None: NaN is read as 0.0.
-                    0 => 0.0 <= th,
+                    0 => (0.0 <= th, false),
+                    // Zero: NaN and zero (|x| <= 1e-35) go the default way.
+                    1 => (d & 2 != 0, true),
                     // NaN: the default direction.
-                    2 => d & 2 != 0,
-                    _ => {
-                        return Err(unsupported(
-                            "LightGBM zero-as-missing splits (zero_as_missing=true) are not supported",
-                        ));
-                    }
+                    2 => (d & 2 != 0, false),
+                    _ => return Err(bad(format!("node {i} has missing type 3"))),
                 };
                 nodes.push(Node {
                     feature: feature[i] as u32,
                     threshold: th,
                     left: id_of(child(left[i])?),
                     right: id_of(child(right[i])?),
-                    flags: if missing_left { Node::MISSING_LEFT } else { 0 },
+                    flags: if missing_left { Node::MISSING_LEFT } else { 0 }
+                        | if zero { Node::MISSING_ZERO } else { 0 },
                     bitset: 0,
                 });
             }

@@ -19,6 +19,9 @@ impl Node {
     pub const LEAF: u8 = 1;
     pub const MISSING_LEFT: u8 = 2;
     pub const CATEGORICAL: u8 = 4;
+    /// Numeric splits: zero (|x| <= 1e-35) is missing too, and goes the missing way (LightGBM's
+    /// `zero_as_missing`).
+    pub const MISSING_ZERO: u8 = 8;
 
     /// A leaf whose values start at `value_offset` in the tree's value table.
     pub fn leaf(value_offset: u32) -> Node {
@@ -49,7 +52,12 @@ pub struct Tree {
     pub cat_bitsets: Vec<[u32; 8]>,
     /// The tree as a perfect binary tree, when it is shallow and has only numeric splits.
     perfect: Option<Perfect>,
+    /// Some split reads zero as missing: the general node walk handles it.
+    zero_missing: bool,
 }
+
+/// What LightGBM counts as zero for `zero_as_missing` (its `kZeroThreshold`).
+const ZERO: f64 = 1e-35;
 
 /// Deeper trees are walked node by node; a perfect layout would not fit in cache.
 const MAX_PERFECT_DEPTH: u32 = 12;
@@ -84,7 +92,10 @@ fn f32_floor(t: f64) -> f32 {
 
 impl Perfect {
     fn build(nodes: &[Node], values: &[f64], width: usize) -> Option<Perfect> {
-        if nodes.iter().any(|n| n.flags & Node::CATEGORICAL != 0) {
+        if nodes
+            .iter()
+            .any(|n| n.flags & (Node::CATEGORICAL | Node::MISSING_ZERO) != 0)
+        {
             return None;
         }
         let depth = depth_of(nodes, 0, 0)?;
@@ -193,7 +204,9 @@ impl Tree {
         cat_bitsets: Vec<[u32; 8]>,
     ) -> Tree {
         let perfect = Perfect::build(&nodes, &values, width);
+        let zero_missing = nodes.iter().any(|n| n.flags & Node::MISSING_ZERO != 0);
         Tree {
+            zero_missing,
             nodes,
             values,
             width,
@@ -416,6 +429,8 @@ impl TreeEnsemble {
                         missing_left
                     }
                 }
+            } else if node.flags & Node::MISSING_ZERO != 0 && v.abs() <= ZERO {
+                node.flags & Node::MISSING_LEFT != 0
             } else {
                 v <= node.threshold
             };
@@ -581,7 +596,7 @@ impl TreeEnsemble {
 
     /// The range of `tree.values` holding the leaf that `row` reaches, by walking the nodes.
     fn leaf_range(&self, tree: &Tree, row: &[f64]) -> std::ops::Range<usize> {
-        let leaf = if tree.cat_bitsets.is_empty() {
+        let leaf = if tree.cat_bitsets.is_empty() && !tree.zero_missing {
             Self::leaf_numeric(&tree.nodes, row)
         } else {
             self.leaf_categorical(tree, row)

@@ -477,6 +477,9 @@ fn tree_nodes(
         }
         return Ok(());
     }
+    if n.flags & Node::MISSING_ZERO != 0 {
+        return Err(refuse("LightGBM's zero_as_missing splits"));
+    }
     let field = esc(names
         .get(n.feature as usize)
         .ok_or_else(|| refuse("a split on a feature out of range"))?);
