@@ -32,7 +32,7 @@ pub use model::{Estimator, External, ExternalScorer, Model, ModelInfo};
 pub use naive_bayes::GaussianNb;
 pub use output::{Output, Predictions, Scores};
 pub use signature::{DType, Field, Label, Signature, Task};
-pub use svm::{Kernel, Svm, SvmTask};
+pub use svm::{Kernel, Svm, SvmTask, pairwise_probability};
 pub use transform::{Category, ImputeFill, MissingMarker, Norm, OneHot, Ordinal, Step, Unknown};
 pub use tree::{BoostLink, Node, Tree, TreeEnsemble, TreeHead};
 

@@ -247,7 +247,7 @@ fn sigmoid_predict(dec: f64, a: f64, b: f64) -> f64 {
 
 /// libsvm's `svm_predict_probability`: pairwise Platt probabilities coupled by Wu, Lin and Weng's
 /// second method (`multiclass_probability`), iterated exactly as libsvm does.
-fn pairwise_probability(dec: &[f64], a: &[f64], b: &[f64], k: usize) -> Vec<f64> {
+pub fn pairwise_probability(dec: &[f64], a: &[f64], b: &[f64], k: usize) -> Vec<f64> {
     let min_prob = 1e-7;
     let mut r = vec![vec![0.0; k]; k];
     let mut p = 0;

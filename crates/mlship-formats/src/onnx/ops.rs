@@ -1520,9 +1520,18 @@ fn svm(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>> {
     let (n, c, xs) = rows_of(node, t)?;
     let labels = a.labels().ok_or_else(|| fail(node, "no class labels"))?;
     let k = labels_len(&labels);
-    if !a.floats("prob_a").is_empty() {
-        return Err(fail(node, "probability estimates (prob_a, prob_b)"));
+    let (prob_a, prob_b) = (a.floats("prob_a"), a.floats("prob_b"));
+    let platt = !prob_a.is_empty();
+    if platt && (prob_a.len() != k * (k - 1) / 2 || prob_b.len() != prob_a.len()) {
+        return Err(fail(
+            node,
+            "prob_a and prob_b need one value per class pair",
+        ));
     }
+    let (prob_a, prob_b): (Vec<f64>, Vec<f64>) = (
+        prob_a.iter().map(|&x| f64::from(x)).collect(),
+        prob_b.iter().map(|&x| f64::from(x)).collect(),
+    );
     let per_class: Vec<usize> = a
         .ints("vectors_per_class")
         .iter()
@@ -1579,6 +1588,7 @@ fn svm(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>> {
         let mut votes = vec![0usize; k];
         let mut p = 0;
         let mut last = 0.0f32;
+        let mut pairs = Vec::with_capacity(k * (k - 1) / 2);
         for i in 0..k {
             for j in i + 1..k {
                 let mut s = 0.0f32;
@@ -1591,13 +1601,19 @@ fn svm(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>> {
                 // skl2onnx writes rho with the sign onnxruntime adds it with.
                 s += rho[p];
                 last = s;
+                pairs.push(f64::from(s));
                 votes[if s > 0.0 { i } else { j }] += 1;
                 p += 1;
             }
         }
         let best = (0..k).fold(0, |b, i| if votes[i] > votes[b] { i } else { b });
         idx.push(best);
-        if k == 2 {
+        if platt {
+            // libsvm's pairwise coupling of the Platt-scaled pair decisions, as scikit-learn's
+            // predict_proba and onnxruntime compute it.
+            let p = mlship_model::pairwise_probability(&pairs, &prob_a, &prob_b, k);
+            scores.extend(p.iter().map(|&x| x as f32));
+        } else if k == 2 {
             scores.extend([-last, last]);
         } else {
             scores.extend(votes.iter().map(|&v| v as f32));
