@@ -661,19 +661,10 @@ fn linear(m: &LinearModel, cols: &[Col], target: &str) -> Result<String> {
                     }
                     let _ = write!(
                         s,
-                        "<Segment id=\"{}\"><True/><RegressionModel functionName=\"classification\" normalizationMethod=\"simplemax\">{}",
+                        "<Segment id=\"{}\"><True/>{}</Segment></Segmentation></MiningModel>",
                         k + 1,
-                        schema(&outs, Some(target))
+                        chain_classifier("simplemax", &outs, &cls, target)
                     );
-                    for (j, o) in outs.iter().enumerate() {
-                        let _ = write!(
-                            s,
-                            "<RegressionTable intercept=\"0.0\" targetCategory=\"{}\"><NumericPredictor name=\"{}\" coefficient=\"1.0\"/></RegressionTable>",
-                            esc(&cls[j]),
-                            esc(o)
-                        );
-                    }
-                    s.push_str("</RegressionModel></Segment></Segmentation></MiningModel>");
                     s
                 }
             }
@@ -683,6 +674,25 @@ fn linear(m: &LinearModel, cols: &[Col], target: &str) -> Result<String> {
 
 /// `base + scale × Σ trees`; `target` names the target field when this is the top model
 /// (JPMML applies a Target to the field it names).
+/// The last model of a classifier chain: one table per class, reading that class's output of
+/// the models before it, normalised by `normalization`.
+fn chain_classifier(normalization: &str, outs: &[String], cls: &[String], target: &str) -> String {
+    let mut r = format!(
+        "<RegressionModel functionName=\"classification\" normalizationMethod=\"{normalization}\">{}",
+        schema(outs, Some(target))
+    );
+    for (c, o) in cls.iter().zip(outs) {
+        let _ = write!(
+            r,
+            "<RegressionTable intercept=\"0.0\" targetCategory=\"{}\"><NumericPredictor name=\"{}\" coefficient=\"1.0\"/></RegressionTable>",
+            esc(c),
+            esc(o)
+        );
+    }
+    r.push_str("</RegressionModel>");
+    r
+}
+
 fn sum_of_trees(
     known: Known,
     trees: &[&Tree],
@@ -832,22 +842,7 @@ fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result
                         esc(&cls[0])
                     )
                 }
-                (_, BoostLink::Softmax) => {
-                    let mut r = format!(
-                        "<RegressionModel functionName=\"classification\" normalizationMethod=\"softmax\">{}",
-                        schema(&outs, Some(target))
-                    );
-                    for (j, o) in outs.iter().enumerate() {
-                        let _ = write!(
-                            r,
-                            "<RegressionTable intercept=\"0.0\" targetCategory=\"{}\"><NumericPredictor name=\"{}\" coefficient=\"1.0\"/></RegressionTable>",
-                            esc(&cls[j]),
-                            esc(o)
-                        );
-                    }
-                    r.push_str("</RegressionModel>");
-                    r
-                }
+                (_, BoostLink::Softmax) => chain_classifier("softmax", &outs, &cls, target),
                 _ => return Err(refuse("a boosting link PMML cannot express")),
             };
             let _ = write!(
