@@ -2,8 +2,8 @@
 
 use crate::transform::{Col, Table};
 use crate::{
-    ColumnData, DType, Error, Field, Frame, GaussianNb, KMeans, LinearModel, Matrix, Mlp, Output,
-    Result, Signature, Step, Svm, TreeEnsemble,
+    Column, ColumnData, DType, Error, Field, Frame, GaussianNb, KMeans, LinearModel, Matrix, Mlp,
+    Output, Result, Signature, Step, Svm, TreeEnsemble,
 };
 
 /// A scorer defined outside the IR: a document evaluated as written (a PMML model), for what the
@@ -89,12 +89,18 @@ impl Model {
     /// Scores every row of `frame`. Columns are matched by name (extra columns are ignored);
     /// a model fitted without names takes the columns by position.
     pub fn predict(&self, frame: &Frame) -> Result<Output> {
-        let table = self.input_table(frame)?;
-        let mut t = table;
-        for s in &self.steps {
-            t = s.apply(t)?;
-        }
-        let x = t.into_matrix()?;
+        let x = if self.steps.is_empty()
+            && self.signature.inputs.iter().all(|f| f.dtype != DType::Str)
+        {
+            // No preprocessing: the frame's columns go straight into the estimator's matrix.
+            self.input_matrix(frame)?
+        } else {
+            let mut t = self.input_table(frame)?;
+            for s in &self.steps {
+                t = s.apply(t)?;
+            }
+            t.into_matrix()?
+        };
         if x.cols() != self.estimator.n_features() {
             return Err(Error::invalid(format!(
                 "the estimator reads {} features, preprocessing produced {}",
@@ -122,17 +128,21 @@ impl Model {
         self.estimator.score(&x)
     }
 
-    fn input_table(&self, frame: &Frame) -> Result<Table> {
+    /// The frame's column for each input field, by name (or by position for a model fitted
+    /// without names).
+    fn input_columns<'f>(&self, frame: &'f Frame) -> Result<Vec<(&'f Column, &Field)>> {
         let fields = &self.signature.inputs;
-        let mut cols = Vec::with_capacity(fields.len());
         if self.signature.named {
-            for f in fields {
-                let c = frame.column(&f.name).ok_or_else(|| Error::MissingColumn {
-                    column: f.name.clone(),
-                    expected: format!("{} values", f.dtype.name()),
-                })?;
-                cols.push(convert(&f.name, f, &c.data)?);
-            }
+            fields
+                .iter()
+                .map(|f| {
+                    let c = frame.column(&f.name).ok_or_else(|| Error::MissingColumn {
+                        column: f.name.clone(),
+                        expected: format!("{} values", f.dtype.name()),
+                    })?;
+                    Ok((c, f))
+                })
+                .collect()
         } else {
             if frame.columns().len() < fields.len() {
                 return Err(Error::ColumnCount {
@@ -140,14 +150,49 @@ impl Model {
                     found: frame.columns().len(),
                 });
             }
-            for (f, c) in fields.iter().zip(frame.columns()) {
-                cols.push(convert(&c.name, f, &c.data)?);
-            }
+            Ok(frame.columns().iter().zip(fields).collect())
         }
+    }
+
+    fn input_table(&self, frame: &Frame) -> Result<Table> {
+        let cols = self
+            .input_columns(frame)?
+            .into_iter()
+            .map(|(c, f)| convert(&c.name, f, &c.data))
+            .collect::<Result<_>>()?;
         Ok(Table {
             n_rows: frame.n_rows(),
             cols,
         })
+    }
+
+    /// The row-major matrix of the frame's input columns, checked as `input_table` checks them.
+    fn input_matrix(&self, frame: &Frame) -> Result<Matrix> {
+        let cols = self.input_columns(frame)?;
+        let (n, width) = (frame.n_rows(), cols.len());
+        let mut data = vec![0.0; n * width];
+        for (j, (c, f)) in cols.into_iter().enumerate() {
+            let owned;
+            let v: &[f64] = match &c.data {
+                ColumnData::Float(v) => {
+                    check_missing(&c.name, f, v)?;
+                    v
+                }
+                data => match convert(&c.name, f, data)? {
+                    Col::Num(v) => {
+                        owned = v;
+                        &owned
+                    }
+                    Col::Str(_) => {
+                        return Err(Error::invalid("a string column reached the matrix"));
+                    }
+                },
+            };
+            for (i, x) in v.iter().enumerate() {
+                data[i * width + j] = *x;
+            }
+        }
+        Matrix::new(n, width, data)
     }
 }
 
@@ -155,17 +200,23 @@ impl Model {
 /// a column that cannot take one is refused here, where the column and row can be named.
 fn convert(name: &str, field: &Field, data: &ColumnData) -> Result<Col> {
     let col = convert_type(name, field.dtype, data)?;
-    if let (false, Col::Num(v)) = (field.nullable, &col) {
-        if let Some(row) = v.iter().position(|x| x.is_nan()) {
-            return Err(Error::BadValue {
-                column: name.to_string(),
-                row,
-                expected: "a number (the model does not take missing values here)".into(),
-                found: "a missing value".into(),
-            });
-        }
+    if let Col::Num(v) = &col {
+        check_missing(name, field, v)?;
     }
     Ok(col)
+}
+
+/// Refuses a missing value in a column whose field cannot take one, naming the column and row.
+fn check_missing(name: &str, field: &Field, v: &[f64]) -> Result<()> {
+    match v.iter().position(|x| x.is_nan()) {
+        Some(row) if !field.nullable => Err(Error::BadValue {
+            column: name.to_string(),
+            row,
+            expected: "a number (the model does not take missing values here)".into(),
+            found: "a missing value".into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn convert_type(name: &str, dtype: DType, data: &ColumnData) -> Result<Col> {

@@ -50,6 +50,8 @@ pub struct Tree {
     pub output: usize,
     /// Bitsets (256 categories each) of categorical splits.
     pub cat_bitsets: Vec<[u32; 8]>,
+    /// The tree as bit masks over its leaves, when it has at most 64 leaves and numeric splits.
+    masked: Option<Masked>,
     /// The tree as a perfect binary tree, when it is shallow and has only numeric splits.
     perfect: Option<Perfect>,
     /// Some split reads zero as missing: the general node walk handles it.
@@ -83,6 +85,241 @@ struct Perfect {
 
 /// Rows walked together through a perfect tree: their loads overlap instead of waiting in turn.
 const LANES: usize = 6;
+
+/// Rows scored together: the column-major copy of a block, its leaf masks and accumulators.
+const BLOCK: usize = 8 * LANES;
+
+/// A tree of at most 64 leaves and numeric splits, scored without a branch over a block of rows
+/// (QuickScorer's bit vectors, run over rows instead of over thresholds): leaves are numbered
+/// left to right, every split a row fails (`x > t`: it goes right) clears the bits of the leaves
+/// of its left subtree, and the leaf the row reaches is the lowest bit left set. Every split is
+/// tested for every row, so the loops are straight lines the compiler vectorises; rows with a NaN
+/// take the node walk instead.
+#[derive(Clone, Debug, PartialEq)]
+struct Masked {
+    /// `(feature, threshold, mask of the leaves that remain when x > threshold)`, in f32
+    /// (see [`Perfect::split32`]) and in f64.
+    split32: Vec<(u32, f32, u64)>,
+    split64: Vec<(u32, f64, u64)>,
+    /// The leaves' values, left to right, `width` per leaf, padded with zeros to 65 leaves
+    /// (256 single values).
+    values: Vec<f64>,
+    /// At most 32 leaves: the masks fit in 32 bits (twice the rows per vector).
+    narrow: bool,
+}
+
+/// A word of leaf bits.
+trait LeafMask: Copy + std::ops::BitAnd<Output = Self> {
+    const ALL: Self;
+    fn from_u64(m: u64) -> Self;
+    /// The index of the lowest bit set: the mask's width when none is.
+    fn lowest(self) -> u8;
+}
+
+impl LeafMask for u32 {
+    const ALL: u32 = u32::MAX;
+    fn from_u64(m: u64) -> u32 {
+        m as u32
+    }
+    #[inline(always)]
+    fn lowest(self) -> u8 {
+        self.trailing_zeros() as u8
+    }
+}
+
+impl LeafMask for u64 {
+    const ALL: u64 = u64::MAX;
+    fn from_u64(m: u64) -> u64 {
+        m
+    }
+    #[inline(always)]
+    fn lowest(self) -> u8 {
+        self.trailing_zeros() as u8
+    }
+}
+
+impl Masked {
+    const MAX_LEAVES: u32 = 64;
+
+    fn build(nodes: &[Node], values: &[f64], width: usize) -> Option<Masked> {
+        let mut m = Masked {
+            split32: Vec::new(),
+            split64: Vec::new(),
+            values: Vec::new(),
+            narrow: false,
+        };
+        if width == 0 {
+            return None;
+        }
+        let leaves = m.number(nodes, values, width, 0, 0, &mut 0)?;
+        m.narrow = leaves <= 32;
+        // Padding past leaf 64, the lowest bit of an empty mask (32 for narrow masks); single
+        // values to 256, so that a leaf's `u8` index needs no bounds check.
+        m.values
+            .resize(if width == 1 { 256 } else { 65 * width }, 0.0);
+        Some(m)
+    }
+
+    /// Numbers the leaves below `node` from `*next` on, recording each split's mask; returns the
+    /// count of leaves so far, or `None` for more than 64 leaves, a split we cannot mask, or a
+    /// malformed tree (children must follow their parent).
+    fn number(
+        &mut self,
+        nodes: &[Node],
+        values: &[f64],
+        width: usize,
+        node: usize,
+        level: u32,
+        next: &mut u32,
+    ) -> Option<u32> {
+        let n = nodes.get(node)?;
+        if level >= Self::MAX_LEAVES || n.flags & (Node::CATEGORICAL | Node::MISSING_ZERO) != 0 {
+            return None;
+        }
+        if n.is_leaf() {
+            if *next >= Self::MAX_LEAVES {
+                return None;
+            }
+            let off = n.left as usize;
+            self.values.extend_from_slice(values.get(off..off + width)?);
+            *next += 1;
+            return Some(*next);
+        }
+        if n.left as usize <= node || n.right as usize <= node {
+            return None;
+        }
+        let at = self.split64.len();
+        self.split32.push((n.feature, f32_floor(n.threshold), 0));
+        self.split64.push((n.feature, n.threshold, 0));
+        let lo = *next;
+        self.number(nodes, values, width, n.left as usize, level + 1, next)?;
+        let hi = *next;
+        // Bits lo..hi are the left subtree's leaves: a row that goes right cannot end there.
+        let left = (u64::MAX >> (64 - (hi - lo))) << lo;
+        self.split32[at].2 = !left;
+        self.split64[at].2 = !left;
+        self.number(nodes, values, width, n.right as usize, level + 1, next)
+    }
+
+    /// The leaves of the `BLOCK` rows of `xt`, a column-major block (`BLOCK` values per
+    /// feature), against `splits` (`split32` for f32 rows, `split64` for f64 rows).
+    #[inline(always)]
+    fn leaves<T: Copy + PartialOrd, M: LeafMask>(
+        splits: &[(u32, T, u64)],
+        xt: &[T],
+    ) -> [u8; BLOCK] {
+        let mut m = [M::ALL; BLOCK];
+        for &(f, t, keep) in splits {
+            let col: &[T; BLOCK] = xt[f as usize * BLOCK..][..BLOCK]
+                .try_into()
+                .expect("a block column");
+            let keep = M::from_u64(keep);
+            for (m, &v) in m.iter_mut().zip(col) {
+                *m = *m & if v > t { keep } else { M::ALL };
+            }
+        }
+        let mut leaves = [0u8; BLOCK];
+        for (l, m) in leaves.iter_mut().zip(m) {
+            *l = m.lowest();
+        }
+        leaves
+    }
+
+    /// Adds `scale` times each block row's leaf values to its accumulators (`k` per row,
+    /// this tree's `width` from `col`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn accumulate<T: Copy + PartialOrd>(
+        &self,
+        splits: &[(u32, T, u64)],
+        xt: &[T],
+        block: &mut [f64],
+        k: usize,
+        col: usize,
+        width: usize,
+        scale: f64,
+    ) {
+        if width == 1 && k == 1 {
+            let values: &[f64; 256] = self.values[..256].try_into().expect("256 leaves");
+            let block: &mut [f64; BLOCK] = block.try_into().expect("one output per row");
+            if self.narrow {
+                fast_add::<T, u32>(splits, xt, values, block, scale);
+            } else {
+                fast_add::<T, u64>(splits, xt, values, block, scale);
+            }
+            return;
+        }
+        let leaves = if self.narrow {
+            Self::leaves::<T, u32>(splits, xt)
+        } else {
+            Self::leaves::<T, u64>(splits, xt)
+        };
+        for (r, leaf) in leaves.into_iter().enumerate() {
+            let leaf = usize::from(leaf);
+            let vals = &self.values[leaf * width..(leaf + 1) * width];
+            for (o, v) in block[r * k + col..r * k + col + width].iter_mut().zip(vals) {
+                *o += scale * v;
+            }
+        }
+    }
+
+    /// Adds `scale` times the leaf value of each block row to its accumulator (single-output
+    /// trees, `values` padded to 256 leaves). A row's lowest bit is always one of its tree's
+    /// leaves (see `Masked`); an empty mask (32 or 64, past the leaves, where the padding is)
+    /// only comes from a NaN row, which the node walk scores again.
+    #[inline(always)]
+    fn add<T: Copy + PartialOrd, M: LeafMask>(
+        splits: &[(u32, T, u64)],
+        xt: &[T],
+        values: &[f64; 256],
+        block: &mut [f64; BLOCK],
+        scale: f64,
+    ) {
+        let leaves = Self::leaves::<T, M>(splits, xt);
+        for (o, leaf) in block.iter_mut().zip(leaves) {
+            *o += scale * values[usize::from(leaf)];
+        }
+    }
+}
+
+/// [`Masked::add`], in 256-bit vectors where the CPU has them (the everyday build targets
+/// baseline x86-64, whose 128-bit vectors test half as many rows per instruction).
+#[inline]
+fn fast_add<T: Copy + PartialOrd, M: LeafMask>(
+    splits: &[(u32, T, u64)],
+    xt: &[T],
+    values: &[f64; 256],
+    block: &mut [f64; BLOCK],
+    scale: f64,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("bmi1") {
+        #[target_feature(enable = "avx2,bmi1")]
+        fn avx2<T: Copy + PartialOrd, M: LeafMask>(
+            s: &[(u32, T, u64)],
+            xt: &[T],
+            values: &[f64; 256],
+            block: &mut [f64; BLOCK],
+            scale: f64,
+        ) {
+            Masked::add::<T, M>(s, xt, values, block, scale)
+        }
+        // SAFETY: the CPU has AVX2 and BMI1 (checked just above), all that `avx2` requires.
+        #[allow(unsafe_code)]
+        return unsafe { avx2::<T, M>(splits, xt, values, block, scale) };
+    }
+    Masked::add::<T, M>(splits, xt, values, block, scale)
+}
+
+/// Copies `BLOCK` rows of `width` values (row-major) into `xt`, column-major, through `cast`.
+#[inline]
+fn transpose<T>(rows: &[f64], width: usize, xt: &mut [T], cast: impl Fn(f64) -> T) {
+    for (r, row) in rows.chunks_exact(width).enumerate() {
+        for (f, &v) in row.iter().enumerate() {
+            xt[f * BLOCK + r] = cast(v);
+        }
+    }
+}
 
 /// The largest f32 not above `t`: for an f32 input `x`, `f64(x) <= t` exactly when `x <= f32_floor(t)`.
 fn f32_floor(t: f64) -> f32 {
@@ -203,7 +440,21 @@ impl Tree {
         output: usize,
         cat_bitsets: Vec<[u32; 8]>,
     ) -> Tree {
-        let perfect = Perfect::build(&nodes, &values, width);
+        // Each tree takes the layout that scores it faster (per row, about 0.2 ns per split of
+        // a narrow mask, 0.5 of a wide one, against 1.9 per level of a perfect walk, measured
+        // by `bench/score_vs_sklearn.sh`).
+        let (masked, perfect) = match (
+            Masked::build(&nodes, &values, width),
+            Perfect::build(&nodes, &values, width),
+        ) {
+            (Some(m), Some(p))
+                if m.split64.len() * if m.narrow { 2 } else { 5 } + 6 > p.depth as usize * 19 =>
+            {
+                (None, Some(p))
+            }
+            (Some(m), _) => (Some(m), None),
+            (None, p) => (None, p),
+        };
         let zero_missing = nodes.iter().any(|n| n.flags & Node::MISSING_ZERO != 0);
         Tree {
             zero_missing,
@@ -212,6 +463,7 @@ impl Tree {
             width,
             output,
             cat_bitsets,
+            masked,
             perfect,
         }
     }
@@ -264,13 +516,28 @@ pub struct TreeEnsemble {
 
 /// The prepared input of one scoring call, shared by the threads.
 struct Input<'a> {
-    /// The rows, cast to float32 and back when the ensemble compares in float32.
-    xs: &'a Matrix,
-    /// The same rows as f32 (float32 ensembles only).
-    x32: &'a [f32],
-    has_nan: &'a [bool],
+    /// The rows (row-major, `width` each), cast to float32 and back when the ensemble compares
+    /// in float32; empty when no tree of a float32 ensemble walks node by node.
+    xs: &'a [f64],
+    /// The rows as given (float32 ensembles only), for rows that `xs` does not hold.
+    x: &'a [f64],
+    width: usize,
     scale: f64,
     base: &'a [f64],
+}
+
+impl Input<'_> {
+    /// Row `i` as the trees compare it, from `xs` or converted from `x32` into `buf`.
+    fn row<'b>(&'b self, i: usize, buf: &'b mut Vec<f64>) -> &'b [f64] {
+        let span = i * self.width..(i + 1) * self.width;
+        if self.xs.is_empty() {
+            buf.clear();
+            buf.extend(self.x[span].iter().map(|v| f64::from(*v as f32)));
+            buf
+        } else {
+            &self.xs[span]
+        }
+    }
 }
 
 /// Batches at least this large are split across threads.
@@ -459,31 +726,7 @@ impl TreeEnsemble {
     /// Each row adds its trees' values in tree order, as scikit-learn does, whatever the
     /// strategy, so results are bit-identical; large batches are split across threads.
     fn accumulate(&self, x: &Matrix, scale: f64, base: &[f64]) -> Matrix {
-        let n = x.rows();
-        let cast;
-        let xs: &Matrix = if self.cast_f32 {
-            let data = x.as_slice().iter().map(|v| f64::from(*v as f32)).collect();
-            cast = Matrix::new(n, x.cols(), data).expect("same shape");
-            &cast
-        } else {
-            x
-        };
-        let x32: Vec<f32> = if self.cast_f32 {
-            x.as_slice().iter().map(|v| *v as f32).collect()
-        } else {
-            Vec::new()
-        };
-        let has_nan: Vec<bool> = xs
-            .iter_rows()
-            .map(|r| r.iter().any(|v| v.is_nan()))
-            .collect();
-        let input = Input {
-            xs,
-            x32: &x32,
-            has_nan: &has_nan,
-            scale,
-            base,
-        };
+        let (n, width, k) = (x.rows(), x.cols(), self.n_outputs);
         let threads = if n >= PARALLEL_ROWS {
             std::thread::available_parallelism()
                 .map_or(1, usize::from)
@@ -491,100 +734,142 @@ impl TreeEnsemble {
         } else {
             1
         };
-        let acc = if threads > 1 {
+        let mut acc = vec![0.0; n * k];
+        if threads > 1 && width > 0 && k > 0 {
             let chunk = n.div_ceil(threads);
             std::thread::scope(|s| {
-                let handles: Vec<_> = (0..n)
-                    .step_by(chunk)
-                    .map(|start| {
-                        let input = &input;
-                        s.spawn(move || self.accumulate_rows(input, start..(start + chunk).min(n)))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().expect("scoring thread panicked"))
-                    .collect()
-            })
+                let parts = x
+                    .as_slice()
+                    .chunks(chunk * width)
+                    .zip(acc.chunks_mut(chunk * k));
+                for (rows, out) in parts {
+                    s.spawn(move || self.accumulate_rows(rows, width, scale, base, out));
+                }
+            });
         } else {
-            self.accumulate_rows(&input, 0..n)
-        };
-        Matrix::new(n, self.n_outputs, acc).expect("rows x outputs values")
+            self.accumulate_rows(x.as_slice(), width, scale, base, &mut acc);
+        }
+        Matrix::new(n, k, acc).expect("rows x outputs values")
     }
 
-    /// The accumulator rows of `rows`, row-major.
+    /// The accumulator rows (`k` per row, into `acc`) of the rows of `x` (row-major, `width`
+    /// values each).
     ///
-    /// Rows go in blocks of `LANES`: each block runs through every tree while its accumulators
+    /// Rows go in blocks of `BLOCK`: each block runs through every tree while its accumulators
     /// stay in a small buffer, so a row's values are added in tree order with nothing reloaded.
-    /// Blocks with a missing value, and the last rows, walk the nodes one row at a time.
-    fn accumulate_rows(&self, input: &Input<'_>, rows: std::ops::Range<usize>) -> Vec<f64> {
-        let (k, scale) = (self.n_outputs, input.scale);
-        let width = input.xs.cols();
-        let xs = input.xs;
-        let mut acc: Vec<f64> = Vec::with_capacity(rows.len() * k);
-        let mut block = vec![0.0; LANES * k];
-        let mut i = rows.start;
-        while i + LANES <= rows.end {
-            if input.has_nan[i..i + LANES].contains(&true) {
-                for row in i..i + LANES {
-                    self.accumulate_one(input, row, &mut acc);
-                }
-                i += LANES;
-                continue;
+    /// Trees of at most 64 leaves test every split on a column-major copy of the block
+    /// ([`Masked`]), other shallow trees walk `LANES` rows at a time ([`Perfect`]), the rest node
+    /// by node. Rows with a missing value, and the last rows, walk the nodes one row at a time.
+    fn accumulate_rows(&self, x: &[f64], width: usize, scale: f64, base: &[f64], acc: &mut [f64]) {
+        let k = self.n_outputs;
+        let n = acc.len() / k.max(1);
+        let (mut any_masked, mut any_perfect, mut walks) = (false, false, false);
+        for t in &self.trees {
+            any_masked |= t.masked.is_some();
+            any_perfect |= t.perfect.is_some();
+            walks |= t.masked.is_none() && t.perfect.is_none();
+        }
+        // The rows as each layout reads them: f32 rows for perfect walks, f64 rows (cast to f32
+        // and back for float32 ensembles) for node walks, a column-major block for masks.
+        let x32: Vec<f32> = if self.cast_f32 && any_perfect {
+            x.iter().map(|v| *v as f32).collect()
+        } else {
+            Vec::new()
+        };
+        let cast: Vec<f64> = if self.cast_f32 && walks {
+            x.iter().map(|v| f64::from(*v as f32)).collect()
+        } else {
+            Vec::new()
+        };
+        let input = Input {
+            xs: if self.cast_f32 { &cast } else { x },
+            x: if self.cast_f32 { x } else { &[] },
+            width,
+            scale,
+            base,
+        };
+        let has_nan: Vec<bool> = (0..n)
+            .map(|i| x[i * width..(i + 1) * width].iter().any(|v| v.is_nan()))
+            .collect();
+        let (mut xt32, mut xt64) = (Vec::new(), Vec::new());
+        if any_masked {
+            if self.cast_f32 {
+                xt32 = vec![0f32; width * BLOCK];
+            } else {
+                xt64 = vec![0f64; width * BLOCK];
             }
-            for r in 0..LANES {
-                block[r * k..(r + 1) * k].copy_from_slice(input.base);
+        }
+        let mut buf = Vec::with_capacity(width);
+        let mut i = 0;
+        while i + BLOCK <= n {
+            let block = &mut acc[i * k..(i + BLOCK) * k];
+            let rows = &x[i * width..(i + BLOCK) * width];
+            if any_masked {
+                if self.cast_f32 {
+                    transpose(rows, width, &mut xt32, |v| v as f32);
+                } else {
+                    transpose(rows, width, &mut xt64, |v| v);
+                }
+            }
+            for r in 0..BLOCK {
+                block[r * k..(r + 1) * k].copy_from_slice(base);
             }
             for tree in &self.trees {
                 let (w, col) = (tree.width, tree.output);
-                match &tree.perfect {
-                    Some(p) => {
-                        let slots = if self.cast_f32 {
-                            p.leaves(&p.split32, input.x32, width, i)
-                        } else {
-                            p.leaves(&p.split64, xs.as_slice(), width, i)
-                        };
-                        if w == 1 {
-                            for (r, slot) in slots.into_iter().enumerate() {
-                                block[r * k + col] += scale * p.slot_values[slot];
-                            }
-                        } else {
-                            for (r, slot) in slots.into_iter().enumerate() {
-                                let out = &mut block[r * k + col..r * k + col + w];
-                                let vals = &p.slot_values[slot * w..(slot + 1) * w];
-                                for (o, v) in out.iter_mut().zip(vals) {
-                                    *o += scale * v;
-                                }
-                            }
-                        }
+                if let Some(m) = &tree.masked {
+                    if self.cast_f32 {
+                        m.accumulate(&m.split32, &xt32, block, k, col, w, scale);
+                    } else {
+                        m.accumulate(&m.split64, &xt64, block, k, col, w, scale);
                     }
-                    None => {
-                        for r in 0..LANES {
-                            let vals = &tree.values[self.leaf_range(tree, xs.row(i + r))];
+                } else if let Some(p) = &tree.perfect {
+                    for lane in (0..BLOCK).step_by(LANES) {
+                        let slots = if self.cast_f32 {
+                            p.leaves(&p.split32, &x32, width, i + lane)
+                        } else {
+                            p.leaves(&p.split64, x, width, i + lane)
+                        };
+                        for (r, slot) in slots.into_iter().enumerate() {
+                            let r = lane + r;
                             let out = &mut block[r * k + col..r * k + col + w];
+                            let vals = &p.slot_values[slot * w..(slot + 1) * w];
                             for (o, v) in out.iter_mut().zip(vals) {
                                 *o += scale * v;
                             }
                         }
                     }
+                } else {
+                    for r in 0..BLOCK {
+                        let row = &input.xs[(i + r) * width..(i + r + 1) * width];
+                        let vals = &tree.values[self.leaf_range(tree, row)];
+                        let out = &mut block[r * k + col..r * k + col + w];
+                        for (o, v) in out.iter_mut().zip(vals) {
+                            *o += scale * v;
+                        }
+                    }
                 }
             }
-            acc.extend_from_slice(&block);
-            i += LANES;
+            for (r, _) in has_nan[i..i + BLOCK]
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n)
+            {
+                let row = input.row(i + r, &mut buf);
+                self.accumulate_one(&input, row, &mut block[r * k..(r + 1) * k]);
+            }
+            i += BLOCK;
         }
-        for row in i..rows.end {
-            self.accumulate_one(input, row, &mut acc);
+        for i in i..n {
+            let row = input.row(i, &mut buf);
+            self.accumulate_one(&input, row, &mut acc[i * k..(i + 1) * k]);
         }
-        acc
     }
 
-    /// Appends the accumulator row of one row, walking each tree's nodes.
-    fn accumulate_one(&self, input: &Input<'_>, row: usize, acc: &mut Vec<f64>) {
-        let start = acc.len();
-        acc.extend_from_slice(input.base);
-        let out = &mut acc[start..];
+    /// Writes the accumulator row of one row into `out`, walking each tree's nodes.
+    fn accumulate_one(&self, input: &Input<'_>, row: &[f64], out: &mut [f64]) {
+        out.copy_from_slice(input.base);
         for tree in &self.trees {
-            let vals = &tree.values[self.leaf_range(tree, input.xs.row(row))];
+            let vals = &tree.values[self.leaf_range(tree, row)];
             for (o, v) in out[tree.output..tree.output + tree.width]
                 .iter_mut()
                 .zip(vals)
@@ -718,6 +1003,7 @@ mod tests {
         depth: u32,
         seed: &mut u64,
         n_features: u32,
+        width: usize,
         nodes: &mut Vec<Node>,
         values: &mut Vec<f64>,
     ) -> u32 {
@@ -730,7 +1016,9 @@ mod tests {
         let me = nodes.len() as u32;
         if depth == 0 || next() % 5 == 0 {
             nodes.push(Node::leaf(values.len() as u32));
-            values.push((next() % 1000) as f64 / 7.0 - 50.0);
+            for _ in 0..width {
+                values.push((next() % 1000) as f64 / 7.0 - 50.0);
+            }
             return me;
         }
         let feature = (next() % u64::from(n_features)) as u32;
@@ -750,8 +1038,8 @@ mod tests {
             flags,
             bitset: 0,
         });
-        let l = random_tree(depth - 1, seed, n_features, nodes, values);
-        let r = random_tree(depth - 1, seed, n_features, nodes, values);
+        let l = random_tree(depth - 1, seed, n_features, width, nodes, values);
+        let r = random_tree(depth - 1, seed, n_features, width, nodes, values);
         nodes[me as usize].left = l;
         nodes[me as usize].right = r;
         me
@@ -800,18 +1088,28 @@ mod tests {
             depth in 0u32..14,
             n_trees in 1usize..6,
             cast_f32 in any::<bool>(),
-            rows in prop::sample::select(vec![1usize, 7, 8, 9, 33, 4100]),
+            multi in any::<bool>(),
+            rows in prop::sample::select(vec![1usize, 7, 8, 9, 33, 48, 97, 4100]),
         ) {
             let n_features = 4;
             let mut s = seed;
+            // Three outputs: trees of one and two values per leaf, writing at every column.
+            let k = if multi { 3 } else { 1 };
             let trees: Vec<Tree> = (0..n_trees)
-                .map(|_| {
+                .map(|t| {
                     let (mut nodes, mut values) = (Vec::new(), Vec::new());
-                    random_tree(depth, &mut s, n_features, &mut nodes, &mut values);
-                    Tree::new(nodes, values, 1, 0, Vec::new())
+                    let (width, output) = if multi { (1 + t % 2, t % 2) } else { (1, 0) };
+                    random_tree(depth, &mut s, n_features, width, &mut nodes, &mut values);
+                    Tree::new(nodes, values, width, output, Vec::new())
                 })
                 .collect();
-            let e = TreeEnsemble::new(4, 1, trees, cast_f32, TreeHead::BoostRegression { base: 0.5, scale: 0.1, exp: false }, Vec::new()).unwrap();
+            let head = if multi {
+                TreeHead::ForestClassifier { classes: (0..3).map(Label::Int).collect() }
+            } else {
+                TreeHead::BoostRegression { base: 0.5, scale: 0.1, exp: false }
+            };
+            let e = TreeEnsemble::new(4, k, trees, cast_f32, head, Vec::new()).unwrap();
+            let base = vec![0.5; k];
             // Inputs that sit exactly on thresholds (and on their f32 roundings) decide `<=` against `<`.
             let on: Vec<f64> = e.trees.iter().flat_map(|t| t.nodes.iter().filter(|n| !n.is_leaf()).map(|n| n.threshold)).collect();
             let data: Vec<f64> = (0..rows * 4)
@@ -828,8 +1126,8 @@ mod tests {
                 })
                 .collect();
             let x = Matrix::new(rows, 4, data).unwrap();
-            let got = e.accumulate(&x, 0.1, &[0.5]);
-            let want = naive(&e, &x, 0.1, &[0.5]);
+            let got = e.accumulate(&x, 0.1, &base);
+            let want = naive(&e, &x, 0.1, &base);
             prop_assert_eq!(got.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
     }
