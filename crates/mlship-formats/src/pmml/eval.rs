@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+pub use super::parse::FastMap as Map;
+
 use super::parse::{
     BayesInput, DataType, Derived, Document, Expr, Feature, Function, Invalid, Kind, ModelEl,
     Normalization, Outliers, Predicate, SegmentationMethod, SvmKernel, TreeModel, TreeNode, Usage,
@@ -77,19 +79,19 @@ fn same_category(a: &str, b: &str) -> bool {
 
 struct Scope<'d> {
     locals: &'d [Derived],
-    values: HashMap<&'d str, Value>,
+    values: Map<&'d str, Value>,
 }
 
 /// The values one row has: inputs, derived fields as they are needed, chained outputs.
 pub struct Ctx<'d> {
     doc: &'d Document,
-    fields: HashMap<String, Value>,
+    fields: Map<String, Value>,
     scopes: Vec<Scope<'d>>,
     depth: usize,
 }
 
 impl<'d> Ctx<'d> {
-    pub fn new(doc: &'d Document, inputs: HashMap<String, Value>) -> Ctx<'d> {
+    pub fn new(doc: &'d Document, inputs: Map<String, Value>) -> Ctx<'d> {
         Ctx {
             doc,
             fields: inputs,
@@ -105,20 +107,19 @@ impl<'d> Ctx<'d> {
                 return Some(d.dtype);
             }
         }
-        if let Some(f) = self.doc.fields.iter().find(|f| f.name == name) {
+        if let Some(f) = self.doc.field(name) {
             return Some(f.dtype);
         }
-        self.doc
-            .transforms
-            .iter()
-            .find(|d| d.name == name)
-            .map(|d| d.dtype)
+        self.doc.transform(name).map(|d| d.dtype)
     }
 
     pub fn get(&mut self, name: &str) -> Result<Value> {
         for i in (0..self.scopes.len()).rev() {
-            if let Some(v) = self.scopes[i].values.get(name) {
-                return Ok(v.clone());
+            // Most scopes hold nothing of their own: no hashing for them.
+            if !self.scopes[i].values.is_empty() {
+                if let Some(v) = self.scopes[i].values.get(name) {
+                    return Ok(v.clone());
+                }
             }
             let locals = self.scopes[i].locals;
             if let Some(d) = locals.iter().find(|d| d.name == name) {
@@ -131,7 +132,7 @@ impl<'d> Ctx<'d> {
             return Ok(v.clone());
         }
         let doc = self.doc;
-        if let Some(d) = doc.transforms.iter().find(|d| d.name == name) {
+        if let Some(d) = doc.transform(name) {
             let v = self.derive(d)?;
             self.fields.insert(name.to_string(), v.clone());
             return Ok(v);
@@ -303,7 +304,12 @@ impl<'d> Ctx<'d> {
         Ok(match p {
             Predicate::True => Some(true),
             Predicate::False => Some(false),
-            Predicate::Simple { field, op, value } => {
+            Predicate::Simple {
+                field,
+                op,
+                value,
+                num,
+            } => {
                 let v = self.get(field)?;
                 match op.as_str() {
                     "isMissing" => Some(is_missing(&v)),
@@ -313,12 +319,8 @@ impl<'d> Ctx<'d> {
                         let c = value.as_deref().ok_or_else(|| {
                             fail(format!("a SimplePredicate on {field:?} has no value"))
                         })?;
-                        Some(compare(
-                            &v,
-                            c,
-                            op,
-                            self.dtype(field) == Some(DataType::Float),
-                        )?)
+                        let float = num.is_some() && self.dtype(field) == Some(DataType::Float);
+                        Some(compare(&v, c, *num, op, float)?)
                     }
                 }
             }
@@ -374,12 +376,12 @@ impl<'d> Ctx<'d> {
         }
         let mut scope = Scope {
             locals: &m.locals,
-            values: HashMap::new(),
+            values: Map::default(),
         };
         // The mining schema: missing value replacement, invalid values, outliers.
         for f in m.fields.iter().filter(|f| f.usage == Usage::Active) {
-            let v = self.get(&f.name)?;
-            let mut v = v;
+            let given = self.get(&f.name)?;
+            let mut v = given.clone();
             if is_missing(&v) {
                 if let Some(r) = &f.replacement {
                     v = match self.dtype(&f.name) {
@@ -421,7 +423,10 @@ impl<'d> Ctx<'d> {
                     };
                 }
             }
-            scope.values.insert(&f.name, v);
+            // An unchanged value is found in the outer scope as it is.
+            if v != given {
+                scope.values.insert(&f.name, v);
+            }
         }
         self.scopes.push(scope);
         let r = self.model_kind(m);
@@ -455,14 +460,14 @@ impl<'d> Ctx<'d> {
             .fields
             .iter()
             .find(|f| f.usage == Usage::Target)
-            .and_then(|t| self.doc.fields.iter().find(|f| f.name == t.name))
+            .and_then(|t| self.doc.field(&t.name))
             .map(|f| f.values.clone())
             .unwrap_or_default()
     }
 
     /// Whether a value is valid for a field with listed values (others take anything).
     fn valid(&self, name: &str, v: &Value) -> bool {
-        let Some(f) = self.doc.fields.iter().find(|f| f.name == name) else {
+        let Some(f) = self.doc.field(name) else {
             return true;
         };
         if f.values.is_empty() || f.optype == super::parse::OpType::Continuous {
@@ -1356,9 +1361,10 @@ fn denorm(z: f64, points: &[(f64, f64)]) -> f64 {
     a.0 + (z - a.1) / (b.1 - a.1) * (b.0 - a.0)
 }
 
-fn compare(v: &Value, c: &str, op: &str, float: bool) -> Result<bool> {
+/// `v op c`, where `num` is `c` as a number (if it is one) and `float` compares in float32.
+fn compare(v: &Value, c: &str, num: Option<f64>, op: &str, float: bool) -> Result<bool> {
     use std::cmp::Ordering;
-    let ord = match (as_num(v), super::parse::parse_f64(c)) {
+    let ord = match (as_num(v), num) {
         (Some(x), Some(y))
             if !matches!(v, Value::Str(_))
                 || super::parse::parse_f64(&text(v).unwrap_or_default()).is_some() =>
@@ -1489,7 +1495,7 @@ fn apply(f: &str, a: &[Value]) -> Result<Value> {
         "equal" | "notEqual" | "lessThan" | "lessOrEqual" | "greaterThan" | "greaterOrEqual" => {
             arity(2)?;
             let c = text(&a[1]).unwrap_or_default();
-            Value::Bool(compare(&a[0], &c, f, false)?)
+            Value::Bool(compare(&a[0], &c, super::parse::parse_f64(&c), f, false)?)
         }
         "and" | "or" => {
             let bs: Vec<Option<bool>> = a.iter().map(bool_of).collect();

@@ -10,7 +10,6 @@ mod write;
 
 pub use write::write;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use mlship_model::{
@@ -52,8 +51,8 @@ pub struct PmmlScorer {
 const INVALID_CODE: f64 = -1.0;
 
 impl PmmlScorer {
-    fn row_inputs(&self, row: &[f64]) -> HashMap<String, Value> {
-        let mut m = HashMap::with_capacity(self.inputs.len());
+    fn row_inputs(&self, row: &[f64]) -> eval::Map<String, Value> {
+        let mut m = eval::Map::with_capacity_and_hasher(self.inputs.len(), Default::default());
         for (f, &x) in self.inputs.iter().zip(row) {
             let v = if x.is_nan() {
                 Value::Missing
@@ -357,7 +356,7 @@ fn verify(s: &PmmlScorer) -> Result<()> {
         return Ok(());
     };
     for (i, row) in v.rows.iter().enumerate() {
-        let mut inputs = HashMap::new();
+        let mut inputs = eval::Map::default();
         let mut expected = Vec::new();
         for (key, precision, zero) in &v.fields {
             let (field, column) = key.split_once('\u{0}').unwrap_or((key, key));

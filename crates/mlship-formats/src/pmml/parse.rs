@@ -3,6 +3,9 @@
 
 use std::collections::HashMap;
 
+/// The maps a row's evaluation looks fields up in, many times per row: a fast hash.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 use roxmltree::Node;
 
 use crate::{Error, Result};
@@ -282,6 +285,8 @@ pub enum Predicate {
         field: String,
         op: String,
         value: Option<String>,
+        /// `value` as a number, parsed once.
+        num: Option<f64>,
     },
     Set {
         field: String,
@@ -452,6 +457,21 @@ pub struct Document {
     pub functions: HashMap<String, (Vec<String>, Expr)>,
     pub model: ModelEl,
     pub verification: Option<Verification>,
+    /// Field name to its index in `fields`, and to its index in `transforms`.
+    pub field_index: FastMap<String, usize>,
+    pub transform_index: FastMap<String, usize>,
+}
+
+impl Document {
+    /// The data dictionary's field of this name.
+    pub fn field(&self, name: &str) -> Option<&DataField> {
+        self.field_index.get(name).map(|&i| &self.fields[i])
+    }
+
+    /// The transformation dictionary's derived field of this name.
+    pub fn transform(&self, name: &str) -> Option<&Derived> {
+        self.transform_index.get(name).map(|&i| &self.transforms[i])
+    }
 }
 
 fn err(node: &Node, message: impl Into<String>) -> Error {
@@ -586,6 +606,15 @@ pub fn parse(text: &str) -> Result<Document> {
         Some(v) => Some(verification(&v)?),
         None => None,
     };
+    // The first of two fields of one name wins, as a linear search would find it.
+    let mut field_index = FastMap::default();
+    for (i, f) in fields.iter().enumerate() {
+        field_index.entry(f.name.clone()).or_insert(i);
+    }
+    let mut transform_index = FastMap::default();
+    for (i, d) in transforms.iter().enumerate() {
+        transform_index.entry(d.name.clone()).or_insert(i);
+    }
     Ok(Document {
         version,
         application,
@@ -594,6 +623,8 @@ pub fn parse(text: &str) -> Result<Document> {
         functions,
         model,
         verification,
+        field_index,
+        transform_index,
     })
 }
 
@@ -1081,6 +1112,7 @@ fn predicate(n: &Node, depth: usize) -> Result<Predicate> {
             field: req(n, "field")?.to_string(),
             op: req(n, "operator")?.to_string(),
             value: attr(n, "value").map(str::to_string),
+            num: attr(n, "value").and_then(parse_f64),
         },
         "SimpleSetPredicate" => {
             let arr =
