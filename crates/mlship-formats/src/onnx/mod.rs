@@ -1,10 +1,13 @@
 //! ONNX models of classic estimators (what skl2onnx and onnxmltools write): the protobuf is
 //! decoded by hand (`proto`), every operator is checked against the ones mlship runs (`ops`), and
 //! the graph runs as written, in float32 like onnxruntime, behind the IR's `ExternalScorer`.
-//! Neural networks and other operators are refused by name.
+//! Graphs with other standard operators (neural networks) run through tract in builds with the
+//! `tract` feature (`tract.rs`), and are refused by name in the others.
 
 mod ops;
 mod proto;
+#[cfg(feature = "tract")]
+mod tract;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -265,21 +268,39 @@ pub fn load(b: &[u8]) -> Result<Model> {
             )));
         }
     }
+    // A graph with a standard operator mlship does not run is a neural network: tract runs it
+    // in builds with the `tract` feature. Classic ML operators are mlship's alone.
+    if let Some(node) = m
+        .graph
+        .nodes
+        .iter()
+        .find(|n| !ops::supported(&n.domain, &n.op_type))
+    {
+        let standard = |d: &str| d.is_empty() || d == "ai.onnx";
+        let neural = m.graph.nodes.iter().all(|n| standard(&n.domain));
+        #[cfg(feature = "tract")]
+        if neural {
+            return tract::load(b, m);
+        }
+        let hint = if neural && cfg!(not(feature = "tract")) {
+            "; neural networks run through tract in builds with the `tract` feature (cargo build --release --features tract)"
+        } else {
+            "; mlship runs the ai.onnx.ml operators classic exporters write"
+        };
+        return Err(Error::Unsupported(format!(
+            "the ONNX operator {}{} (node {:?} at byte {}){hint}",
+            if node.domain.is_empty() {
+                String::new()
+            } else {
+                format!("{}.", node.domain)
+            },
+            node.op_type,
+            node.name,
+            node.offset
+        )));
+    }
     let g = m.graph;
     for node in &g.nodes {
-        if !ops::supported(&node.domain, &node.op_type) {
-            return Err(Error::Unsupported(format!(
-                "the ONNX operator {}{} (node {:?} at byte {}); mlship runs the ai.onnx.ml operators classic exporters write",
-                if node.domain.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}.", node.domain)
-                },
-                node.op_type,
-                node.name,
-                node.offset
-            )));
-        }
         if node.attributes.iter().any(|a| a.has_graph) {
             return Err(Error::Unsupported(format!(
                 "ONNX subgraphs (in {})",
