@@ -258,3 +258,119 @@ fn user_defined_functions_are_applied_with_their_parameters() {
         .unwrap();
     assert_eq!(values(&out), [8.0, -10.0]);
 }
+
+/// An ordinal model (cumulative link over the target's ordered values, intercepts per category,
+/// shared slopes), in every cumulative link. The expected probabilities are JPMML-Evaluator's
+/// (through the `jpmml_evaluator` 0.16.0 package) on the same document and rows.
+#[test]
+fn an_ordinal_model_gives_the_steps_of_its_cumulative_probabilities() {
+    let expected: [(&str, [[f64; 3]; 3]); 5] = [
+        (
+            "logit",
+            [
+                [0.2689414213699951, 0.3535179098318595, 0.3775406687981454],
+                [0.09112296101485616, 0.21890255785753138, 0.6899744811276125],
+                [0.6224593312018547, 0.2583377467760276, 0.11920292202211769],
+            ],
+        ),
+        (
+            "probit",
+            [
+                [0.15865525393145702, 0.532807207342556, 0.308537538725987],
+                [
+                    0.010724110021675767,
+                    0.20113128856172102,
+                    0.7881446014166031,
+                ],
+                [0.6914624612740132, 0.28578740677780756, 0.02275013194817921],
+            ],
+        ),
+        (
+            "cloglog",
+            [
+                [0.3077993724446536, 0.4999049820073814, 0.19229564554796497],
+                [0.0953967631403857, 0.2665470702775956, 0.6380561665820187],
+                [
+                    0.8077043544520351,
+                    0.19167766655863372,
+                    0.000617978989331136,
+                ],
+            ],
+        ),
+        (
+            "loglog",
+            [
+                [0.06598803584531254, 0.4792511760472925, 0.45476078810739495],
+                [
+                    4.658730611926288e-05,
+                    0.10796239039047228,
+                    0.8919910223034084,
+                ],
+                [0.5452392118926052, 0.3281838066005115, 0.12657698150688335],
+            ],
+        ),
+        (
+            "cauchit",
+            [
+                [0.25, 0.39758361765043326, 0.35241638234956674],
+                [0.13054758708862274, 0.15467570038865447, 0.7147767125227228],
+                [0.6475836176504334, 0.20483276469913336, 0.14758361765043326],
+            ],
+        ),
+    ];
+    for (link, want) in expected {
+        let m = mlship_formats::load(&doc(
+            r#"<DataField name="x" optype="continuous" dataType="double"/>
+               <DataField name="g" optype="categorical" dataType="string"><Value value="u"/><Value value="v"/></DataField>
+               <DataField name="c" optype="ordinal" dataType="string"><Value value="lo"/><Value value="mid"/><Value value="hi"/></DataField>"#,
+            &format!(
+                r#"<GeneralRegressionModel functionName="classification" modelType="ordinalMultinomial" cumulativeLink="{link}">
+                 <MiningSchema><MiningField name="x"/><MiningField name="g"/><MiningField name="c" usageType="predicted"/></MiningSchema>
+                 <ParameterList><Parameter name="p0"/><Parameter name="p1"/><Parameter name="p2"/></ParameterList>
+                 <FactorList><Predictor name="g"/></FactorList>
+                 <CovariateList><Predictor name="x"/></CovariateList>
+                 <PPMatrix><PPCell value="1" predictorName="x" parameterName="p1"/><PPCell value="v" predictorName="g" parameterName="p2"/></PPMatrix>
+                 <ParamMatrix>
+                   <PCell targetCategory="lo" parameterName="p0" beta="-1"/>
+                   <PCell targetCategory="mid" parameterName="p0" beta="0.5"/>
+                   <PCell parameterName="p1" beta="-0.8"/>
+                   <PCell parameterName="p2" beta="0.3"/>
+                 </ParamMatrix>
+               </GeneralRegressionModel>"#
+            ),
+        ))
+        .unwrap_or_else(|e| panic!("{link}: {e}"));
+        let f = Frame::new(vec![
+            nums("x", &[0.0, 2.0, -1.5]),
+            strs("g", &["u", "v", "v"]),
+        ])
+        .unwrap();
+        let out = m.predict(&f).unwrap();
+        let p = out.probabilities.unwrap();
+        for (r, row) in want.iter().enumerate() {
+            for (k, w) in row.iter().enumerate() {
+                assert!(
+                    (p.get(r, k) - w).abs() < 1e-12,
+                    "{link} row {r} class {k}: {} against {w}",
+                    p.get(r, k)
+                );
+            }
+        }
+        let top: Vec<&str> = want
+            .iter()
+            .map(|row| {
+                ["lo", "mid", "hi"][(0..3).fold(0, |b, k| if row[k] > row[b] { k } else { b })]
+            })
+            .collect();
+        match out.predictions {
+            Predictions::Labels(l) => {
+                assert_eq!(
+                    l.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    top,
+                    "{link}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

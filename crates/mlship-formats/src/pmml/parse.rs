@@ -234,8 +234,11 @@ pub enum GlmLink {
 
 #[derive(Debug)]
 pub struct GeneralRegression {
-    /// `regression`, `generalLinear`, `generalizedLinear` or `multinomialLogistic`.
+    /// `regression`, `generalLinear`, `generalizedLinear`, `multinomialLogistic` or
+    /// `ordinalMultinomial`.
     pub model_type: String,
+    /// The cumulative link of an ordinal model.
+    pub cumulative: Option<Normalization>,
     pub parameters: Vec<String>,
     pub factors: Vec<String>,
     /// Per parameter: (predictor, value) cells; a factor's cell is its level, a covariate's the
@@ -1635,7 +1638,11 @@ fn general_regression(m: &Node) -> Result<GeneralRegression> {
     let model_type = req(m, "modelType")?.to_string();
     if !matches!(
         model_type.as_str(),
-        "regression" | "generalLinear" | "generalizedLinear" | "multinomialLogistic"
+        "regression"
+            | "generalLinear"
+            | "generalizedLinear"
+            | "multinomialLogistic"
+            | "ordinalMultinomial"
     ) {
         return Err(unsupported(m, format!("modelType={model_type:?}")));
     }
@@ -1699,7 +1706,21 @@ fn general_regression(m: &Node) -> Result<GeneralRegression> {
         },
         _ => GlmLink::Identity,
     };
+    // Ordinal models: the inverse of this link turns each category's linear predictor into the
+    // probability of that category or a lower one.
+    let cumulative = match (model_type.as_str(), attr(m, "cumulativeLink")) {
+        ("ordinalMultinomial", Some("logit")) => Some(Normalization::Logit),
+        ("ordinalMultinomial", Some("probit")) => Some(Normalization::Probit),
+        ("ordinalMultinomial", Some("cloglog")) => Some(Normalization::Cloglog),
+        ("ordinalMultinomial", Some("loglog")) => Some(Normalization::Loglog),
+        ("ordinalMultinomial", Some("cauchit")) => Some(Normalization::Cauchit),
+        ("ordinalMultinomial", other) => {
+            return Err(unsupported(m, format!("cumulativeLink={other:?}")));
+        }
+        _ => None,
+    };
     Ok(GeneralRegression {
+        cumulative,
         model_type,
         parameters,
         factors,
