@@ -374,3 +374,53 @@ fn an_ordinal_model_gives_the_steps_of_its_cumulative_probabilities() {
         }
     }
 }
+
+/// A stratified Cox regression gives the cumulative hazard at the row's end time: the stratum's
+/// baseline step times exp(beta (x - reference)); past the stratum's maximum time, no prediction.
+/// The expected values are JPMML-Evaluator's on the same document and rows.
+#[test]
+fn a_cox_regression_scales_its_strata_baseline_hazards() {
+    let m = mlship_formats::load(&doc(
+        r#"<DataField name="x" optype="continuous" dataType="double"/>
+           <DataField name="g" optype="categorical" dataType="string"><Value value="a"/><Value value="b"/></DataField>
+           <DataField name="s" optype="categorical" dataType="string"><Value value="m"/><Value value="f"/></DataField>
+           <DataField name="t" optype="continuous" dataType="double"/>
+           <DataField name="y" optype="continuous" dataType="double"/>"#,
+        r#"<GeneralRegressionModel functionName="regression" modelType="CoxRegression" endTimeVariable="t" baselineStrataVariable="s">
+             <MiningSchema><MiningField name="x"/><MiningField name="g"/><MiningField name="s"/><MiningField name="t"/><MiningField name="y" usageType="predicted"/></MiningSchema>
+             <ParameterList><Parameter name="p1" referencePoint="0.5"/><Parameter name="p2" referencePoint="0.25"/></ParameterList>
+             <FactorList><Predictor name="g"/></FactorList>
+             <CovariateList><Predictor name="x"/></CovariateList>
+             <PPMatrix><PPCell value="1" predictorName="x" parameterName="p1"/><PPCell value="b" predictorName="g" parameterName="p2"/></PPMatrix>
+             <ParamMatrix><PCell parameterName="p1" beta="0.7"/><PCell parameterName="p2" beta="-0.4"/></ParamMatrix>
+             <BaseCumHazardTables>
+               <BaselineStratum value="m" maxTime="10"><BaselineCell time="1" cumHazard="0.1"/><BaselineCell time="3" cumHazard="0.25"/></BaselineStratum>
+               <BaselineStratum value="f" maxTime="5"><BaselineCell time="2" cumHazard="0.2"/><BaselineCell time="4" cumHazard="0.5"/></BaselineStratum>
+             </BaseCumHazardTables>
+           </GeneralRegressionModel>"#,
+    ))
+    .unwrap();
+    let f = Frame::new(vec![
+        nums("x", &[0.0, 1.0, 2.0, 1.0, -1.0, 1.0, 1.0]),
+        strs("g", &["a", "b", "a", "b", "b", "a", "a"]),
+        strs("s", &["m", "m", "f", "f", "m", "f", "f"]),
+        nums("t", &[1.0, 3.0, 2.5, 4.0, 9.0, 6.0, 1.0]),
+    ])
+    .unwrap();
+    let got = values(&m.predict(&f).unwrap());
+    let want = [
+        0.0778800783071405,
+        0.262817774094006,
+        0.6316385819379535,
+        0.525635548188012,
+        0.06481006516147288,
+        f64::NAN,
+        0.0,
+    ];
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() < 1e-12 || (g.is_nan() && w.is_nan()),
+            "row {i}: {g} against {w}"
+        );
+    }
+}

@@ -1079,6 +1079,9 @@ impl<'d> Ctx<'d> {
             Some(f) => as_num(&self.get(f)?).unwrap_or(0.0),
             None => g.offset.unwrap_or(0.0),
         };
+        if let Some(cox) = &g.cox {
+            return self.cox(g, cox, &x);
+        }
         let eta = |cat: Option<&str>| -> f64 {
             offset
                 + g.betas
@@ -1145,6 +1148,56 @@ impl<'d> Ctx<'d> {
             })
             .collect();
         Ok(classified(cats.into_iter().zip(softmax(&etas)).collect()))
+    }
+
+    /// A Cox regression's cumulative hazard at the row's end time: the baseline's (its stratum's,
+    /// in a stratified model) at the last time not after it (0 before the first), times
+    /// `exp(Σ beta (x - reference point))`; missing past the baseline's maximum time.
+    fn cox(
+        &mut self,
+        g: &super::parse::GeneralRegression,
+        cox: &'d super::parse::Cox,
+        x: &HashMap<&str, f64>,
+    ) -> Result<Pred> {
+        let Some(t) = as_num(&self.get(&cox.end_time)?) else {
+            return Ok(Pred::null());
+        };
+        let baseline = match &cox.strata {
+            None => cox.baselines.first(),
+            Some(f) => {
+                let v = self.get(f)?;
+                let Some(v) = text(&v).filter(|_| !is_missing(&v)) else {
+                    return Ok(Pred::null());
+                };
+                cox.baselines
+                    .iter()
+                    .find(|b| b.stratum.as_deref().is_some_and(|s| same_category(s, &v)))
+            }
+        };
+        let Some(baseline) = baseline else {
+            return Ok(Pred::null());
+        };
+        if t > baseline.max_time {
+            return Ok(Pred::null());
+        }
+        let hazard = baseline
+            .cells
+            .iter()
+            .take_while(|(time, _)| *time <= t)
+            .last()
+            .map_or(0.0, |(_, h)| *h);
+        let r: f64 = g
+            .betas
+            .iter()
+            .map(|(_, p, b)| {
+                let reference = cox.reference.get(p).copied().unwrap_or(0.0);
+                b * (x.get(p.as_str()).copied().unwrap_or(0.0) - reference)
+            })
+            .sum();
+        Ok(Pred {
+            value: Some(Value::Num(hazard * r.exp())),
+            ..Pred::default()
+        })
     }
 
     /// An ordinal model: for each target category but the last, in the data dictionary's order,

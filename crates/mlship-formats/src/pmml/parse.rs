@@ -239,6 +239,8 @@ pub struct GeneralRegression {
     pub model_type: String,
     /// The cumulative link of an ordinal model.
     pub cumulative: Option<Normalization>,
+    /// A Cox regression's time variable, baseline hazards and reference points.
+    pub cox: Option<Cox>,
     pub parameters: Vec<String>,
     pub factors: Vec<String>,
     /// Per parameter: (predictor, value) cells; a factor's cell is its level, a covariate's the
@@ -250,6 +252,26 @@ pub struct GeneralRegression {
     pub offset: Option<f64>,
     pub offset_field: Option<String>,
     pub target_reference: Option<String>,
+}
+
+/// A baseline cumulative hazard table of a Cox model (one per stratum in a stratified model).
+#[derive(Debug)]
+pub struct Baseline {
+    pub stratum: Option<String>,
+    pub max_time: f64,
+    /// (time, cumulative hazard), sorted by time.
+    pub cells: Vec<(f64, f64)>,
+}
+
+/// A Cox proportional-hazards model's scoring data.
+#[derive(Debug)]
+pub struct Cox {
+    pub end_time: String,
+    /// The field whose value picks the baseline stratum, if the model is stratified.
+    pub strata: Option<String>,
+    pub baselines: Vec<Baseline>,
+    /// Each parameter's reference point (0 when not given).
+    pub reference: HashMap<String, f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1282,6 +1304,12 @@ fn segmentation(m: &Node, depth: usize) -> Result<Segmentation> {
         "weightedSum" => S::WeightedSum,
         "selectFirst" => S::SelectFirst,
         "modelChain" => S::ModelChain,
+        "selectAll" => {
+            return Err(unsupported(
+                &s,
+                "multipleModelMethod=\"selectAll\", whose answer is a list of every segment's result for each row (mlship gives one prediction per row)",
+            ));
+        }
         other => return Err(unsupported(&s, format!("multipleModelMethod={other:?}"))),
     };
     let skip_missing = matches!(
@@ -1634,6 +1662,59 @@ fn scorecard(m: &Node) -> Result<Scorecard> {
     })
 }
 
+/// A Cox regression's baseline cumulative hazards (one table, or one per stratum) and the
+/// parameters' reference points.
+fn cox(m: &Node) -> Result<Cox> {
+    let cells = |n: &Node| -> Result<Vec<(f64, f64)>> {
+        let mut v = kids(n)
+            .filter(|c| name(c) == "BaselineCell")
+            .map(|c| {
+                Ok((
+                    num(&c, "time")?.ok_or_else(|| err(&c, "a BaselineCell without time"))?,
+                    num(&c, "cumHazard")?
+                        .ok_or_else(|| err(&c, "a BaselineCell without cumHazard"))?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Ok(v)
+    };
+    let tables = child(m, "BaseCumHazardTables")
+        .ok_or_else(|| err(m, "a CoxRegression without BaseCumHazardTables"))?;
+    let strata = attr(m, "baselineStrataVariable").map(str::to_string);
+    let mut baselines = Vec::new();
+    if strata.is_some() {
+        for st in kids(&tables).filter(|c| name(c) == "BaselineStratum") {
+            baselines.push(Baseline {
+                stratum: Some(req(&st, "value")?.to_string()),
+                max_time: num(&st, "maxTime")?.unwrap_or(f64::INFINITY),
+                cells: cells(&st)?,
+            });
+        }
+    } else {
+        baselines.push(Baseline {
+            stratum: None,
+            max_time: num(&tables, "maxTime")?.unwrap_or(f64::INFINITY),
+            cells: cells(&tables)?,
+        });
+    }
+    let mut reference = HashMap::new();
+    if let Some(l) = child(m, "ParameterList") {
+        for p in kids(&l).filter(|c| name(c) == "Parameter") {
+            reference.insert(
+                req(&p, "name")?.to_string(),
+                num_or(&p, "referencePoint", 0.0)?,
+            );
+        }
+    }
+    Ok(Cox {
+        end_time: req(m, "endTimeVariable")?.to_string(),
+        strata,
+        baselines,
+        reference,
+    })
+}
+
 fn general_regression(m: &Node) -> Result<GeneralRegression> {
     let model_type = req(m, "modelType")?.to_string();
     if !matches!(
@@ -1643,6 +1724,7 @@ fn general_regression(m: &Node) -> Result<GeneralRegression> {
             | "generalizedLinear"
             | "multinomialLogistic"
             | "ordinalMultinomial"
+            | "CoxRegression"
     ) {
         return Err(unsupported(m, format!("modelType={model_type:?}")));
     }
@@ -1719,7 +1801,13 @@ fn general_regression(m: &Node) -> Result<GeneralRegression> {
         }
         _ => None,
     };
+    let cox = if model_type == "CoxRegression" {
+        Some(cox(m)?)
+    } else {
+        None
+    };
     Ok(GeneralRegression {
+        cox,
         cumulative,
         model_type,
         parameters,
