@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use mlship_model::{BoostLink, DType, Model, ModelInfo, Node, Tree, TreeEnsemble};
+use mlship_model::{BoostLink, DType, LinearLeaf, Model, ModelInfo, Node, Tree, TreeEnsemble};
 
 use crate::boosting::{self, Link};
 use crate::error::{Result, malformed, unsupported};
@@ -324,14 +324,11 @@ fn lower_tree(s: &Section<'_>, t: usize, output: usize, n_features: usize) -> Re
         ));
     }
     let leaf_value: Vec<f64> = s.list("leaf_value", n_leaves)?;
+    let linear = linear_leaves(s, t, n_leaves, n_features)?;
     if n_leaves == 1 {
-        return Ok(Tree::new(
-            vec![Node::leaf(0)],
-            leaf_value,
-            1,
-            output,
-            Vec::new(),
-        ));
+        return Ok(
+            Tree::new(vec![Node::leaf(0)], leaf_value, 1, output, Vec::new()).with_linear(linear),
+        );
     }
     // Categorical splits: each one's threshold indexes a bitset of codes that go left.
     let num_cat = match s.get("num_cat") {
@@ -353,9 +350,6 @@ fn lower_tree(s: &Section<'_>, t: usize, output: usize, n_features: usize) -> Re
         (Vec::new(), Vec::new())
     };
     let mut bitsets: Vec<[u32; 8]> = Vec::new();
-    if s.get("is_linear").is_some_and(|c| c.trim() != "0") {
-        return Err(unsupported("LightGBM linear trees are not supported"));
-    }
     let n = n_leaves - 1;
     let feature: Vec<usize> = s.list("split_feature", n)?;
     let threshold: Vec<f64> = s.list("threshold", n)?;
@@ -473,5 +467,49 @@ fn lower_tree(s: &Section<'_>, t: usize, output: usize, n_features: usize) -> Re
             }
         }
     }
-    Ok(Tree::new(nodes, leaf_value, 1, output, bitsets))
+    Ok(Tree::new(nodes, leaf_value, 1, output, bitsets).with_linear(linear))
+}
+
+/// A linear tree's leaf models (`is_linear=1`): per leaf a constant, a count of features, and
+/// that many feature indices and coefficients; none for other trees.
+fn linear_leaves(
+    s: &Section<'_>,
+    t: usize,
+    n_leaves: usize,
+    n_features: usize,
+) -> Result<Vec<LinearLeaf>> {
+    if s.get("is_linear").is_none_or(|c| c.trim() == "0") {
+        return Ok(Vec::new());
+    }
+    let constant: Vec<f64> = s.list("leaf_const", n_leaves)?;
+    let counts: Vec<usize> = s.list("num_features", n_leaves)?;
+    let total: usize = counts.iter().sum();
+    if counts.iter().any(|&c| c > n_features) {
+        return Err(malformed(
+            FORMAT,
+            s.at("num_features"),
+            format!("tree {t}: a linear leaf has more features than the model"),
+        ));
+    }
+    let features: Vec<usize> = s.list("leaf_features", total)?;
+    let coeffs: Vec<f64> = s.list("leaf_coeff", total)?;
+    if let Some(f) = features.iter().find(|&&f| f >= n_features) {
+        return Err(malformed(
+            FORMAT,
+            s.at("leaf_features"),
+            format!("tree {t}: a linear leaf reads feature {f} of {n_features}"),
+        ));
+    }
+    let mut at = 0;
+    Ok(constant
+        .into_iter()
+        .zip(counts)
+        .map(|(constant, c)| {
+            let terms = (at..at + c)
+                .map(|k| (features[k] as u32, coeffs[k]))
+                .collect();
+            at += c;
+            LinearLeaf { constant, terms }
+        })
+        .collect())
 }

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use mlship_model::{
     Activation, BoostLink, Category, DType, Estimator, Field, GaussianNb, ImputeFill, KMeans,
-    Kernel, Label, Layer, LinearModel, LinearProba, LinearTask, Matrix, MissingMarker, Mlp,
-    MlpTask, Model, ModelInfo, Node, Norm, OneHot, Ordinal, Signature, Step, Svm, SvmTask, Task,
-    Tree, TreeEnsemble, TreeHead, Unknown,
+    Kernel, Label, Layer, LinearLeaf, LinearModel, LinearProba, LinearTask, Matrix, MissingMarker,
+    Mlp, MlpTask, Model, ModelInfo, Node, Norm, OneHot, Ordinal, Signature, Step, Svm, SvmTask,
+    Task, Tree, TreeEnsemble, TreeHead, Unknown,
 };
 
 use crate::{Error, Result};
@@ -434,6 +434,18 @@ struct JTree {
     output: usize,
     #[serde(default)]
     cat_bitsets: Vec<[u32; 8]>,
+    /// Linear leaves, one per value, when the tree has them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    linear: Vec<JLinearLeaf>,
+}
+
+/// A linear leaf: `constant + Σ coefficients[j] * x[features[j]]`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JLinearLeaf {
+    constant: F,
+    features: Vec<u32>,
+    coefficients: Vec<F>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -679,6 +691,15 @@ fn est_to(e: &Estimator) -> Result<JEstimator> {
                     width: tree.width,
                     output: tree.output,
                     cat_bitsets: tree.cat_bitsets.clone(),
+                    linear: tree
+                        .linear
+                        .iter()
+                        .map(|l| JLinearLeaf {
+                            constant: F(l.constant),
+                            features: l.terms.iter().map(|t| t.0).collect(),
+                            coefficients: l.terms.iter().map(|t| F(t.1)).collect(),
+                        })
+                        .collect(),
                 })
                 .collect(),
         },
@@ -1057,13 +1078,26 @@ fn est_from(e: JEstimator) -> Result<Estimator> {
                         bitset: t.bitset[j],
                     })
                     .collect();
-                built.push(Tree::new(
-                    nodes,
-                    unf(t.values),
-                    t.width,
-                    t.output,
-                    t.cat_bitsets,
-                ));
+                let mut linear = Vec::with_capacity(t.linear.len());
+                for l in t.linear {
+                    if l.features.len() != l.coefficients.len() {
+                        return Err(invalid(format!(
+                            "tree {i}: a linear leaf's features and coefficients differ in length"
+                        )));
+                    }
+                    linear.push(LinearLeaf {
+                        constant: l.constant.0,
+                        terms: l
+                            .features
+                            .into_iter()
+                            .zip(l.coefficients.into_iter().map(|c| c.0))
+                            .collect(),
+                    });
+                }
+                built.push(
+                    Tree::new(nodes, unf(t.values), t.width, t.output, t.cat_bitsets)
+                        .with_linear(linear),
+                );
             }
             Estimator::Trees(TreeEnsemble::new(
                 n_features,

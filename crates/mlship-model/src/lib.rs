@@ -34,7 +34,7 @@ pub use output::{Output, Predictions, Scores};
 pub use signature::{DType, Field, Label, Signature, Task};
 pub use svm::{Kernel, Svm, SvmTask, pairwise_probability};
 pub use transform::{Category, ImputeFill, MissingMarker, Norm, OneHot, Ordinal, Step, Unknown};
-pub use tree::{BoostLink, Node, Tree, TreeEnsemble, TreeHead};
+pub use tree::{BoostLink, LinearLeaf, Node, Tree, TreeEnsemble, TreeHead};
 
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -50,12 +50,22 @@ pub struct Tree {
     pub output: usize,
     /// Bitsets (256 categories each) of categorical splits.
     pub cat_bitsets: Vec<[u32; 8]>,
+    /// Linear leaves (LightGBM's linear trees), by value offset, for single-value leaves: a row
+    /// adds the leaf's linear model of its features, or `values` where one of them is NaN.
+    pub linear: Vec<LinearLeaf>,
     /// The tree as bit masks over its leaves, when it has at most 64 leaves and numeric splits.
     masked: Option<Masked>,
     /// The tree as a perfect binary tree, when it is shallow and has only numeric splits.
     perfect: Option<Perfect>,
     /// Some split reads zero as missing: the general node walk handles it.
     zero_missing: bool,
+}
+
+/// A leaf's linear model: `constant + Σ coefficient * x[feature]`, in that order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearLeaf {
+    pub constant: f64,
+    pub terms: Vec<(u32, f64)>,
 }
 
 /// What LightGBM counts as zero for `zero_as_missing` (its `kZeroThreshold`).
@@ -463,9 +473,35 @@ impl Tree {
             width,
             output,
             cat_bitsets,
+            linear: Vec::new(),
             masked,
             perfect,
         }
+    }
+
+    /// The tree with linear leaves, one per value (see [`Tree::linear`]); it is walked node by
+    /// node.
+    pub fn with_linear(mut self, linear: Vec<LinearLeaf>) -> Tree {
+        if !linear.is_empty() {
+            self.masked = None;
+            self.perfect = None;
+        }
+        self.linear = linear;
+        self
+    }
+
+    /// The value of the leaf at value offset `off` for `row` (single-value leaves).
+    fn linear_value(&self, off: usize, row: &[f64]) -> f64 {
+        let l = &self.linear[off];
+        let mut v = l.constant;
+        for &(f, c) in &l.terms {
+            let x = row[f as usize];
+            if x.is_nan() {
+                return self.values[off];
+            }
+            v += c * x;
+        }
+        v
     }
 }
 
@@ -659,6 +695,20 @@ impl TreeEnsemble {
                 }
             }
         }
+        for (t, tree) in self.trees.iter().enumerate() {
+            if !tree.linear.is_empty()
+                && (tree.width != 1
+                    || tree.linear.len() != tree.values.len()
+                    || tree
+                        .linear
+                        .iter()
+                        .any(|l| l.terms.iter().any(|(f, _)| *f as usize >= self.n_features)))
+            {
+                return Err(Error::invalid(format!(
+                    "tree {t}'s linear leaves do not match its values and features"
+                )));
+            }
+        }
         if !self.known_categories.is_empty() && self.known_categories.len() != self.n_features {
             return Err(Error::invalid("known categories do not cover the features"));
         }
@@ -841,11 +891,7 @@ impl TreeEnsemble {
                 } else {
                     for r in 0..BLOCK {
                         let row = &input.xs[(i + r) * width..(i + r + 1) * width];
-                        let vals = &tree.values[self.leaf_range(tree, row)];
-                        let out = &mut block[r * k + col..r * k + col + w];
-                        for (o, v) in out.iter_mut().zip(vals) {
-                            *o += scale * v;
-                        }
+                        self.add_leaf(tree, row, &mut block[r * k..(r + 1) * k], scale);
                     }
                 }
             }
@@ -869,13 +915,22 @@ impl TreeEnsemble {
     fn accumulate_one(&self, input: &Input<'_>, row: &[f64], out: &mut [f64]) {
         out.copy_from_slice(input.base);
         for tree in &self.trees {
-            let vals = &tree.values[self.leaf_range(tree, row)];
-            for (o, v) in out[tree.output..tree.output + tree.width]
-                .iter_mut()
-                .zip(vals)
-            {
-                *o += input.scale * v;
+            self.add_leaf(tree, row, out, input.scale);
+        }
+    }
+
+    /// Adds `scale` times the values of the leaf `row` reaches in `tree` to the row's
+    /// accumulators `out`, walking the nodes.
+    #[inline]
+    fn add_leaf(&self, tree: &Tree, row: &[f64], out: &mut [f64], scale: f64) {
+        let range = self.leaf_range(tree, row);
+        if tree.linear.is_empty() {
+            let out = &mut out[tree.output..tree.output + tree.width];
+            for (o, v) in out.iter_mut().zip(&tree.values[range]) {
+                *o += scale * v;
             }
+        } else {
+            out[tree.output] += scale * tree.linear_value(range.start, row);
         }
     }
 

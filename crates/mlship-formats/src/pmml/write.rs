@@ -725,6 +725,11 @@ fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result
     if cols.iter().any(|c| c.string) {
         return Err(refuse("trees over string columns"));
     }
+    if e.trees().iter().any(|t| !t.linear.is_empty()) {
+        return Err(refuse(
+            "linear trees (a PMML tree's leaves hold a score, not a linear model with its NaN fallback)",
+        ));
+    }
     let known = (e.known_categories(), e.cast_f32());
     let names = if e.cast_f32() {
         float_views(w, cols)
