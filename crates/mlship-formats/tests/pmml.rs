@@ -28,6 +28,13 @@ fn values(out: &mlship_model::Output) -> Vec<f64> {
     }
 }
 
+fn labels(out: &mlship_model::Output) -> Vec<String> {
+    match &out.predictions {
+        Predictions::Labels(l) => l.iter().map(ToString::to_string).collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_scorecard_adds_the_first_matching_attribute_of_each_characteristic() {
     let m = mlship_formats::load(&doc(
@@ -115,7 +122,7 @@ fn a_multinomial_logistic_model_gives_softmax_probabilities_against_its_referenc
     .unwrap();
     let f = Frame::new(vec![nums("x", &[0.0, 3.0])]).unwrap();
     let out = m.predict(&f).unwrap();
-    let p = out.probabilities.unwrap();
+    let p = out.probabilities.clone().unwrap();
     for (r, x) in [0.0f64, 3.0].iter().enumerate() {
         let e = [0.0f64, 1.0 + 0.5 * x, -2.0 + 2.0 * x].map(f64::exp);
         let s: f64 = e.iter().sum();
@@ -123,13 +130,7 @@ fn a_multinomial_logistic_model_gives_softmax_probabilities_against_its_referenc
             assert!((p.get(r, k) - e[k] / s).abs() < 1e-12);
         }
     }
-    match out.predictions {
-        Predictions::Labels(l) => assert_eq!(
-            l.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            ["mid", "hi"]
-        ),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(labels(&out), ["mid", "hi"]);
 }
 
 #[test]
@@ -346,7 +347,7 @@ fn an_ordinal_model_gives_the_steps_of_its_cumulative_probabilities() {
         ])
         .unwrap();
         let out = m.predict(&f).unwrap();
-        let p = out.probabilities.unwrap();
+        let p = out.probabilities.clone().unwrap();
         for (r, row) in want.iter().enumerate() {
             for (k, w) in row.iter().enumerate() {
                 assert!(
@@ -362,16 +363,7 @@ fn an_ordinal_model_gives_the_steps_of_its_cumulative_probabilities() {
                 ["lo", "mid", "hi"][(0..3).fold(0, |b, k| if row[k] > row[b] { k } else { b })]
             })
             .collect();
-        match out.predictions {
-            Predictions::Labels(l) => {
-                assert_eq!(
-                    l.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    top,
-                    "{link}"
-                )
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(labels(&out), top, "{link}");
     }
 }
 
