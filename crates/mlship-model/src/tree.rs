@@ -85,6 +85,9 @@ struct Perfect {
     /// for an f32 input `x`, where `floor32(t)` is the largest f32 not above `t`.
     split32: Vec<(u32, f32)>,
     split64: Vec<(u32, f64)>,
+    /// `split32` as two arrays of i32 features and f32 thresholds, for vector gathers.
+    feat: Vec<i32>,
+    thr: Vec<f32>,
     /// For each of the `2^depth` slots of the last level, the node index of its leaf.
     leaf: Vec<u32>,
     /// The leaf values of each slot (`width` per slot), so the hot loop reads them directly.
@@ -354,11 +357,18 @@ impl Perfect {
             depth,
             split32: vec![(0, f32::INFINITY); inner],
             split64: vec![(0, f64::INFINITY); inner],
+            feat: Vec::new(),
+            thr: Vec::new(),
             leaf: vec![0; inner + 1],
             slot_values: Vec::new(),
             max_feature: 0,
         };
         p.fill(nodes, 0, 0, 0);
+        if p.split32.iter().any(|(f, _)| *f > i32::MAX as u32) {
+            return None;
+        }
+        p.feat = p.split32.iter().map(|(f, _)| *f as i32).collect();
+        p.thr = p.split32.iter().map(|(_, t)| *t).collect();
         let mut sv = Vec::with_capacity(p.leaf.len() * width);
         for &l in &p.leaf {
             let off = nodes[l as usize].left as usize;
@@ -423,6 +433,87 @@ impl Perfect {
             }
         }
         idx.map(|i| i - splits.len())
+    }
+}
+
+impl Perfect {
+    /// The slots of the `BLOCK` f32 rows from `start` of `x` (row-major, `width` columns), eight
+    /// rows per AVX2 vector with every vector of the block in flight, so that the gathers' latency
+    /// overlaps; `false` (nothing written) where the CPU has no AVX2.
+    fn gather_block(
+        &self,
+        x: &[f32],
+        width: usize,
+        start: usize,
+        slots: &mut [u32; BLOCK],
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            assert!(
+                self.max_feature < width
+                    && (start + BLOCK) * width <= x.len()
+                    && x.len() <= i32::MAX as usize
+                    && self.feat.len() == (1 << self.depth) - 1
+                    && self.thr.len() == self.feat.len(),
+                "perfect tree reads past the rows"
+            );
+            // SAFETY: the CPU has AVX2 (checked above); `gather_walk` reads `feat` and `thr` at
+            // indices below `2^depth - 1` and `x` below `(start + BLOCK) * width`, both asserted
+            // in bounds just above (see `gather_walk`).
+            #[allow(unsafe_code)]
+            unsafe {
+                gather_walk(self, x, width, start, slots)
+            };
+            return true;
+        }
+        let _ = (x, width, start, slots);
+        false
+    }
+}
+
+/// [`Perfect::gather_block`]'s walk: per level, each vector of eight rows gathers its nodes'
+/// features and thresholds, then its rows' values, and steps `i = 2i + 1 + (x > t)`.
+///
+/// Bounds: indices start at 0 and take `depth` steps, so they stay below `2^depth - 1 =
+/// feat.len()` while they are used (as in [`Perfect::leaves`]); a row's value index is
+/// `(start + r) * width + feature` with `r < BLOCK` and `feature <= max_feature < width`, below
+/// `(start + BLOCK) * width <= x.len() <= i32::MAX`. The caller asserts all of these.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(unsafe_code)]
+fn gather_walk(p: &Perfect, x: &[f32], width: usize, start: usize, slots: &mut [u32; BLOCK]) {
+    use std::arch::x86_64::*;
+    const V: usize = BLOCK / 8;
+    let mut idx = [_mm256_setzero_si256(); V];
+    let base: [__m256i; V] = std::array::from_fn(|v| {
+        let b: [i32; 8] = std::array::from_fn(|r| ((start + v * 8 + r) * width) as i32);
+        // SAFETY: `b` holds eight i32, what an unaligned 256-bit load reads.
+        unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
+    });
+    let one = _mm256_set1_epi32(1);
+    for _ in 0..p.depth {
+        for v in 0..V {
+            // SAFETY: in bounds, see above.
+            let (f, t) = unsafe {
+                (
+                    _mm256_i32gather_epi32::<4>(p.feat.as_ptr(), idx[v]),
+                    _mm256_i32gather_ps::<4>(p.thr.as_ptr(), idx[v]),
+                )
+            };
+            // SAFETY: in bounds, see above.
+            let xv = unsafe { _mm256_i32gather_ps::<4>(x.as_ptr(), _mm256_add_epi32(base[v], f)) };
+            // All ones where `x > t` (never for NaN; such rows are scored again by the node walk).
+            let right = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(xv, t));
+            idx[v] = _mm256_sub_epi32(
+                _mm256_add_epi32(_mm256_add_epi32(idx[v], idx[v]), one),
+                right,
+            );
+        }
+    }
+    let inner = _mm256_set1_epi32(p.feat.len() as i32);
+    for (v, chunk) in slots.chunks_exact_mut(8).enumerate() {
+        // SAFETY: `chunk` holds eight u32, what an unaligned 256-bit store writes.
+        unsafe { _mm256_storeu_si256(chunk.as_mut_ptr().cast(), _mm256_sub_epi32(idx[v], inner)) };
     }
 }
 
@@ -873,19 +964,26 @@ impl TreeEnsemble {
                         m.accumulate(&m.split64, &xt64, block, k, col, w, scale);
                     }
                 } else if let Some(p) = &tree.perfect {
-                    for lane in (0..BLOCK).step_by(LANES) {
-                        let slots = if self.cast_f32 {
-                            p.leaves(&p.split32, &x32, width, i + lane)
-                        } else {
-                            p.leaves(&p.split64, x, width, i + lane)
-                        };
-                        for (r, slot) in slots.into_iter().enumerate() {
-                            let r = lane + r;
-                            let out = &mut block[r * k + col..r * k + col + w];
-                            let vals = &p.slot_values[slot * w..(slot + 1) * w];
-                            for (o, v) in out.iter_mut().zip(vals) {
-                                *o += scale * v;
+                    let mut slots = [0u32; BLOCK];
+                    let gathered = self.cast_f32 && p.gather_block(&x32, width, i, &mut slots);
+                    if !gathered {
+                        for lane in (0..BLOCK).step_by(LANES) {
+                            let s = if self.cast_f32 {
+                                p.leaves(&p.split32, &x32, width, i + lane)
+                            } else {
+                                p.leaves(&p.split64, x, width, i + lane)
+                            };
+                            for (o, s) in slots[lane..lane + LANES].iter_mut().zip(s) {
+                                *o = s as u32;
                             }
+                        }
+                    }
+                    for (r, slot) in slots.into_iter().enumerate() {
+                        let slot = slot as usize;
+                        let out = &mut block[r * k + col..r * k + col + w];
+                        let vals = &p.slot_values[slot * w..(slot + 1) * w];
+                        for (o, v) in out.iter_mut().zip(vals) {
+                            *o += scale * v;
                         }
                     }
                 } else {
