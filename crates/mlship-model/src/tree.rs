@@ -978,12 +978,27 @@ impl TreeEnsemble {
                             }
                         }
                     }
-                    for (r, slot) in slots.into_iter().enumerate() {
-                        let slot = slot as usize;
-                        let out = &mut block[r * k + col..r * k + col + w];
-                        let vals = &p.slot_values[slot * w..(slot + 1) * w];
-                        for (o, v) in out.iter_mut().zip(vals) {
-                            *o += scale * v;
+                    if w == 1 && k == 1 {
+                        let block: &mut [f64; BLOCK] =
+                            block.try_into().expect("one output per row");
+                        for (o, slot) in block.iter_mut().zip(slots) {
+                            *o += scale * p.slot_values[slot as usize];
+                        }
+                    } else if w == 2 && k == 2 {
+                        // Binary forests: both class probabilities.
+                        for (o, slot) in block.chunks_exact_mut(2).zip(slots) {
+                            let v = &p.slot_values[2 * slot as usize..2 * slot as usize + 2];
+                            o[0] += scale * v[0];
+                            o[1] += scale * v[1];
+                        }
+                    } else {
+                        for (r, slot) in slots.into_iter().enumerate() {
+                            let slot = slot as usize;
+                            let out = &mut block[r * k + col..r * k + col + w];
+                            let vals = &p.slot_values[slot * w..(slot + 1) * w];
+                            for (o, v) in out.iter_mut().zip(vals) {
+                                *o += scale * v;
+                            }
                         }
                     }
                 } else {
