@@ -268,6 +268,10 @@ fn pandas_categories(text: &str, header: &Section<'_>, model: &mut Model) -> Res
             format!("pandas_categorical: {e}"),
         )
     })?;
+    // Categorical features fitted from integer columns (not pandas categories) take their codes.
+    if lists.is_empty() {
+        return Ok(());
+    }
     let infos: Vec<&str> = header
         .get("feature_infos")
         .map(|v| v.split_ascii_whitespace().collect())
@@ -349,7 +353,7 @@ fn lower_tree(s: &Section<'_>, t: usize, output: usize, n_features: usize) -> Re
     } else {
         (Vec::new(), Vec::new())
     };
-    let mut bitsets: Vec<[u32; 8]> = Vec::new();
+    let mut bitsets: Vec<Vec<u32>> = Vec::new();
     let n = n_leaves - 1;
     let feature: Vec<usize> = s.list("split_feature", n)?;
     let threshold: Vec<f64> = s.list("threshold", n)?;
@@ -421,16 +425,7 @@ fn lower_tree(s: &Section<'_>, t: usize, output: usize, n_features: usize) -> Re
                     if !(idx >= 0.0 && (idx as usize) < num_cat && idx.fract() == 0.0) {
                         return Err(bad(format!("node {i} names bitset {idx} of {num_cat}")));
                     }
-                    let w = &words[boundaries[idx as usize]..boundaries[idx as usize + 1]];
-                    if w.iter().skip(8).any(|&x| x != 0) {
-                        return Err(unsupported(
-                            "LightGBM categorical splits on codes above 255",
-                        ));
-                    }
-                    let mut b = [0u32; 8];
-                    for (k, &x) in w.iter().take(8).enumerate() {
-                        b[k] = x;
-                    }
+                    let b = words[boundaries[idx as usize]..boundaries[idx as usize + 1]].to_vec();
                     nodes.push(Node {
                         feature: feature[i] as u32,
                         threshold: 0.0,

@@ -26,8 +26,63 @@ struct Arrays {
     decision: Vec<String>,
     left: Vec<i64>,
     right: Vec<i64>,
-    leaf: Vec<(i64, String)>,
+    leaf: Vec<(i64, String, Option<Linear>)>,
+    /// The category lists of categorical splits (those that go left), in split order.
+    cats: Vec<Vec<u32>>,
     internal: usize,
+}
+
+/// A linear leaf of the dump: its constant, features and coefficients, as text.
+struct Linear {
+    constant: String,
+    features: Vec<String>,
+    coeffs: Vec<String>,
+}
+
+/// Codes of a categorical split's list: below 2^20, so a bitset stays under 128 KiB.
+const MAX_CODE: u64 = 1 << 20;
+
+/// The categories of a categorical threshold: `"1||3||5"`, or one number.
+fn categories(v: &Value) -> Option<Vec<u32>> {
+    let code = |s: &str| s.trim().parse::<u64>().ok().filter(|c| *c < MAX_CODE);
+    match v {
+        Value::String(s) => s.split("||").map(|c| code(c).map(|c| c as u32)).collect(),
+        Value::Number(n) => n.as_u64().filter(|c| *c < MAX_CODE).map(|c| vec![c as u32]),
+        _ => None,
+    }
+}
+
+/// A dump leaf's linear model (`leaf_const`, `leaf_features`, `leaf_coeff`), if it has one.
+fn linear(n: &Value) -> Result<Option<Linear>> {
+    let Some(c) = n.get("leaf_const") else {
+        return Ok(None);
+    };
+    let bad = |m: &str| malformed(FORMAT, 0, m.to_string());
+    let list = |k: &str| -> Result<&Vec<Value>> {
+        n.get(k)
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad(&format!("a linear leaf without {k}")))
+    };
+    let features = list("leaf_features")?
+        .iter()
+        .map(|f| f.as_u64().map(|f| f.to_string()))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| bad("a linear leaf's feature is not an index"))?;
+    let coeffs = list("leaf_coeff")?
+        .iter()
+        .map(num_text)
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| bad("a linear leaf's coefficient is not a number"))?;
+    if features.len() != coeffs.len() {
+        return Err(bad(
+            "a linear leaf's features and coefficients differ in length",
+        ));
+    }
+    Ok(Some(Linear {
+        constant: num_text(c).ok_or_else(|| bad("a leaf_const that is not a number"))?,
+        features,
+        coeffs,
+    }))
 }
 
 fn num_text(v: &Value) -> Option<String> {
@@ -52,7 +107,7 @@ fn walk(n: &Value, a: &mut Arrays, depth: usize) -> Result<i64> {
     if let Some(v) = n.get("leaf_value") {
         let idx = n.get("leaf_index").and_then(Value::as_i64).unwrap_or(0);
         let v = num_text(v).ok_or_else(|| bad("a leaf_value that is not a number"))?;
-        a.leaf.push((idx, v));
+        a.leaf.push((idx, v, linear(n)?));
         return Ok(!idx);
     }
     let idx = n
@@ -68,10 +123,19 @@ fn walk(n: &Value, a: &mut Arrays, depth: usize) -> Result<i64> {
         .and_then(Value::as_u64)
         .ok_or_else(|| bad("a split without split_feature"))?
         .to_string();
-    a.threshold[i] = n.get("threshold").and_then(num_text).ok_or_else(|| {
-        bad("a split whose threshold is not a number (categorical splits are not supported)")
-    })?;
     let categorical = n.get("decision_type").and_then(Value::as_str) == Some("==");
+    a.threshold[i] = if categorical {
+        // The text model's threshold of a categorical split is the index of its bitset.
+        let cats = n.get("threshold").and_then(categories).ok_or_else(|| {
+            bad("a categorical split whose threshold is not a list of codes below 2^20")
+        })?;
+        a.cats.push(cats);
+        (a.cats.len() - 1).to_string()
+    } else {
+        n.get("threshold")
+            .and_then(num_text)
+            .ok_or_else(|| bad("a split whose threshold is not a number"))?
+    };
     let default_left = n
         .get("default_left")
         .and_then(Value::as_bool)
@@ -154,11 +218,6 @@ pub fn load(b: &[u8]) -> Result<mlship_model::Model> {
             .filter(|n| (1..1 << 20).contains(n))
             .ok_or_else(|| malformed(FORMAT, 0, format!("tree {t}: num_leaves")))?
             as usize;
-        if info.get("num_cat").and_then(Value::as_u64).unwrap_or(0) != 0 {
-            return Err(crate::Error::Unsupported(
-                "LightGBM categorical splits are not supported yet".into(),
-            ));
-        }
         let internal = leaves - 1;
         let mut a = Arrays {
             feature: vec![String::new(); internal],
@@ -167,14 +226,20 @@ pub fn load(b: &[u8]) -> Result<mlship_model::Model> {
             left: vec![0; internal],
             right: vec![0; internal],
             leaf: Vec::with_capacity(leaves),
+            cats: Vec::new(),
             internal,
         };
         let root = info
             .get("tree_structure")
             .ok_or_else(|| malformed(FORMAT, 0, format!("tree {t}: no tree_structure")))?;
         walk(root, &mut a, 0)?;
-        a.leaf.sort_by_key(|(i, _)| *i);
-        if a.leaf.len() != leaves || a.leaf.iter().enumerate().any(|(k, (i, _))| *i != k as i64) {
+        a.leaf.sort_by_key(|(i, _, _)| *i);
+        if a.leaf.len() != leaves
+            || a.leaf
+                .iter()
+                .enumerate()
+                .any(|(k, (i, _, _))| *i != k as i64)
+        {
             return Err(malformed(
                 FORMAT,
                 0,
@@ -192,7 +257,29 @@ pub fn load(b: &[u8]) -> Result<mlship_model::Model> {
             .get("shrinkage")
             .and_then(num_text)
             .unwrap_or_else(|| "1".into());
-        let _ = writeln!(text, "Tree={t}\nnum_leaves={leaves}\nnum_cat=0");
+        let _ = writeln!(
+            text,
+            "Tree={t}\nnum_leaves={leaves}\nnum_cat={}",
+            a.cats.len()
+        );
+        if !a.cats.is_empty() {
+            // Each list as a bitset of 32-bit words, as the text model stores it.
+            let (mut bounds, mut words) = (vec![0usize], Vec::new());
+            for cats in &a.cats {
+                let mut w = vec![0u32; cats.iter().max().map_or(1, |&m| m as usize / 32 + 1)];
+                for &c in cats {
+                    w[c as usize / 32] |= 1 << (c % 32);
+                }
+                words.extend(w);
+                bounds.push(words.len());
+            }
+            let _ = writeln!(
+                text,
+                "cat_boundaries={}\ncat_threshold={}",
+                join(&bounds),
+                join(&words)
+            );
+        }
         if internal > 0 {
             let _ = writeln!(
                 text,
@@ -204,12 +291,34 @@ pub fn load(b: &[u8]) -> Result<mlship_model::Model> {
                 join(&a.right)
             );
         }
-        let values: Vec<String> = a.leaf.into_iter().map(|(_, v)| v).collect();
-        let _ = writeln!(
-            text,
-            "leaf_value={}\nshrinkage={shrinkage}\n",
-            values.join(" ")
-        );
+        let values: Vec<&str> = a.leaf.iter().map(|(_, v, _)| v.as_str()).collect();
+        let _ = writeln!(text, "leaf_value={}", values.join(" "));
+        let linear: Vec<&Linear> = a.leaf.iter().filter_map(|(_, _, l)| l.as_ref()).collect();
+        if !linear.is_empty() {
+            if linear.len() != leaves {
+                return Err(malformed(
+                    FORMAT,
+                    0,
+                    format!("tree {t}: some leaves are linear and some are not"),
+                ));
+            }
+            let all = |f: fn(&Linear) -> Vec<String>| {
+                linear
+                    .iter()
+                    .flat_map(|l| f(l))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let _ = writeln!(
+                text,
+                "is_linear=1\nleaf_const={}\nnum_features={}\nleaf_features={}\nleaf_coeff={}",
+                all(|l| vec![l.constant.clone()]),
+                all(|l| vec![l.features.len().to_string()]),
+                all(|l| l.features.clone()),
+                all(|l| l.coeffs.clone())
+            );
+        }
+        let _ = writeln!(text, "shrinkage={shrinkage}\n");
     }
     text.push_str("end of trees\n");
     let mut m = lightgbm::load(text.as_bytes())?;

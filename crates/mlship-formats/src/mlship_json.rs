@@ -433,7 +433,7 @@ struct JTree {
     width: usize,
     output: usize,
     #[serde(default)]
-    cat_bitsets: Vec<[u32; 8]>,
+    cat_bitsets: Vec<Vec<u32>>,
     /// Linear leaves, one per value, when the tree has them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     linear: Vec<JLinearLeaf>,

@@ -267,23 +267,7 @@ fn lower(doc: &Json, format: &str) -> Result<Model> {
     };
     let (task, classes, head) = boosting::head(link, n_outputs, base, 1.0);
     let n_trees = trees.len();
-    // A feature split on categories knows every code: one outside a split's list goes its way.
-    let mut known: Vec<Option<[u32; 8]>> = vec![None; n_features];
-    for tree in &trees {
-        for node in &tree.nodes {
-            if node.flags & Node::CATEGORICAL != 0 {
-                if let Some(k) = known.get_mut(node.feature as usize) {
-                    *k = Some([u32::MAX; 8]);
-                }
-            }
-        }
-    }
-    let known = if known.iter().any(Option::is_some) {
-        known
-    } else {
-        Vec::new()
-    };
-    let ensemble = TreeEnsemble::new(n_features, n_outputs, trees, true, head, known)?;
+    let ensemble = TreeEnsemble::new(n_features, n_outputs, trees, true, head, Vec::new())?;
 
     let names: Vec<String> = learner
         .get("feature_names")
@@ -368,15 +352,14 @@ fn lower_tree(tree: &Json, t: usize, group: usize) -> Result<Tree> {
             child(&left[i], i)?,
             child(&right[i], i)?,
         ) {
-            // XGBoost sends the listed categories right; the IR sends its bitset left, so the
-            // bitset is every other category (the feature's known categories are all of them).
+            // XGBoost sends the listed categories right and every other category left.
             let f = feature[i]
                 .as_u64()
                 .filter(|f| *f <= u64::from(u32::MAX))
                 .ok_or_else(|| bad(format!("tree {t} node {i} splits on {}", feature[i])))?;
-            let mut b = [u32::MAX; 8];
+            let mut b = vec![0u32; cats.iter().max().map_or(0, |&m| m as usize / 32 + 1)];
             for &c in cats {
-                b[(c / 32) as usize] &= !(1 << (c % 32));
+                b[(c / 32) as usize] |= 1 << (c % 32);
             }
             let dl = match &default_left[i] {
                 Json::Bool(b) => *b,
@@ -387,7 +370,9 @@ fn lower_tree(tree: &Json, t: usize, group: usize) -> Result<Tree> {
                 threshold: 0.0,
                 left: new_id[l],
                 right: new_id[r],
-                flags: Node::CATEGORICAL | if dl { Node::MISSING_LEFT } else { 0 },
+                flags: Node::CATEGORICAL
+                    | Node::CATEGORIES_RIGHT
+                    | if dl { Node::MISSING_LEFT } else { 0 },
                 bitset: bitsets.len() as u32,
             });
             bitsets.push(b);
@@ -468,10 +453,11 @@ fn categorical_splits(tree: &Json, t: usize, n: usize) -> Result<HashMap<usize, 
         let mut v = Vec::with_capacity(size);
         for c in list {
             match c.as_u64() {
-                Some(c) if c < 256 => v.push(c as u32),
+                // Codes up to 2^20: a split's bitset is at most 128 KiB.
+                Some(c) if c < 1 << 20 => v.push(c as u32),
                 _ => {
                     return Err(unsupported(format!(
-                        "XGBoost categorical split on category {c} (mlship takes codes 0-255)"
+                        "XGBoost categorical split on category {c} (mlship takes codes below 2^20)"
                     )));
                 }
             }

@@ -409,8 +409,8 @@ fn schema(fields: &[String], target: Option<&str>) -> String {
 /// boosting's categorical features), and whether thresholds compare in float32.
 type Known<'a> = (&'a [Option<[u32; 8]>], bool);
 
-fn codes(b: &[u32; 8]) -> Vec<String> {
-    (0..256u32)
+fn codes(b: &[u32]) -> Vec<String> {
+    (0..b.len() as u32 * 32)
         .filter(|c| (b[(c / 32) as usize] >> (c % 32)) & 1 == 1)
         .map(|c| c.to_string())
         .collect()
@@ -484,6 +484,11 @@ fn tree_nodes(
         .get(n.feature as usize)
         .ok_or_else(|| refuse("a split on a feature out of range"))?);
     let _ = write!(out, "<Node>{predicate}");
+    if n.flags & Node::CATEGORIES_RIGHT != 0 {
+        return Err(refuse(
+            "XGBoost's categorical splits (a code PMML cannot name, a negative one, goes another way than in XGBoost)",
+        ));
+    }
     if n.flags & Node::CATEGORICAL != 0 {
         // Left: the bitset's codes; a missing value, or a code the feature does not know, goes
         // the missing way.

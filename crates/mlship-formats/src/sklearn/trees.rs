@@ -340,6 +340,11 @@ fn bitset_of(words: &[i64]) -> [u32; 8] {
     b
 }
 
+/// A split's bitset as the tree IR holds it (histogram boosting's categories are below 256).
+fn split_bitset(words: &[i64]) -> Vec<u32> {
+    bitset_of(words).to_vec()
+}
+
 fn hist_gradient_boosting(e: Inst<'_>) -> Result<(TreeEnsemble, Vec<Step>)> {
     let ctx = e.ctx;
     let predictors = e.items("_predictors")?;
@@ -457,7 +462,7 @@ fn hgb_tree(p: Inst<'_>, output: usize) -> Result<Tree> {
     if let Some(raw) = p.get("raw_left_cat_bitsets").and_then(|v| p.ctx.array(v)) {
         let words = raw.to_i64()?;
         for chunk in words.chunks(8) {
-            cat_bitsets.push(bitset_of(chunk));
+            cat_bitsets.push(split_bitset(chunk));
         }
     }
     let mut out = Vec::with_capacity(value.len());
