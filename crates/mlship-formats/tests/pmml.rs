@@ -416,3 +416,48 @@ fn a_cox_regression_scales_its_strata_baseline_hazards() {
         );
     }
 }
+
+/// A scorecard with reason codes (fixtures/pmml/scorecard_reasons): its `reasonCode` output fields
+/// come out as extra outputs, ranked as JPMML-Evaluator ranks them (expected.json is its answer,
+/// from fixtures/pmml/generate_expected.py); with `pointsAbove`, points count the other way.
+#[test]
+fn a_scorecard_ranks_its_reason_codes_as_jpmml_does() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/pmml/scorecard_reasons");
+    let pmml = std::fs::read_to_string(dir.join("model.pmml")).unwrap();
+    let exp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let f = Frame::new(vec![
+        nums("age", &[20.0, 45.0, 70.0, 45.0]),
+        strs("job", &["a", "b", "b", "a"]),
+        nums("inc", &[500.0, 2000.0, 100.0, 5000.0]),
+    ])
+    .unwrap();
+    let out = mlship_formats::load(pmml.as_bytes())
+        .unwrap()
+        .predict(&f)
+        .unwrap();
+    assert_eq!(values(&out), [112.0, 117.0, 98.0, 123.0]);
+    let names: Vec<&str> = out.extra.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["rc1", "rc2", "rc3"]);
+    for (name, got) in &out.extra {
+        let want: Vec<Option<String>> = serde_json::from_value(exp[name].clone()).unwrap();
+        assert_eq!(got, &want, "{name}");
+    }
+    // pointsAbove (JPMML: no code in rows 0 and 2, whose points are all negative).
+    let above = pmml.replace(
+        r#"reasonCodeAlgorithm="pointsBelow""#,
+        r#"reasonCodeAlgorithm="pointsAbove""#,
+    );
+    let out = mlship_formats::load(above.as_bytes())
+        .unwrap()
+        .predict(&f)
+        .unwrap();
+    let s = |v: &[Option<&str>]| v.iter().map(|x| x.map(str::to_string)).collect::<Vec<_>>();
+    assert_eq!(
+        out.extra[0].1,
+        s(&[None, Some("AGE_MID"), None, Some("AGE_MID")])
+    );
+    assert_eq!(out.extra[1].1, s(&[None, Some("AGE"), None, Some("AGE")]));
+    assert_eq!(out.extra[2].1, s(&[None, None, None, None]));
+}

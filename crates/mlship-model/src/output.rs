@@ -46,6 +46,9 @@ pub struct Output {
     pub decision_function: Option<Scores>,
     /// Distances to the cluster centres (k-means `transform`).
     pub distances: Option<Matrix>,
+    /// Further named outputs the model declares (a PMML scorecard's reason codes), one value per
+    /// row, `None` where the model gives none for that row.
+    pub extra: Vec<(String, Vec<Option<String>>)>,
 }
 
 impl Output {
@@ -56,6 +59,7 @@ impl Output {
             classes: None,
             decision_function: None,
             distances: None,
+            extra: Vec::new(),
         }
     }
 }

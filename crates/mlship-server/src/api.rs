@@ -137,6 +137,19 @@ pub fn matrix(m: &Matrix) -> Json {
     )
 }
 
+/// The model's further named outputs (a PMML scorecard's reason codes): `{name: [value|null]}`,
+/// added to a response as `outputs` when the model has any.
+pub fn add_extra(doc: &mut serde_json::Map<String, Json>, o: &Output) {
+    if !o.extra.is_empty() {
+        let outputs = o
+            .extra
+            .iter()
+            .map(|(name, v)| (name.clone(), serde_json::json!(v)))
+            .collect();
+        doc.insert("outputs".into(), Json::Object(outputs));
+    }
+}
+
 pub fn predictions(o: &Output) -> Vec<Json> {
     match &o.predictions {
         Predictions::Labels(v) => v.iter().map(label).collect(),

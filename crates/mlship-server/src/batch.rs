@@ -165,5 +165,10 @@ fn slice(o: &Output, start: usize, n: usize) -> Output {
             Scores::Matrix(m) => Scores::Matrix(rows(m, start, n)),
         }),
         distances: o.distances.as_ref().map(|m| rows(m, start, n)),
+        extra: o
+            .extra
+            .iter()
+            .map(|(name, v)| (name.clone(), v[r.clone()].to_vec()))
+            .collect(),
     }
 }

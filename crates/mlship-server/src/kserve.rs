@@ -82,5 +82,8 @@ pub async fn predict(
     let frame = input::parse(text, InputFormat::Json, &m.model.signature)
         .map_err(|e| ApiError::bad_request(e.message, Style::Error))?;
     let out = api::score_picked(&s, &picked, frame, Style::Error).await?;
-    Ok(axum::Json(json!({"predictions": api::predictions(&out)})))
+    let mut doc = serde_json::Map::new();
+    doc.insert("predictions".into(), Json::Array(api::predictions(&out)));
+    api::add_extra(&mut doc, &out);
+    Ok(axum::Json(Json::Object(doc)))
 }

@@ -207,5 +207,6 @@ async fn invoke(
             );
         }
     }
+    api::add_extra(&mut doc, &out);
     Ok(axum::Json(Json::Object(doc)))
 }

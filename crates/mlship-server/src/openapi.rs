@@ -68,7 +68,7 @@ pub fn document(s: &AppState) -> Json {
                 "text/csv": {"schema": {"type": "string"}}
             }
         });
-        let ok = json!({"description": "predictions", "content": {"application/json": {"schema": {"type": "object", "properties": {"predictions": {"type": "array"}, "probabilities": {"type": "array"}, "classes": {"type": "array"}}}}}});
+        let ok = json!({"description": "predictions", "content": {"application/json": {"schema": {"type": "object", "properties": {"predictions": {"type": "array"}, "probabilities": {"type": "array"}, "classes": {"type": "array"}, "outputs": {"type": "object", "description": "further named outputs (a PMML scorecard's reason codes), one array each"}}}}}});
         paths.insert(
             format!("/models/{}/invocations", m.name),
             json!({"post": {"summary": format!("Score rows with `{}` (MLflow protocol; {})", m.name, m.model.info.estimator), "parameters": [{"name": "probabilities", "in": "query", "schema": {"type": "boolean"}}], "requestBody": body, "responses": {"200": ok, "400": error_mlflow, "404": error_mlflow, "413": error_mlflow, "415": error_mlflow}}}),

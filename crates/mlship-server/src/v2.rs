@@ -395,6 +395,11 @@ async fn run_infer(
     if let Some(p) = &out.probabilities {
         outputs.push(json!({"name": "probabilities", "datatype": "FP64", "shape": [p.rows(), p.cols()], "data": p.as_slice().iter().map(|x| api::num(*x)).collect::<Vec<_>>()}));
     }
+    // Further named outputs (reason codes) as BYTES tensors; a row without a value gets "".
+    for (name, v) in &out.extra {
+        let data: Vec<&str> = v.iter().map(|s| s.as_deref().unwrap_or("")).collect();
+        outputs.push(json!({"name": name, "datatype": "BYTES", "shape": [v.len()], "data": data}));
+    }
     let mut doc = json!({"model_name": m.name, "model_version": m.version.unwrap_or(1).to_string(), "outputs": outputs});
     if let Some(id) = req.get("id") {
         doc["id"] = id.clone();

@@ -51,16 +51,31 @@ pub fn to_json(o: &Output) -> Json {
     if let Some(d) = &o.distances {
         doc.insert("distances".into(), matrix(d));
     }
+    if !o.extra.is_empty() {
+        doc.insert("outputs".into(), extra(o));
+    }
     Json::Object(doc)
 }
 
-/// CSV: a `prediction` column, then one `probability(<class>)` column per class.
+/// The model's further named outputs (a PMML scorecard's reason codes): `{name: [value|null]}`.
+fn extra(o: &Output) -> Json {
+    Json::Object(
+        o.extra
+            .iter()
+            .map(|(name, v)| (name.clone(), json!(v)))
+            .collect(),
+    )
+}
+
+/// CSV: a `prediction` column, then one `probability(<class>)` column per class, then the
+/// model's further named outputs.
 pub fn to_csv(o: &Output) -> anyhow::Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["prediction".to_string()];
     if let (Some(_), Some(c)) = (&o.probabilities, &o.classes) {
         header.extend(c.iter().map(|l| format!("probability({l})")));
     }
+    header.extend(o.extra.iter().map(|(name, _)| name.clone()));
     w.write_record(&header)?;
     for i in 0..o.predictions.len() {
         let mut row = vec![match &o.predictions {
@@ -71,6 +86,11 @@ pub fn to_csv(o: &Output) -> anyhow::Result<String> {
         if let (Some(p), Some(_)) = (&o.probabilities, &o.classes) {
             row.extend(p.row(i).iter().map(|x| format!("{x:?}")));
         }
+        row.extend(
+            o.extra
+                .iter()
+                .map(|(_, v)| v[i].clone().unwrap_or_default()),
+        );
         w.write_record(&row)?;
     }
     Ok(String::from_utf8(w.into_inner()?)?)

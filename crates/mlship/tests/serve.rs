@@ -453,3 +453,57 @@ fn concurrent_single_rows_are_batched_and_each_gets_its_own_answer() {
         "no batch formed: {calls} calls, {singles} of one request"
     );
 }
+
+/// A model's further named outputs (a PMML scorecard's reason codes) reach every protocol:
+/// `outputs` next to MLflow's and KServe V1's predictions, one BYTES tensor each in V2.
+#[test]
+fn reason_codes_reach_every_protocol() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/pmml/scorecard_reasons");
+    let srv = serve(&[format!("card={}", dir.join("model.pmml").display())], &[]);
+    let a = &srv.addr;
+    let want: Json =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let data = json!([
+        [20.0, "a", 500.0],
+        [45.0, "b", 2000.0],
+        [70.0, "b", 100.0],
+        [45.0, "a", 5000.0]
+    ]);
+    let (st, body) = post_json(
+        a,
+        "/invocations",
+        &json!({"dataframe_split": {"columns": ["age", "job", "inc"], "data": data}}),
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["predictions"], want["score"]);
+    for rc in ["rc1", "rc2", "rc3"] {
+        assert_eq!(body["outputs"][rc], want[rc], "{rc}: {body}");
+    }
+    let records: Vec<Json> = data
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!({"age": r[0], "job": r[1], "inc": r[2]}))
+        .collect();
+    let (st, body) = post_json(a, "/v1/models/card:predict", &json!({"instances": records}));
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["outputs"]["rc1"], want["rc1"], "{body}");
+    let (st, body) = post_json(
+        a,
+        "/v2/models/card/infer",
+        &json!({"inputs": [
+            {"name": "age", "datatype": "FP64", "shape": [4], "data": [20.0, 45.0, 70.0, 45.0]},
+            {"name": "job", "datatype": "BYTES", "shape": [4], "data": ["a", "b", "b", "a"]},
+            {"name": "inc", "datatype": "FP64", "shape": [4], "data": [500.0, 2000.0, 100.0, 5000.0]}
+        ]}),
+    );
+    assert_eq!(st, 200, "{body}");
+    let rc3 = body["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "rc3")
+        .unwrap_or_else(|| panic!("no rc3 tensor: {body}"));
+    assert_eq!(rc3["datatype"], "BYTES");
+    assert_eq!(rc3["data"], json!(["JOB", "", "INC", ""]));
+}

@@ -184,6 +184,7 @@ impl ExternalScorer for OnnxScorer {
                     classes: None,
                     decision_function: None,
                     distances: None,
+                    extra: Vec::new(),
                 }
             }
             Task::Clustering => {
@@ -197,6 +198,7 @@ impl ExternalScorer for OnnxScorer {
                     classes: None,
                     decision_function: None,
                     distances: None,
+                    extra: Vec::new(),
                 }
             }
             Task::Classification => {
@@ -218,6 +220,7 @@ impl ExternalScorer for OnnxScorer {
                     classes: None,
                     decision_function: None,
                     distances: None,
+                    extra: Vec::new(),
                 }
             }
         })

@@ -219,6 +219,7 @@ impl ExternalScorer for TractScorer {
                 classes: None,
                 decision_function: None,
                 distances: None,
+                extra: Vec::new(),
             });
         }
         let m = Matrix::new(n, self.out_width, values)?;
@@ -238,6 +239,7 @@ impl ExternalScorer for TractScorer {
             classes: Some(classes),
             decision_function,
             distances: None,
+            extra: Vec::new(),
         })
     }
 }

@@ -22,6 +22,8 @@ pub struct Pred {
     pub probs: Vec<(String, f64)>,
     /// The winning cluster's index (clustering) or node id.
     pub entity: Option<String>,
+    /// A scorecard's reason codes, the first rank first.
+    pub reasons: Vec<String>,
 }
 
 impl Pred {
@@ -502,6 +504,11 @@ impl<'d> Ctx<'d> {
                 }
                 Feature::TransformedValue(e) => self.eval(e)?,
                 Feature::EntityId => p.entity.clone().map_or(Value::Missing, Value::Str),
+                Feature::ReasonCode(rank) => p
+                    .reasons
+                    .get(rank - 1)
+                    .cloned()
+                    .map_or(Value::Missing, Value::Str),
             };
             self.fields.insert(o.name.clone(), v);
         }
@@ -650,8 +657,8 @@ impl<'d> Ctx<'d> {
                 let v = n.score.as_deref().and_then(super::parse::parse_f64);
                 Ok(Pred {
                     value: v.map(Value::Num),
-                    probs: Vec::new(),
                     entity,
+                    ..Pred::default()
                 })
             }
         }
@@ -950,8 +957,8 @@ impl<'d> Ctx<'d> {
         }
         Ok(Pred {
             value: Some(Value::Num(best.0 as f64)),
-            probs: Vec::new(),
             entity: Some(best.0.to_string()),
+            ..Pred::default()
         })
     }
 
@@ -1023,27 +1030,60 @@ impl<'d> Ctx<'d> {
         })
     }
 
+    /// A scorecard: the initial score plus each characteristic's first matching attribute's
+    /// partial score. With reason codes, each characteristic's points (its baseline minus its
+    /// score, or the score minus the baseline with `pointsAbove`) add up under the reason code
+    /// of the attribute (or of the characteristic); the codes whose points are not negative,
+    /// most points first (ties in document order), are the ranked reasons.
     fn scorecard(&mut self, sc: &'d super::parse::Scorecard) -> Result<Pred> {
         let mut score = sc.initial;
-        for (name, attrs) in &sc.characteristics {
+        let mut points: Vec<(&'d str, f64)> = Vec::new();
+        for c in &sc.characteristics {
             let mut hit = None;
-            for a in attrs {
+            for a in &c.attributes {
                 if self.pred_value(&a.predicate)? == Some(true) {
-                    hit = Some(a.score);
+                    hit = Some(a);
                     break;
                 }
             }
-            match hit {
-                Some(x) => score += x,
-                None => {
-                    return Err(fail(format!(
-                        "no attribute of the characteristic {name:?} holds for this row"
-                    )));
-                }
+            let Some(a) = hit else {
+                return Err(fail(format!(
+                    "no attribute of the characteristic {:?} holds for this row",
+                    c.name
+                )));
+            };
+            score += a.score;
+            if !sc.use_reason_codes {
+                continue;
+            }
+            let code = a.reason.as_deref().or(c.reason.as_deref()).ok_or_else(|| {
+                fail(format!(
+                    "the characteristic {:?} has no reason code",
+                    c.name
+                ))
+            })?;
+            let baseline = c.baseline.or(sc.baseline).ok_or_else(|| {
+                fail(format!(
+                    "the characteristic {:?} has no baseline score",
+                    c.name
+                ))
+            })?;
+            let diff = if sc.points_above {
+                a.score - baseline
+            } else {
+                baseline - a.score
+            };
+            match points.iter_mut().find(|(k, _)| *k == code) {
+                Some((_, p)) => *p += diff,
+                None => points.push((code, diff)),
             }
         }
+        points.retain(|(_, p)| *p >= 0.0);
+        // A stable sort keeps equal points in document order.
+        points.sort_by(|a, b| b.1.total_cmp(&a.1));
         Ok(Pred {
             value: Some(Value::Num(score)),
+            reasons: points.into_iter().map(|(k, _)| k.to_string()).collect(),
             ..Pred::default()
         })
     }
@@ -1308,8 +1348,7 @@ impl<'d> Ctx<'d> {
             });
             return Ok(Pred {
                 value: winners.first().map(|w| Value::Str(w.clone())),
-                probs: Vec::new(),
-                entity: None,
+                ..Pred::default()
             });
         }
         // One against all: the machine with the smallest value wins.
@@ -1337,7 +1376,7 @@ fn classified(probs: Vec<(String, f64)>) -> Pred {
     Pred {
         value: best.map(|(i, _)| Value::Str(probs[i].0.clone())),
         probs,
-        entity: None,
+        ..Pred::default()
     }
 }
 

@@ -112,8 +112,22 @@ impl ExternalScorer for PmmlScorer {
         let k = self.classes.len();
         let mut probs = Vec::new();
         let mut any_probs = false;
+        // The top model's reason-code output fields, as extra outputs.
+        let mut extra: Vec<(String, usize, Vec<Option<String>>)> = self
+            .doc
+            .model
+            .outputs
+            .iter()
+            .filter_map(|o| match o.feature {
+                parse::Feature::ReasonCode(rank) => Some((o.name.clone(), rank, Vec::new())),
+                _ => None,
+            })
+            .collect();
         for (r, row) in x.iter_rows().enumerate() {
             let p = self.predict_row(row).map_err(|e| bad_row(r, e))?;
+            for (_, rank, v) in &mut extra {
+                v.push(p.reasons.get(*rank - 1).cloned());
+            }
             match self.function {
                 Function::Regression => values.push(match &p.value {
                     Some(Value::Num(v)) => *v,
@@ -178,6 +192,7 @@ impl ExternalScorer for PmmlScorer {
             classes: classified.then(|| self.labels()),
             decision_function: None,
             distances: None,
+            extra: extra.into_iter().map(|(name, _, v)| (name, v)).collect(),
         })
     }
 }

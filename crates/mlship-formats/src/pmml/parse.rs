@@ -167,6 +167,8 @@ pub enum Feature {
     Probability(Option<String>),
     TransformedValue(Expr),
     EntityId,
+    /// The reason code of this rank (1 is the first) of a scorecard.
+    ReasonCode(usize),
 }
 
 #[derive(Debug)]
@@ -212,13 +214,29 @@ pub enum Kind {
 pub struct Attribute {
     pub predicate: Predicate,
     pub score: f64,
+    /// Overrides its characteristic's reason code.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Characteristic {
+    pub name: String,
+    /// Its attributes in order: the first whose predicate holds scores.
+    pub attributes: Vec<Attribute>,
+    pub reason: Option<String>,
+    /// The score reason codes measure from (the scorecard's when not given).
+    pub baseline: Option<f64>,
 }
 
 #[derive(Debug)]
 pub struct Scorecard {
     pub initial: f64,
-    /// Per characteristic, its attributes in order: the first whose predicate holds scores.
-    pub characteristics: Vec<(String, Vec<Attribute>)>,
+    pub characteristics: Vec<Characteristic>,
+    pub use_reason_codes: bool,
+    /// `pointsAbove`: a characteristic's points are its score above the baseline; otherwise
+    /// (`pointsBelow`, the default) below it.
+    pub points_above: bool,
+    pub baseline: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -1052,6 +1070,14 @@ fn output_field(f: &Node) -> Result<OutputField> {
         "probability" => Feature::Probability(attr(f, "value").map(str::to_string)),
         "transformedValue" => Feature::TransformedValue(expr_in(f, 0)?),
         "entityId" => Feature::EntityId,
+        "reasonCode" => Feature::ReasonCode(
+            num_or(f, "rank", 1.0)?
+                .to_string()
+                .parse::<usize>()
+                .ok()
+                .filter(|r| *r >= 1)
+                .ok_or_else(|| err(f, "a reason code's rank must be a whole number from 1"))?,
+        ),
         // Other features (reason codes, rule values, …) are not read by any model we evaluate.
         _ => Feature::PredictedValue,
     };
@@ -1643,22 +1669,36 @@ fn scorecard(m: &Node) -> Result<Scorecard> {
         child(m, "Characteristics").ok_or_else(|| err(m, "a Scorecard without Characteristics"))?;
     let mut characteristics = Vec::new();
     for c in kids(&cs).filter(|c| name(c) == "Characteristic") {
-        let mut attrs = Vec::new();
+        let mut attributes = Vec::new();
         for a in kids(&c).filter(|x| name(x) == "Attribute") {
             if child(&a, "ComplexPartialScore").is_some() {
                 return Err(unsupported(&a, "ComplexPartialScore"));
             }
-            attrs.push(Attribute {
+            attributes.push(Attribute {
                 predicate: first_predicate(&a)?,
                 score: num(&a, "partialScore")?
                     .ok_or_else(|| err(&a, "an Attribute without partialScore"))?,
+                reason: attr(&a, "reasonCode").map(str::to_string),
             });
         }
-        characteristics.push((attr(&c, "name").unwrap_or("").to_string(), attrs));
+        characteristics.push(Characteristic {
+            name: attr(&c, "name").unwrap_or("").to_string(),
+            attributes,
+            reason: attr(&c, "reasonCode").map(str::to_string),
+            baseline: num(&c, "baselineScore")?,
+        });
     }
+    let points_above = match attr(m, "reasonCodeAlgorithm").unwrap_or("pointsBelow") {
+        "pointsBelow" => false,
+        "pointsAbove" => true,
+        other => return Err(unsupported(m, format!("reasonCodeAlgorithm={other:?}"))),
+    };
     Ok(Scorecard {
         initial: num_or(m, "initialScore", 0.0)?,
         characteristics,
+        use_reason_codes: attr(m, "useReasonCodes") != Some("false"),
+        points_above,
+        baseline: num(m, "baselineScore")?,
     })
 }
 
