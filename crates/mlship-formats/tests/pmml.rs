@@ -439,11 +439,19 @@ fn a_scorecard_ranks_its_reason_codes_as_jpmml_does() {
         .unwrap();
     assert_eq!(values(&out), [112.0, 117.0, 98.0, 123.0]);
     let names: Vec<&str> = out.extra.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["rc1", "rc2", "rc3"]);
-    for (name, got) in &out.extra {
+    assert_eq!(names, ["rc1", "rc2", "rc3", "twice"]);
+    for (name, got) in &out.extra[..3] {
         let want: Vec<Option<String>> = serde_json::from_value(exp[name].clone()).unwrap();
         assert_eq!(got, &want, "{name}");
     }
+    // A transformed value comes out as text.
+    let twice: Vec<f64> = out.extra[3]
+        .1
+        .iter()
+        .map(|v| v.as_deref().unwrap().parse().unwrap())
+        .collect();
+    let want: Vec<f64> = serde_json::from_value(exp["twice"].clone()).unwrap();
+    assert_eq!(twice, want);
     // pointsAbove (JPMML: no code in rows 0 and 2, whose points are all negative).
     let above = pmml.replace(
         r#"reasonCodeAlgorithm="pointsBelow""#,

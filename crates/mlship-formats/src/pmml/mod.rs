@@ -76,9 +76,37 @@ impl PmmlScorer {
         m
     }
 
-    fn predict_row(&self, row: &[f64]) -> Result<Pred> {
+    /// The top model's prediction for one row, and the values of its output fields that are
+    /// neither the predicted value nor a probability (transformed values, entity ids, reason
+    /// codes): the extra outputs, in document order.
+    fn predict_row(&self, row: &[f64]) -> Result<(Pred, Vec<Option<String>>)> {
         let mut ctx = Ctx::new(&self.doc, self.row_inputs(row));
-        ctx.model(&self.doc.model)
+        let p = ctx.model(&self.doc.model)?;
+        let names = self.extra_outputs();
+        if names.is_empty() {
+            return Ok((p, Vec::new()));
+        }
+        ctx.publish(&self.doc.model, &p)?;
+        let values = names
+            .iter()
+            .map(|n| ctx.get(n).map(|v| eval::text(&v)))
+            .collect::<Result<_>>()?;
+        Ok((p, values))
+    }
+
+    fn extra_outputs(&self) -> Vec<&str> {
+        self.doc
+            .model
+            .outputs
+            .iter()
+            .filter(|o| {
+                !matches!(
+                    o.feature,
+                    parse::Feature::PredictedValue | parse::Feature::Probability(_)
+                )
+            })
+            .map(|o| o.name.as_str())
+            .collect()
     }
 }
 
@@ -112,21 +140,15 @@ impl ExternalScorer for PmmlScorer {
         let k = self.classes.len();
         let mut probs = Vec::new();
         let mut any_probs = false;
-        // The top model's reason-code output fields, as extra outputs.
-        let mut extra: Vec<(String, usize, Vec<Option<String>>)> = self
-            .doc
-            .model
-            .outputs
-            .iter()
-            .filter_map(|o| match o.feature {
-                parse::Feature::ReasonCode(rank) => Some((o.name.clone(), rank, Vec::new())),
-                _ => None,
-            })
+        let mut extra: Vec<(String, Vec<Option<String>>)> = self
+            .extra_outputs()
+            .into_iter()
+            .map(|n| (n.to_string(), Vec::with_capacity(x.rows())))
             .collect();
         for (r, row) in x.iter_rows().enumerate() {
-            let p = self.predict_row(row).map_err(|e| bad_row(r, e))?;
-            for (_, rank, v) in &mut extra {
-                v.push(p.reasons.get(*rank - 1).cloned());
+            let (p, outs) = self.predict_row(row).map_err(|e| bad_row(r, e))?;
+            for ((_, column), v) in extra.iter_mut().zip(outs) {
+                column.push(v);
             }
             match self.function {
                 Function::Regression => values.push(match &p.value {
@@ -192,7 +214,7 @@ impl ExternalScorer for PmmlScorer {
             classes: classified.then(|| self.labels()),
             decision_function: None,
             distances: None,
-            extra: extra.into_iter().map(|(name, _, v)| (name, v)).collect(),
+            extra,
         })
     }
 }
