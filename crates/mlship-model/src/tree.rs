@@ -267,9 +267,9 @@ impl Masked {
             return;
         }
         let leaves = if self.narrow {
-            Self::leaves::<T, u32>(splits, xt)
+            fast_leaves::<T, u32>(splits, xt)
         } else {
-            Self::leaves::<T, u64>(splits, xt)
+            fast_leaves::<T, u64>(splits, xt)
         };
         for (r, leaf) in leaves.into_iter().enumerate() {
             let leaf = usize::from(leaf);
@@ -326,6 +326,26 @@ fn fast_add<T: Copy + PartialOrd, M: LeafMask>(
         return unsafe { avx2::<T, M>(splits, xt, values, block, scale) };
     }
     Masked::add::<T, M>(splits, xt, values, block, scale)
+}
+
+/// [`Masked::leaves`], in 256-bit vectors where the CPU has them (for trees of several values
+/// per leaf; single values take [`fast_add`]).
+#[inline]
+fn fast_leaves<T: Copy + PartialOrd, M: LeafMask>(
+    splits: &[(u32, T, u64)],
+    xt: &[T],
+) -> [u8; BLOCK] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("bmi1") {
+        #[target_feature(enable = "avx2,bmi1")]
+        fn avx2<T: Copy + PartialOrd, M: LeafMask>(s: &[(u32, T, u64)], xt: &[T]) -> [u8; BLOCK] {
+            Masked::leaves::<T, M>(s, xt)
+        }
+        // SAFETY: the CPU has AVX2 and BMI1 (checked just above), all that `avx2` requires.
+        #[allow(unsafe_code)]
+        return unsafe { avx2::<T, M>(splits, xt) };
+    }
+    Masked::leaves::<T, M>(splits, xt)
 }
 
 /// Copies `BLOCK` rows of `width` values (row-major) into `xt`, column-major, through `cast`.
