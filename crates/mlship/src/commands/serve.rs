@@ -38,9 +38,11 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         max_batch_size: a.max_batch_size.max(1),
         max_latency: std::time::Duration::from_micros(a.max_batch_latency_us),
     };
-    let hook: Arc<dyn RollbackHook> = Arc::new(RegistryHook {
+    let registry_hook = Arc::new(RegistryHook {
         settings: settings.clone(),
+        writes: std::sync::Mutex::new(Vec::new()),
     });
+    let hook: Arc<dyn RollbackHook> = registry_hook.clone();
     let config = Config {
         body_limit: a.body_limit,
         batch,
@@ -97,7 +99,10 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
             .await
             .context("serving")?;
         anyhow::Ok(())
-    })
+    })?;
+    // A rollback being written to the registry completes before the process exits.
+    registry_hook.finish();
+    Ok(())
 }
 
 type Loaded = (Vec<Served>, Vec<Deployment>, Vec<(String, Reference)>);
@@ -290,6 +295,18 @@ fn load_served(reference: &str, settings: &Settings) -> anyhow::Result<Served> {
 /// version, with the reason, so the history shows who (this server), when and why.
 struct RegistryHook {
     settings: Settings,
+    /// The threads writing rollbacks, joined at shutdown so that none is cut off.
+    writes: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl RegistryHook {
+    /// Waits for every rollback write started so far.
+    fn finish(&self) {
+        let writes = std::mem::take(&mut *self.writes.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in writes {
+            let _ = w.join();
+        }
+    }
 }
 
 impl RollbackHook for RegistryHook {
@@ -307,7 +324,7 @@ impl RollbackHook for RegistryHook {
             candidate.name.clone(),
             reason.to_string(),
         );
-        std::thread::spawn(move || match settings.metadata() {
+        let write = std::thread::spawn(move || match settings.metadata() {
             Ok(mut meta) => {
                 if let Err(e) = meta.set_alias(&name, &alias, to, "mlship serve", &reason) {
                     eprintln!("cannot record the rollback in the registry: {e}");
@@ -315,5 +332,9 @@ impl RollbackHook for RegistryHook {
             }
             Err(e) => eprintln!("cannot record the rollback in the registry: {e:#}"),
         });
+        self.writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(write);
     }
 }
