@@ -41,6 +41,8 @@ struct Linear {
 
 /// Codes of a categorical split's list: below 2^20, so a bitset stays under 128 KiB.
 const MAX_CODE: u64 = 1 << 20;
+/// The most 32-bit words of categorical bitsets a dump may ask for (16 MiB).
+const MAX_BITSET_WORDS: usize = 1 << 22;
 
 /// The categories of a categorical threshold: `"1||3||5"`, or one number.
 fn categories(v: &Value) -> Option<Vec<u32>> {
@@ -211,6 +213,7 @@ pub fn load(b: &[u8]) -> Result<mlship_model::Model> {
     let trees = get("tree_info")?
         .as_array()
         .ok_or_else(|| malformed(FORMAT, 0, "`tree_info` is not a list"))?;
+    let mut bitset_words = 0usize;
     for (t, info) in trees.iter().enumerate() {
         let leaves = info
             .get("num_leaves")
@@ -266,7 +269,16 @@ pub fn load(b: &[u8]) -> Result<mlship_model::Model> {
             // Each list as a bitset of 32-bit words, as the text model stores it.
             let (mut bounds, mut words) = (vec![0usize], Vec::new());
             for cats in &a.cats {
-                let mut w = vec![0u32; cats.iter().max().map_or(1, |&m| m as usize / 32 + 1)];
+                let len = cats.iter().max().map_or(1, |&m| m as usize / 32 + 1);
+                // A list of one large code is a few bytes of the dump and a long bitset: the
+                // dump's bitsets are bounded, as the text reader bounds its own.
+                bitset_words += len;
+                if bitset_words > MAX_BITSET_WORDS {
+                    return Err(crate::Error::Limit(
+                        "LightGBM categorical bitsets over 16 MiB in all".into(),
+                    ));
+                }
+                let mut w = vec![0u32; len];
                 for &c in cats {
                     w[c as usize / 32] |= 1 << (c % 32);
                 }

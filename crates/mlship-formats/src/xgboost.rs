@@ -226,6 +226,7 @@ fn lower(doc: &Json, format: &str) -> Result<Model> {
         _ => 1,
     };
     let mut trees = Vec::with_capacity(trees_json.len());
+    let mut bitset_words = 0usize;
     for (t, (tree, info)) in trees_json.iter().zip(tree_info).enumerate() {
         let group = count(info, "tree_info", MAX_CLASSES)?;
         if group >= n_outputs {
@@ -233,7 +234,17 @@ fn lower(doc: &Json, format: &str) -> Result<Model> {
                 "tree {t} adds to output {group} of {n_outputs}"
             )));
         }
-        trees.push(lower_tree(tree, t, group)?);
+        let tree = lower_tree(tree, t, group)?;
+        // A split listing one large code costs a few bytes of the file and a long bitset: the
+        // model's bitsets are bounded (16 MiB) so that no file asks for much more memory than it
+        // holds.
+        bitset_words += tree.cat_bitsets.iter().map(Vec::len).sum::<usize>();
+        if bitset_words > MAX_BITSET_WORDS {
+            return Err(unsupported(
+                "XGBoost categorical splits whose bitsets exceed 16 MiB in all",
+            ));
+        }
+        trees.push(tree);
     }
 
     // base_score is in the objective's output space; the trees add to the margin.
@@ -294,6 +305,9 @@ fn lower(doc: &Json, format: &str) -> Result<Model> {
 }
 
 /// One XGBoost tree, renumbered breadth-first so that children come after their parents.
+/// The most 32-bit words of categorical bitsets a model may hold (16 MiB).
+const MAX_BITSET_WORDS: usize = 1 << 22;
+
 fn lower_tree(tree: &Json, t: usize, group: usize) -> Result<Tree> {
     let left = array(tree, "left_children", t)?;
     let right = array(tree, "right_children", t)?;

@@ -692,3 +692,15 @@ proptest! {
         }
     }
 }
+
+/// A categorical split's codes are bounded: one listing a code of 2^20 or more is refused before
+/// a bitset for it is built.
+#[test]
+fn xgboost_category_codes_past_the_bound_are_refused() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/extra/xgb_many_categories/model.json");
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    doc["learner"]["gradient_booster"]["model"]["trees"][0]["categories"][0] = (1u64 << 20).into();
+    let e = load(&serde_json::to_vec(&doc).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("below 2^20"), "{e}");
+}

@@ -472,11 +472,13 @@ impl Perfect {
         slots: &mut [u32; BLOCK],
     ) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if std::arch::is_x86_feature_detected!("avx2")
+            // Gathers index with i32: larger inputs take the scalar walk.
+            && x.len() <= i32::MAX as usize
+        {
             assert!(
                 self.max_feature < width
                     && (start + BLOCK) * width <= x.len()
-                    && x.len() <= i32::MAX as usize
                     && self.feat.len() == (1 << self.depth) - 1
                     && self.thr.len() == self.feat.len(),
                 "perfect tree reads past the rows"
@@ -972,7 +974,8 @@ impl TreeEnsemble {
         }
         let mut buf = Vec::with_capacity(width);
         let mut i = 0;
-        while i + BLOCK <= n {
+        // Rows without features (a model of constant trees) take the node walk below.
+        while width > 0 && i + BLOCK <= n {
             let block = &mut acc[i * k..(i + BLOCK) * k];
             let rows = &x[i * width..(i + BLOCK) * width];
             if any_masked {
@@ -1327,6 +1330,28 @@ mod tests {
             let got = e.accumulate(&x, 0.1, &base);
             let want = naive(&e, &x, 0.1, &base);
             prop_assert_eq!(got.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn trees_over_no_features_score_every_row() {
+        let tree = Tree::new(vec![Node::leaf(0)], vec![2.5], 1, 0, Vec::new());
+        let e = TreeEnsemble::new(
+            0,
+            1,
+            vec![tree],
+            true,
+            TreeHead::BoostRegression {
+                base: 1.0,
+                scale: 1.0,
+                exp: false,
+            },
+            Vec::new(),
+        )
+        .unwrap();
+        for rows in [1, 48, 100, 5000] {
+            let x = Matrix::new(rows, 0, Vec::new()).unwrap();
+            assert_eq!(e.accumulate(&x, 1.0, &[1.0]).as_slice(), vec![3.5; rows]);
         }
     }
 
