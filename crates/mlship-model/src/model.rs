@@ -208,8 +208,11 @@ fn convert(name: &str, field: &Field, data: &ColumnData) -> Result<Col> {
 
 /// Refuses a missing value in a column whose field cannot take one, naming the column and row.
 fn check_missing(name: &str, field: &Field, v: &[f64]) -> Result<()> {
+    if field.nullable {
+        return Ok(());
+    }
     match v.iter().position(|x| x.is_nan()) {
-        Some(row) if !field.nullable => Err(Error::BadValue {
+        Some(row) => Err(Error::BadValue {
             column: name.to_string(),
             row,
             expected: "a number (the model does not take missing values here)".into(),

@@ -348,6 +348,17 @@ fn fast_leaves<T: Copy + PartialOrd, M: LeafMask>(
     Masked::leaves::<T, M>(splits, xt)
 }
 
+/// `exp` of every value with a log link (decided once: a per-row choice lets the compiler
+/// compute `exp` for every row and throw it away).
+fn log_link(mut values: Vec<f64>, exp: bool) -> Vec<f64> {
+    if exp {
+        for v in &mut values {
+            *v = v.exp();
+        }
+    }
+    values
+}
+
 /// Copies `BLOCK` rows of `width` values (row-major) into `xt`, column-major, through `cast`.
 #[inline]
 fn transpose<T>(rows: &[f64], width: usize, xt: &mut [T], cast: impl Fn(f64) -> T) {
@@ -1109,23 +1120,16 @@ impl TreeEnsemble {
         let n_trees = self.trees.len() as f64;
         match &self.head {
             TreeHead::Regression { exp } => {
-                let mut acc = self.accumulate(x, 1.0, &vec![0.0; k]);
-                let values = (0..acc.rows())
-                    .map(|i| {
-                        let r = acc.row_mut(i);
-                        let v = r[0] / n_trees;
-                        if *exp { v.exp() } else { v }
-                    })
-                    .collect();
-                Ok(Output::new(Predictions::Values(values)))
+                // One output per row: the accumulator is the column of sums.
+                let mut values = self.accumulate(x, 1.0, &vec![0.0; k]).into_vec();
+                for v in &mut values {
+                    *v /= n_trees;
+                }
+                Ok(Output::new(Predictions::Values(log_link(values, *exp))))
             }
             TreeHead::BoostRegression { base, scale, exp } => {
-                let acc = self.accumulate(x, *scale, &[*base]);
-                let values = acc
-                    .iter_rows()
-                    .map(|r| if *exp { r[0].exp() } else { r[0] })
-                    .collect();
-                Ok(Output::new(Predictions::Values(values)))
+                let values = self.accumulate(x, *scale, &[*base]).into_vec();
+                Ok(Output::new(Predictions::Values(log_link(values, *exp))))
             }
             TreeHead::ForestClassifier { classes } => {
                 let mut acc = self.accumulate(x, 1.0, &vec![0.0; k]);
