@@ -76,13 +76,11 @@ impl PmmlScorer {
         m
     }
 
-    /// The top model's prediction for one row, and the values of its output fields that are
-    /// neither the predicted value nor a probability (transformed values, entity ids, reason
-    /// codes): the extra outputs, in document order.
-    fn predict_row(&self, row: &[f64]) -> Result<(Pred, Vec<Option<String>>)> {
+    /// The top model's prediction for one row, and the values of its output fields `names` (the
+    /// extra outputs, see [`PmmlScorer::extra_outputs`]).
+    fn predict_row(&self, row: &[f64], names: &[&str]) -> Result<(Pred, Vec<Option<String>>)> {
         let mut ctx = Ctx::new(&self.doc, self.row_inputs(row));
         let p = ctx.model(&self.doc.model)?;
-        let names = self.extra_outputs();
         if names.is_empty() {
             return Ok((p, Vec::new()));
         }
@@ -94,6 +92,8 @@ impl PmmlScorer {
         Ok((p, values))
     }
 
+    /// The top model's output fields that are neither the predicted value nor a probability
+    /// (transformed values, entity ids, reason codes), in document order.
     fn extra_outputs(&self) -> Vec<&str> {
         self.doc
             .model
@@ -140,13 +140,13 @@ impl ExternalScorer for PmmlScorer {
         let k = self.classes.len();
         let mut probs = Vec::new();
         let mut any_probs = false;
-        let mut extra: Vec<(String, Vec<Option<String>>)> = self
-            .extra_outputs()
-            .into_iter()
+        let names = self.extra_outputs();
+        let mut extra: Vec<(String, Vec<Option<String>>)> = names
+            .iter()
             .map(|n| (n.to_string(), Vec::with_capacity(x.rows())))
             .collect();
         for (r, row) in x.iter_rows().enumerate() {
-            let (p, outs) = self.predict_row(row).map_err(|e| bad_row(r, e))?;
+            let (p, outs) = self.predict_row(row, &names).map_err(|e| bad_row(r, e))?;
             for ((_, column), v) in extra.iter_mut().zip(outs) {
                 column.push(v);
             }

@@ -332,17 +332,14 @@ fn dummy_constant(e: Inst<'_>, init: Option<Value>) -> Result<f64> {
         .ok_or_else(|| unsupported("DummyRegressor without a constant"))
 }
 
-fn bitset_of(words: &[i64]) -> [u32; 8] {
-    let mut b = [0u32; 8];
+/// A split's bitset as the tree IR holds it: histogram boosting's eight words (its categories
+/// are below 256), each stored as an i64.
+fn split_bitset(words: &[i64]) -> Vec<u32> {
+    let mut b = vec![0u32; 8];
     for (i, w) in words.iter().take(8).enumerate() {
         b[i] = *w as u32;
     }
     b
-}
-
-/// A split's bitset as the tree IR holds it (histogram boosting's categories are below 256).
-fn split_bitset(words: &[i64]) -> Vec<u32> {
-    bitset_of(words).to_vec()
 }
 
 fn hist_gradient_boosting(e: Inst<'_>) -> Result<(TreeEnsemble, Vec<Step>)> {
