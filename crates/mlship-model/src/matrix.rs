@@ -58,6 +58,28 @@ impl Matrix {
         self.data
     }
 
+    /// A matrix of `rows` rows from its columns (each `rows` long).
+    pub fn from_columns(rows: usize, cols: &[&[f64]]) -> Result<Matrix> {
+        if cols.iter().any(|c| c.len() != rows) {
+            return Err(Error::invalid(format!("columns are not all {rows} long")));
+        }
+        let width = cols.len();
+        let mut data = vec![0.0; rows * width];
+        for (j, c) in cols.iter().enumerate() {
+            for (i, x) in c.iter().enumerate() {
+                data[i * width + j] = *x;
+            }
+        }
+        Matrix::new(rows, width, data)
+    }
+
+    /// The columns, each as a vector.
+    pub fn columns(&self) -> Vec<Vec<f64>> {
+        (0..self.cols)
+            .map(|j| self.iter_rows().map(|r| r[j]).collect())
+            .collect()
+    }
+
     /// Iterates over the rows.
     pub fn iter_rows(&self) -> impl Iterator<Item = &[f64]> {
         // `max(1)` keeps chunks_exact valid for zero-column matrices (which have no data).

@@ -1,5 +1,7 @@
 //! `Model`: a signature, preprocessing steps and one estimator; `predict` runs them on a `Frame`.
 
+use std::borrow::Cow;
+
 use crate::transform::{Col, Table};
 use crate::{
     Column, ColumnData, DType, Error, Field, Frame, GaussianNb, KMeans, LinearModel, Matrix, Mlp,
@@ -89,43 +91,54 @@ impl Model {
     /// Scores every row of `frame`. Columns are matched by name (extra columns are ignored);
     /// a model fitted without names takes the columns by position.
     pub fn predict(&self, frame: &Frame) -> Result<Output> {
-        let x = if self.steps.is_empty()
+        let n = frame.n_rows();
+        let cols: Vec<Cow<'_, [f64]>> = if self.steps.is_empty()
             && self.signature.inputs.iter().all(|f| f.dtype != DType::Str)
         {
-            // No preprocessing: the frame's columns go straight into the estimator's matrix.
-            self.input_matrix(frame)?
+            // No preprocessing: the frame's float columns go straight to the estimator.
+            self.numeric_columns(frame)?
         } else {
             let mut t = self.input_table(frame)?;
             for s in &self.steps {
                 t = s.apply(t)?;
             }
-            t.into_matrix()?
+            t.into_columns()?.into_iter().map(Cow::Owned).collect()
         };
-        if x.cols() != self.estimator.n_features() {
+        if cols.len() != self.estimator.n_features() {
             return Err(Error::invalid(format!(
                 "the estimator reads {} features, preprocessing produced {}",
                 self.estimator.n_features(),
-                x.cols()
+                cols.len()
             )));
         }
-        if !matches!(self.estimator, Estimator::Trees(_) | Estimator::External(_)) {
-            // Only trees (and external scorers, which follow their own rules) take missing
-            // values; scikit-learn refuses NaN everywhere else.
-            if let Some(pos) = x.as_slice().iter().position(|v| v.is_nan()) {
-                let (row, j) = (pos / x.cols().max(1), pos % x.cols().max(1));
-                let column = match (self.steps.is_empty(), self.signature.inputs.get(j)) {
-                    (true, Some(f)) => f.name.clone(),
-                    _ => format!("feature {j} after preprocessing"),
-                };
-                return Err(Error::BadValue {
-                    column,
-                    row,
-                    expected: "a number (this estimator does not take missing values)".into(),
-                    found: "a missing value".into(),
-                });
+        let cols: Vec<&[f64]> = cols.iter().map(|c| &**c).collect();
+        match &self.estimator {
+            // Trees read the columns themselves, and take missing values.
+            Estimator::Trees(m) => return m.score_columns(&cols, n),
+            // External scorers follow their own rules for missing values.
+            Estimator::External(_) => {}
+            // scikit-learn refuses NaN everywhere else: the first one, in row order, is named.
+            _ => {
+                let first = cols
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, c)| Some((c.iter().position(|v| v.is_nan())?, j)))
+                    .min();
+                if let Some((row, j)) = first {
+                    let column = match (self.steps.is_empty(), self.signature.inputs.get(j)) {
+                        (true, Some(f)) => f.name.clone(),
+                        _ => format!("feature {j} after preprocessing"),
+                    };
+                    return Err(Error::BadValue {
+                        column,
+                        row,
+                        expected: "a number (this estimator does not take missing values)".into(),
+                        found: "a missing value".into(),
+                    });
+                }
             }
         }
-        self.estimator.score(&x)
+        self.estimator.score(&Matrix::from_columns(n, &cols)?)
     }
 
     /// The frame's column for each input field, by name (or by position for a model fitted
@@ -166,33 +179,22 @@ impl Model {
         })
     }
 
-    /// The row-major matrix of the frame's input columns, checked as `input_table` checks them.
-    fn input_matrix(&self, frame: &Frame) -> Result<Matrix> {
-        let cols = self.input_columns(frame)?;
-        let (n, width) = (frame.n_rows(), cols.len());
-        let mut data = vec![0.0; n * width];
-        for (j, (c, f)) in cols.into_iter().enumerate() {
-            let owned;
-            let v: &[f64] = match &c.data {
+    /// The frame's input columns as numbers, checked as `input_table` checks them: float
+    /// columns are borrowed, others converted.
+    fn numeric_columns<'f>(&self, frame: &'f Frame) -> Result<Vec<Cow<'f, [f64]>>> {
+        self.input_columns(frame)?
+            .into_iter()
+            .map(|(c, f)| match &c.data {
                 ColumnData::Float(v) => {
                     check_missing(&c.name, f, v)?;
-                    v
+                    Ok(Cow::Borrowed(v.as_slice()))
                 }
                 data => match convert(&c.name, f, data)? {
-                    Col::Num(v) => {
-                        owned = v;
-                        &owned
-                    }
-                    Col::Str(_) => {
-                        return Err(Error::invalid("a string column reached the matrix"));
-                    }
+                    Col::Num(v) => Ok(Cow::Owned(v)),
+                    Col::Str(_) => Err(Error::invalid("a string column reached the matrix")),
                 },
-            };
-            for (i, x) in v.iter().enumerate() {
-                data[i * width + j] = *x;
-            }
-        }
-        Matrix::new(n, width, data)
+            })
+            .collect()
     }
 }
 

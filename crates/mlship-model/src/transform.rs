@@ -18,28 +18,27 @@ pub(crate) struct Table {
 
 impl Table {
     /// The numeric matrix the final estimator takes; a string column left here is an error.
+    /// The table's columns, which must all be numbers by now.
+    pub fn into_columns(self) -> Result<Vec<Vec<f64>>> {
+        self.cols
+            .into_iter()
+            .enumerate()
+            .map(|(j, col)| match col {
+                Col::Num(v) => Ok(v),
+                Col::Str(v) => Err(Error::BadValue {
+                    column: format!("feature {j} after preprocessing"),
+                    row: v.iter().position(Option::is_some).unwrap_or(0),
+                    expected: "a number".into(),
+                    found: "a string".into(),
+                }),
+            })
+            .collect()
+    }
+
     pub fn into_matrix(self) -> Result<Matrix> {
-        let n_cols = self.cols.len();
-        let mut data = vec![0.0; self.n_rows * n_cols];
-        for (j, col) in self.cols.into_iter().enumerate() {
-            match col {
-                Col::Num(v) => {
-                    for (i, x) in v.into_iter().enumerate() {
-                        data[i * n_cols + j] = x;
-                    }
-                }
-                Col::Str(v) => {
-                    let row = v.iter().position(Option::is_some).unwrap_or(0);
-                    return Err(Error::BadValue {
-                        column: format!("feature {j} after preprocessing"),
-                        row,
-                        expected: "a number".into(),
-                        found: "a string".into(),
-                    });
-                }
-            }
-        }
-        Matrix::new(self.n_rows, n_cols, data)
+        let n = self.n_rows;
+        let cols = self.into_columns()?;
+        Matrix::from_columns(n, &cols.iter().map(Vec::as_slice).collect::<Vec<_>>())
     }
 
     fn num(&self, j: usize) -> Result<&[f64]> {

@@ -86,10 +86,11 @@ const MAX_PERFECT_DEPTH: u32 = 12;
 struct Perfect {
     depth: u32,
     /// Splits in f32 (float32-cast ensembles): `f64(x) <= t` exactly when `x <= floor32(t)`
-    /// for an f32 input `x`, where `floor32(t)` is the largest f32 not above `t`.
+    /// for an f32 input `x`, where `floor32(t)` is the largest f32 not above `t`. Features are
+    /// given as where their values start in a column-major block (`feature * BLOCK`).
     split32: Vec<(u32, f32)>,
     split64: Vec<(u32, f64)>,
-    /// `split32` as two arrays of i32 features and f32 thresholds, for vector gathers.
+    /// `split32` as two arrays of i32 block columns and f32 thresholds, for vector gathers.
     feat: Vec<i32>,
     thr: Vec<f32>,
     /// For each of the `2^depth` slots of the last level, the node index of its leaf.
@@ -114,8 +115,9 @@ const BLOCK: usize = 8 * LANES;
 /// take the node walk instead.
 #[derive(Clone, Debug, PartialEq)]
 struct Masked {
-    /// `(feature, threshold, mask of the leaves that remain when x > threshold)`, in f32
-    /// (see [`Perfect::split32`]) and in f64.
+    /// `(column, threshold, mask of the leaves that remain when x > threshold)`, in f32
+    /// (see [`Perfect::split32`]) and in f64; `column` is where the feature's values start in a
+    /// column-major block (`feature * BLOCK`).
     split32: Vec<(u32, f32, u64)>,
     split64: Vec<(u32, f64, u64)>,
     /// The leaves' values, left to right, `width` per leaf, padded with zeros to 65 leaves
@@ -206,8 +208,9 @@ impl Masked {
             return None;
         }
         let at = self.split64.len();
-        self.split32.push((n.feature, f32_floor(n.threshold), 0));
-        self.split64.push((n.feature, n.threshold, 0));
+        let column = n.feature.checked_mul(BLOCK as u32)?;
+        self.split32.push((column, f32_floor(n.threshold), 0));
+        self.split64.push((column, n.threshold, 0));
         let lo = *next;
         self.number(nodes, values, width, n.left as usize, level + 1, next)?;
         let hi = *next;
@@ -227,7 +230,7 @@ impl Masked {
     ) -> [u8; BLOCK] {
         let mut m = [M::ALL; BLOCK];
         for &(f, t, keep) in splits {
-            let col: &[T; BLOCK] = xt[f as usize * BLOCK..][..BLOCK]
+            let col: &[T; BLOCK] = xt[f as usize..][..BLOCK]
                 .try_into()
                 .expect("a block column");
             let keep = M::from_u64(keep);
@@ -359,16 +362,6 @@ fn log_link(mut values: Vec<f64>, exp: bool) -> Vec<f64> {
     values
 }
 
-/// Copies `BLOCK` rows of `width` values (row-major) into `xt`, column-major, through `cast`.
-#[inline]
-fn transpose<T>(rows: &[f64], width: usize, xt: &mut [T], cast: impl Fn(f64) -> T) {
-    for (r, row) in rows.chunks_exact(width).enumerate() {
-        for (f, &v) in row.iter().enumerate() {
-            xt[f * BLOCK + r] = cast(v);
-        }
-    }
-}
-
 /// The largest f32 not above `t`: for an f32 input `x`, `f64(x) <= t` exactly when `x <= f32_floor(t)`.
 fn f32_floor(t: f64) -> f32 {
     let f = t as f32;
@@ -399,8 +392,21 @@ impl Perfect {
             max_feature: 0,
         };
         p.fill(nodes, 0, 0, 0);
-        if p.split32.iter().any(|(f, _)| *f > i32::MAX as u32) {
+        p.max_feature = p
+            .split64
+            .iter()
+            .map(|(f, _)| *f as usize)
+            .max()
+            .unwrap_or(0);
+        // A block's columns are indexed with i32 by the gathers.
+        if (p.max_feature + 1) * BLOCK > i32::MAX as usize {
             return None;
+        }
+        for (f, _) in &mut p.split32 {
+            *f *= BLOCK as u32;
+        }
+        for (f, _) in &mut p.split64 {
+            *f *= BLOCK as u32;
         }
         p.feat = p.split32.iter().map(|(f, _)| *f as i32).collect();
         p.thr = p.split32.iter().map(|(_, t)| *t).collect();
@@ -410,12 +416,6 @@ impl Perfect {
             sv.extend_from_slice(values.get(off..off + width)?);
         }
         p.slot_values = sv;
-        p.max_feature = p
-            .split64
-            .iter()
-            .map(|(f, _)| *f as usize)
-            .max()
-            .unwrap_or(0);
         Some(p)
     }
 
@@ -437,33 +437,32 @@ impl Perfect {
         }
     }
 
-    /// Leaves of `LANES` rows starting at `start` of a row-major matrix `x` of `width` columns,
-    /// against `splits` (`split32` for f32 rows, `split64` for f64 rows).
+    /// Leaves of the `LANES` rows from `start` of the column-major block `xt` (`BLOCK` values
+    /// per feature), against `splits` (`split32` for f32 rows, `split64` for f64 rows).
     #[inline(always)]
     fn leaves<T: Copy + PartialOrd>(
         &self,
         splits: &[(u32, T)],
-        x: &[T],
-        width: usize,
+        xt: &[T],
         start: usize,
     ) -> [usize; LANES] {
         assert!(
-            self.max_feature < width
-                && (start + LANES) * width <= x.len()
+            (self.max_feature + 1) * BLOCK <= xt.len()
+                && start + LANES <= BLOCK
                 && splits.len() == (1 << self.depth) - 1,
-            "perfect tree reads past the rows"
+            "perfect tree reads past the block"
         );
-        let base: [usize; LANES] = std::array::from_fn(|r| (start + r) * width);
         let mut idx = [0usize; LANES];
         for _ in 0..self.depth {
             for r in 0..LANES {
                 // SAFETY: after fewer than `depth` steps of `i = 2i + 1 + b`, `i < 2^depth - 1 =
-                // splits.len()` (asserted above; see `Perfect`); every split's feature is at most
-                // `max_feature`, and the assert keeps `base[r] + max_feature` inside `x`.
+                // splits.len()` (asserted above; see `Perfect`); every split's column is at most
+                // `max_feature * BLOCK`, and the assert keeps it plus `start + r < BLOCK` inside
+                // `xt`.
                 #[allow(unsafe_code)]
                 let (f, t) = unsafe { *splits.get_unchecked(idx[r]) };
                 #[allow(unsafe_code)]
-                let v = unsafe { *x.get_unchecked(base[r] + f as usize) };
+                let v = unsafe { *xt.get_unchecked(f as usize + start + r) };
                 idx[r] = 2 * idx[r] + 1 + usize::from(v > t);
             }
         }
@@ -472,58 +471,87 @@ impl Perfect {
 }
 
 impl Perfect {
-    /// The slots of the `BLOCK` f32 rows from `start` of `x` (row-major, `width` columns), eight
-    /// rows per AVX2 vector with every vector of the block in flight, so that the gathers' latency
-    /// overlaps; `false` (nothing written) where the CPU has no AVX2.
-    fn gather_block(
+    /// Adds `scale` times the values of each block row's slot to its accumulators (`k` per
+    /// row, this tree's `width` from `col`).
+    #[inline]
+    fn accumulate(
         &self,
-        x: &[f32],
+        slots: &[u32; BLOCK],
+        block: &mut [f64],
+        k: usize,
+        col: usize,
         width: usize,
-        start: usize,
-        slots: &mut [u32; BLOCK],
-    ) -> bool {
+        scale: f64,
+    ) {
+        let values = &self.slot_values;
+        if width == 1 && k == 1 {
+            let block: &mut [f64; BLOCK] = block.try_into().expect("one output per row");
+            for (o, &slot) in block.iter_mut().zip(slots) {
+                *o += scale * values[slot as usize];
+            }
+        } else if width == 2 && k == 2 {
+            // Binary forests: both class probabilities.
+            for (o, &slot) in block.chunks_exact_mut(2).zip(slots) {
+                let v = &values[2 * slot as usize..2 * slot as usize + 2];
+                o[0] += scale * v[0];
+                o[1] += scale * v[1];
+            }
+        } else {
+            for (r, &slot) in slots.iter().enumerate() {
+                let slot = slot as usize;
+                let out = &mut block[r * k + col..r * k + col + width];
+                for (o, v) in out
+                    .iter_mut()
+                    .zip(&values[slot * width..(slot + 1) * width])
+                {
+                    *o += scale * v;
+                }
+            }
+        }
+    }
+
+    /// The slots of the `BLOCK` f32 rows of the column-major block `xt`, eight rows per AVX2
+    /// vector with every vector of the block in flight, so that the gathers' latency overlaps;
+    /// `false` (nothing written) where the CPU has no AVX2.
+    fn gather_block(&self, xt: &[f32], slots: &mut [u32; BLOCK]) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2")
-            // Gathers index with i32: larger inputs take the scalar walk.
-            && x.len() <= i32::MAX as usize
-        {
+        if std::arch::is_x86_feature_detected!("avx2") {
             assert!(
-                self.max_feature < width
-                    && (start + BLOCK) * width <= x.len()
+                (self.max_feature + 1) * BLOCK <= xt.len()
                     && self.feat.len() == (1 << self.depth) - 1
                     && self.thr.len() == self.feat.len(),
-                "perfect tree reads past the rows"
+                "perfect tree reads past the block"
             );
             // SAFETY: the CPU has AVX2 (checked above); `gather_walk` reads `feat` and `thr` at
-            // indices below `2^depth - 1` and `x` below `(start + BLOCK) * width`, both asserted
-            // in bounds just above (see `gather_walk`).
+            // indices below `2^depth - 1` and `xt` below `(max_feature + 1) * BLOCK`, both
+            // asserted in bounds just above (see `gather_walk`).
             #[allow(unsafe_code)]
             unsafe {
-                gather_walk(self, x, width, start, slots)
+                gather_walk(self, xt, slots)
             };
             return true;
         }
-        let _ = (x, width, start, slots);
+        let _ = (xt, slots);
         false
     }
 }
 
 /// [`Perfect::gather_block`]'s walk: per level, each vector of eight rows gathers its nodes'
-/// features and thresholds, then its rows' values, and steps `i = 2i + 1 + (x > t)`.
+/// columns and thresholds, then its rows' values, and steps `i = 2i + 1 + (x > t)`.
 ///
 /// Bounds: indices start at 0 and take `depth` steps, so they stay below `2^depth - 1 =
 /// feat.len()` while they are used (as in [`Perfect::leaves`]); a row's value index is
-/// `(start + r) * width + feature` with `r < BLOCK` and `feature <= max_feature < width`, below
-/// `(start + BLOCK) * width <= x.len() <= i32::MAX`. The caller asserts all of these.
+/// `column + r` with `column <= max_feature * BLOCK` and `r < BLOCK`, below `(max_feature + 1) *
+/// BLOCK <= xt.len()`, which `Perfect::build` keeps within i32. The caller asserts these.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[allow(unsafe_code)]
-fn gather_walk(p: &Perfect, x: &[f32], width: usize, start: usize, slots: &mut [u32; BLOCK]) {
+fn gather_walk(p: &Perfect, xt: &[f32], slots: &mut [u32; BLOCK]) {
     use std::arch::x86_64::*;
     const V: usize = BLOCK / 8;
     let mut idx = [_mm256_setzero_si256(); V];
-    let base: [__m256i; V] = std::array::from_fn(|v| {
-        let b: [i32; 8] = std::array::from_fn(|r| ((start + v * 8 + r) * width) as i32);
+    let lane: [__m256i; V] = std::array::from_fn(|v| {
+        let b: [i32; 8] = std::array::from_fn(|r| (v * 8 + r) as i32);
         // SAFETY: `b` holds eight i32, what an unaligned 256-bit load reads.
         unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
     });
@@ -538,7 +566,7 @@ fn gather_walk(p: &Perfect, x: &[f32], width: usize, start: usize, slots: &mut [
                 )
             };
             // SAFETY: in bounds, see above.
-            let xv = unsafe { _mm256_i32gather_ps::<4>(x.as_ptr(), _mm256_add_epi32(base[v], f)) };
+            let xv = unsafe { _mm256_i32gather_ps::<4>(xt.as_ptr(), _mm256_add_epi32(lane[v], f)) };
             // All ones where `x > t` (never for NaN; such rows are scored again by the node walk).
             let right = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(xv, t));
             idx[v] = _mm256_sub_epi32(
@@ -678,31 +706,21 @@ pub struct TreeEnsemble {
     known_categories: Vec<Option<[u32; 8]>>,
 }
 
-/// The prepared input of one scoring call, shared by the threads.
-struct Input<'a> {
-    /// The rows (row-major, `width` each), cast to float32 and back when the ensemble compares
-    /// in float32; empty when no tree of a float32 ensemble walks node by node.
-    xs: &'a [f64],
-    /// The rows as given (float32 ensembles only), for rows that `xs` does not hold.
-    x: &'a [f64],
-    width: usize,
-    scale: f64,
-    base: &'a [f64],
+/// Row `i` of the columns `cols` into `buf`, as the trees compare it: cast to float32 and
+/// back when the ensemble compares in float32.
+fn row_of<'b>(cols: &[&[f64]], i: usize, cast_f32: bool, buf: &'b mut Vec<f64>) -> &'b [f64] {
+    buf.clear();
+    if cast_f32 {
+        buf.extend(cols.iter().map(|c| f64::from(c[i] as f32)));
+    } else {
+        buf.extend(cols.iter().map(|c| c[i]));
+    }
+    buf
 }
 
-impl Input<'_> {
-    /// Row `i` as the trees compare it, from `xs` or converted from `x32` into `buf`.
-    fn row<'b>(&'b self, i: usize, buf: &'b mut Vec<f64>) -> &'b [f64] {
-        let span = i * self.width..(i + 1) * self.width;
-        if self.xs.is_empty() {
-            buf.clear();
-            buf.extend(self.x[span].iter().map(|v| f64::from(*v as f32)));
-            buf
-        } else {
-            &self.xs[span]
-        }
-    }
-}
+/// A partial last block of at least this many rows is padded and scored as a block; fewer rows
+/// walk the nodes one by one.
+const MIN_PADDED: usize = 12;
 
 /// Batches at least this large are split across threads.
 const PARALLEL_ROWS: usize = 4096;
@@ -906,11 +924,12 @@ impl TreeEnsemble {
         }
     }
 
-    /// Accumulated leaf values of each row, before the head: `rows x n_outputs`.
+    /// Accumulated leaf values of each row, before the head: `rows x n_outputs`, from the
+    /// input's columns (`n` values each).
     /// Each row adds its trees' values in tree order, as scikit-learn does, whatever the
     /// strategy, so results are bit-identical; large batches are split across threads.
-    fn accumulate(&self, x: &Matrix, scale: f64, base: &[f64]) -> Matrix {
-        let (n, width, k) = (x.rows(), x.cols(), self.n_outputs);
+    fn accumulate(&self, cols: &[&[f64]], n: usize, scale: f64, base: &[f64]) -> Matrix {
+        let k = self.n_outputs;
         let threads = if n >= PARALLEL_ROWS {
             std::thread::available_parallelism()
                 .map_or(1, usize::from)
@@ -919,160 +938,133 @@ impl TreeEnsemble {
             1
         };
         let mut acc = vec![0.0; n * k];
-        if threads > 1 && width > 0 && k > 0 {
+        if threads > 1 && k > 0 {
             let chunk = n.div_ceil(threads);
             std::thread::scope(|s| {
-                let parts = x
-                    .as_slice()
-                    .chunks(chunk * width)
-                    .zip(acc.chunks_mut(chunk * k));
-                for (rows, out) in parts {
-                    s.spawn(move || self.accumulate_rows(rows, width, scale, base, out));
+                for (t, out) in acc.chunks_mut(chunk * k).enumerate() {
+                    let rows = t * chunk..t * chunk + out.len() / k;
+                    s.spawn(move || {
+                        let part: Vec<&[f64]> = cols.iter().map(|c| &c[rows.clone()]).collect();
+                        self.accumulate_rows(&part, scale, base, out)
+                    });
                 }
             });
         } else {
-            self.accumulate_rows(x.as_slice(), width, scale, base, &mut acc);
+            self.accumulate_rows(cols, scale, base, &mut acc);
         }
         Matrix::new(n, k, acc).expect("rows x outputs values")
     }
 
-    /// The accumulator rows (`k` per row, into `acc`) of the rows of `x` (row-major, `width`
-    /// values each).
+    /// The accumulator rows (`k` per row, into `acc`) of the input columns `cols` (as many
+    /// values each as `acc` has rows).
     ///
-    /// Rows go in blocks of `BLOCK`: each block runs through every tree while its accumulators
-    /// stay in a small buffer, so a row's values are added in tree order with nothing reloaded.
-    /// Trees of at most 64 leaves test every split on a column-major copy of the block
-    /// ([`Masked`]), other shallow trees walk `LANES` rows at a time ([`Perfect`]), the rest node
-    /// by node. Rows with a missing value, and the last rows, walk the nodes one row at a time.
-    fn accumulate_rows(&self, x: &[f64], width: usize, scale: f64, base: &[f64], acc: &mut [f64]) {
-        let k = self.n_outputs;
+    /// Rows go in blocks of `BLOCK`, copied column-major (in f32 for float32 ensembles): each
+    /// block runs through every tree while its accumulators stay in a small buffer, so a row's
+    /// values are added in tree order with nothing reloaded. Trees of at most 64 leaves test
+    /// every split on the block ([`Masked`]), other shallow trees walk its rows as perfect trees
+    /// ([`Perfect`]), the rest node by node. Rows with a missing value walk the nodes one row at
+    /// a time, as do the last rows when too few remain to pad a block.
+    fn accumulate_rows(&self, cols: &[&[f64]], scale: f64, base: &[f64], acc: &mut [f64]) {
+        let (k, width) = (self.n_outputs, cols.len());
         let n = acc.len() / k.max(1);
-        let (mut any_masked, mut any_perfect, mut walks) = (false, false, false);
-        for t in &self.trees {
-            any_masked |= t.masked.is_some();
-            any_perfect |= t.perfect.is_some();
-            walks |= t.masked.is_none() && t.perfect.is_none();
-        }
-        // The rows as each layout reads them: f32 rows for perfect walks, f64 rows (cast to f32
-        // and back for float32 ensembles) for node walks, a column-major block for masks.
-        let x32: Vec<f32> = if self.cast_f32 && any_perfect {
-            x.iter().map(|v| *v as f32).collect()
+        let walks = self
+            .trees
+            .iter()
+            .any(|t| t.masked.is_none() && t.perfect.is_none());
+        let cast = self.cast_f32;
+        let (mut xt32, mut xt64) = if cast {
+            (vec![0f32; width * BLOCK], Vec::new())
         } else {
-            Vec::new()
+            (Vec::new(), vec![0f64; width * BLOCK])
         };
-        let cast: Vec<f64> = if self.cast_f32 && walks {
-            x.iter().map(|v| f64::from(*v as f32)).collect()
-        } else {
-            Vec::new()
-        };
-        let input = Input {
-            xs: if self.cast_f32 { &cast } else { x },
-            x: if self.cast_f32 { x } else { &[] },
-            width,
-            scale,
-            base,
-        };
-        let has_nan: Vec<bool> = (0..n)
-            .map(|i| x[i * width..(i + 1) * width].iter().any(|v| v.is_nan()))
-            .collect();
-        let (mut xt32, mut xt64) = (Vec::new(), Vec::new());
-        if any_masked {
-            if self.cast_f32 {
-                xt32 = vec![0f32; width * BLOCK];
-            } else {
-                xt64 = vec![0f64; width * BLOCK];
-            }
-        }
+        // The block's rows, row-major as the node walk reads them, for trees with neither layout.
+        let mut rows = vec![0f64; if walks { width * BLOCK } else { 0 }];
+        let mut pad = vec![0f64; BLOCK * k];
         let mut buf = Vec::with_capacity(width);
         let mut i = 0;
         // Rows without features (a model of constant trees) take the node walk below.
-        while width > 0 && i + BLOCK <= n {
-            let block = &mut acc[i * k..(i + BLOCK) * k];
-            let rows = &x[i * width..(i + BLOCK) * width];
-            if any_masked {
-                if self.cast_f32 {
-                    transpose(rows, width, &mut xt32, |v| v as f32);
+        while width > 0 && i < n && (n - i >= BLOCK || n - i >= MIN_PADDED) {
+            let m = (n - i).min(BLOCK);
+            let mut nan = [false; BLOCK];
+            for (f, c) in cols.iter().enumerate() {
+                let c = &c[i..i + m];
+                for (z, &v) in nan.iter_mut().zip(c) {
+                    *z |= v.is_nan();
+                }
+                if cast {
+                    let dst = &mut xt32[f * BLOCK..(f + 1) * BLOCK];
+                    for (d, &v) in dst.iter_mut().zip(c) {
+                        *d = v as f32;
+                    }
+                    dst[m..].fill(0.0);
                 } else {
-                    transpose(rows, width, &mut xt64, |v| v);
+                    let dst = &mut xt64[f * BLOCK..(f + 1) * BLOCK];
+                    dst[..m].copy_from_slice(c);
+                    dst[m..].fill(0.0);
                 }
             }
+            if walks {
+                for (r, row) in rows.chunks_exact_mut(width).take(m).enumerate() {
+                    row.copy_from_slice(row_of(cols, i + r, cast, &mut buf));
+                }
+            }
+            let block = if m == BLOCK {
+                &mut acc[i * k..(i + BLOCK) * k]
+            } else {
+                &mut pad[..]
+            };
             for r in 0..BLOCK {
                 block[r * k..(r + 1) * k].copy_from_slice(base);
             }
             for tree in &self.trees {
                 let (w, col) = (tree.width, tree.output);
-                if let Some(m) = &tree.masked {
-                    if self.cast_f32 {
-                        m.accumulate(&m.split32, &xt32, block, k, col, w, scale);
+                if let Some(mk) = &tree.masked {
+                    if cast {
+                        mk.accumulate(&mk.split32, &xt32, block, k, col, w, scale);
                     } else {
-                        m.accumulate(&m.split64, &xt64, block, k, col, w, scale);
+                        mk.accumulate(&mk.split64, &xt64, block, k, col, w, scale);
                     }
                 } else if let Some(p) = &tree.perfect {
                     let mut slots = [0u32; BLOCK];
-                    let gathered = self.cast_f32 && p.gather_block(&x32, width, i, &mut slots);
-                    if !gathered {
+                    if !(cast && p.gather_block(&xt32, &mut slots)) {
                         for lane in (0..BLOCK).step_by(LANES) {
-                            let s = if self.cast_f32 {
-                                p.leaves(&p.split32, &x32, width, i + lane)
+                            let s = if cast {
+                                p.leaves(&p.split32, &xt32, lane)
                             } else {
-                                p.leaves(&p.split64, x, width, i + lane)
+                                p.leaves(&p.split64, &xt64, lane)
                             };
                             for (o, s) in slots[lane..lane + LANES].iter_mut().zip(s) {
                                 *o = s as u32;
                             }
                         }
                     }
-                    if w == 1 && k == 1 {
-                        let block: &mut [f64; BLOCK] =
-                            block.try_into().expect("one output per row");
-                        for (o, slot) in block.iter_mut().zip(slots) {
-                            *o += scale * p.slot_values[slot as usize];
-                        }
-                    } else if w == 2 && k == 2 {
-                        // Binary forests: both class probabilities.
-                        for (o, slot) in block.chunks_exact_mut(2).zip(slots) {
-                            let v = &p.slot_values[2 * slot as usize..2 * slot as usize + 2];
-                            o[0] += scale * v[0];
-                            o[1] += scale * v[1];
-                        }
-                    } else {
-                        for (r, slot) in slots.into_iter().enumerate() {
-                            let slot = slot as usize;
-                            let out = &mut block[r * k + col..r * k + col + w];
-                            let vals = &p.slot_values[slot * w..(slot + 1) * w];
-                            for (o, v) in out.iter_mut().zip(vals) {
-                                *o += scale * v;
-                            }
-                        }
-                    }
+                    p.accumulate(&slots, block, k, col, w, scale);
                 } else {
-                    for r in 0..BLOCK {
-                        let row = &input.xs[(i + r) * width..(i + r + 1) * width];
+                    for (r, row) in rows.chunks_exact(width).take(m).enumerate() {
                         self.add_leaf(tree, row, &mut block[r * k..(r + 1) * k], scale);
                     }
                 }
             }
-            for (r, _) in has_nan[i..i + BLOCK]
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| **n)
-            {
-                let row = input.row(i + r, &mut buf);
-                self.accumulate_one(&input, row, &mut block[r * k..(r + 1) * k]);
+            for r in (0..m).filter(|&r| nan[r]) {
+                let row = row_of(cols, i + r, cast, &mut buf);
+                self.accumulate_one(row, scale, base, &mut block[r * k..(r + 1) * k]);
             }
-            i += BLOCK;
+            if m < BLOCK {
+                acc[i * k..(i + m) * k].copy_from_slice(&pad[..m * k]);
+            }
+            i += m;
         }
         for i in i..n {
-            let row = input.row(i, &mut buf);
-            self.accumulate_one(&input, row, &mut acc[i * k..(i + 1) * k]);
+            let row = row_of(cols, i, cast, &mut buf);
+            self.accumulate_one(row, scale, base, &mut acc[i * k..(i + 1) * k]);
         }
     }
 
     /// Writes the accumulator row of one row into `out`, walking each tree's nodes.
-    fn accumulate_one(&self, input: &Input<'_>, row: &[f64], out: &mut [f64]) {
-        out.copy_from_slice(input.base);
+    fn accumulate_one(&self, row: &[f64], scale: f64, base: &[f64], out: &mut [f64]) {
+        out.copy_from_slice(base);
         for tree in &self.trees {
-            self.add_leaf(tree, row, out, input.scale);
+            self.add_leaf(tree, row, out, scale);
         }
     }
 
@@ -1112,27 +1104,46 @@ impl TreeEnsemble {
                 x.cols()
             )));
         }
-        Ok(self.accumulate(x, 1.0, &vec![0.0; self.n_outputs]))
+        let owned = x.columns();
+        let cols: Vec<&[f64]> = owned.iter().map(Vec::as_slice).collect();
+        Ok(self.accumulate(&cols, x.rows(), 1.0, &vec![0.0; self.n_outputs]))
     }
 
     pub(crate) fn score(&self, x: &Matrix) -> Result<Output> {
+        let owned = x.columns();
+        let cols: Vec<&[f64]> = owned.iter().map(Vec::as_slice).collect();
+        self.score_columns(&cols, x.rows())
+    }
+
+    /// Scores the rows of `cols`, the input's columns (`n` values each, `n_features` columns):
+    /// the trees read blocks of rows column by column, so a frame's columns need no row-major
+    /// copy.
+    pub fn score_columns(&self, cols: &[&[f64]], n: usize) -> Result<Output> {
+        if cols.len() != self.n_features || cols.iter().any(|c| c.len() != n) {
+            return Err(Error::invalid(format!(
+                "the trees read {} features of {n} rows, the input has {} columns",
+                self.n_features,
+                cols.len()
+            )));
+        }
+        let x = cols;
         let k = self.n_outputs;
         let n_trees = self.trees.len() as f64;
         match &self.head {
             TreeHead::Regression { exp } => {
                 // One output per row: the accumulator is the column of sums.
-                let mut values = self.accumulate(x, 1.0, &vec![0.0; k]).into_vec();
+                let mut values = self.accumulate(x, n, 1.0, &vec![0.0; k]).into_vec();
                 for v in &mut values {
                     *v /= n_trees;
                 }
                 Ok(Output::new(Predictions::Values(log_link(values, *exp))))
             }
             TreeHead::BoostRegression { base, scale, exp } => {
-                let values = self.accumulate(x, *scale, &[*base]).into_vec();
+                let values = self.accumulate(x, n, *scale, &[*base]).into_vec();
                 Ok(Output::new(Predictions::Values(log_link(values, *exp))))
             }
             TreeHead::ForestClassifier { classes } => {
-                let mut acc = self.accumulate(x, 1.0, &vec![0.0; k]);
+                let mut acc = self.accumulate(x, n, 1.0, &vec![0.0; k]);
                 for i in 0..acc.rows() {
                     for v in acc.row_mut(i) {
                         *v /= n_trees;
@@ -1154,7 +1165,7 @@ impl TreeEnsemble {
                 link,
                 positive_at_zero,
             } => {
-                let raw = self.accumulate(x, *scale, base);
+                let raw = self.accumulate(x, n, *scale, base);
                 let n = raw.rows();
                 let mut out;
                 if k == 1 {
@@ -1250,6 +1261,13 @@ mod tests {
         me
     }
 
+    /// The scorer's accumulators for the rows of `x`, read by columns as `score_columns` reads them.
+    fn by_columns(e: &TreeEnsemble, x: &Matrix, scale: f64, base: &[f64]) -> Matrix {
+        let owned = x.columns();
+        let cols: Vec<&[f64]> = owned.iter().map(Vec::as_slice).collect();
+        e.accumulate(&cols, x.rows(), scale, base)
+    }
+
     /// The reference: walk each tree node by node, as scikit-learn's Cython does.
     fn naive(e: &TreeEnsemble, x: &Matrix, scale: f64, base: &[f64]) -> Vec<f64> {
         let mut out = Vec::new();
@@ -1294,7 +1312,7 @@ mod tests {
             n_trees in 1usize..6,
             cast_f32 in any::<bool>(),
             multi in any::<bool>(),
-            rows in prop::sample::select(vec![1usize, 7, 8, 9, 33, 48, 97, 4100]),
+            rows in prop::sample::select(vec![1usize, 7, 8, 9, 11, 12, 33, 48, 59, 60, 97, 4100]),
         ) {
             let n_features = 4;
             let mut s = seed;
@@ -1331,7 +1349,7 @@ mod tests {
                 })
                 .collect();
             let x = Matrix::new(rows, 4, data).unwrap();
-            let got = e.accumulate(&x, 0.1, &base);
+            let got = by_columns(&e, &x, 0.1, &base);
             let want = naive(&e, &x, 0.1, &base);
             prop_assert_eq!(got.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
@@ -1355,7 +1373,7 @@ mod tests {
         .unwrap();
         for rows in [1, 48, 100, 5000] {
             let x = Matrix::new(rows, 0, Vec::new()).unwrap();
-            assert_eq!(e.accumulate(&x, 1.0, &[1.0]).as_slice(), vec![3.5; rows]);
+            assert_eq!(by_columns(&e, &x, 1.0, &[1.0]).as_slice(), vec![3.5; rows]);
         }
     }
 
