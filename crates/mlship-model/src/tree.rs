@@ -93,6 +93,10 @@ struct Perfect {
     /// `split32` as two arrays of i32 block columns and f32 thresholds, for vector gathers.
     feat: Vec<i32>,
     thr: Vec<f32>,
+    /// The first 16 entries of `feat` and `thr` (padded with column 0 and +inf): the top four
+    /// levels, which vector permutes read instead of gathers.
+    top_feat: [i32; 16],
+    top_thr: [f32; 16],
     /// For each of the `2^depth` slots of the last level, the node index of its leaf.
     leaf: Vec<u32>,
     /// The leaf values of each slot (`width` per slot), so the hot loop reads them directly.
@@ -387,6 +391,8 @@ impl Perfect {
             split64: vec![(0, f64::INFINITY); inner],
             feat: Vec::new(),
             thr: Vec::new(),
+            top_feat: [0; 16],
+            top_thr: [f32::INFINITY; 16],
             leaf: vec![0; inner + 1],
             slot_values: Vec::new(),
             max_feature: 0,
@@ -410,6 +416,10 @@ impl Perfect {
         }
         p.feat = p.split32.iter().map(|(f, _)| *f as i32).collect();
         p.thr = p.split32.iter().map(|(_, t)| *t).collect();
+        for (i, (f, t)) in p.split32.iter().take(16).enumerate() {
+            p.top_feat[i] = *f as i32;
+            p.top_thr[i] = *t;
+        }
         let mut sv = Vec::with_capacity(p.leaf.len() * width);
         for &l in &p.leaf {
             let off = nodes[l as usize].left as usize;
@@ -473,7 +483,7 @@ impl Perfect {
 impl Perfect {
     /// Adds `scale` times the values of each block row's slot to its accumulators (`k` per
     /// row, this tree's `width` from `col`).
-    #[inline]
+    #[inline(never)]
     fn accumulate(
         &self,
         slots: &[u32; BLOCK],
@@ -556,14 +566,48 @@ fn gather_walk(p: &Perfect, xt: &[f32], slots: &mut [u32; BLOCK]) {
         unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
     });
     let one = _mm256_set1_epi32(1);
-    for _ in 0..p.depth {
+    let seven = _mm256_set1_epi32(7);
+    // SAFETY: `top_feat` and `top_thr` hold sixteen 32-bit values, two unaligned 256-bit loads
+    // each.
+    let (f_lo, f_hi, t_lo, t_hi) = unsafe {
+        (
+            _mm256_loadu_si256(p.top_feat.as_ptr().cast()),
+            _mm256_loadu_si256(p.top_feat[8..].as_ptr().cast()),
+            _mm256_loadu_ps(p.top_thr.as_ptr()),
+            _mm256_loadu_ps(p.top_thr[8..].as_ptr()),
+        )
+    };
+    for level in 0..p.depth {
         for v in 0..V {
-            // SAFETY: in bounds, see above.
-            let (f, t) = unsafe {
+            // The top three levels (nodes 0 to 6) are permutes of one vector, the fourth (7 to 14)
+            // a blend of two; deeper nodes are gathered (permuting more vectors was no faster).
+            let (f, t) = if level < 3 {
                 (
-                    _mm256_i32gather_epi32::<4>(p.feat.as_ptr(), idx[v]),
-                    _mm256_i32gather_ps::<4>(p.thr.as_ptr(), idx[v]),
+                    _mm256_permutevar8x32_epi32(f_lo, idx[v]),
+                    _mm256_permutevar8x32_ps(t_lo, idx[v]),
                 )
+            } else if level == 3 {
+                let hi = _mm256_cmpgt_epi32(idx[v], seven);
+                (
+                    _mm256_blendv_epi8(
+                        _mm256_permutevar8x32_epi32(f_lo, idx[v]),
+                        _mm256_permutevar8x32_epi32(f_hi, idx[v]),
+                        hi,
+                    ),
+                    _mm256_blendv_ps(
+                        _mm256_permutevar8x32_ps(t_lo, idx[v]),
+                        _mm256_permutevar8x32_ps(t_hi, idx[v]),
+                        _mm256_castsi256_ps(hi),
+                    ),
+                )
+            } else {
+                // SAFETY: in bounds, see above.
+                unsafe {
+                    (
+                        _mm256_i32gather_epi32::<4>(p.feat.as_ptr(), idx[v]),
+                        _mm256_i32gather_ps::<4>(p.thr.as_ptr(), idx[v]),
+                    )
+                }
             };
             // SAFETY: in bounds, see above.
             let xv = unsafe { _mm256_i32gather_ps::<4>(xt.as_ptr(), _mm256_add_epi32(lane[v], f)) };
@@ -972,14 +1016,16 @@ impl TreeEnsemble {
             .iter()
             .any(|t| t.masked.is_none() && t.perfect.is_none());
         let cast = self.cast_f32;
+        // Fewer rows than a padded block (one row, most often) allocate nothing for blocks.
+        let blocks = if n >= MIN_PADDED { BLOCK } else { 0 };
         let (mut xt32, mut xt64) = if cast {
-            (vec![0f32; width * BLOCK], Vec::new())
+            (vec![0f32; width * blocks], Vec::new())
         } else {
-            (Vec::new(), vec![0f64; width * BLOCK])
+            (Vec::new(), vec![0f64; width * blocks])
         };
         // The block's rows, row-major as the node walk reads them, for trees with neither layout.
-        let mut rows = vec![0f64; if walks { width * BLOCK } else { 0 }];
-        let mut pad = vec![0f64; BLOCK * k];
+        let mut rows = vec![0f64; if walks { width * blocks } else { 0 }];
+        let mut pad = vec![0f64; blocks * k];
         let mut buf = Vec::with_capacity(width);
         let mut i = 0;
         // Rows without features (a model of constant trees) take the node walk below.
