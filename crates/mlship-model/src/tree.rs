@@ -3,6 +3,10 @@
 use crate::numeric::{argmax, expit, softmax_in_place};
 use crate::{Error, Label, Matrix, Output, Predictions, Result, Scores};
 
+mod simd;
+
+use simd::Isa;
+
 /// A node of a tree. Leaves point into [`Tree::values`] through `left`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Node {
@@ -93,10 +97,10 @@ struct Perfect {
     /// `split32` as two arrays of i32 block columns and f32 thresholds, for vector gathers.
     feat: Vec<i32>,
     thr: Vec<f32>,
-    /// The first 16 entries of `feat` and `thr` (padded with column 0 and +inf): the top four
+    /// The first 64 entries of `feat` and `thr` (padded with column 0 and +inf): the top six
     /// levels, which vector permutes read instead of gathers.
-    top_feat: [i32; 16],
-    top_thr: [f32; 16],
+    top_feat: [i32; 64],
+    top_thr: [f32; 64],
     /// For each of the `2^depth` slots of the last level, the node index of its leaf.
     leaf: Vec<u32>,
     /// The leaf values of each slot (`width` per slot), so the hot loop reads them directly.
@@ -129,6 +133,25 @@ struct Masked {
     values: Vec<f64>,
     /// At most 32 leaves: the masks fit in 32 bits (twice the rows per vector).
     narrow: bool,
+    n_leaves: u32,
+}
+
+/// A value of a column-major block: f32 for float32 ensembles, f64 otherwise.
+trait Lane: Copy + PartialOrd {
+    /// The block as f32 values, when it is one.
+    fn f32(xt: &[Self]) -> Option<&[f32]>;
+}
+
+impl Lane for f32 {
+    fn f32(xt: &[f32]) -> Option<&[f32]> {
+        Some(xt)
+    }
+}
+
+impl Lane for f64 {
+    fn f32(_: &[f64]) -> Option<&[f32]> {
+        None
+    }
 }
 
 /// A word of leaf bits.
@@ -170,12 +193,14 @@ impl Masked {
             split64: Vec::new(),
             values: Vec::new(),
             narrow: false,
+            n_leaves: 0,
         };
         if width == 0 {
             return None;
         }
         let leaves = m.number(nodes, values, width, 0, 0, &mut 0)?;
         m.narrow = leaves <= 32;
+        m.n_leaves = leaves;
         // Padding past leaf 64, the lowest bit of an empty mask (32 for narrow masks); single
         // values to 256, so that a leaf's `u8` index needs no bounds check.
         m.values
@@ -253,8 +278,9 @@ impl Masked {
     /// this tree's `width` from `col`).
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn accumulate<T: Copy + PartialOrd>(
+    fn accumulate<T: Lane>(
         &self,
+        isa: Isa,
         splits: &[(u32, T, u64)],
         xt: &[T],
         block: &mut [f64],
@@ -263,20 +289,24 @@ impl Masked {
         width: usize,
         scale: f64,
     ) {
+        // `T::f32` is `xt` when it is a float32 block, whose splits are `split32`.
         if width == 1 && k == 1 {
             let values: &[f64; 256] = self.values[..256].try_into().expect("256 leaves");
             let block: &mut [f64; BLOCK] = block.try_into().expect("one output per row");
+            if T::f32(xt).is_some_and(|xt| simd::masked_add32(isa, self, xt, block, scale)) {
+                return;
+            }
             if self.narrow {
-                fast_add::<T, u32>(splits, xt, values, block, scale);
+                simd::masked_add::<T, u32>(isa, splits, xt, values, block, scale);
             } else {
-                fast_add::<T, u64>(splits, xt, values, block, scale);
+                simd::masked_add::<T, u64>(isa, splits, xt, values, block, scale);
             }
             return;
         }
-        let leaves = if self.narrow {
-            fast_leaves::<T, u32>(splits, xt)
-        } else {
-            fast_leaves::<T, u64>(splits, xt)
+        let leaves = match T::f32(xt).and_then(|xt| simd::masked_leaves32(isa, self, xt)) {
+            Some(leaves) => leaves,
+            None if self.narrow => simd::masked_leaves::<T, u32>(isa, splits, xt),
+            None => simd::masked_leaves::<T, u64>(isa, splits, xt),
         };
         for (r, leaf) in leaves.into_iter().enumerate() {
             let leaf = usize::from(leaf);
@@ -304,55 +334,6 @@ impl Masked {
             *o += scale * values[usize::from(leaf)];
         }
     }
-}
-
-/// [`Masked::add`], in 256-bit vectors where the CPU has them (the everyday build targets
-/// baseline x86-64, whose 128-bit vectors test half as many rows per instruction).
-#[inline]
-fn fast_add<T: Copy + PartialOrd, M: LeafMask>(
-    splits: &[(u32, T, u64)],
-    xt: &[T],
-    values: &[f64; 256],
-    block: &mut [f64; BLOCK],
-    scale: f64,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("bmi1") {
-        #[target_feature(enable = "avx2,bmi1")]
-        fn avx2<T: Copy + PartialOrd, M: LeafMask>(
-            s: &[(u32, T, u64)],
-            xt: &[T],
-            values: &[f64; 256],
-            block: &mut [f64; BLOCK],
-            scale: f64,
-        ) {
-            Masked::add::<T, M>(s, xt, values, block, scale)
-        }
-        // SAFETY: the CPU has AVX2 and BMI1 (checked just above), all that `avx2` requires.
-        #[allow(unsafe_code)]
-        return unsafe { avx2::<T, M>(splits, xt, values, block, scale) };
-    }
-    Masked::add::<T, M>(splits, xt, values, block, scale)
-}
-
-/// [`Masked::leaves`], in 256-bit vectors where the CPU has them (for trees of several values
-/// per leaf; single values take [`fast_add`]).
-#[inline]
-fn fast_leaves<T: Copy + PartialOrd, M: LeafMask>(
-    splits: &[(u32, T, u64)],
-    xt: &[T],
-) -> [u8; BLOCK] {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("bmi1") {
-        #[target_feature(enable = "avx2,bmi1")]
-        fn avx2<T: Copy + PartialOrd, M: LeafMask>(s: &[(u32, T, u64)], xt: &[T]) -> [u8; BLOCK] {
-            Masked::leaves::<T, M>(s, xt)
-        }
-        // SAFETY: the CPU has AVX2 and BMI1 (checked just above), all that `avx2` requires.
-        #[allow(unsafe_code)]
-        return unsafe { avx2::<T, M>(splits, xt) };
-    }
-    Masked::leaves::<T, M>(splits, xt)
 }
 
 /// `exp` of every value with a log link (decided once: a per-row choice lets the compiler
@@ -391,8 +372,8 @@ impl Perfect {
             split64: vec![(0, f64::INFINITY); inner],
             feat: Vec::new(),
             thr: Vec::new(),
-            top_feat: [0; 16],
-            top_thr: [f32::INFINITY; 16],
+            top_feat: [0; 64],
+            top_thr: [f32::INFINITY; 64],
             leaf: vec![0; inner + 1],
             slot_values: Vec::new(),
             max_feature: 0,
@@ -416,7 +397,7 @@ impl Perfect {
         }
         p.feat = p.split32.iter().map(|(f, _)| *f as i32).collect();
         p.thr = p.split32.iter().map(|(_, t)| *t).collect();
-        for (i, (f, t)) in p.split32.iter().take(16).enumerate() {
+        for (i, (f, t)) in p.split32.iter().take(64).enumerate() {
             p.top_feat[i] = *f as i32;
             p.top_thr[i] = *t;
         }
@@ -518,111 +499,6 @@ impl Perfect {
                 }
             }
         }
-    }
-
-    /// The slots of the `BLOCK` f32 rows of the column-major block `xt`, eight rows per AVX2
-    /// vector with every vector of the block in flight, so that the gathers' latency overlaps;
-    /// `false` (nothing written) where the CPU has no AVX2.
-    fn gather_block(&self, xt: &[f32], slots: &mut [u32; BLOCK]) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            assert!(
-                (self.max_feature + 1) * BLOCK <= xt.len()
-                    && self.feat.len() == (1 << self.depth) - 1
-                    && self.thr.len() == self.feat.len(),
-                "perfect tree reads past the block"
-            );
-            // SAFETY: the CPU has AVX2 (checked above); `gather_walk` reads `feat` and `thr` at
-            // indices below `2^depth - 1` and `xt` below `(max_feature + 1) * BLOCK`, both
-            // asserted in bounds just above (see `gather_walk`).
-            #[allow(unsafe_code)]
-            unsafe {
-                gather_walk(self, xt, slots)
-            };
-            return true;
-        }
-        let _ = (xt, slots);
-        false
-    }
-}
-
-/// [`Perfect::gather_block`]'s walk: per level, each vector of eight rows gathers its nodes'
-/// columns and thresholds, then its rows' values, and steps `i = 2i + 1 + (x > t)`.
-///
-/// Bounds: indices start at 0 and take `depth` steps, so they stay below `2^depth - 1 =
-/// feat.len()` while they are used (as in [`Perfect::leaves`]); a row's value index is
-/// `column + r` with `column <= max_feature * BLOCK` and `r < BLOCK`, below `(max_feature + 1) *
-/// BLOCK <= xt.len()`, which `Perfect::build` keeps within i32. The caller asserts these.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(unsafe_code)]
-fn gather_walk(p: &Perfect, xt: &[f32], slots: &mut [u32; BLOCK]) {
-    use std::arch::x86_64::*;
-    const V: usize = BLOCK / 8;
-    let mut idx = [_mm256_setzero_si256(); V];
-    let lane: [__m256i; V] = std::array::from_fn(|v| {
-        let b: [i32; 8] = std::array::from_fn(|r| (v * 8 + r) as i32);
-        // SAFETY: `b` holds eight i32, what an unaligned 256-bit load reads.
-        unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
-    });
-    let one = _mm256_set1_epi32(1);
-    let seven = _mm256_set1_epi32(7);
-    // SAFETY: `top_feat` and `top_thr` hold sixteen 32-bit values, two unaligned 256-bit loads
-    // each.
-    let (f_lo, f_hi, t_lo, t_hi) = unsafe {
-        (
-            _mm256_loadu_si256(p.top_feat.as_ptr().cast()),
-            _mm256_loadu_si256(p.top_feat[8..].as_ptr().cast()),
-            _mm256_loadu_ps(p.top_thr.as_ptr()),
-            _mm256_loadu_ps(p.top_thr[8..].as_ptr()),
-        )
-    };
-    for level in 0..p.depth {
-        for v in 0..V {
-            // The top three levels (nodes 0 to 6) are permutes of one vector, the fourth (7 to 14)
-            // a blend of two; deeper nodes are gathered (permuting more vectors was no faster).
-            let (f, t) = if level < 3 {
-                (
-                    _mm256_permutevar8x32_epi32(f_lo, idx[v]),
-                    _mm256_permutevar8x32_ps(t_lo, idx[v]),
-                )
-            } else if level == 3 {
-                let hi = _mm256_cmpgt_epi32(idx[v], seven);
-                (
-                    _mm256_blendv_epi8(
-                        _mm256_permutevar8x32_epi32(f_lo, idx[v]),
-                        _mm256_permutevar8x32_epi32(f_hi, idx[v]),
-                        hi,
-                    ),
-                    _mm256_blendv_ps(
-                        _mm256_permutevar8x32_ps(t_lo, idx[v]),
-                        _mm256_permutevar8x32_ps(t_hi, idx[v]),
-                        _mm256_castsi256_ps(hi),
-                    ),
-                )
-            } else {
-                // SAFETY: in bounds, see above.
-                unsafe {
-                    (
-                        _mm256_i32gather_epi32::<4>(p.feat.as_ptr(), idx[v]),
-                        _mm256_i32gather_ps::<4>(p.thr.as_ptr(), idx[v]),
-                    )
-                }
-            };
-            // SAFETY: in bounds, see above.
-            let xv = unsafe { _mm256_i32gather_ps::<4>(xt.as_ptr(), _mm256_add_epi32(lane[v], f)) };
-            // All ones where `x > t` (never for NaN; such rows are scored again by the node walk).
-            let right = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(xv, t));
-            idx[v] = _mm256_sub_epi32(
-                _mm256_add_epi32(_mm256_add_epi32(idx[v], idx[v]), one),
-                right,
-            );
-        }
-    }
-    let inner = _mm256_set1_epi32(p.feat.len() as i32);
-    for (v, chunk) in slots.chunks_exact_mut(8).enumerate() {
-        // SAFETY: `chunk` holds eight u32, what an unaligned 256-bit store writes.
-        unsafe { _mm256_storeu_si256(chunk.as_mut_ptr().cast(), _mm256_sub_epi32(idx[v], inner)) };
     }
 }
 
@@ -973,6 +849,18 @@ impl TreeEnsemble {
     /// Each row adds its trees' values in tree order, as scikit-learn does, whatever the
     /// strategy, so results are bit-identical; large batches are split across threads.
     fn accumulate(&self, cols: &[&[f64]], n: usize, scale: f64, base: &[f64]) -> Matrix {
+        self.accumulate_isa(Isa::detect(), cols, n, scale, base)
+    }
+
+    /// [`TreeEnsemble::accumulate`] with the vector instructions of `isa`.
+    fn accumulate_isa(
+        &self,
+        isa: Isa,
+        cols: &[&[f64]],
+        n: usize,
+        scale: f64,
+        base: &[f64],
+    ) -> Matrix {
         let k = self.n_outputs;
         let threads = if n >= PARALLEL_ROWS {
             std::thread::available_parallelism()
@@ -989,12 +877,12 @@ impl TreeEnsemble {
                     let rows = t * chunk..t * chunk + out.len() / k;
                     s.spawn(move || {
                         let part: Vec<&[f64]> = cols.iter().map(|c| &c[rows.clone()]).collect();
-                        self.accumulate_rows(&part, scale, base, out)
+                        self.accumulate_rows(isa, &part, scale, base, out)
                     });
                 }
             });
         } else {
-            self.accumulate_rows(cols, scale, base, &mut acc);
+            self.accumulate_rows(isa, cols, scale, base, &mut acc);
         }
         Matrix::new(n, k, acc).expect("rows x outputs values")
     }
@@ -1008,7 +896,14 @@ impl TreeEnsemble {
     /// every split on the block ([`Masked`]), other shallow trees walk its rows as perfect trees
     /// ([`Perfect`]), the rest node by node. Rows with a missing value walk the nodes one row at
     /// a time, as do the last rows when too few remain to pad a block.
-    fn accumulate_rows(&self, cols: &[&[f64]], scale: f64, base: &[f64], acc: &mut [f64]) {
+    fn accumulate_rows(
+        &self,
+        isa: Isa,
+        cols: &[&[f64]],
+        scale: f64,
+        base: &[f64],
+        acc: &mut [f64],
+    ) {
         let (k, width) = (self.n_outputs, cols.len());
         let n = acc.len() / k.max(1);
         let walks = self
@@ -1066,13 +961,13 @@ impl TreeEnsemble {
                 let (w, col) = (tree.width, tree.output);
                 if let Some(mk) = &tree.masked {
                     if cast {
-                        mk.accumulate(&mk.split32, &xt32, block, k, col, w, scale);
+                        mk.accumulate(isa, &mk.split32, &xt32, block, k, col, w, scale);
                     } else {
-                        mk.accumulate(&mk.split64, &xt64, block, k, col, w, scale);
+                        mk.accumulate(isa, &mk.split64, &xt64, block, k, col, w, scale);
                     }
                 } else if let Some(p) = &tree.perfect {
                     let mut slots = [0u32; BLOCK];
-                    if !(cast && p.gather_block(&xt32, &mut slots)) {
+                    if !(cast && simd::perfect_slots(isa, p, &xt32, &mut slots)) {
                         for lane in (0..BLOCK).step_by(LANES) {
                             let s = if cast {
                                 p.leaves(&p.split32, &xt32, lane)
@@ -1084,7 +979,9 @@ impl TreeEnsemble {
                             }
                         }
                     }
-                    p.accumulate(&slots, block, k, col, w, scale);
+                    if !simd::perfect_add(isa, p, &slots, block, k, w, scale) {
+                        p.accumulate(&slots, block, k, col, w, scale);
+                    }
                 } else {
                     for (r, row) in rows.chunks_exact(width).take(m).enumerate() {
                         self.add_leaf(tree, row, &mut block[r * k..(r + 1) * k], scale);
@@ -1260,6 +1157,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The next number of a linear congruential generator (high bits).
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 33
+    }
+
     /// A random tree over `n_features` features: nodes in pre-order, children after parents.
     fn random_tree(
         depth: u32,
@@ -1269,12 +1174,7 @@ mod tests {
         nodes: &mut Vec<Node>,
         values: &mut Vec<f64>,
     ) -> u32 {
-        let mut next = || {
-            *seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            *seed >> 33
-        };
+        let mut next = || lcg(seed);
         let me = nodes.len() as u32;
         if depth == 0 || next() % 5 == 0 {
             nodes.push(Node::leaf(values.len() as u32));
@@ -1308,10 +1208,19 @@ mod tests {
     }
 
     /// The scorer's accumulators for the rows of `x`, read by columns as `score_columns` reads them.
+    /// Every vector level this CPU has gives the same accumulators, bit for bit.
     fn by_columns(e: &TreeEnsemble, x: &Matrix, scale: f64, base: &[f64]) -> Matrix {
         let owned = x.columns();
         let cols: Vec<&[f64]> = owned.iter().map(Vec::as_slice).collect();
-        e.accumulate(&cols, x.rows(), scale, base)
+        let mut got = Isa::available()
+            .into_iter()
+            .map(|isa| e.accumulate_isa(isa, &cols, x.rows(), scale, base));
+        let first = got.next().expect("the base level");
+        for other in got {
+            let bits = |m: &Matrix| m.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&other), bits(&first));
+        }
+        first
     }
 
     /// The reference: walk each tree node by node, as scikit-learn's Cython does.
@@ -1348,6 +1257,106 @@ mod tests {
         out
     }
 
+    /// `rows` rows of the ensemble's features: missing values, values past f32's range, values
+    /// exactly on thresholds and on their f32 roundings (which decide `<=` against `<`), others.
+    fn random_rows(e: &TreeEnsemble, rows: usize, s: &mut u64) -> Matrix {
+        let on: Vec<f64> = e
+            .trees
+            .iter()
+            .flat_map(|t| t.nodes.iter().filter(|n| !n.is_leaf()).map(|n| n.threshold))
+            .collect();
+        let data: Vec<f64> = (0..rows * e.n_features)
+            .map(|i| {
+                *s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+                match (*s >> 40) % 11 {
+                    0 => f64::NAN,
+                    1 => 1e39,
+                    2 => -1e39,
+                    3 | 4 if !on.is_empty() => on[(*s >> 10) as usize % on.len()],
+                    5 if !on.is_empty() => f64::from(on[(*s >> 10) as usize % on.len()] as f32),
+                    _ => ((*s >> 20) % 4000) as f64 / 193.0 - 10.0 + (i % 3) as f64 * 1e-9,
+                }
+            })
+            .collect();
+        Matrix::new(rows, e.n_features, data).unwrap()
+    }
+
+    /// A tree of `leaves` leaves where every split has a leaf on one side (random) and the rest
+    /// of the tree on the other: as deep as a tree of that many leaves can be.
+    fn caterpillar(
+        leaves: u32,
+        seed: &mut u64,
+        width: usize,
+        nodes: &mut Vec<Node>,
+        values: &mut Vec<f64>,
+    ) -> u32 {
+        let mut next = || lcg(seed);
+        let me = nodes.len() as u32;
+        if leaves == 1 {
+            nodes.push(Node::leaf(values.len() as u32));
+            values.extend((0..width).map(|_| (next() % 1000) as f64 / 7.0 - 50.0));
+            return me;
+        }
+        let leaf_left = next() % 2 == 0;
+        nodes.push(Node {
+            feature: (next() % 4) as u32,
+            threshold: ((next() % 2000) as f64 - 1000.0) / 97.0,
+            left: 0,
+            right: 0,
+            flags: 0,
+            bitset: 0,
+        });
+        let (l, r) = if leaf_left {
+            let l = caterpillar(1, seed, width, nodes, values);
+            (l, caterpillar(leaves - 1, seed, width, nodes, values))
+        } else {
+            let l = caterpillar(leaves - 1, seed, width, nodes, values);
+            (l, caterpillar(1, seed, width, nodes, values))
+        };
+        nodes[me as usize].left = l;
+        nodes[me as usize].right = r;
+        me
+    }
+
+    /// Masked trees of every size (narrow and wide masks, leaf values permuted from one or two
+    /// vectors or gathered) score as the node walk does, at every vector level.
+    #[test]
+    fn masked_trees_of_every_leaf_count_equal_the_node_walk() {
+        let mut s = 7u64;
+        for leaves in 2..=64 {
+            for (cast_f32, multi) in [(true, false), (false, false), (true, true)] {
+                let (width, k) = if multi { (2, 2) } else { (1, 1) };
+                let trees: Vec<Tree> = (0..3)
+                    .map(|_| {
+                        let (mut nodes, mut values) = (Vec::new(), Vec::new());
+                        caterpillar(leaves, &mut s, width, &mut nodes, &mut values);
+                        let t = Tree::new(nodes, values, width, 0, Vec::new());
+                        assert!(t.masked.is_some(), "{leaves} leaves take the masked layout");
+                        t
+                    })
+                    .collect();
+                let head = if multi {
+                    TreeHead::ForestClassifier {
+                        classes: (0..2).map(Label::Int).collect(),
+                    }
+                } else {
+                    TreeHead::BoostRegression {
+                        base: 0.5,
+                        scale: 0.1,
+                        exp: false,
+                    }
+                };
+                let e = TreeEnsemble::new(4, k, trees, cast_f32, head, Vec::new()).unwrap();
+                let x = random_rows(&e, 150, &mut s);
+                let base = vec![0.5; k];
+                let got = by_columns(&e, &x, 0.1, &base);
+                let want = naive(&e, &x, 0.1, &base);
+                let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(got.as_slice()), bits(&want), "{leaves} leaves");
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -1357,44 +1366,32 @@ mod tests {
             depth in 0u32..14,
             n_trees in 1usize..6,
             cast_f32 in any::<bool>(),
-            multi in any::<bool>(),
+            k in prop::sample::select(vec![1usize, 2, 3]),
             rows in prop::sample::select(vec![1usize, 7, 8, 9, 11, 12, 33, 48, 59, 60, 97, 4100]),
         ) {
             let n_features = 4;
             let mut s = seed;
-            // Three outputs: trees of one and two values per leaf, writing at every column.
-            let k = if multi { 3 } else { 1 };
+            // One output; two, filled by every tree (binary forests); three, from trees of one
+            // and two values per leaf writing at every column.
             let trees: Vec<Tree> = (0..n_trees)
                 .map(|t| {
                     let (mut nodes, mut values) = (Vec::new(), Vec::new());
-                    let (width, output) = if multi { (1 + t % 2, t % 2) } else { (1, 0) };
+                    let (width, output) = match k {
+                        3 => (1 + t % 2, t % 2),
+                        _ => (k, 0),
+                    };
                     random_tree(depth, &mut s, n_features, width, &mut nodes, &mut values);
                     Tree::new(nodes, values, width, output, Vec::new())
                 })
                 .collect();
-            let head = if multi {
-                TreeHead::ForestClassifier { classes: (0..3).map(Label::Int).collect() }
+            let head = if k > 1 {
+                TreeHead::ForestClassifier { classes: (0..k as i64).map(Label::Int).collect() }
             } else {
                 TreeHead::BoostRegression { base: 0.5, scale: 0.1, exp: false }
             };
             let e = TreeEnsemble::new(4, k, trees, cast_f32, head, Vec::new()).unwrap();
             let base = vec![0.5; k];
-            // Inputs that sit exactly on thresholds (and on their f32 roundings) decide `<=` against `<`.
-            let on: Vec<f64> = e.trees.iter().flat_map(|t| t.nodes.iter().filter(|n| !n.is_leaf()).map(|n| n.threshold)).collect();
-            let data: Vec<f64> = (0..rows * 4)
-                .map(|i| {
-                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    match (s >> 40) % 11 {
-                        0 => f64::NAN,
-                        1 => 1e39,
-                        2 => -1e39,
-                        3 | 4 if !on.is_empty() => on[(s >> 10) as usize % on.len()],
-                        5 if !on.is_empty() => f64::from(on[(s >> 10) as usize % on.len()] as f32),
-                        _ => ((s >> 20) % 4000) as f64 / 193.0 - 10.0 + (i % 3) as f64 * 1e-9,
-                    }
-                })
-                .collect();
-            let x = Matrix::new(rows, 4, data).unwrap();
+            let x = random_rows(&e, rows, &mut s);
             let got = by_columns(&e, &x, 0.1, &base);
             let want = naive(&e, &x, 0.1, &base);
             prop_assert_eq!(got.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());

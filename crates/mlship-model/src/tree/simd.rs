@@ -1,0 +1,528 @@
+//! The tree scorer's vector kernels: AVX2 and AVX-512 versions of the block paths, chosen at run
+//! time by [`Isa`] (the everyday build targets baseline x86-64).
+//!
+//! Every kernel computes exactly what its portable version in `tree.rs` computes (the leaves a
+//! row reaches, then `acc + scale * value` in f64 with no fused multiply-add), so results are
+//! bit-identical whatever the CPU; the property test in `tree.rs` runs every level this CPU has.
+
+use super::{BLOCK, LeafMask, Masked, Perfect};
+
+/// The vector instructions a scoring call uses, detected once per call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Isa {
+    /// The portable loops (what the compiler makes of them for the build's target).
+    Base,
+    /// AVX2 and BMI1: 256-bit vectors and gathers.
+    Avx2,
+    /// AVX-512 (F, CD, BW, VL) on top of AVX2: 512-bit vectors, mask registers, lane permutes of
+    /// 16 and 32 entries.
+    Avx512,
+}
+
+impl Isa {
+    /// The best level this CPU runs. The unsafe calls below rely on `Isa` values coming from
+    /// here (or from [`Isa::available`], which never goes above it).
+    pub(super) fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") && has!("bmi1") {
+                if has!("avx512f") && has!("avx512cd") && has!("avx512bw") && has!("avx512vl") {
+                    return Isa::Avx512;
+                }
+                return Isa::Avx2;
+            }
+        }
+        Isa::Base
+    }
+
+    /// Every level this CPU runs, for tests that compare them.
+    #[cfg(test)]
+    pub(super) fn available() -> Vec<Isa> {
+        [Isa::Base, Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|i| *i <= Isa::detect())
+            .collect()
+    }
+}
+
+/// [`Masked::add`] at the level `isa`.
+#[inline]
+pub(super) fn masked_add<T: Copy + PartialOrd, M: LeafMask>(
+    isa: Isa,
+    splits: &[(u32, T, u64)],
+    xt: &[T],
+    values: &[f64; 256],
+    block: &mut [f64; BLOCK],
+    scale: f64,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx2 {
+        #[target_feature(enable = "avx2,bmi1")]
+        fn avx2<T: Copy + PartialOrd, M: LeafMask>(
+            s: &[(u32, T, u64)],
+            xt: &[T],
+            values: &[f64; 256],
+            block: &mut [f64; BLOCK],
+            scale: f64,
+        ) {
+            Masked::add::<T, M>(s, xt, values, block, scale)
+        }
+        // SAFETY: `isa` comes from `Isa::detect`: the CPU has AVX2 and BMI1.
+        #[allow(unsafe_code)]
+        return unsafe { avx2::<T, M>(splits, xt, values, block, scale) };
+    }
+    let _ = isa;
+    Masked::add::<T, M>(splits, xt, values, block, scale)
+}
+
+/// [`Masked::leaves`] at the level `isa` (trees of several values per leaf).
+#[inline]
+pub(super) fn masked_leaves<T: Copy + PartialOrd, M: LeafMask>(
+    isa: Isa,
+    splits: &[(u32, T, u64)],
+    xt: &[T],
+) -> [u8; BLOCK] {
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx2 {
+        #[target_feature(enable = "avx2,bmi1")]
+        fn avx2<T: Copy + PartialOrd, M: LeafMask>(s: &[(u32, T, u64)], xt: &[T]) -> [u8; BLOCK] {
+            Masked::leaves::<T, M>(s, xt)
+        }
+        // SAFETY: `isa` comes from `Isa::detect`: the CPU has AVX2 and BMI1.
+        #[allow(unsafe_code)]
+        return unsafe { avx2::<T, M>(splits, xt) };
+    }
+    let _ = isa;
+    Masked::leaves::<T, M>(splits, xt)
+}
+
+/// The leaves of a float32 block against a masked tree, in AVX-512; `None` below that level.
+#[inline]
+pub(super) fn masked_leaves32(isa: Isa, m: &Masked, xt: &[f32]) -> Option<[u8; BLOCK]> {
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx512 {
+        let mut out = [0u8; BLOCK];
+        // SAFETY: `isa` comes from `Isa::detect`: the CPU has AVX-512 F and CD.
+        #[allow(unsafe_code)]
+        let leaves = unsafe { avx512::leaves(m, xt) };
+        for (o, l) in out.chunks_exact_mut(16).zip(leaves) {
+            // SAFETY: as above; `o` holds the 16 bytes the store writes.
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::store_bytes(o, l)
+            };
+        }
+        return Some(out);
+    }
+    let _ = (isa, m, xt);
+    None
+}
+
+/// [`Masked::add`] for a float32 block in AVX-512; `false` (nothing added) below that level.
+#[inline]
+pub(super) fn masked_add32(
+    isa: Isa,
+    m: &Masked,
+    xt: &[f32],
+    block: &mut [f64; BLOCK],
+    scale: f64,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx512 {
+        // SAFETY: `isa` comes from `Isa::detect`: the CPU has AVX-512 F and CD.
+        #[allow(unsafe_code)]
+        unsafe {
+            avx512::add(m, xt, block, scale)
+        };
+        return true;
+    }
+    let _ = (isa, m, xt, block, scale);
+    false
+}
+
+/// Adds `scale` times each block row's slot values to its accumulators, in AVX-512, for trees
+/// that fill a row's accumulators (one value per leaf and per row, or two); `false` (nothing
+/// added) for other trees and below that level.
+pub(super) fn perfect_add(
+    isa: Isa,
+    p: &Perfect,
+    slots: &[u32; BLOCK],
+    block: &mut [f64],
+    k: usize,
+    width: usize,
+    scale: f64,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx512 && width == k && (k == 1 || k == 2) && !p.slot_values.is_empty() {
+        let block: &mut [f64] = &mut block[..BLOCK * k];
+        // SAFETY: `isa` comes from `Isa::detect`: the CPU has AVX-512 F.
+        #[allow(unsafe_code)]
+        unsafe {
+            avx512::slot_add(&p.slot_values, slots, block, k, scale)
+        };
+        return true;
+    }
+    let _ = (isa, p, slots, block, k, width, scale);
+    false
+}
+
+/// The slots of the `BLOCK` float32 rows of the column-major block `xt` in a perfect tree, with
+/// vector gathers; `false` (nothing written) below AVX2.
+pub(super) fn perfect_slots(isa: Isa, p: &Perfect, xt: &[f32], slots: &mut [u32; BLOCK]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx2 {
+        assert!(
+            (p.max_feature + 1) * BLOCK <= xt.len()
+                && p.feat.len() == (1 << p.depth) - 1
+                && p.thr.len() == p.feat.len(),
+            "perfect tree reads past the block"
+        );
+        // SAFETY: `isa` comes from `Isa::detect`, so the CPU has what the walk's level needs; the
+        // walks read `feat` and `thr` at indices below `2^depth - 1` and `xt` below
+        // `(max_feature + 1) * BLOCK`, both asserted in bounds just above (see `gather_walk`).
+        #[allow(unsafe_code)]
+        unsafe {
+            if isa >= Isa::Avx512 {
+                avx512::gather_walk(p, xt, slots)
+            } else {
+                gather_walk(p, xt, slots)
+            }
+        };
+        return true;
+    }
+    let _ = (isa, p, xt, slots);
+    false
+}
+
+/// [`perfect_slots`]' AVX2 walk: per level, each vector of eight rows finds its nodes' columns
+/// and thresholds, then gathers its rows' values, and steps `i = 2i + 1 + (x > t)`.
+///
+/// Bounds: indices start at 0 and take `depth` steps, so they stay below `2^depth - 1 =
+/// feat.len()` while they are used (as in [`Perfect::leaves`]); a row's value index is
+/// `column + r` with `column <= max_feature * BLOCK` and `r < BLOCK`, below `(max_feature + 1) *
+/// BLOCK <= xt.len()`, which `Perfect::build` keeps within i32. The caller asserts these.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(unsafe_code)]
+fn gather_walk(p: &Perfect, xt: &[f32], slots: &mut [u32; BLOCK]) {
+    use std::arch::x86_64::*;
+    const V: usize = BLOCK / 8;
+    let mut idx = [_mm256_setzero_si256(); V];
+    let lane: [__m256i; V] = std::array::from_fn(|v| {
+        let b: [i32; 8] = std::array::from_fn(|r| (v * 8 + r) as i32);
+        // SAFETY: `b` holds eight i32, what an unaligned 256-bit load reads.
+        unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
+    });
+    let one = _mm256_set1_epi32(1);
+    let seven = _mm256_set1_epi32(7);
+    // SAFETY: `top_feat` and `top_thr` hold 64 values of 32 bits; these read the first sixteen.
+    let (f_lo, f_hi, t_lo, t_hi) = unsafe {
+        (
+            _mm256_loadu_si256(p.top_feat.as_ptr().cast()),
+            _mm256_loadu_si256(p.top_feat[8..].as_ptr().cast()),
+            _mm256_loadu_ps(p.top_thr.as_ptr()),
+            _mm256_loadu_ps(p.top_thr[8..].as_ptr()),
+        )
+    };
+    for level in 0..p.depth {
+        for v in 0..V {
+            // The top three levels (nodes 0 to 6) are permutes of one vector, the fourth (7 to 14)
+            // a blend of two; deeper nodes are gathered (permuting more vectors was no faster).
+            let (f, t) = if level < 3 {
+                (
+                    _mm256_permutevar8x32_epi32(f_lo, idx[v]),
+                    _mm256_permutevar8x32_ps(t_lo, idx[v]),
+                )
+            } else if level == 3 {
+                let hi = _mm256_cmpgt_epi32(idx[v], seven);
+                (
+                    _mm256_blendv_epi8(
+                        _mm256_permutevar8x32_epi32(f_lo, idx[v]),
+                        _mm256_permutevar8x32_epi32(f_hi, idx[v]),
+                        hi,
+                    ),
+                    _mm256_blendv_ps(
+                        _mm256_permutevar8x32_ps(t_lo, idx[v]),
+                        _mm256_permutevar8x32_ps(t_hi, idx[v]),
+                        _mm256_castsi256_ps(hi),
+                    ),
+                )
+            } else {
+                // SAFETY: in bounds, see above.
+                unsafe {
+                    (
+                        _mm256_i32gather_epi32::<4>(p.feat.as_ptr(), idx[v]),
+                        _mm256_i32gather_ps::<4>(p.thr.as_ptr(), idx[v]),
+                    )
+                }
+            };
+            // SAFETY: in bounds, see above.
+            let xv = unsafe { _mm256_i32gather_ps::<4>(xt.as_ptr(), _mm256_add_epi32(lane[v], f)) };
+            // All ones where `x > t` (never for NaN; such rows are scored again by the node walk).
+            let right = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(xv, t));
+            idx[v] = _mm256_sub_epi32(
+                _mm256_add_epi32(_mm256_add_epi32(idx[v], idx[v]), one),
+                right,
+            );
+        }
+    }
+    let inner = _mm256_set1_epi32(p.feat.len() as i32);
+    for (v, chunk) in slots.chunks_exact_mut(8).enumerate() {
+        // SAFETY: `chunk` holds eight u32, what an unaligned 256-bit store writes.
+        unsafe { _mm256_storeu_si256(chunk.as_mut_ptr().cast(), _mm256_sub_epi32(idx[v], inner)) };
+    }
+}
+
+/// The AVX-512 kernels: 16 float32 rows per vector, three vectors per block.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::super::{BLOCK, Masked, Perfect};
+
+    /// Vectors of 16 rows in a block.
+    const V: usize = BLOCK / 16;
+
+    /// The leaf of each block row (16 per vector) in a masked tree: every split a row fails
+    /// (`x > t`) clears its left subtree's leaves from the row's mask (in mask registers, one
+    /// instruction per vector), and the leaf is the lowest bit left.
+    ///
+    /// Bounds: each split's column is at most `(n_features - 1) * BLOCK`, and the slice below
+    /// is checked against `xt`; the loads read 16 of its `BLOCK` values.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512cd")]
+    pub(super) fn leaves(m: &Masked, xt: &[f32]) -> [__m512i; V] {
+        if m.narrow {
+            let mut mask = [_mm512_set1_epi32(-1); V];
+            for &(c, t, keep) in &m.split32 {
+                let col: &[f32; BLOCK] = xt[c as usize..][..BLOCK]
+                    .try_into()
+                    .expect("a block column");
+                let (t, keep) = (_mm512_set1_ps(t), _mm512_set1_epi32(keep as u32 as i32));
+                for (j, mask) in mask.iter_mut().enumerate() {
+                    // SAFETY: `col` holds `BLOCK = 16 * V` values; this reads 16 from `16 j`.
+                    let x = unsafe { _mm512_loadu_ps(col[16 * j..].as_ptr()) };
+                    let right = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, t);
+                    *mask = _mm512_mask_and_epi32(*mask, right, *mask, keep);
+                }
+            }
+            // The lowest set bit's index: 31 - lzcnt(m & -m) (-1 for an empty mask, which a
+            // row that reaches a leaf never has).
+            mask.map(|m| {
+                let low = _mm512_and_si512(m, _mm512_sub_epi32(_mm512_setzero_si512(), m));
+                _mm512_sub_epi32(_mm512_set1_epi32(31), _mm512_lzcnt_epi32(low))
+            })
+        } else {
+            // 64-bit masks: eight rows per vector, two vectors per 16 compared rows.
+            let mut mask = [_mm512_set1_epi64(-1); 2 * V];
+            for &(c, t, keep) in &m.split32 {
+                let col: &[f32; BLOCK] = xt[c as usize..][..BLOCK]
+                    .try_into()
+                    .expect("a block column");
+                let (t, keep) = (_mm512_set1_ps(t), _mm512_set1_epi64(keep as i64));
+                for j in 0..V {
+                    // SAFETY: `col` holds `BLOCK = 16 * V` values; this reads 16 from `16 j`.
+                    let x = unsafe { _mm512_loadu_ps(col[16 * j..].as_ptr()) };
+                    let right = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, t);
+                    let (lo, hi) = (right as u8, (right >> 8) as u8);
+                    mask[2 * j] = _mm512_mask_and_epi64(mask[2 * j], lo, mask[2 * j], keep);
+                    mask[2 * j + 1] =
+                        _mm512_mask_and_epi64(mask[2 * j + 1], hi, mask[2 * j + 1], keep);
+                }
+            }
+            let leaf = mask.map(|m| {
+                let low = _mm512_and_si512(m, _mm512_sub_epi64(_mm512_setzero_si512(), m));
+                _mm512_cvtepi64_epi32(_mm512_sub_epi64(
+                    _mm512_set1_epi64(63),
+                    _mm512_lzcnt_epi64(low),
+                ))
+            });
+            std::array::from_fn(|j| {
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(leaf[2 * j]), leaf[2 * j + 1])
+            })
+        }
+    }
+
+    /// `block[r * k + j] += scale * values[slots[r] * k + j]` for every block row `r` and `j < k`
+    /// (`k` is 1 or 2, `block` holds `BLOCK * k` values), eight values per vector. Indices are
+    /// clamped to the last value, so no slot can read outside `values`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn slot_add(
+        values: &[f64],
+        slots: &[u32; BLOCK],
+        block: &mut [f64],
+        k: usize,
+        scale: f64,
+    ) {
+        assert!(
+            !values.is_empty()
+                && (k == 1 || k == 2)
+                && block.len() == BLOCK * k
+                && values.len() <= i32::MAX as usize
+        );
+        let last = _mm512_set1_epi32(values.len() as i32 - 1);
+        let scale = _mm512_set1_pd(scale);
+        // For two values per row, each 16 slots give two vectors of eight indices (rows 0-3, 4-7
+        // of a vector of 8 slots): 2 s, 2 s + 1 for each.
+        let pairs = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+        let odd = _mm512_set_epi32(1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0);
+        for (c, chunk) in slots.chunks_exact(8).enumerate() {
+            // SAFETY: `chunk` holds eight u32, what an unaligned 256-bit load reads.
+            let s8 = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) };
+            let s = _mm512_castsi256_si512(s8);
+            // Sixteen indices: eight for one value per row, or eight pairs (rows 0-7) for two.
+            let idx = if k == 1 {
+                s
+            } else {
+                let twice = _mm512_permutexvar_epi32(pairs, s);
+                _mm512_add_epi32(_mm512_add_epi32(twice, twice), odd)
+            };
+            let idx = _mm512_min_epu32(idx, last);
+            let halves = [
+                _mm512_castsi512_si256(idx),
+                _mm512_extracti64x4_epi64::<1>(idx),
+            ];
+            for (h, half) in halves.into_iter().take(k).enumerate() {
+                // SAFETY: indices are clamped to `values.len() - 1` just above.
+                let v = unsafe { _mm512_i32gather_pd::<8>(half, values.as_ptr()) };
+                let at = c * 8 * k + h * 8;
+                add_scaled(&mut block[at..at + 8], scale, v);
+            }
+        }
+    }
+
+    /// `out[i] += scale[i] * v[i]` for the eight values of `out`: a product, then a sum, each
+    /// rounded, as the portable loops compute them.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn add_scaled(out: &mut [f64], scale: __m512d, v: __m512d) {
+        assert!(out.len() == 8, "eight accumulators");
+        // SAFETY: `out` holds eight f64, what an unaligned 512-bit load and store use.
+        unsafe {
+            let acc = _mm512_loadu_pd(out.as_ptr());
+            _mm512_storeu_pd(
+                out.as_mut_ptr(),
+                _mm512_add_pd(acc, _mm512_mul_pd(scale, v)),
+            );
+        }
+    }
+
+    /// Writes the 16 leaf indices of `l` (each below 64, or -1) as bytes into `out`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn store_bytes(out: &mut [u8], l: __m512i) {
+        assert!(out.len() >= 16, "16 bytes");
+        // SAFETY: `out` holds at least the 16 bytes an unaligned 128-bit store writes.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(l)) };
+    }
+
+    /// [`Masked::add`]: each row's leaf value, times `scale`, added to its accumulator. Leaf
+    /// values come from lane permutes (up to 16 leaves) or a gather from the 256 padded values
+    /// (indices masked to 0..255, so an impossible empty mask still reads inside them).
+    #[target_feature(enable = "avx512f,avx512cd")]
+    pub(super) fn add(m: &Masked, xt: &[f32], block: &mut [f64; BLOCK], scale: f64) {
+        let leaves = leaves(m, xt);
+        let values: &[f64; 256] = m.values[..256].try_into().expect("256 padded values");
+        // SAFETY: `values` holds 256 f64; these read the first sixteen.
+        let (v0, v1) = unsafe {
+            (
+                _mm512_loadu_pd(values.as_ptr()),
+                _mm512_loadu_pd(values[8..].as_ptr()),
+            )
+        };
+        let scale = _mm512_set1_pd(scale);
+        let byte = _mm256_set1_epi32(255);
+        for (j, leaf) in leaves.into_iter().enumerate() {
+            let halves = [
+                _mm512_castsi512_si256(leaf),
+                _mm512_extracti64x4_epi64::<1>(leaf),
+            ];
+            for (h, half) in halves.into_iter().enumerate() {
+                let v = if m.n_leaves <= 8 {
+                    _mm512_permutexvar_pd(_mm512_cvtepu32_epi64(half), v0)
+                } else if m.n_leaves <= 16 {
+                    _mm512_permutex2var_pd(v0, _mm512_cvtepu32_epi64(half), v1)
+                } else {
+                    // SAFETY: indices are masked to 0..=255, inside `values`.
+                    unsafe {
+                        _mm512_i32gather_pd::<8>(_mm256_and_si256(half, byte), values.as_ptr())
+                    }
+                };
+                add_scaled(&mut block[16 * j + 8 * h..16 * j + 8 * h + 8], scale, v);
+            }
+        }
+    }
+
+    /// [`super::gather_walk`] in 16-row vectors: the top four levels (nodes 0 to 14) are one
+    /// permute, the fifth (15 to 30) a two-table permute, the sixth (31 to 62) two of those and a
+    /// masked blend; deeper nodes are gathered. Bounds as in [`super::gather_walk`] (the caller
+    /// asserts them); `top_feat` and `top_thr` hold 64 entries.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn gather_walk(p: &Perfect, xt: &[f32], slots: &mut [u32; BLOCK]) {
+        let iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        let lane: [__m512i; V] =
+            std::array::from_fn(|v| _mm512_add_epi32(iota, _mm512_set1_epi32(16 * v as i32)));
+        let one = _mm512_set1_epi32(1);
+        let bit5 = _mm512_set1_epi32(32);
+        // SAFETY: `top_feat` and `top_thr` hold 64 values of 32 bits: four 512-bit loads each.
+        let (tf, tt): ([__m512i; 4], [__m512; 4]) = unsafe {
+            (
+                std::array::from_fn(|q| _mm512_loadu_si512(p.top_feat[16 * q..].as_ptr().cast())),
+                std::array::from_fn(|q| _mm512_loadu_ps(p.top_thr[16 * q..].as_ptr())),
+            )
+        };
+        let mut idx = [_mm512_setzero_si512(); V];
+        for level in 0..p.depth {
+            for v in 0..V {
+                let i = idx[v];
+                let (f, t) = match level {
+                    0..=3 => (
+                        _mm512_permutexvar_epi32(i, tf[0]),
+                        _mm512_permutexvar_ps(i, tt[0]),
+                    ),
+                    4 => (
+                        _mm512_permutex2var_epi32(tf[0], i, tf[1]),
+                        _mm512_permutex2var_ps(tt[0], i, tt[1]),
+                    ),
+                    5 => {
+                        let hi = _mm512_test_epi32_mask(i, bit5);
+                        (
+                            _mm512_mask_blend_epi32(
+                                hi,
+                                _mm512_permutex2var_epi32(tf[0], i, tf[1]),
+                                _mm512_permutex2var_epi32(tf[2], i, tf[3]),
+                            ),
+                            _mm512_mask_blend_ps(
+                                hi,
+                                _mm512_permutex2var_ps(tt[0], i, tt[1]),
+                                _mm512_permutex2var_ps(tt[2], i, tt[3]),
+                            ),
+                        )
+                    }
+                    // SAFETY: in bounds, see `super::gather_walk`.
+                    _ => unsafe {
+                        (
+                            _mm512_i32gather_epi32::<4>(i, p.feat.as_ptr()),
+                            _mm512_i32gather_ps::<4>(i, p.thr.as_ptr()),
+                        )
+                    },
+                };
+                // SAFETY: in bounds, see `super::gather_walk`.
+                let x =
+                    unsafe { _mm512_i32gather_ps::<4>(_mm512_add_epi32(lane[v], f), xt.as_ptr()) };
+                // Set where `x > t` (never for NaN; such rows are scored again by the node walk).
+                let right = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, t);
+                let next = _mm512_add_epi32(_mm512_add_epi32(i, i), one);
+                idx[v] = _mm512_mask_add_epi32(next, right, next, one);
+            }
+        }
+        let inner = _mm512_set1_epi32(p.feat.len() as i32);
+        for (v, chunk) in slots.chunks_exact_mut(16).enumerate() {
+            // SAFETY: `chunk` holds sixteen u32, what an unaligned 512-bit store writes.
+            unsafe {
+                _mm512_storeu_si512(chunk.as_mut_ptr().cast(), _mm512_sub_epi32(idx[v], inner))
+            };
+        }
+    }
+}
