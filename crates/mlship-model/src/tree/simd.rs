@@ -20,9 +20,23 @@ pub(super) enum Isa {
 }
 
 impl Isa {
-    /// The best level this CPU runs. The unsafe calls below rely on `Isa` values coming from
-    /// here (or from [`Isa::available`], which never goes above it).
+    /// The best level this CPU runs, or a lower one named by `MLSHIP_ISA` (`base`, `avx2`), to
+    /// compare them or to rule a level out; found once per process. The unsafe calls below rely
+    /// on `Isa` values coming from here (or from [`Isa::available`], which never goes above it).
     pub(super) fn detect() -> Isa {
+        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *ISA.get_or_init(|| {
+            let cap = match std::env::var("MLSHIP_ISA").as_deref() {
+                Ok("base") => Isa::Base,
+                Ok("avx2") => Isa::Avx2,
+                _ => Isa::Avx512,
+            };
+            Isa::cpu().min(cap)
+        })
+    }
+
+    /// The best level this CPU runs.
+    fn cpu() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
