@@ -306,12 +306,16 @@ impl Masked {
             return;
         }
         let leaves = match T::f32(xt).and_then(|xt| simd::masked_leaves32(isa, self, xt)) {
+            Some(leaves) if simd::slot_add(isa, &self.values, &leaves, block, k, width, scale) => {
+                return;
+            }
             Some(leaves) => leaves,
-            None if self.narrow => simd::masked_leaves::<T, u32>(isa, splits, xt),
-            None => simd::masked_leaves::<T, u64>(isa, splits, xt),
+            None if self.narrow => simd::masked_leaves::<T, u32>(isa, splits, xt).map(u32::from),
+            None => simd::masked_leaves::<T, u64>(isa, splits, xt).map(u32::from),
         };
         for (r, leaf) in leaves.into_iter().enumerate() {
-            let leaf = usize::from(leaf);
+            // An empty mask (which no row that reaches a leaf has) reads the padding.
+            let leaf = (leaf as usize).min(64);
             let vals = &self.values[leaf * width..(leaf + 1) * width];
             for (o, v) in block[r * k + col..r * k + col + width].iter_mut().zip(vals) {
                 *o += scale * v;
@@ -981,7 +985,7 @@ impl TreeEnsemble {
                             }
                         }
                     }
-                    if !simd::perfect_add(isa, p, &slots, block, k, w, scale) {
+                    if !simd::slot_add(isa, &p.slot_values, &slots, block, k, w, scale) {
                         p.accumulate(&slots, block, k, col, w, scale);
                     }
                 } else {

@@ -113,20 +113,15 @@ pub(super) fn masked_leaves<T: Copy + PartialOrd, M: LeafMask>(
 
 /// The leaves of a float32 block against a masked tree, in AVX-512; `None` below that level.
 #[inline]
-pub(super) fn masked_leaves32(isa: Isa, m: &Masked, xt: &[f32]) -> Option<[u8; BLOCK]> {
+pub(super) fn masked_leaves32(isa: Isa, m: &Masked, xt: &[f32]) -> Option<[u32; BLOCK]> {
     #[cfg(target_arch = "x86_64")]
     if isa >= Isa::Avx512 {
-        let mut out = [0u8; BLOCK];
+        let mut out = [0u32; BLOCK];
         // SAFETY: `isa` comes from `Isa::detect`: the CPU has AVX-512 F and CD.
         #[allow(unsafe_code)]
-        let leaves = unsafe { avx512::leaves(m, xt) };
-        for (o, l) in out.chunks_exact_mut(16).zip(leaves) {
-            // SAFETY: as above; `o` holds the 16 bytes the store writes.
-            #[allow(unsafe_code)]
-            unsafe {
-                avx512::store_bytes(o, l)
-            };
-        }
+        unsafe {
+            avx512::store_leaves(m, xt, &mut out)
+        };
         return Some(out);
     }
     let _ = (isa, m, xt);
@@ -155,12 +150,13 @@ pub(super) fn masked_add32(
     false
 }
 
-/// Adds `scale` times each block row's slot values to its accumulators, in AVX-512, for trees
-/// that fill a row's accumulators (one value per leaf and per row, or two); `false` (nothing
-/// added) for other trees and below that level.
-pub(super) fn perfect_add(
+/// `block[r * k + j] += scale * values[slots[r] * k + j]` for every block row `r` and `j < k`, in
+/// AVX-512, for trees that fill a row's `k` accumulators (one value per leaf, or two); `false`
+/// (nothing added) for other trees and below that level.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn slot_add(
     isa: Isa,
-    p: &Perfect,
+    values: &[f64],
     slots: &[u32; BLOCK],
     block: &mut [f64],
     k: usize,
@@ -168,16 +164,21 @@ pub(super) fn perfect_add(
     scale: f64,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx512 && width == k && (k == 1 || k == 2) && !p.slot_values.is_empty() {
+    if isa >= Isa::Avx512
+        && width == k
+        && (k == 1 || k == 2)
+        && !values.is_empty()
+        && values.len() <= i32::MAX as usize
+    {
         let block: &mut [f64] = &mut block[..BLOCK * k];
         // SAFETY: `isa` comes from `Isa::detect`: the CPU has AVX-512 F.
         #[allow(unsafe_code)]
         unsafe {
-            avx512::slot_add(&p.slot_values, slots, block, k, scale)
+            avx512::slot_add(values, slots, block, k, scale)
         };
         return true;
     }
-    let _ = (isa, p, slots, block, k, width, scale);
+    let _ = (isa, values, slots, block, k, width, scale);
     false
 }
 
@@ -423,12 +424,13 @@ mod avx512 {
         }
     }
 
-    /// Writes the 16 leaf indices of `l` (each below 64, or -1) as bytes into `out`.
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn store_bytes(out: &mut [u8], l: __m512i) {
-        assert!(out.len() >= 16, "16 bytes");
-        // SAFETY: `out` holds at least the 16 bytes an unaligned 128-bit store writes.
-        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(l)) };
+    /// Writes the leaf of each block row into `out`.
+    #[target_feature(enable = "avx512f,avx512cd")]
+    pub(super) fn store_leaves(m: &Masked, xt: &[f32], out: &mut [u32; BLOCK]) {
+        for (o, l) in out.chunks_exact_mut(16).zip(leaves(m, xt)) {
+            // SAFETY: `o` holds the 16 u32 an unaligned 512-bit store writes.
+            unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), l) };
+        }
     }
 
     /// [`Masked::add`]: each row's leaf value, times `scale`, added to its accumulator. Leaf
