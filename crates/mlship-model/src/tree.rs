@@ -140,19 +140,51 @@ struct Masked {
 
 /// A value of a column-major block: f32 for float32 ensembles, f64 otherwise.
 trait Lane: Copy + PartialOrd {
+    const ZERO: Self;
+    fn from_f64(v: f64) -> Self;
     /// The block as f32 values, when it is one.
     fn f32(xt: &[Self]) -> Option<&[f32]>;
 }
 
 impl Lane for f32 {
+    const ZERO: f32 = 0.0;
+    #[inline(always)]
+    fn from_f64(v: f64) -> f32 {
+        v as f32
+    }
     fn f32(xt: &[f32]) -> Option<&[f32]> {
         Some(xt)
     }
 }
 
 impl Lane for f64 {
+    const ZERO: f64 = 0.0;
+    #[inline(always)]
+    fn from_f64(v: f64) -> f64 {
+        v
+    }
     fn f32(_: &[f64]) -> Option<&[f32]> {
         None
+    }
+}
+
+/// Copies the rows `rows` (at most `BLOCK`) of `cols` into the column-major block `xt`, with zeros
+/// past them, and marks in `nan` the rows with a missing value.
+#[inline(always)]
+fn load_block<T: Lane>(
+    cols: &[&[f64]],
+    rows: std::ops::Range<usize>,
+    xt: &mut [T],
+    nan: &mut [bool; BLOCK],
+) {
+    let m = rows.len();
+    for (c, dst) in cols.iter().zip(xt.chunks_exact_mut(BLOCK)) {
+        let c = &c[rows.clone()];
+        for ((d, z), &v) in dst.iter_mut().zip(nan.iter_mut()).zip(c) {
+            *d = T::from_f64(v);
+            *z |= v.is_nan();
+        }
+        dst[m..].fill(T::ZERO);
     }
 }
 
@@ -933,22 +965,10 @@ impl TreeEnsemble {
         while width > 0 && i < n && (n - i >= BLOCK || n - i >= MIN_PADDED) {
             let m = (n - i).min(BLOCK);
             let mut nan = [false; BLOCK];
-            for (f, c) in cols.iter().enumerate() {
-                let c = &c[i..i + m];
-                for (z, &v) in nan.iter_mut().zip(c) {
-                    *z |= v.is_nan();
-                }
-                if cast {
-                    let dst = &mut xt32[f * BLOCK..(f + 1) * BLOCK];
-                    for (d, &v) in dst.iter_mut().zip(c) {
-                        *d = v as f32;
-                    }
-                    dst[m..].fill(0.0);
-                } else {
-                    let dst = &mut xt64[f * BLOCK..(f + 1) * BLOCK];
-                    dst[..m].copy_from_slice(c);
-                    dst[m..].fill(0.0);
-                }
+            if cast {
+                simd::load_block(isa, cols, i..i + m, &mut xt32, &mut nan);
+            } else {
+                simd::load_block(isa, cols, i..i + m, &mut xt64, &mut nan);
             }
             if walks {
                 for (r, row) in rows.chunks_exact_mut(width).take(m).enumerate() {

@@ -5,7 +5,7 @@
 //! row reaches, then `acc + scale * value` in f64 with no fused multiply-add), so results are
 //! bit-identical whatever the CPU; the property test in `tree.rs` runs every level this CPU has.
 
-use super::{BLOCK, LeafMask, Masked, Perfect};
+use super::{BLOCK, Lane, LeafMask, Masked, Perfect};
 
 /// The vector instructions a scoring call uses, detected once per call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,6 +58,49 @@ impl Isa {
             .filter(|i| *i <= Isa::detect())
             .collect()
     }
+}
+
+/// [`super::load_block`] at the level `isa` (the compiler's own vectors of that level).
+#[inline]
+pub(super) fn load_block<T: Lane>(
+    isa: Isa,
+    cols: &[&[f64]],
+    rows: std::ops::Range<usize>,
+    xt: &mut [T],
+    nan: &mut [bool; BLOCK],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx2 {
+        #[target_feature(enable = "avx2")]
+        fn avx2<T: Lane>(
+            cols: &[&[f64]],
+            rows: std::ops::Range<usize>,
+            xt: &mut [T],
+            nan: &mut [bool; BLOCK],
+        ) {
+            super::load_block(cols, rows, xt, nan)
+        }
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        fn avx512<T: Lane>(
+            cols: &[&[f64]],
+            rows: std::ops::Range<usize>,
+            xt: &mut [T],
+            nan: &mut [bool; BLOCK],
+        ) {
+            super::load_block(cols, rows, xt, nan)
+        }
+        // SAFETY: `isa` comes from `Isa::detect`: the CPU has what the chosen copy enables.
+        #[allow(unsafe_code)]
+        return unsafe {
+            if isa >= Isa::Avx512 {
+                avx512(cols, rows, xt, nan)
+            } else {
+                avx2(cols, rows, xt, nan)
+            }
+        };
+    }
+    let _ = isa;
+    super::load_block(cols, rows, xt, nan)
 }
 
 /// [`Masked::add`] at the level `isa`.
