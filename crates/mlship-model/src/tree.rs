@@ -980,8 +980,12 @@ impl TreeEnsemble {
             } else {
                 &mut pad[..]
             };
-            for r in 0..BLOCK {
-                block[r * k..(r + 1) * k].copy_from_slice(base);
+            if let [b] = base {
+                block.fill(*b);
+            } else {
+                for row in block.chunks_exact_mut(k) {
+                    row.copy_from_slice(base);
+                }
             }
             for tree in &self.trees {
                 let (w, col) = (tree.width, tree.output);
