@@ -54,6 +54,10 @@ impl Matrix {
         &self.data
     }
 
+    pub fn as_mut_slice(&mut self) -> &mut [f64] {
+        &mut self.data
+    }
+
     pub fn into_vec(self) -> Vec<f64> {
         self.data
     }

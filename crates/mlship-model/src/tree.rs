@@ -910,13 +910,20 @@ impl TreeEnsemble {
         let mut acc = vec![0.0; n * k];
         if threads > 1 && k > 0 {
             let chunk = n.div_ceil(threads);
+            let part = |t: usize, out: &mut [f64]| {
+                let rows = t * chunk..t * chunk + out.len() / k;
+                let part: Vec<&[f64]> = cols.iter().map(|c| &c[rows.clone()]).collect();
+                self.accumulate_rows(isa, &part, scale, base, out)
+            };
             std::thread::scope(|s| {
-                for (t, out) in acc.chunks_mut(chunk * k).enumerate() {
-                    let rows = t * chunk..t * chunk + out.len() / k;
-                    s.spawn(move || {
-                        let part: Vec<&[f64]> = cols.iter().map(|c| &c[rows.clone()]).collect();
-                        self.accumulate_rows(isa, &part, scale, base, out)
-                    });
+                // The calling thread scores the first part itself: one thread fewer to start.
+                let mut parts = acc.chunks_mut(chunk * k).enumerate();
+                let first = parts.next();
+                for (t, out) in parts {
+                    s.spawn(move || part(t, out));
+                }
+                if let Some((t, out)) = first {
+                    part(t, out);
                 }
             });
         } else {
@@ -1117,10 +1124,8 @@ impl TreeEnsemble {
             }
             TreeHead::ForestClassifier { classes } => {
                 let mut acc = self.accumulate(x, n, 1.0, &vec![0.0; k]);
-                for i in 0..acc.rows() {
-                    for v in acc.row_mut(i) {
-                        *v /= n_trees;
-                    }
+                for v in acc.as_mut_slice() {
+                    *v /= n_trees;
                 }
                 let labels = acc
                     .iter_rows()
