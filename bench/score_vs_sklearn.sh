@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Scores the corpus forest and gradient-boosting models on 10,000 rows and on one row with
 # scikit-learn (single-threaded) and with mlship (all cores, and pinned to one core), in one run,
-# and prints the ratios (medians of ROUNDS turns each, 3 by default). Installs scikit-learn into bench/.venv the first time (not needed by CI).
+# and prints the ratios (medians over ROUNDS turns, 5 by default, of ratios taken within each turn). Installs scikit-learn into bench/.venv the first time (not needed by CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-10000}
@@ -12,18 +12,26 @@ fi
 cargo bench -q -p mlship-formats --bench score --no-run >/dev/null 2>&1
 bin=$(ls -t target/release/deps/score-* | grep -v '\.d$' | head -1)
 tmp=$(mktemp -d)
-# The machine is noisy (its speed drifts by up to 2x over minutes): the libraries and mlship take
-# turns, ROUNDS times, and each figure is the median of its rounds.
-for _ in $(seq "${ROUNDS:-3}"); do
+# The machine is noisy (its speed drifts by up to 2x over minutes, for both sides alike): the
+# libraries and mlship take turns, ROUNDS times; a ratio is taken within each round, and the table
+# gives medians over the rounds (times and ratios), with the range of the ratios.
+for _ in $(seq "${ROUNDS:-5}"); do
   OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 bench/.venv/bin/python bench/sklearn_score.py fixtures/corpus "$ROWS" >>"$tmp/sk"
   ROWS=$ROWS "$bin" >>"$tmp/ml"
   ROWS=$ROWS taskset -c 0 "$bin" >>"$tmp/ml1"
 done
-val() { grep " $2 " "$1" | sed -E "s/.*$3=([0-9.]+).*/\1/" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-printf '%-30s %12s %12s %7s %12s %7s %12s %12s %7s\n' model "sklearn_us" "mlship_us" ratio "1core_us" ratio "sk_1row_us" "ml_1row_us" ratio
-for c in random_forest_classifier random_forest_regressor gradient_boosting_classifier gradient_boosting_regressor; do
-  sk=$(val "$tmp/sk" $c batch_us); ml=$(val "$tmp/ml" $c batch_us); m1=$(val "$tmp/ml1" $c batch_us)
-  s1=$(val "$tmp/sk" $c one_row_us); o1=$(val "$tmp/ml" $c one_row_us)
-  awk -v c=$c -v sk=$sk -v ml=$ml -v m1=$m1 -v s1=$s1 -v o1=$o1 'BEGIN { printf "%-30s %12.0f %12.0f %6.1fx %12.0f %6.1fx %12.1f %12.2f %6.0fx\n", c, sk, ml, sk/ml, m1, sk/m1, s1, o1, s1/o1 }'
-done
+python3 - "$tmp" <<'PY'
+import re, statistics, sys
+tmp = sys.argv[1]
+def rounds(name, case, key):
+    return [float(re.search(key + r"=([0-9.]+)", l).group(1)) for l in open(f"{tmp}/{name}") if f" {case} " in l]
+med = statistics.median
+print(f"{'model':30} {'sklearn_us':>10} {'mlship_us':>10} {'ratio':>6} {'(range)':>12} {'1core_us':>9} {'ratio':>6} {'(range)':>12} {'sk_1row_us':>10} {'ml_1row_us':>10} {'ratio':>6}")
+for c in ["random_forest_classifier", "random_forest_regressor", "gradient_boosting_classifier", "gradient_boosting_regressor"]:
+    sk, ml, m1 = rounds("sk", c, "batch_us"), rounds("ml", c, "batch_us"), rounds("ml1", c, "batch_us")
+    s1, o1 = rounds("sk", c, "one_row_us"), rounds("ml", c, "one_row_us")
+    r, r1 = [a / b for a, b in zip(sk, ml)], [a / b for a, b in zip(sk, m1)]
+    span = lambda v: f"({min(v):.1f}-{max(v):.1f})"
+    print(f"{c:30} {med(sk):10.0f} {med(ml):10.0f} {med(r):5.1f}x {span(r):>12} {med(m1):9.0f} {med(r1):5.1f}x {span(r1):>12} {med(s1):10.1f} {med(o1):10.2f} {med(s1) / med(o1):5.0f}x")
+PY
 rm -rf "$tmp"
