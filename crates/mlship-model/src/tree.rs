@@ -97,6 +97,9 @@ struct Perfect {
     /// `split32` as two arrays of i32 block columns and f32 thresholds, for vector gathers.
     feat: Vec<i32>,
     thr: Vec<f32>,
+    /// `feat` and `thr` together, a 64-bit entry per node (column low, threshold bits high):
+    /// one gather of eight entries where two of eight values each would be needed.
+    node: Vec<i64>,
     /// The first 64 entries of `feat` and `thr` (padded with column 0 and +inf): the top six
     /// levels, which vector permutes read instead of gathers.
     top_feat: [i32; 64],
@@ -410,6 +413,7 @@ impl Perfect {
             split64: vec![(0, f64::INFINITY); inner],
             feat: Vec::new(),
             thr: Vec::new(),
+            node: Vec::new(),
             top_feat: [0; 64],
             top_thr: [f32::INFINITY; 64],
             leaf: vec![0; inner + 1],
@@ -435,6 +439,11 @@ impl Perfect {
         }
         p.feat = p.split32.iter().map(|(f, _)| *f as i32).collect();
         p.thr = p.split32.iter().map(|(_, t)| *t).collect();
+        p.node = p
+            .split32
+            .iter()
+            .map(|(f, t)| (i64::from(t.to_bits()) << 32) | i64::from(*f))
+            .collect();
         for (i, (f, t)) in p.split32.iter().take(64).enumerate() {
             p.top_feat[i] = *f as i32;
             p.top_thr[i] = *t;

@@ -233,7 +233,8 @@ pub(super) fn perfect_slots(isa: Isa, p: &Perfect, xt: &[f32], slots: &mut [u32;
         assert!(
             (p.max_feature + 1) * BLOCK <= xt.len()
                 && p.feat.len() == (1 << p.depth) - 1
-                && p.thr.len() == p.feat.len(),
+                && p.thr.len() == p.feat.len()
+                && p.node.len() == p.feat.len(),
             "perfect tree reads past the block"
         );
         // SAFETY: `isa` comes from `Isa::detect`, so the CPU has what the walk's level needs; the
@@ -524,6 +525,9 @@ mod avx512 {
             std::array::from_fn(|v| _mm512_add_epi32(iota, _mm512_set1_epi32(16 * v as i32)));
         let one = _mm512_set1_epi32(1);
         let bit5 = _mm512_set1_epi32(32);
+        // The columns (even 32-bit halves) and thresholds (odd) of sixteen gathered nodes.
+        let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        let odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
         // SAFETY: `top_feat` and `top_thr` hold 64 values of 32 bits: four 512-bit loads each.
         let (tf, tt): ([__m512i; 4], [__m512; 4]) = unsafe {
             (
@@ -559,11 +563,17 @@ mod avx512 {
                             ),
                         )
                     }
-                    // SAFETY: in bounds, see `super::gather_walk`.
+                    // SAFETY: in bounds, see `super::gather_walk` (`node` is as long as `feat`).
                     _ => unsafe {
+                        let lo =
+                            _mm512_i32gather_epi64::<8>(_mm512_castsi512_si256(i), p.node.as_ptr());
+                        let hi = _mm512_i32gather_epi64::<8>(
+                            _mm512_extracti64x4_epi64::<1>(i),
+                            p.node.as_ptr(),
+                        );
                         (
-                            _mm512_i32gather_epi32::<4>(i, p.feat.as_ptr()),
-                            _mm512_i32gather_ps::<4>(i, p.thr.as_ptr()),
+                            _mm512_permutex2var_epi32(lo, even, hi),
+                            _mm512_castsi512_ps(_mm512_permutex2var_epi32(lo, odd, hi)),
                         )
                     },
                 };
