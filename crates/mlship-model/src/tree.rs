@@ -980,6 +980,8 @@ impl TreeEnsemble {
         // The block's rows, row-major as the node walk reads them, for trees with neither layout.
         let mut rows = vec![0f64; if walks { width * blocks } else { 0 }];
         let mut pad = vec![0f64; blocks * k];
+        // A block's accumulators before its trees: `base` for every row (one copy per block).
+        let start = base.repeat(blocks);
         let mut buf = Vec::with_capacity(width);
         let mut i = 0;
         // Rows without features (a model of constant trees) take the node walk below.
@@ -1001,13 +1003,7 @@ impl TreeEnsemble {
             } else {
                 &mut pad[..]
             };
-            if let [b] = base {
-                block.fill(*b);
-            } else {
-                for row in block.chunks_exact_mut(k) {
-                    row.copy_from_slice(base);
-                }
-            }
+            block.copy_from_slice(&start);
             for tree in &self.trees {
                 let (w, col) = (tree.width, tree.output);
                 if let Some(mk) = &tree.masked {
