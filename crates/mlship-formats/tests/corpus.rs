@@ -174,7 +174,8 @@ fn check(out: &Output, exp: &Json) -> Result<(), String> {
 fn check_at(out: &Output, exp: &Json, prob_tol: f64, pred_tol: f64) -> Result<(), String> {
     let preds = &exp["predictions"];
     match &out.predictions {
-        Predictions::Labels(l) => {
+        Predictions::Labels(_) | Predictions::Classes(_) => {
+            let l = out.labels().ok_or("class indices past the classes")?;
             let e = preds.as_array().unwrap();
             for (i, (g, w)) in l.iter().zip(e).enumerate() {
                 if !label_eq(g, w) {
@@ -609,7 +610,8 @@ fn check_rows(
     let preds = exp["predictions"].as_array().unwrap();
     let n = preds.len().min(rows);
     match &out.predictions {
-        Predictions::Labels(l) => {
+        Predictions::Labels(_) | Predictions::Classes(_) => {
+            let l = out.labels().ok_or("class indices past the classes")?;
             for (i, (g, w)) in l.iter().zip(preds).take(n).enumerate() {
                 if !label_eq(g, w) && !allowed.contains(&(i as u64)) {
                     return Err(format!("label of row {i}: got {g}, expected {w}"));

@@ -1,12 +1,17 @@
 //! `Output`: what scoring returns: predictions, and for classifiers probabilities and classes.
 
+use std::borrow::Cow;
+
 use crate::{Label, Matrix};
 
 /// The prediction of each row.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Predictions {
-    /// Class labels (classifiers).
+    /// Class labels (classifiers that name each row's class, such as PMML documents).
     Labels(Vec<Label>),
+    /// The index in [`Output::classes`] of each row's class (the IR's classifiers: four bytes a
+    /// row, where a label takes 32). [`Output::label`] and [`Output::labels`] read either form.
+    Classes(Vec<u32>),
     /// Numbers (regressors).
     Values(Vec<f64>),
     /// Cluster indices (clustering).
@@ -17,6 +22,7 @@ impl Predictions {
     pub fn len(&self) -> usize {
         match self {
             Predictions::Labels(v) => v.len(),
+            Predictions::Classes(v) => v.len(),
             Predictions::Values(v) => v.len(),
             Predictions::Clusters(v) => v.len(),
         }
@@ -60,6 +66,29 @@ impl Output {
             decision_function: None,
             distances: None,
             extra: Vec::new(),
+        }
+    }
+}
+
+impl Output {
+    /// The class label of row `row`, for classifiers (`None` for other outputs or past the rows).
+    pub fn label(&self, row: usize) -> Option<&Label> {
+        match &self.predictions {
+            Predictions::Labels(v) => v.get(row),
+            Predictions::Classes(v) => self.classes.as_ref()?.get(*v.get(row)? as usize),
+            Predictions::Values(_) | Predictions::Clusters(_) => None,
+        }
+    }
+
+    /// The class label of every row, for classifiers.
+    pub fn labels(&self) -> Option<Cow<'_, [Label]>> {
+        match &self.predictions {
+            Predictions::Labels(v) => Some(Cow::Borrowed(v)),
+            Predictions::Classes(v) => (0..v.len())
+                .map(|i| self.label(i).cloned())
+                .collect::<Option<Vec<_>>>()
+                .map(Cow::Owned),
+            Predictions::Values(_) | Predictions::Clusters(_) => None,
         }
     }
 }

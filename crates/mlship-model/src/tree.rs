@@ -1137,11 +1137,8 @@ impl TreeEnsemble {
                 for v in acc.as_mut_slice() {
                     *v /= n_trees;
                 }
-                let labels = acc
-                    .iter_rows()
-                    .map(|r| classes[argmax(r)].clone())
-                    .collect();
-                let mut out = Output::new(Predictions::Labels(labels));
+                let index = acc.iter_rows().map(|r| argmax(r) as u32).collect();
+                let mut out = Output::new(Predictions::Classes(index));
                 out.probabilities = Some(acc);
                 out.classes = Some(classes.clone());
                 Ok(out)
@@ -1158,12 +1155,9 @@ impl TreeEnsemble {
                 let mut out;
                 if k == 1 {
                     let dec: Vec<f64> = raw.into_vec();
-                    let labels = dec
+                    let index = dec
                         .iter()
-                        .map(|&v| {
-                            let pos = if *positive_at_zero { v >= 0.0 } else { v > 0.0 };
-                            classes[usize::from(pos)].clone()
-                        })
+                        .map(|&v| u32::from(if *positive_at_zero { v >= 0.0 } else { v > 0.0 }))
                         .collect();
                     let mut p = Vec::with_capacity(2 * n);
                     for &v in &dec {
@@ -1174,19 +1168,16 @@ impl TreeEnsemble {
                         p.push(1.0 - p1);
                         p.push(p1);
                     }
-                    out = Output::new(Predictions::Labels(labels));
+                    out = Output::new(Predictions::Classes(index));
                     out.probabilities = Some(Matrix::new(n, 2, p)?);
                     out.decision_function = Some(Scores::Vector(dec));
                 } else {
-                    let labels = raw
-                        .iter_rows()
-                        .map(|r| classes[argmax(r)].clone())
-                        .collect();
+                    let index = raw.iter_rows().map(|r| argmax(r) as u32).collect();
                     let mut p = raw.clone();
                     for i in 0..n {
                         softmax_in_place(p.row_mut(i));
                     }
-                    out = Output::new(Predictions::Labels(labels));
+                    out = Output::new(Predictions::Classes(index));
                     out.probabilities = Some(p);
                     out.decision_function = Some(Scores::Matrix(raw));
                 }

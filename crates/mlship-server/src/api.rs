@@ -153,6 +153,9 @@ pub fn add_extra(doc: &mut serde_json::Map<String, Json>, o: &Output) {
 pub fn predictions(o: &Output) -> Vec<Json> {
     match &o.predictions {
         Predictions::Labels(v) => v.iter().map(label).collect(),
+        Predictions::Classes(v) => (0..v.len())
+            .map(|i| o.label(i).map_or(Json::Null, label))
+            .collect(),
         Predictions::Values(v) => v.iter().map(|x| num(*x)).collect(),
         Predictions::Clusters(v) => v.iter().map(|x| json!(x)).collect(),
     }

@@ -155,6 +155,7 @@ fn slice(o: &Output, start: usize, n: usize) -> Output {
     Output {
         predictions: match &o.predictions {
             Predictions::Labels(v) => Predictions::Labels(v[r.clone()].to_vec()),
+            Predictions::Classes(v) => Predictions::Classes(v[r.clone()].to_vec()),
             Predictions::Values(v) => Predictions::Values(v[r.clone()].to_vec()),
             Predictions::Clusters(v) => Predictions::Clusters(v[r.clone()].to_vec()),
         },

@@ -380,7 +380,7 @@ async fn run_infer(
     let out = api::score_picked(s, &picked, frame, S).await?;
     let n = out.predictions.len();
     let dt = match &out.predictions {
-        Predictions::Labels(l) => match l.first() {
+        Predictions::Labels(_) | Predictions::Classes(_) => match out.label(0) {
             Some(Label::Str(_)) => "BYTES",
             Some(Label::Bool(_)) => "BOOL",
             Some(Label::Float(_)) => "FP64",

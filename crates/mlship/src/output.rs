@@ -29,6 +29,9 @@ pub fn to_json(o: &Output) -> Json {
     let mut doc = serde_json::Map::new();
     let preds = match &o.predictions {
         Predictions::Labels(v) => v.iter().map(label).collect(),
+        Predictions::Classes(v) => (0..v.len())
+            .map(|i| o.label(i).map_or(Json::Null, label))
+            .collect(),
         Predictions::Values(v) => v.iter().map(|x| num(*x)).collect(),
         Predictions::Clusters(v) => v.iter().map(|x| json!(x)).collect(),
     };
@@ -80,6 +83,7 @@ pub fn to_csv(o: &Output) -> anyhow::Result<String> {
     for i in 0..o.predictions.len() {
         let mut row = vec![match &o.predictions {
             Predictions::Labels(v) => v[i].to_string(),
+            Predictions::Classes(_) => o.label(i).map_or_else(String::new, ToString::to_string),
             Predictions::Values(v) => format!("{:?}", v[i]),
             Predictions::Clusters(v) => v[i].to_string(),
         }];

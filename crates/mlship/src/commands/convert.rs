@@ -119,7 +119,8 @@ fn same_scores(w: &Output, g: &Output, tol: f64) -> Result<(), String> {
     let close =
         |a: f64, b: f64| (a.is_nan() && b.is_nan()) || (a - b).abs() <= tol * b.abs().max(1.0);
     match (&w.predictions, &g.predictions) {
-        (P::Labels(a), P::Labels(b)) if a == b => {}
+        (P::Labels(_) | P::Classes(_), P::Labels(_) | P::Classes(_))
+            if w.labels() == g.labels() => {}
         (P::Clusters(a), P::Clusters(b)) if a == b => {}
         (P::Values(a), P::Values(b))
             if a.len() == b.len() && a.iter().zip(b).all(|(x, y)| close(*y, *x)) => {}
