@@ -7,7 +7,7 @@
 
 use super::{BLOCK, Lane, LeafMask, Masked, Perfect};
 
-/// The vector instructions a scoring call uses, detected once per call.
+/// The vector instructions the scorer uses, found once per process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Isa {
     /// The portable loops (what the compiler makes of them for the build's target).
@@ -238,8 +238,8 @@ pub(super) fn perfect_slots(isa: Isa, p: &Perfect, xt: &[f32], slots: &mut [u32;
             "perfect tree reads past the block"
         );
         // SAFETY: `isa` comes from `Isa::detect`, so the CPU has what the walk's level needs; the
-        // walks read `feat` and `thr` at indices below `2^depth - 1` and `xt` below
-        // `(max_feature + 1) * BLOCK`, both asserted in bounds just above (see `gather_walk`).
+        // walks read `feat`, `thr` and `node` at indices below `2^depth - 1` and `xt` below
+        // `(max_feature + 1) * BLOCK`, all asserted in bounds just above (see `gather_walk`).
         #[allow(unsafe_code)]
         unsafe {
             if isa >= Isa::Avx512 {
@@ -333,7 +333,7 @@ fn gather_walk(p: &Perfect, xt: &[f32], slots: &mut [u32; BLOCK]) {
     }
 }
 
-/// The AVX-512 kernels: 16 float32 rows per vector, three vectors per block.
+/// The AVX-512 kernels: 16 float32 rows per vector, `BLOCK / 16` vectors per block.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx512 {
@@ -516,8 +516,9 @@ mod avx512 {
 
     /// [`super::gather_walk`] in 16-row vectors: the top four levels (nodes 0 to 14) are one
     /// permute, the fifth (15 to 30) a two-table permute, the sixth (31 to 62) two of those and a
-    /// masked blend; deeper nodes are gathered. Bounds as in [`super::gather_walk`] (the caller
-    /// asserts them); `top_feat` and `top_thr` hold 64 entries.
+    /// masked blend; deeper nodes' columns and thresholds are gathered together from `node`
+    /// (eight 64-bit entries per gather). Bounds as in [`super::gather_walk`] (the caller asserts
+    /// them); `top_feat` and `top_thr` hold 64 entries.
     #[target_feature(enable = "avx512f")]
     pub(super) fn gather_walk(p: &Perfect, xt: &[f32], slots: &mut [u32; BLOCK]) {
         let iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
