@@ -1084,19 +1084,23 @@ impl TreeEnsemble {
         off..off + tree.width
     }
 
-    /// The sum of the trees' leaf values per output, for each row of `x` (which must have
-    /// `n_features` columns): where another format's head (ONNX's post transforms) starts.
-    pub fn sums(&self, x: &Matrix) -> Result<Matrix> {
-        if x.cols() != self.n_features {
+    /// The sum of the trees' leaf values per output, for each of the `n` rows of `cols` (the
+    /// input's `n_features` columns): where another format's head (ONNX's post transforms) starts.
+    pub fn sums(&self, cols: &[&[f64]], n: usize) -> Result<Matrix> {
+        self.check_columns(cols, n)?;
+        Ok(self.accumulate(cols, n, 1.0, &vec![0.0; self.n_outputs]))
+    }
+
+    /// Refuses columns the trees cannot read: not `n_features` of them, or not all `n` long.
+    fn check_columns(&self, cols: &[&[f64]], n: usize) -> Result<()> {
+        if cols.len() != self.n_features || cols.iter().any(|c| c.len() != n) {
             return Err(Error::invalid(format!(
-                "the trees read {} features, the input has {}",
+                "the trees read {} features of {n} rows, the input has {} columns",
                 self.n_features,
-                x.cols()
+                cols.len()
             )));
         }
-        let owned = x.columns();
-        let cols: Vec<&[f64]> = owned.iter().map(Vec::as_slice).collect();
-        Ok(self.accumulate(&cols, x.rows(), 1.0, &vec![0.0; self.n_outputs]))
+        Ok(())
     }
 
     pub(crate) fn score(&self, x: &Matrix) -> Result<Output> {
@@ -1109,13 +1113,7 @@ impl TreeEnsemble {
     /// the trees read blocks of rows column by column, so a frame's columns need no row-major
     /// copy.
     pub fn score_columns(&self, cols: &[&[f64]], n: usize) -> Result<Output> {
-        if cols.len() != self.n_features || cols.iter().any(|c| c.len() != n) {
-            return Err(Error::invalid(format!(
-                "the trees read {} features of {n} rows, the input has {} columns",
-                self.n_features,
-                cols.len()
-            )));
-        }
+        self.check_columns(cols, n)?;
         let x = cols;
         let k = self.n_outputs;
         let n_trees = self.trees.len() as f64;

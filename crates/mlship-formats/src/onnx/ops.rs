@@ -814,12 +814,12 @@ impl Prepared {
                         format!("an input of {c} columns for trees reading {f}"),
                     ));
                 }
-                let mut data = Vec::with_capacity(n * f);
-                for r in 0..n {
-                    data.extend(xs[r * c..r * c + f].iter().map(|&v| f64::from(v)));
-                }
-                let m = mlship_model::Matrix::new(n, f, data)?;
-                Ok(ir.sums(&m)?.into_vec())
+                // The trees read columns: the first `f` of the row-major input, in f64.
+                let cols: Vec<Vec<f64>> = (0..f)
+                    .map(|j| (0..n).map(|r| f64::from(xs[r * c + j])).collect())
+                    .collect();
+                let cols: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
+                Ok(ir.sums(&cols, n)?.into_vec())
             }
             Prepared::Walk(e) => {
                 if e.feature.iter().any(|&f| f >= c) {
