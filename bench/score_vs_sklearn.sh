@@ -20,18 +20,5 @@ for _ in $(seq "${ROUNDS:-5}"); do
   ROWS=$ROWS "$bin" >>"$tmp/ml"
   ROWS=$ROWS taskset -c 0 "$bin" >>"$tmp/ml1"
 done
-python3 - "$tmp" <<'PY'
-import re, statistics, sys
-tmp = sys.argv[1]
-def rounds(name, case, key):
-    return [float(re.search(key + r"=([0-9.]+)", l).group(1)) for l in open(f"{tmp}/{name}") if f" {case} " in l]
-med = statistics.median
-print(f"{'model':30} {'sklearn_us':>10} {'mlship_us':>10} {'ratio':>6} {'(range)':>12} {'1core_us':>9} {'ratio':>6} {'(range)':>12} {'sk_1row_us':>10} {'ml_1row_us':>10} {'ratio':>6}")
-for c in ["random_forest_classifier", "random_forest_regressor", "gradient_boosting_classifier", "gradient_boosting_regressor"]:
-    sk, ml, m1 = rounds("sk", c, "batch_us"), rounds("ml", c, "batch_us"), rounds("ml1", c, "batch_us")
-    s1, o1 = rounds("sk", c, "one_row_us"), rounds("ml", c, "one_row_us")
-    r, r1 = [a / b for a, b in zip(sk, ml)], [a / b for a, b in zip(sk, m1)]
-    span = lambda v: f"({min(v):.1f}-{max(v):.1f})"
-    print(f"{c:30} {med(sk):10.0f} {med(ml):10.0f} {med(r):5.1f}x {span(r):>12} {med(m1):9.0f} {med(r1):5.1f}x {span(r1):>12} {med(s1):10.1f} {med(o1):10.2f} {med(s1) / med(o1):5.0f}x")
-PY
+python3 bench/ratios.py "$tmp/sk" mlship="$tmp/ml" 1core="$tmp/ml1"
 rm -rf "$tmp"
