@@ -145,8 +145,14 @@ struct Masked {
 trait Lane: Copy + PartialOrd {
     const ZERO: Self;
     fn from_f64(v: f64) -> Self;
-    /// The block as f32 values, when it is one.
-    fn f32(xt: &[Self]) -> Option<&[f32]>;
+    /// The block, by its type (for the kernels written for each).
+    fn block(xt: &[Self]) -> Block<'_>;
+}
+
+/// A column-major block of either type.
+enum Block<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
 }
 
 impl Lane for f32 {
@@ -155,8 +161,8 @@ impl Lane for f32 {
     fn from_f64(v: f64) -> f32 {
         v as f32
     }
-    fn f32(xt: &[f32]) -> Option<&[f32]> {
-        Some(xt)
+    fn block(xt: &[f32]) -> Block<'_> {
+        Block::F32(xt)
     }
 }
 
@@ -166,8 +172,8 @@ impl Lane for f64 {
     fn from_f64(v: f64) -> f64 {
         v
     }
-    fn f32(_: &[f64]) -> Option<&[f32]> {
-        None
+    fn block(xt: &[f64]) -> Block<'_> {
+        Block::F64(xt)
     }
 }
 
@@ -326,11 +332,11 @@ impl Masked {
         width: usize,
         scale: f64,
     ) {
-        // `T::f32` is `xt` when it is a float32 block, whose splits are `split32`.
+        // The vector kernels read `split32` for a float32 block, `split64` for a float64 one.
         if width == 1 && k == 1 {
             let values: &[f64; 256] = self.values[..256].try_into().expect("256 leaves");
             let block: &mut [f64; BLOCK] = block.try_into().expect("one output per row");
-            if T::f32(xt).is_some_and(|xt| simd::masked_add32(isa, self, xt, block, scale)) {
+            if simd::masked_add512(isa, self, T::block(xt), block, scale) {
                 return;
             }
             if self.narrow {
@@ -340,7 +346,7 @@ impl Masked {
             }
             return;
         }
-        let leaves = match T::f32(xt).and_then(|xt| simd::masked_leaves32(isa, self, xt)) {
+        let leaves = match simd::masked_leaves512(isa, self, T::block(xt)) {
             Some(leaves) if simd::slot_add(isa, &self.values, &leaves, block, k, width, scale) => {
                 return;
             }

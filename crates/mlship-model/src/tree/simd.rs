@@ -5,7 +5,7 @@
 //! row reaches, then `acc + scale * value` in f64 with no fused multiply-add), so results are
 //! bit-identical whatever the CPU; the property test in `tree.rs` runs every level this CPU has.
 
-use super::{BLOCK, Lane, LeafMask, Masked, Perfect};
+use super::{BLOCK, Block, Lane, LeafMask, Masked, Perfect};
 
 /// The vector instructions the scorer uses, found once per process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -154,9 +154,9 @@ pub(super) fn masked_leaves<T: Copy + PartialOrd, M: LeafMask>(
     Masked::leaves::<T, M>(splits, xt)
 }
 
-/// The leaves of a float32 block against a masked tree, in AVX-512; `None` below that level.
+/// The leaves of a block against a masked tree, in AVX-512; `None` below that level.
 #[inline]
-pub(super) fn masked_leaves32(isa: Isa, m: &Masked, xt: &[f32]) -> Option<[u32; BLOCK]> {
+pub(super) fn masked_leaves512(isa: Isa, m: &Masked, xt: Block<'_>) -> Option<[u32; BLOCK]> {
     #[cfg(target_arch = "x86_64")]
     if isa >= Isa::Avx512 {
         let mut out = [0u32; BLOCK];
@@ -171,12 +171,12 @@ pub(super) fn masked_leaves32(isa: Isa, m: &Masked, xt: &[f32]) -> Option<[u32; 
     None
 }
 
-/// [`Masked::add`] for a float32 block in AVX-512; `false` (nothing added) below that level.
+/// [`Masked::add`] in AVX-512; `false` (nothing added) below that level.
 #[inline]
-pub(super) fn masked_add32(
+pub(super) fn masked_add512(
     isa: Isa,
     m: &Masked,
-    xt: &[f32],
+    xt: Block<'_>,
     block: &mut [f64; BLOCK],
     scale: f64,
 ) -> bool {
@@ -339,7 +339,7 @@ fn gather_walk(p: &Perfect, xt: &[f32], slots: &mut [u32; BLOCK]) {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::super::{BLOCK, Masked, Perfect};
+    use super::super::{BLOCK, Block, Masked, Perfect};
 
     /// Vectors of 16 rows in a block.
     const V: usize = BLOCK / 16;
@@ -352,7 +352,55 @@ mod avx512 {
     /// is checked against `xt`; the loads read 16 of its `BLOCK` values.
     #[inline]
     #[target_feature(enable = "avx512f,avx512cd")]
-    pub(super) fn leaves(m: &Masked, xt: &[f32]) -> [__m512i; V] {
+    fn leaves(m: &Masked, xt: Block<'_>) -> [__m512i; V] {
+        match xt {
+            Block::F32(xt) => leaves32(m, xt),
+            Block::F64(xt) => leaves64(m, xt),
+        }
+    }
+
+    /// [`leaves`] of a float64 block against `split64`: eight rows per vector and 64-bit masks
+    /// (whatever the tree's width), two vectors per 16 rows.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512cd")]
+    fn leaves64(m: &Masked, xt: &[f64]) -> [__m512i; V] {
+        let mut mask = [_mm512_set1_epi64(-1); 2 * V];
+        for &(c, t, keep) in &m.split64 {
+            let col: &[f64; BLOCK] = xt[c as usize..][..BLOCK]
+                .try_into()
+                .expect("a block column");
+            let (t, keep) = (_mm512_set1_pd(t), _mm512_set1_epi64(keep as i64));
+            for (j, mask) in mask.iter_mut().enumerate() {
+                // SAFETY: `col` holds `BLOCK = 8 * 2V` values; this reads 8 from `8 j`.
+                let x = unsafe { _mm512_loadu_pd(col[8 * j..].as_ptr()) };
+                let right = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(x, t);
+                *mask = _mm512_mask_and_epi64(*mask, right, *mask, keep);
+            }
+        }
+        lowest64(mask)
+    }
+
+    /// The index of each row's lowest set bit, from eight-row vectors of 64-bit masks, in
+    /// vectors of 16 rows: 63 - lzcnt(m & -m).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512cd")]
+    fn lowest64(mask: [__m512i; 2 * V]) -> [__m512i; V] {
+        let leaf = mask.map(|m| {
+            let low = _mm512_and_si512(m, _mm512_sub_epi64(_mm512_setzero_si512(), m));
+            _mm512_cvtepi64_epi32(_mm512_sub_epi64(
+                _mm512_set1_epi64(63),
+                _mm512_lzcnt_epi64(low),
+            ))
+        });
+        std::array::from_fn(|j| {
+            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(leaf[2 * j]), leaf[2 * j + 1])
+        })
+    }
+
+    /// [`leaves`] of a float32 block against `split32`, 16 rows per vector.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512cd")]
+    fn leaves32(m: &Masked, xt: &[f32]) -> [__m512i; V] {
         if m.narrow {
             let mut mask = [_mm512_set1_epi32(-1); V];
             for &(c, t, keep) in &m.split32 {
@@ -391,16 +439,7 @@ mod avx512 {
                         _mm512_mask_and_epi64(mask[2 * j + 1], hi, mask[2 * j + 1], keep);
                 }
             }
-            let leaf = mask.map(|m| {
-                let low = _mm512_and_si512(m, _mm512_sub_epi64(_mm512_setzero_si512(), m));
-                _mm512_cvtepi64_epi32(_mm512_sub_epi64(
-                    _mm512_set1_epi64(63),
-                    _mm512_lzcnt_epi64(low),
-                ))
-            });
-            std::array::from_fn(|j| {
-                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(leaf[2 * j]), leaf[2 * j + 1])
-            })
+            lowest64(mask)
         }
     }
 
@@ -470,7 +509,7 @@ mod avx512 {
 
     /// Writes the leaf of each block row into `out`.
     #[target_feature(enable = "avx512f,avx512cd")]
-    pub(super) fn store_leaves(m: &Masked, xt: &[f32], out: &mut [u32; BLOCK]) {
+    pub(super) fn store_leaves(m: &Masked, xt: Block<'_>, out: &mut [u32; BLOCK]) {
         for (o, l) in out.chunks_exact_mut(16).zip(leaves(m, xt)) {
             // SAFETY: `o` holds the 16 u32 an unaligned 512-bit store writes.
             unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), l) };
@@ -481,7 +520,7 @@ mod avx512 {
     /// values come from lane permutes (up to 16 leaves) or a gather from the 256 padded values
     /// (indices masked to 0..255, so an impossible empty mask still reads inside them).
     #[target_feature(enable = "avx512f,avx512cd")]
-    pub(super) fn add(m: &Masked, xt: &[f32], block: &mut [f64; BLOCK], scale: f64) {
+    pub(super) fn add(m: &Masked, xt: Block<'_>, block: &mut [f64; BLOCK], scale: f64) {
         let leaves = leaves(m, xt);
         let values: &[f64; 256] = m.values[..256].try_into().expect("256 padded values");
         // SAFETY: `values` holds 256 f64; these read the first sixteen.
