@@ -991,7 +991,7 @@ impl TreeEnsemble {
         let mut buf = Vec::with_capacity(width);
         let mut i = 0;
         // Rows without features (a model of constant trees) take the node walk below.
-        while width > 0 && i < n && (n - i >= BLOCK || n - i >= MIN_PADDED) {
+        while width > 0 && i < n && n - i >= MIN_PADDED {
             let m = (n - i).min(BLOCK);
             let mut nan = [false; BLOCK];
             if cast {
