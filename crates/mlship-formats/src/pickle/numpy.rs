@@ -48,7 +48,8 @@ impl Dtype {
             _ => (true, s2),
         };
         let kind = *rest.as_bytes().first().ok_or_else(bad)?;
-        let digits = &rest[1..];
+        // `None` when the kind is not one byte (a character past ASCII).
+        let digits = rest.get(1..).ok_or_else(bad)?;
         let n: usize = if digits.is_empty() {
             match kind {
                 b'O' => 8,
@@ -642,6 +643,14 @@ mod tests {
         assert_eq!(Dtype::parse("U3").unwrap().itemsize, 12);
         assert!(!Dtype::parse(">f8").unwrap().little);
         assert!(Dtype::parse("q9").is_err());
+    }
+
+    #[test]
+    fn refuses_dtype_kinds_past_ascii() {
+        // Found by the `load` fuzz target: the kind was assumed to be one byte.
+        assert!(Dtype::parse("\u{93}8").is_err());
+        assert!(Dtype::parse("<\u{e9}").is_err());
+        assert!(Dtype::parse("\u{e9}").is_err());
     }
 
     #[test]
