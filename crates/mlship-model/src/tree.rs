@@ -1205,6 +1205,19 @@ mod tests {
         *seed >> 33
     }
 
+    /// A leaf of `width` random values, appended; returns its node index.
+    fn random_leaf(
+        seed: &mut u64,
+        width: usize,
+        nodes: &mut Vec<Node>,
+        values: &mut Vec<f64>,
+    ) -> u32 {
+        let me = nodes.len() as u32;
+        nodes.push(Node::leaf(values.len() as u32));
+        values.extend((0..width).map(|_| (lcg(seed) % 1000) as f64 / 7.0 - 50.0));
+        me
+    }
+
     /// A random tree over `n_features` features: nodes in pre-order, children after parents.
     fn random_tree(
         depth: u32,
@@ -1214,15 +1227,11 @@ mod tests {
         nodes: &mut Vec<Node>,
         values: &mut Vec<f64>,
     ) -> u32 {
+        if depth == 0 || lcg(seed).is_multiple_of(5) {
+            return random_leaf(seed, width, nodes, values);
+        }
         let mut next = || lcg(seed);
         let me = nodes.len() as u32;
-        if depth == 0 || next() % 5 == 0 {
-            nodes.push(Node::leaf(values.len() as u32));
-            for _ in 0..width {
-                values.push((next() % 1000) as f64 / 7.0 - 50.0);
-            }
-            return me;
-        }
         let feature = (next() % u64::from(n_features)) as u32;
         // Thresholds of all kinds: round, and off the f32 grid, so the f32 path is exercised.
         let threshold =
@@ -1330,13 +1339,11 @@ mod tests {
         nodes: &mut Vec<Node>,
         values: &mut Vec<f64>,
     ) -> u32 {
+        if leaves == 1 {
+            return random_leaf(seed, width, nodes, values);
+        }
         let mut next = || lcg(seed);
         let me = nodes.len() as u32;
-        if leaves == 1 {
-            nodes.push(Node::leaf(values.len() as u32));
-            values.extend((0..width).map(|_| (next() % 1000) as f64 / 7.0 - 50.0));
-            return me;
-        }
         let leaf_left = next() % 2 == 0;
         nodes.push(Node {
             feature: (next() % 4) as u32,
