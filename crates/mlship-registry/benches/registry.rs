@@ -6,7 +6,7 @@ use std::io::Read;
 use std::time::Instant;
 
 use mlship_registry::{
-    ArtifactStore, LocalArtifacts, MetadataStore, NewVersion, PgStore, Selector, SqliteStore,
+    ArtifactStore, LocalArtifacts, MetadataStore, NewVersion, Selector, SqlStore,
 };
 
 /// Peak resident memory of this process so far, in MiB (Linux).
@@ -114,10 +114,10 @@ fn main() {
         peak_rss_mib(),
         &stored.sha256[..12]
     );
-    let mut sqlite = SqliteStore::open(dir.path().join("registry.db")).unwrap();
+    let mut sqlite = SqlStore::sqlite(dir.path().join("registry.db")).unwrap();
     bench_store("sqlite", &mut sqlite);
     match std::env::var("MLSHIP_TEST_POSTGRES") {
-        Ok(url) => bench_store("postgres", &mut PgStore::connect(&url).unwrap()),
+        Ok(url) => bench_store("postgres", &mut SqlStore::postgres(&url).unwrap()),
         Err(_) => println!(
             "postgres: skipped (set MLSHIP_TEST_POSTGRES, e.g. to the output of .ci/postgres.sh)"
         ),

@@ -46,6 +46,18 @@ pub enum Error {
         context: String,
         source: std::io::Error,
     },
+    /// A tracking or registry object that does not exist (MLflow's `RESOURCE_DOES_NOT_EXIST`).
+    #[error("{0}")]
+    NotFound(String),
+    /// A create that names an existing object (MLflow's `RESOURCE_ALREADY_EXISTS`).
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// A request the rules refuse (MLflow's `INVALID_PARAMETER_VALUE`).
+    #[error("{0}")]
+    Invalid(String),
+    /// The database or object store cannot be reached now; the same call may succeed later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("metadata store: {0}")]
     Sql(#[from] rusqlite::Error),
 }

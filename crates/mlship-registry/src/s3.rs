@@ -38,46 +38,11 @@ impl std::fmt::Debug for S3Artifacts {
 impl S3Artifacts {
     /// Opens `s3://bucket/prefix`. Nothing is contacted until the first call.
     pub fn open(url: &str) -> Result<S3Artifacts> {
-        let bad = |m: &str| Error::Store {
-            store: url.to_string(),
-            message: m.to_string(),
-        };
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| bad("not an s3:// URL"))?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(bad("no bucket"));
-        }
-        let mut b = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .with_client_options(
-                ClientOptions::new()
-                    .with_connect_timeout(Duration::from_secs(5))
-                    .with_timeout(Duration::from_secs(60)),
-            )
-            .with_retry(RetryConfig {
-                max_retries: 2,
-                retry_timeout: Duration::from_secs(15),
-                ..RetryConfig::default()
-            });
-        if let Ok(endpoint) =
-            std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"))
-        {
-            b = b
-                .with_endpoint(&endpoint)
-                .with_allow_http(endpoint.starts_with("http://"))
-                .with_virtual_hosted_style_request(false);
-        }
-        let store = b.build().map_err(|e| bad(&e.to_string()))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| bad(&e.to_string()))?;
+        let (store, prefix, rt) = connect(url)?;
         Ok(S3Artifacts {
-            store: Arc::new(store),
+            store,
             url: url.to_string(),
-            prefix: prefix.trim_matches('/').to_string(),
+            prefix,
             rt,
         })
     }
@@ -96,6 +61,49 @@ impl S3Artifacts {
             message: e.to_string(),
         }
     }
+}
+
+/// The object store, key prefix and runtime for `s3://bucket/prefix`, from the AWS variables.
+pub(crate) fn connect(
+    url: &str,
+) -> Result<(Arc<dyn ObjectStore>, String, tokio::runtime::Runtime)> {
+    let bad = |m: &str| Error::Store {
+        store: url.to_string(),
+        message: m.to_string(),
+    };
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| bad("not an s3:// URL"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(bad("no bucket"));
+    }
+    let mut b = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_client_options(
+            ClientOptions::new()
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_timeout(Duration::from_secs(60)),
+        )
+        .with_retry(RetryConfig {
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(15),
+            ..RetryConfig::default()
+        });
+    if let Ok(endpoint) =
+        std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"))
+    {
+        b = b
+            .with_endpoint(&endpoint)
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_virtual_hosted_style_request(false);
+    }
+    let store = b.build().map_err(|e| bad(&e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| bad(&e.to_string()))?;
+    Ok((Arc::new(store), prefix.trim_matches('/').to_string(), rt))
 }
 
 impl ArtifactStore for S3Artifacts {

@@ -25,6 +25,14 @@ pub struct NewVersion {
     /// The artifact holding the input example, and the one holding its predictions.
     pub input_example: Option<String>,
     pub example_predictions: Option<String>,
+    /// Where the MLflow API said the version came from (`models:/m-…`, `runs:/…`), if it did.
+    pub source: Option<String>,
+    /// The tracking run that produced it.
+    pub run_id: Option<String>,
+    /// The MLflow logged model it was registered from.
+    pub model_id: Option<String>,
+    /// Why mlship cannot serve this version (a flavor it does not load), when it cannot.
+    pub not_servable: Option<String>,
 }
 
 /// A stored, immutable version.
@@ -34,6 +42,10 @@ pub struct Version {
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
     pub meta: NewVersion,
+    /// MLflow's deprecated stage: `None`, `Staging`, `Production` or `Archived`.
+    pub stage: String,
+    /// Milliseconds since the Unix epoch of the last change to its description, tags or stage.
+    pub updated_at: i64,
 }
 
 /// One move of an alias.

@@ -13,6 +13,7 @@ mod kserve;
 mod metrics;
 mod mlflow;
 mod openapi;
+pub mod tracking;
 mod v2;
 
 use std::sync::Arc;

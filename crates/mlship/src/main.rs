@@ -120,7 +120,10 @@ fn default_hint(e: &anyhow::Error) -> Option<String> {
                 R::NothingToRollBack { .. } => "`mlship models history NAME` shows where the alias has been".into(),
                 R::InvalidName { .. } | R::BadReference(_) => "names are 1-128 characters without slashes, @, spaces or control characters".into(),
                 R::Corrupt { .. } | R::MissingArtifact(_) => "the artifact store was changed behind mlship's back; register the model again".into(),
-                R::Store { .. } | R::Io { .. } | R::Sql(_) => "check MLSHIP_STORE, MLSHIP_ARTIFACTS or --home, and that the store is reachable".into(),
+                R::NotFound(_) => "`mlship experiments list` and `mlship runs list` show what exists".into(),
+                R::AlreadyExists(_) => "pick another name, or use the existing one".into(),
+                R::Invalid(_) => "the message says which value was refused and why".into(),
+                R::Store { .. } | R::Io { .. } | R::Sql(_) | R::Unavailable(_) => "check MLSHIP_STORE, MLSHIP_ARTIFACTS or --home, and that the store is reachable".into(),
             });
         }
         if let Some(i) = c.downcast_ref::<mlship_image::Error>() {

@@ -5,9 +5,7 @@
 
 use std::path::PathBuf;
 
-use mlship_registry::{
-    ArtifactStore, LocalArtifacts, MetadataStore, PgStore, S3Artifacts, SqliteStore,
-};
+use mlship_registry::{ArtifactStore, LocalArtifacts, MetadataStore, S3Artifacts, SqlStore};
 
 use crate::user;
 
@@ -36,7 +34,7 @@ impl Settings {
     /// Opens the metadata store.
     pub fn metadata(&self) -> anyhow::Result<Box<dyn MetadataStore>> {
         if let Some(path) = self.store.strip_prefix("sqlite://") {
-            let s = SqliteStore::open(path).map_err(|e| {
+            let s = SqlStore::sqlite(path).map_err(|e| {
                 user(
                     format!("cannot open the metadata store {}: {e}", self.store),
                     "check MLSHIP_STORE or --home",
@@ -45,7 +43,7 @@ impl Settings {
             return Ok(Box::new(s));
         }
         if self.store.starts_with("postgres://") || self.store.starts_with("postgresql://") {
-            let s = PgStore::connect(&self.store).map_err(|e| {
+            let s = SqlStore::postgres(&self.store).map_err(|e| {
                 user(
                     format!("cannot reach the metadata store: {e}"),
                     "check MLSHIP_STORE and that PostgreSQL is up",

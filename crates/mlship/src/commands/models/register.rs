@@ -120,6 +120,7 @@ pub fn run(a: &RegisterArgs, settings: &Settings) -> anyhow::Result<()> {
         git_commit: git_commit(),
         input_example: example_sha,
         example_predictions: predictions_sha,
+        ..NewVersion::default()
     };
     let mut meta = settings.metadata()?;
     let v = meta.create_version(&new)?;

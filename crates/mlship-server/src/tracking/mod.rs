@@ -1,0 +1,531 @@
+//! `mlship server`: MLflow's tracking and registry REST API over mlship's store, so the stock
+//! `mlflow` client works unchanged.
+//!
+//! Every route is mounted under `/api/` and `/ajax-api/`. GET requests carry their fields as
+//! query parameters (repeated keys for lists), the other methods as a JSON body (DELETE too).
+//! Answers are proto3 JSON: empty lists are left out, ids are strings, non-finite metric values
+//! are the strings `"NaN"`, `"Infinity"`, `"-Infinity"`. Errors are MLflow's
+//! `{"error_code", "message"}` with the status the client expects; one match
+//! ([`store_error`]) maps every store error to its status and code.
+
+mod artifacts;
+mod entities;
+mod models;
+mod runs;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use mlship_registry::{Error as StoreError, FileStore, SqlStore, Version};
+use serde_json::{Map, Value as Json, json};
+
+use crate::api::{ApiError, Style};
+
+/// What the MLflow API's `model-versions/create` hands the binary: the files of an MLflow model
+/// (from the tracking artifact store) to validate and store as a registry version.
+#[derive(Clone, Debug, Default)]
+pub struct Registration {
+    pub name: String,
+    /// Relative paths and contents; empty when the source is not in this server's store.
+    pub files: Vec<(String, Vec<u8>)>,
+    pub source: String,
+    pub run_id: Option<String>,
+    pub model_id: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<(String, String)>,
+    pub by: String,
+    /// Why the files could not be found, when they could not.
+    pub missing: Option<String>,
+}
+
+/// Registers versions: validation with the loaders and the artifact store are the binary's.
+pub trait Registrar: Send + Sync {
+    /// Creates the version (marked not servable, with the reason, when mlship cannot load it).
+    fn register(&self, r: Registration) -> Result<Version, StoreError>;
+}
+
+/// What the tracking routes share.
+pub struct TrackingState {
+    pub store: SqlStore,
+    pub files: Arc<dyn FileStore>,
+    pub registrar: Arc<dyn Registrar>,
+    /// The largest JSON body accepted (artifact uploads are not limited by it).
+    pub body_limit: usize,
+}
+
+impl std::fmt::Debug for TrackingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackingState")
+            .field("store", &self.store.describe())
+            .field("files", &self.files.describe())
+            .finish()
+    }
+}
+
+pub type Shared = Arc<TrackingState>;
+
+/// The error answer for a store error: the client's mistakes are 4xx, an unreachable store 503,
+/// the server's own faults 500 with the detail kept out of the answer.
+pub fn store_error(e: StoreError) -> ApiError {
+    use StoreError as E;
+    let (status, code) = match &e {
+        E::NotFound(_) | E::UnknownModel { .. } | E::UnknownVersion { .. } => {
+            (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST")
+        }
+        E::AlreadyExists(_) => (StatusCode::BAD_REQUEST, "RESOURCE_ALREADY_EXISTS"),
+        E::UnknownAlias { .. }
+        | E::Invalid(_)
+        | E::InvalidName { .. }
+        | E::BadReference(_)
+        | E::VersionInUse { .. }
+        | E::NothingToRollBack { .. } => (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE"),
+        E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE"),
+        E::Corrupt { .. } | E::MissingArtifact(_) | E::Store { .. } | E::Io { .. } | E::Sql(_) => {
+            eprintln!("mlship server: internal error: {e}");
+            return ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "the server failed to complete the request; its log has the cause",
+                Style::Mlflow,
+            );
+        }
+    };
+    let message = match &e {
+        E::UnknownModel { name, .. } => format!("Registered Model with name={name} not found"),
+        E::UnknownVersion { name, version, .. } => {
+            format!("Model Version (name={name}, version={version}) not found")
+        }
+        E::UnknownAlias { name, alias, .. } => {
+            format!("Registered model alias {alias} not found for model {name}.")
+        }
+        other => other.to_string(),
+    };
+    ApiError::new(status, code, message, Style::Mlflow)
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(message, Style::Mlflow)
+}
+
+/// Runs store work on the blocking pool (the drivers are synchronous).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(store_error),
+        Err(e) => {
+            eprintln!("mlship server: a request's task failed: {e}");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "the server failed to complete the request; its log has the cause",
+                Style::Mlflow,
+            ))
+        }
+    }
+}
+
+/// A request's fields: the query string of a GET, the JSON body of anything else.
+pub(crate) struct Req(pub Map<String, Json>);
+
+impl<S: Send + Sync> FromRequest<S> for Req {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if req.method() == Method::GET {
+            let Query(pairs): Query<Vec<(String, String)>> = Query::try_from_uri(req.uri())
+                .map_err(|e| bad(format!("invalid query string: {e}")))?;
+            let mut m = Map::new();
+            for (k, v) in pairs {
+                match m.get_mut(&k) {
+                    Some(Json::Array(a)) => a.push(Json::String(v)),
+                    Some(old) => {
+                        let first = old.take();
+                        *old = Json::Array(vec![first, Json::String(v)]);
+                    }
+                    None => {
+                        m.insert(k, Json::String(v));
+                    }
+                }
+            }
+            return Ok(Req(m));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "INVALID_PARAMETER_VALUE",
+                    format!("cannot read the request body: {e}"),
+                    Style::Mlflow,
+                )
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Req(Map::new()));
+        }
+        match serde_json::from_slice::<Json>(&bytes) {
+            Ok(Json::Object(m)) => Ok(Req(m)),
+            Ok(_) => Err(bad("the request body must be a JSON object")),
+            Err(e) => Err(bad(format!("malformed JSON in the request body: {e}"))),
+        }
+    }
+}
+
+impl Req {
+    fn field(&self, name: &str) -> Option<&Json> {
+        self.0.get(name).filter(|v| !v.is_null())
+    }
+
+    /// A required string field.
+    pub fn str(&self, name: &str) -> Result<String, ApiError> {
+        self.opt_str(name)?
+            .ok_or_else(|| bad(format!("Missing value for required parameter '{name}'.")))
+    }
+
+    pub fn opt_str(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.field(name) {
+            None => Ok(None),
+            Some(Json::String(s)) => Ok(Some(s.clone())),
+            Some(Json::Number(n)) => Ok(Some(n.to_string())),
+            Some(Json::Bool(b)) => Ok(Some(b.to_string())),
+            Some(Json::Array(a)) if a.len() == 1 && a[0].is_string() => {
+                Ok(a[0].as_str().map(str::to_string))
+            }
+            Some(other) => Err(bad(format!(
+                "Invalid value {other} for parameter '{name}' supplied: expected a string"
+            ))),
+        }
+    }
+
+    pub fn opt_i64(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        let wrong = |v: &Json| {
+            bad(format!(
+                "Invalid value {v} for parameter '{name}' supplied: expected an integer"
+            ))
+        };
+        match self.field(name) {
+            None => Ok(None),
+            Some(v @ Json::Number(n)) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+                .map(Some)
+                .ok_or_else(|| wrong(v)),
+            Some(v @ Json::String(s)) => s.trim().parse().map(Some).map_err(|_| wrong(v)),
+            Some(v) => Err(wrong(v)),
+        }
+    }
+
+    pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.field(name) {
+            None => Ok(None),
+            Some(Json::Bool(b)) => Ok(Some(*b)),
+            Some(Json::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(Json::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(v) => Err(bad(format!(
+                "Invalid value {v} for parameter '{name}' supplied: expected true or false"
+            ))),
+        }
+    }
+
+    /// A list of strings (a JSON array, a repeated query key, or one value).
+    pub fn strings(&self, name: &str) -> Result<Vec<String>, ApiError> {
+        match self.field(name) {
+            None => Ok(Vec::new()),
+            Some(Json::Array(a)) => a
+                .iter()
+                .map(|v| match v {
+                    Json::String(s) => Ok(s.clone()),
+                    Json::Number(n) => Ok(n.to_string()),
+                    other => Err(bad(format!(
+                        "Invalid value {other} in '{name}': expected strings"
+                    ))),
+                })
+                .collect(),
+            Some(Json::String(s)) => Ok(vec![s.clone()]),
+            Some(Json::Number(n)) => Ok(vec![n.to_string()]),
+            Some(v) => Err(bad(format!(
+                "Invalid value {v} for parameter '{name}' supplied: expected a list of strings"
+            ))),
+        }
+    }
+
+    /// A list of objects (`tags`, `params`, `metrics`, `datasets`).
+    pub fn objects(&self, name: &str) -> Result<Vec<Map<String, Json>>, ApiError> {
+        match self.field(name) {
+            None => Ok(Vec::new()),
+            Some(Json::Array(a)) => a
+                .iter()
+                .map(|v| match v {
+                    Json::Object(o) => Ok(o.clone()),
+                    other => Err(bad(format!(
+                        "Invalid value {other} in '{name}': expected objects"
+                    ))),
+                })
+                .collect(),
+            Some(v) => Err(bad(format!(
+                "Invalid value {v} for parameter '{name}' supplied: expected a list of objects"
+            ))),
+        }
+    }
+
+    /// A list of `{key, value}` objects.
+    pub fn key_values(&self, name: &str) -> Result<Vec<(String, String)>, ApiError> {
+        self.objects(name)?
+            .into_iter()
+            .map(|o| {
+                let sub = Req(o);
+                Ok((
+                    sub.str("key").map_err(|e| within(name, e))?,
+                    sub.opt_str("value")
+                        .map_err(|e| within(name, e))?
+                        .unwrap_or_default(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The run a request names: `run_id`, or the older `run_uuid`.
+    pub fn run_id(&self) -> Result<String, ApiError> {
+        match self.opt_str("run_id")? {
+            Some(r) if !r.is_empty() => Ok(r),
+            _ => self
+                .opt_str("run_uuid")?
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| bad("Missing value for required parameter 'run_id'.")),
+        }
+    }
+}
+
+fn within(list: &str, e: ApiError) -> ApiError {
+    bad(format!("in '{list}': {}", e.message))
+}
+
+/// An answer of `{}` or an object, as the client expects.
+pub(crate) fn ok(v: Json) -> Response {
+    (StatusCode::OK, axum::Json(v)).into_response()
+}
+
+pub(crate) fn empty() -> Response {
+    ok(json!({}))
+}
+
+pub(crate) type Answer = Result<Response, ApiError>;
+
+/// Every tracking and registry route, under `/api/` and `/ajax-api/`, plus `/health`,
+/// `/version` and the server-info route.
+pub fn router(state: Shared) -> Router {
+    let mut api: Router<Shared> = Router::new();
+    for (path, route) in routes() {
+        api = api.route(path, route);
+    }
+    let api = api.layer(axum::extract::DefaultBodyLimit::max(state.body_limit));
+    let files = artifacts::routes();
+    Router::new()
+        .nest("/api", api.clone().merge(files.clone()))
+        .nest("/ajax-api", api.merge(files))
+        .route("/health", get(|| async { "OK" }))
+        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "ENDPOINT_NOT_FOUND",
+        format!("no endpoint {method} {}", uri.path()),
+        Style::Mlflow,
+    )
+}
+
+async fn server_info(State(s): State<Shared>) -> Response {
+    ok(json!({
+        "store_type": "SqlStore",
+        "tracking_store": if s.store.db().dialect() == mlship_registry::db::Dialect::Postgres { "postgresql" } else { "sqlite" },
+        "multipart_uploads_enabled": false,
+        "multipart_downloads_enabled": false,
+        "workspaces_enabled": false,
+        "server": "mlship",
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+fn routes() -> Vec<(&'static str, MethodRouter<Shared>)> {
+    use axum::routing::{delete, patch, post};
+    vec![
+        ("/3.0/mlflow/server-info", get(server_info)),
+        // experiments
+        (
+            "/2.0/mlflow/experiments/create",
+            post(runs::create_experiment),
+        ),
+        ("/2.0/mlflow/experiments/get", get(runs::get_experiment)),
+        (
+            "/2.0/mlflow/experiments/get-by-name",
+            get(runs::get_experiment_by_name),
+        ),
+        (
+            "/2.0/mlflow/experiments/search",
+            get(runs::search_experiments).post(runs::search_experiments),
+        ),
+        (
+            "/2.0/mlflow/experiments/update",
+            post(runs::update_experiment),
+        ),
+        (
+            "/2.0/mlflow/experiments/delete",
+            post(runs::delete_experiment),
+        ),
+        (
+            "/2.0/mlflow/experiments/restore",
+            post(runs::restore_experiment),
+        ),
+        (
+            "/2.0/mlflow/experiments/set-experiment-tag",
+            post(runs::set_experiment_tag),
+        ),
+        (
+            "/2.0/mlflow/experiments/delete-experiment-tag",
+            post(runs::delete_experiment_tag),
+        ),
+        // runs
+        ("/2.0/mlflow/runs/create", post(runs::create_run)),
+        ("/2.0/mlflow/runs/get", get(runs::get_run)),
+        ("/2.0/mlflow/runs/update", post(runs::update_run)),
+        ("/2.0/mlflow/runs/delete", post(runs::delete_run)),
+        ("/2.0/mlflow/runs/restore", post(runs::restore_run)),
+        (
+            "/2.0/mlflow/runs/search",
+            post(runs::search_runs).get(runs::search_runs),
+        ),
+        ("/2.0/mlflow/runs/log-batch", post(runs::log_batch)),
+        ("/2.0/mlflow/runs/log-metric", post(runs::log_metric)),
+        ("/2.0/mlflow/runs/log-parameter", post(runs::log_param)),
+        ("/2.0/mlflow/runs/set-tag", post(runs::set_tag)),
+        ("/2.0/mlflow/runs/delete-tag", post(runs::delete_tag)),
+        ("/2.0/mlflow/runs/log-inputs", post(runs::log_inputs)),
+        ("/2.0/mlflow/runs/outputs", post(runs::log_outputs)),
+        ("/2.0/mlflow/metrics/get-history", get(runs::metric_history)),
+        (
+            "/2.0/mlflow/artifacts/list",
+            get(artifacts::list_run_artifacts),
+        ),
+        // logged models
+        ("/2.0/mlflow/logged-models", post(runs::create_logged_model)),
+        (
+            "/2.0/mlflow/logged-models/search",
+            post(runs::search_logged_models),
+        ),
+        (
+            "/2.0/mlflow/logged-models/{model_id}",
+            get(runs::get_logged_model)
+                .patch(runs::finalize_logged_model)
+                .delete(runs::delete_logged_model),
+        ),
+        (
+            "/2.0/mlflow/logged-models/{model_id}/tags",
+            patch(runs::set_logged_model_tags),
+        ),
+        (
+            "/2.0/mlflow/logged-models/{model_id}/tags/{key}",
+            delete(runs::delete_logged_model_tag),
+        ),
+        (
+            "/2.0/mlflow/logged-models/{model_id}/params",
+            post(runs::log_logged_model_params),
+        ),
+        // registry
+        (
+            "/2.0/mlflow/registered-models/create",
+            post(models::create_model),
+        ),
+        ("/2.0/mlflow/registered-models/get", get(models::get_model)),
+        (
+            "/2.0/mlflow/registered-models/search",
+            get(models::search_models).post(models::search_models),
+        ),
+        (
+            "/2.0/mlflow/registered-models/list",
+            get(models::search_models),
+        ),
+        (
+            "/2.0/mlflow/registered-models/update",
+            patch(models::update_model),
+        ),
+        (
+            "/2.0/mlflow/registered-models/rename",
+            post(models::rename_model),
+        ),
+        (
+            "/2.0/mlflow/registered-models/delete",
+            delete(models::delete_model),
+        ),
+        (
+            "/2.0/mlflow/registered-models/set-tag",
+            post(models::set_model_tag),
+        ),
+        (
+            "/2.0/mlflow/registered-models/delete-tag",
+            delete(models::delete_model_tag),
+        ),
+        (
+            "/2.0/mlflow/registered-models/alias",
+            get(models::get_alias)
+                .post(models::set_alias)
+                .delete(models::delete_alias),
+        ),
+        (
+            "/2.0/mlflow/registered-models/get-latest-versions",
+            get(models::latest_versions).post(models::latest_versions),
+        ),
+        (
+            "/2.0/mlflow/model-versions/create",
+            post(models::create_version),
+        ),
+        ("/2.0/mlflow/model-versions/get", get(models::get_version)),
+        (
+            "/2.0/mlflow/model-versions/search",
+            get(models::search_versions).post(models::search_versions),
+        ),
+        (
+            "/2.0/mlflow/model-versions/update",
+            patch(models::update_version),
+        ),
+        (
+            "/2.0/mlflow/model-versions/delete",
+            delete(models::delete_version),
+        ),
+        (
+            "/2.0/mlflow/model-versions/set-tag",
+            post(models::set_version_tag),
+        ),
+        (
+            "/2.0/mlflow/model-versions/delete-tag",
+            delete(models::delete_version_tag),
+        ),
+        (
+            "/2.0/mlflow/model-versions/get-download-uri",
+            get(models::download_uri),
+        ),
+        (
+            "/2.0/mlflow/model-versions/transition-stage",
+            post(models::transition_stage),
+        ),
+    ]
+}
+
+/// Whether a request is a registry write made through the MLflow API, for the alias history.
+pub(crate) fn who(headers: &axum::http::HeaderMap) -> String {
+    let agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown client");
+    format!(
+        "mlflow-api ({})",
+        agent.chars().take(80).collect::<String>()
+    )
+}
