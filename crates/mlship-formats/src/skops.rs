@@ -27,7 +27,8 @@ pub fn load(b: &[u8]) -> Result<(Heap, Value, Option<String>)> {
     let mut zip = zip::ZipArchive::new(Cursor::new(b))
         .map_err(|e| malformed(FMT, 0, format!("not a zip archive: {e}")))?;
     let schema_bytes = read_member(&mut zip, "schema.json", b.len())?;
-    let schema: Json = serde_json::from_slice(&schema_bytes)
+    let schema_text = String::from_utf8_lossy(&schema_bytes);
+    let schema: Json = serde_json::from_str(&python_json(&schema_text))
         .map_err(|e| malformed(FMT, 0, format!("schema.json: {e}")))?;
     let version = schema
         .get("_skops_version")
@@ -41,6 +42,49 @@ pub fn load(b: &[u8]) -> Result<(Heap, Value, Option<String>)> {
     };
     let root = r.node(&schema, 0)?;
     Ok((r.heap, root, version))
+}
+
+/// Python's `json.dumps` writes the non-finite floats as the bare tokens `NaN`, `Infinity` and
+/// `-Infinity`, which JSON has no words for; this quotes them (outside strings) so a JSON parser
+/// reads them as strings, which the float readers below parse back.
+fn python_json(text: &str) -> std::borrow::Cow<'_, str> {
+    if !(text.contains("NaN") || text.contains("Infinity")) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        let token = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|t| rest.starts_with(t));
+        if let Some(t) = token {
+            out.push('"');
+            out.push_str(t);
+            out.push('"');
+            rest = &rest[t.len()..];
+            continue;
+        }
+        if c == '"' {
+            in_string = true;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn read_member(
@@ -90,9 +134,25 @@ impl Reader<'_> {
                     malformed(FMT, 0, format!("CachedNode refers to unknown id {id}"))
                 });
             }
+            "JsonNode" if matches!(s("content").trim(), "NaN" | "Infinity" | "-Infinity") => {
+                // A bare non-finite float (Python's json.dumps), whatever class the node names.
+                Value::Float(s("content").trim().parse().unwrap_or(f64::NAN))
+            }
+            "DTypeNode" => {
+                // A numpy dtype, saved as an empty array of that dtype.
+                let content = n
+                    .get("content")
+                    .ok_or_else(|| malformed(FMT, 0, "DTypeNode without content"))?;
+                let a = self.array(content, depth + 1)?;
+                let dtype = match self.heap.obj(a) {
+                    Some(Obj::Array(arr)) => arr.dtype.clone(),
+                    _ => return Err(malformed(FMT, 0, "DTypeNode content is not a numpy array")),
+                };
+                self.heap.alloc(Obj::Dtype(dtype))
+            }
             "JsonNode" => {
                 let text = s("content");
-                let j: Json = serde_json::from_str(text)
+                let j: Json = serde_json::from_str(&python_json(text))
                     .map_err(|e| malformed(FMT, 0, format!("JsonNode: {e}")))?;
                 match (class, j) {
                     (_, Json::Null) => Value::None,
@@ -291,5 +351,21 @@ impl Reader<'_> {
             }
             other => Err(unsupported(format!("skops array of type {other:?}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_json;
+
+    #[test]
+    fn python_non_finite_floats_become_strings() {
+        assert_eq!(python_json("NaN"), "\"NaN\"");
+        assert_eq!(
+            python_json("[Infinity, -Infinity, \"NaN in a string\", 1.5]"),
+            "[\"Infinity\", \"-Infinity\", \"NaN in a string\", 1.5]"
+        );
+        assert_eq!(python_json("{\"a\": \"\\\"NaN\"}"), "{\"a\": \"\\\"NaN\"}");
+        assert_eq!(python_json("1"), "1");
     }
 }

@@ -293,33 +293,41 @@ impl FileStore for S3Files {
         }
         let tmp = self.key(&format!(".tmp/{}", unique()));
         let dest = self.key(&path);
-        self.rt.block_on(async {
-            let upload = self
-                .store
-                .put_multipart(&tmp)
-                .await
-                .map_err(|e| self.err(e))?;
-            let mut w = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
-            let mut buf = vec![0u8; 1 << 20];
-            let mut size = 0u64;
-            loop {
-                let n = reader
-                    .read(&mut buf)
-                    .map_err(io(format!("reading {path}")))?;
-                if n == 0 {
-                    break;
+        // The reader may block (a request body arriving), so it is read outside `block_on`;
+        // the guard lets the multipart writer spawn its part uploads on this store's runtime.
+        let _guard = self.rt.enter();
+        let upload = self
+            .rt
+            .block_on(self.store.put_multipart(&tmp))
+            .map_err(|e| self.err(e))?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = self.rt.block_on(w.abort());
+                    return Err(Error::Io {
+                        context: format!("reading {path}"),
+                        source: e,
+                    });
                 }
-                w.wait_for_capacity(2).await.map_err(|e| self.err(e))?;
-                w.write(&buf[..n]);
-                size += n as u64;
+            };
+            if n == 0 {
+                break;
             }
-            w.finish().await.map_err(|e| self.err(e))?;
-            self.store
-                .rename(&tmp, &dest)
-                .await
+            self.rt
+                .block_on(w.wait_for_capacity(2))
                 .map_err(|e| self.err(e))?;
-            Ok(size)
-        })
+            w.write(&buf[..n]);
+            size += n as u64;
+        }
+        self.rt.block_on(w.finish()).map_err(|e| self.err(e))?;
+        self.rt
+            .block_on(self.store.rename(&tmp, &dest))
+            .map_err(|e| self.err(e))?;
+        Ok(size)
     }
 
     fn open(&self, path: &str) -> Result<(Box<dyn Read + Send>, u64)> {

@@ -552,14 +552,19 @@ pub fn matches_text(value: Option<&str>, op: Op, lit: &Lit) -> bool {
     }
 }
 
-/// Matches a registry object: `attribute(key)` gives its attributes, `tags` its tags.
+/// Matches a registry object: `attribute(key)` gives its attributes, `tags` its tags. A tag the
+/// object lacks is "not equal" to any value, as MLflow's registry reads it (the client appends
+/// `` tag.`mlflow.prompt.is_prompt` != 'true' `` to every model search).
 pub fn matches_object(
     conds: &[Cond],
     attribute: impl Fn(&str) -> Option<String>,
     tags: &BTreeMap<String, String>,
 ) -> bool {
     conds.iter().all(|c| match c.kind {
-        Kind::Tag => matches_text(tags.get(&c.key).map(String::as_str), c.op, &c.value),
+        Kind::Tag => match tags.get(&c.key) {
+            None => matches!(c.op, Op::Ne | Op::NotIn | Op::IsNull),
+            Some(v) => matches_text(Some(v), c.op, &c.value),
+        },
         _ => matches_text(attribute(&c.key).as_deref(), c.op, &c.value),
     })
 }

@@ -356,6 +356,21 @@ fn newer(a: &Metric, step: i64, timestamp: i64, value: f64) -> bool {
 
 fn insert_metric(tx: &mut dyn Tx, run_id: &str, m: &Metric) -> Result<()> {
     let (v, nan) = value_of(m.value);
+    // The same point again (MLflow's log_model re-logs a run's metrics with the model's id to
+    // link them) is one point of the history, now linked to the model.
+    let same = tx.query_opt(
+        "SELECT id FROM metrics WHERE run_id = $1 AND key = $2 AND step = $3 AND timestamp = $4 AND value = $5 AND is_nan = $6",
+        &vals![run_id, m.key.as_str(), m.step, m.timestamp, v, nan],
+    )?;
+    if let Some(row) = same {
+        if m.model_id.is_some() {
+            tx.exec(
+                "UPDATE metrics SET model_id = $2, dataset_name = $3, dataset_digest = $4 WHERE id = $1",
+                &vals![row.int(0)?, m.model_id.clone(), m.dataset_name.clone(), m.dataset_digest.clone()],
+            )?;
+        }
+        return Ok(());
+    }
     tx.exec(
         "INSERT INTO metrics (run_id, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &vals![run_id, m.key.as_str(), v, nan, m.timestamp, m.step, m.model_id.clone(), m.dataset_name.clone(), m.dataset_digest.clone()],

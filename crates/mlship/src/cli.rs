@@ -42,6 +42,129 @@ pub enum Command {
     Deploy(DeployCommand),
     /// Ask a running server whether it is healthy (exit 0) or not (exit 1): the image's health check.
     Health(HealthArgs),
+    /// The tracking server: MLflow's REST API (experiments, runs, artifacts, registry) for the
+    /// stock `mlflow` client, on the registry's store.
+    Server(ServerArgs),
+    /// Tracking experiments: list, create, delete, restore.
+    #[command(subcommand)]
+    Experiments(ExperimentsCommand),
+    /// Tracking runs: list, show, search with MLflow's filter grammar, compare, delete, restore.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// 0 picks a free port, whose address is printed.
+    #[arg(long, default_value_t = 5000)]
+    pub port: u16,
+    /// JSON request bodies larger than this get 413 (artifact uploads are streamed, not limited).
+    #[arg(long, default_value_t = 16 << 20)]
+    pub body_limit: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentsCommand {
+    /// List experiments with their run counts and last activity.
+    List(ExperimentListArgs),
+    /// Create an experiment.
+    Create(ExperimentCreateArgs),
+    /// Delete an experiment and its runs (they can be restored).
+    Delete(ExperimentArgs),
+    /// Restore a deleted experiment and its runs.
+    Restore(ExperimentArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExperimentListArgs {
+    /// Which experiments: active (default), deleted or all.
+    #[arg(long, default_value = "active")]
+    pub view: ViewArg,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExperimentCreateArgs {
+    pub name: String,
+    /// Where its artifacts go (default: the server's artifact store).
+    #[arg(long)]
+    pub artifact_location: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExperimentArgs {
+    /// The experiment's name or id.
+    pub experiment: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ViewArg {
+    Active,
+    Deleted,
+    All,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List the runs of an experiment, newest first.
+    List(RunSearchArgs),
+    /// Search runs with MLflow's filter grammar and order them.
+    Search(RunSearchArgs),
+    /// Show one run: info, params, latest metrics, tags, datasets, logged models.
+    Show(RunShowArgs),
+    /// Params and metrics of several runs side by side.
+    Compare(RunCompareArgs),
+    /// Delete a run (it can be restored).
+    Delete(RunArgs),
+    /// Restore a deleted run.
+    Restore(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunSearchArgs {
+    /// The experiment's name or id (repeat for several).
+    #[arg(long, required = true)]
+    pub experiment: Vec<String>,
+    /// MLflow's filter, e.g. "metrics.rmse < 0.5 and params.alpha = '0.1'".
+    #[arg(long, default_value = "")]
+    pub filter: String,
+    /// Order, e.g. "metrics.rmse" or "attributes.start_time DESC" (repeat for ties).
+    #[arg(long)]
+    pub order_by: Vec<String>,
+    /// At most this many runs.
+    #[arg(long, default_value_t = 100)]
+    pub max_results: usize,
+    /// Which runs: active (default), deleted or all.
+    #[arg(long, default_value = "active")]
+    pub view: ViewArg,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunShowArgs {
+    pub run_id: String,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunCompareArgs {
+    #[arg(required = true, num_args = 2..)]
+    pub run_ids: Vec<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    pub run_id: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

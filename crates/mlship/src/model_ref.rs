@@ -127,22 +127,46 @@ pub fn read_local(path: &Path) -> anyhow::Result<Local> {
 /// A deterministic tar of a directory's regular files (sorted, mtime 0), as the registry stores
 /// MLflow model directories.
 fn tar_directory(dir: &Path) -> anyhow::Result<Vec<u8>> {
-    let mut files = Vec::new();
-    collect(dir, dir, &mut files)?;
-    files.sort();
-    let mut b = tar::Builder::new(Vec::new());
-    for rel in files {
+    let mut rels = Vec::new();
+    collect(dir, dir, &mut rels)?;
+    let mut files = Vec::with_capacity(rels.len());
+    for rel in rels {
         let data =
             std::fs::read(dir.join(&rel)).with_context(|| format!("reading {}", rel.display()))?;
+        files.push((rel.to_string_lossy().replace('\\', "/"), data));
+    }
+    tar_files(&files)
+}
+
+/// The same deterministic tar from files in memory (relative paths, any order).
+pub fn tar_files(files: &[(String, Vec<u8>)]) -> anyhow::Result<Vec<u8>> {
+    let mut sorted: Vec<&(String, Vec<u8>)> = files.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut b = tar::Builder::new(Vec::new());
+    for (rel, data) in sorted {
         let mut h = tar::Header::new_ustar();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_mtime(0);
         h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, &rel, data.as_slice())
-            .with_context(|| format!("packing {}", rel.display()))?;
+        b.append_data(&mut h, rel, data.as_slice())
+            .with_context(|| format!("packing {rel}"))?;
     }
     Ok(b.into_inner()?)
+}
+
+/// Refuses a version registered through the MLflow API that mlship cannot load, with the reason.
+fn servable(name: &str, v: &mlship_registry::Version) -> anyhow::Result<()> {
+    match &v.meta.not_servable {
+        Some(why) => Err(user(
+            format!(
+                "version {} of `{name}` cannot be served by mlship: {why}",
+                v.version
+            ),
+            "it was registered through the MLflow API from a flavor mlship does not load; serve a scikit-learn, XGBoost, LightGBM or ONNX model",
+        )),
+        None => Ok(()),
+    }
 }
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
@@ -180,6 +204,7 @@ pub fn untar(b: &[u8]) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
 fn load_registered(r: &Reference, settings: &Settings) -> anyhow::Result<Resolved> {
     let mut meta = settings.metadata()?;
     let v = meta.resolve(&r.name, &r.selector)?;
+    servable(&r.name, &v)?;
     let store = settings.artifacts()?;
     let bytes = store
         .get(&v.meta.sha256)
@@ -231,6 +256,7 @@ pub fn pack(reference: &str, settings: &Settings) -> anyhow::Result<Packed> {
     if let Some(r) = Reference::parse(reference) {
         let r = r.map_err(|e| user(e.to_string(), "for example models:/fraud@production"))?;
         let v = settings.metadata()?.resolve(&r.name, &r.selector)?;
+        servable(&r.name, &v)?;
         let bytes = settings
             .artifacts()?
             .get(&v.meta.sha256)

@@ -5,7 +5,10 @@
 
 use std::path::PathBuf;
 
-use mlship_registry::{ArtifactStore, LocalArtifacts, MetadataStore, S3Artifacts, SqlStore};
+use mlship_registry::{
+    ArtifactStore, FileStore, LocalArtifacts, LocalFiles, MetadataStore, S3Artifacts, S3Files,
+    SqlStore,
+};
 
 use crate::user;
 
@@ -33,6 +36,11 @@ impl Settings {
 
     /// Opens the metadata store.
     pub fn metadata(&self) -> anyhow::Result<Box<dyn MetadataStore>> {
+        Ok(Box::new(self.sql()?))
+    }
+
+    /// Opens the metadata store as its concrete type (tracking and the MLflow API use it).
+    pub fn sql(&self) -> anyhow::Result<SqlStore> {
         if let Some(path) = self.store.strip_prefix("sqlite://") {
             let s = SqlStore::sqlite(path).map_err(|e| {
                 user(
@@ -40,7 +48,7 @@ impl Settings {
                     "check MLSHIP_STORE or --home",
                 )
             })?;
-            return Ok(Box::new(s));
+            return Ok(s);
         }
         if self.store.starts_with("postgres://") || self.store.starts_with("postgresql://") {
             let s = SqlStore::postgres(&self.store).map_err(|e| {
@@ -49,7 +57,7 @@ impl Settings {
                     "check MLSHIP_STORE and that PostgreSQL is up",
                 )
             })?;
-            return Ok(Box::new(s));
+            return Ok(s);
         }
         Err(user(
             format!("unsupported metadata store {:?}", self.store),
@@ -82,6 +90,30 @@ impl Settings {
             )
         })?;
         Ok(Box::new(s))
+    }
+
+    /// The tracking server's artifacts, by path: `mlflow-artifacts/` beside the registry's
+    /// objects, in the same folder or bucket.
+    pub fn tracking_files(&self) -> anyhow::Result<std::sync::Arc<dyn FileStore>> {
+        if self.artifacts.starts_with("s3://") {
+            let url = format!("{}/mlflow-artifacts", self.artifacts.trim_end_matches('/'));
+            let s = S3Files::open(&url).map_err(|e| {
+                user(
+                    format!("cannot open the artifact store: {e}"),
+                    "check MLSHIP_ARTIFACTS and the AWS variables",
+                )
+            })?;
+            return Ok(std::sync::Arc::new(s));
+        }
+        let path = std::path::Path::new(self.artifacts.trim_start_matches("file://"))
+            .join("mlflow-artifacts");
+        let s = LocalFiles::open(&path).map_err(|e| {
+            user(
+                format!("cannot open the artifact store {}: {e}", path.display()),
+                "check MLSHIP_ARTIFACTS or --home",
+            )
+        })?;
+        Ok(std::sync::Arc::new(s))
     }
 
     /// Who makes a change, for the registry's records.

@@ -333,6 +333,17 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// Serves the tracking API on `listener` until `shutdown` completes; requests in flight finish.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: Shared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,

@@ -5,9 +5,11 @@ mod deploy;
 mod health;
 mod image;
 mod inspect;
-mod models;
+pub(crate) mod models;
 mod predict;
 mod serve;
+mod server;
+mod tracking;
 
 use crate::cli::{Cli, Command};
 use crate::settings::Settings;
@@ -24,5 +26,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Health(a) => health::run(&a),
         Command::Dockerfile(a) => deploy::dockerfile(&a, &settings),
         Command::Deploy(c) => deploy::run(&c, &settings),
+        Command::Server(a) => server::run(&a, &settings),
+        Command::Experiments(c) => tracking::experiments(c, &settings),
+        Command::Runs(c) => tracking::runs(c, &settings),
     }
 }

@@ -71,7 +71,7 @@ fn aliases_at(s: &ModelSummary, version: u32) -> Vec<&str> {
 }
 
 /// Prints JSON, or a table with a header row.
-fn print(format: InspectFormat, doc: &Json, header: &[&str], rows: Vec<Vec<String>>) {
+pub(crate) fn print(format: InspectFormat, doc: &Json, header: &[&str], rows: Vec<Vec<String>>) {
     match format {
         InspectFormat::Json => {
             crate::outln!("{}", serde_json::to_string_pretty(doc).unwrap_or_default())

@@ -1,0 +1,141 @@
+//! `mlship server`: the tracking server and model registry over MLflow's REST API, on the
+//! registry's own store; versions registered through it are validated as `mlship models
+//! register` validates files, so `mlship serve` can serve them.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use mlship_registry::{ArtifactStore, Error as StoreError, NewVersion, SqlStore, Version};
+use mlship_server::tracking::{Registrar, Registration, TrackingState};
+use serde_json::json;
+
+use crate::cli::ServerArgs;
+use crate::model_ref;
+use crate::settings::Settings;
+use crate::user;
+
+pub fn run(a: &ServerArgs, settings: &Settings) -> anyhow::Result<()> {
+    let store = settings.sql()?;
+    let files = settings.tracking_files()?;
+    let registrar = Arc::new(Register {
+        store: store.clone(),
+        artifacts: Arc::from(settings.artifacts()?),
+    });
+    let state = Arc::new(TrackingState {
+        store,
+        files,
+        registrar,
+        body_limit: a.body_limit,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind((a.host.as_str(), a.port))
+            .await
+            .map_err(|e| {
+                user(
+                    format!("cannot listen on {}:{}: {e}", a.host, a.port),
+                    "pick another --port, or 0 for any free port",
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        crate::outln!("listening on http://{addr}");
+        eprintln!(
+            "tracking store {}, artifacts {}",
+            state.store.describe(),
+            state.files.describe()
+        );
+        mlship_server::tracking::run(listener, state, mlship_server::shutdown_signal())
+            .await
+            .context("serving")?;
+        anyhow::Ok(())
+    })
+}
+
+/// Validates an MLflow model's files with the loaders and stores them as a registry version.
+struct Register {
+    store: SqlStore,
+    artifacts: Arc<dyn ArtifactStore>,
+}
+
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Store {
+        store: "registration".into(),
+        message: e.to_string(),
+    }
+}
+
+impl Registrar for Register {
+    fn register(&self, r: Registration) -> Result<Version, StoreError> {
+        let mut new = NewVersion {
+            name: r.name.clone(),
+            created_by: r.by.clone(),
+            description: r.description.clone().filter(|d| !d.is_empty()),
+            tags: r.tags.iter().cloned().collect(),
+            source: Some(r.source.clone()),
+            run_id: r.run_id.clone(),
+            model_id: r.model_id.clone(),
+            signature: "{}".into(),
+            ..NewVersion::default()
+        };
+        if let Some(why) = &r.missing {
+            // Nothing to validate or store: the version is recorded as MLflow records it.
+            new.kind = "none".into();
+            new.format = "unknown".into();
+            new.not_servable = Some(why.clone());
+            new.sha256 = mlship_registry::sha256_hex(b"");
+            return self.store.add_version(&new);
+        }
+        let dir = tempfile::tempdir().map_err(internal)?;
+        for (rel, data) in &r.files {
+            let p = dir.path().join(rel);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(internal)?;
+            }
+            std::fs::write(&p, data).map_err(internal)?;
+        }
+        match model_ref::read_local(dir.path()) {
+            Ok(local) => {
+                let model_ref::Payload::Bytes(tar) = &local.payload else {
+                    return Err(internal("an MLflow directory packs to bytes"));
+                };
+                let stored = self.artifacts.put(&mut tar.as_slice(), &mut |_| {})?;
+                let example = match &local.input_example {
+                    Some(b) => Some(self.artifacts.put(&mut b.as_slice(), &mut |_| {})?.sha256),
+                    None => None,
+                };
+                let sig = &local.model.signature;
+                new.kind = local.kind.into();
+                new.format = local.model.info.format.clone();
+                new.estimator = local.model.info.estimator.clone();
+                new.signature = json!({
+                    "inputs": sig.inputs.iter().map(|f| json!({"name": f.name, "type": f.dtype.name(), "nullable": f.nullable})).collect::<Vec<_>>(),
+                    "named": sig.named,
+                    "task": sig.task.name(),
+                    "classes": sig.classes.as_ref().map(|c| c.iter().map(crate::output::label).collect::<Vec<_>>()),
+                })
+                .to_string();
+                new.sha256 = stored.sha256;
+                new.size = stored.size;
+                new.file_name = "model".into();
+                new.input_example = example;
+            }
+            Err(e) => {
+                // A flavor mlship does not load: kept whole, marked not servable with the reason.
+                let tar = model_ref::tar_files(&r.files).map_err(internal)?;
+                let stored = self.artifacts.put(&mut tar.as_slice(), &mut |_| {})?;
+                new.kind = "mlflow".into();
+                new.format = "unknown".into();
+                // The reason names files by their place in the model, not the server's disk.
+                let prefix = format!("{}/", dir.path().display());
+                new.not_servable = Some(format!("{e:#}").replace(&prefix, ""));
+                new.sha256 = stored.sha256;
+                new.size = stored.size;
+                new.file_name = "model".into();
+            }
+        }
+        self.store.add_version(&new)
+    }
+}
