@@ -254,6 +254,14 @@ impl postgres::types::ToSql for Value {
                 Type::TEXT | Type::VARCHAR => v.to_string().to_sql(ty, out),
                 _ => Err(format!("cannot bind an integer to {ty}").into()),
             },
+            // A whole number compared with an integer column (a filter's `start_time >= 1020`).
+            Value::Real(v)
+                if v.fract() == 0.0
+                    && v.abs() < 9.0e15
+                    && matches!(*ty, Type::INT2 | Type::INT4 | Type::INT8) =>
+            {
+                Value::Int(*v as i64).to_sql(ty, out)
+            }
             Value::Real(v) => match *ty {
                 Type::FLOAT8 => v.to_sql(ty, out),
                 Type::FLOAT4 => (*v as f32).to_sql(ty, out),
