@@ -135,6 +135,8 @@ impl Row {
 /// returns `Ok`.
 pub trait Tx {
     fn dialect(&self) -> Dialect;
+    /// Whether this transaction was begun to write.
+    fn writing(&self) -> bool;
     /// Runs a statement; returns the number of rows changed.
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64>;
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
@@ -152,12 +154,13 @@ impl dyn Tx + '_ {
             message: format!("no row from {sql}"),
         })
     }
-    /// Locks one row until the transaction ends (PostgreSQL's `FOR UPDATE`; SQLite's write
-    /// transactions already hold the whole database).
+    /// Whether a row exists; in a write transaction it is also locked until the transaction
+    /// ends (PostgreSQL's `FOR UPDATE`; SQLite's write transactions hold the whole database, and
+    /// reads lock nothing on either).
     pub fn lock(&mut self, table: &str, column: &str, key: Value) -> Result<bool> {
-        let suffix = match self.dialect() {
-            Dialect::Postgres => " FOR UPDATE",
-            Dialect::Sqlite => "",
+        let suffix = match (self.dialect(), self.writing()) {
+            (Dialect::Postgres, true) => " FOR UPDATE",
+            _ => "",
         };
         Ok(self
             .query_opt(
@@ -185,7 +188,7 @@ fn sqlite_sql(sql: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-struct SqliteTx<'a>(&'a rusqlite::Transaction<'a>);
+struct SqliteTx<'a>(&'a rusqlite::Transaction<'a>, Mode);
 
 impl rusqlite::ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
@@ -202,6 +205,9 @@ impl rusqlite::ToSql for Value {
 impl Tx for SqliteTx<'_> {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
+    }
+    fn writing(&self) -> bool {
+        self.1 == Mode::Write
     }
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
         let mut st = self.0.prepare_cached(&sqlite_sql(sql))?;
@@ -277,7 +283,7 @@ impl postgres::types::ToSql for Value {
     postgres::types::to_sql_checked!();
 }
 
-struct PgTx<'a, 'b>(&'a mut postgres::Transaction<'b>);
+struct PgTx<'a, 'b>(&'a mut postgres::Transaction<'b>, Mode);
 
 fn pg_params(params: &[Value]) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
     params
@@ -290,6 +296,9 @@ impl Tx for PgTx<'_, '_> {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
     }
+    fn writing(&self) -> bool {
+        self.1 == Mode::Write
+    }
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
         self.0.execute(sql, &pg_params(params)).map_err(pg_error)
     }
@@ -300,33 +309,36 @@ impl Tx for PgTx<'_, '_> {
         for r in &rows {
             let mut row = Vec::with_capacity(r.len());
             for (i, c) in r.columns().iter().enumerate() {
+                let int = |v: Option<i64>| v.map_or(Value::Null, Value::Int);
                 let v = match *c.type_() {
-                    Type::VOID => {
-                        row.push(Value::Null);
-                        continue;
-                    }
-                    Type::INT2 => r.try_get::<_, Option<i16>>(i).map(|v| v.map(i64::from)),
-                    Type::INT4 => r.try_get::<_, Option<i32>>(i).map(|v| v.map(i64::from)),
-                    Type::INT8 => r.try_get::<_, Option<i64>>(i),
-                    Type::BOOL => r.try_get::<_, Option<bool>>(i).map(|v| v.map(i64::from)),
-                    Type::FLOAT8 => {
-                        let v = r.try_get::<_, Option<f64>>(i).map_err(pg_error)?;
-                        row.push(v.map_or(Value::Null, Value::Real));
-                        continue;
-                    }
-                    Type::FLOAT4 => {
-                        let v = r.try_get::<_, Option<f32>>(i).map_err(pg_error)?;
-                        row.push(v.map_or(Value::Null, |v| Value::Real(f64::from(v))));
-                        continue;
-                    }
-                    _ => {
-                        let v = r.try_get::<_, Option<String>>(i).map_err(pg_error)?;
-                        row.push(v.map_or(Value::Null, Value::Text));
-                        continue;
-                    }
-                }
-                .map_err(pg_error)?;
-                row.push(v.map_or(Value::Null, Value::Int));
+                    Type::VOID => Value::Null,
+                    Type::INT2 => int(r
+                        .try_get::<_, Option<i16>>(i)
+                        .map_err(pg_error)?
+                        .map(i64::from)),
+                    Type::INT4 => int(r
+                        .try_get::<_, Option<i32>>(i)
+                        .map_err(pg_error)?
+                        .map(i64::from)),
+                    Type::INT8 => int(r.try_get::<_, Option<i64>>(i).map_err(pg_error)?),
+                    Type::BOOL => int(r
+                        .try_get::<_, Option<bool>>(i)
+                        .map_err(pg_error)?
+                        .map(i64::from)),
+                    Type::FLOAT8 => r
+                        .try_get::<_, Option<f64>>(i)
+                        .map_err(pg_error)?
+                        .map_or(Value::Null, Value::Real),
+                    Type::FLOAT4 => r
+                        .try_get::<_, Option<f32>>(i)
+                        .map_err(pg_error)?
+                        .map_or(Value::Null, |v| Value::Real(f64::from(v))),
+                    _ => r
+                        .try_get::<_, Option<String>>(i)
+                        .map_err(pg_error)?
+                        .map_or(Value::Null, Value::Text),
+                };
+                row.push(v);
             }
             out.push(Row(row));
         }
@@ -351,8 +363,15 @@ pub(crate) fn pg_error(e: postgres::Error) -> Error {
             s
         }
     };
-    // A lost connection is the store being unavailable, which callers may retry.
-    if e.is_closed() || e.as_db_error().is_none() {
+    // A lost or refused connection is the store being unavailable, which callers may retry; a
+    // value that does not convert is a fault of ours, not the database's absence.
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+    let mut io = false;
+    while let Some(c) = src {
+        io |= c.is::<std::io::Error>();
+        src = c.source();
+    }
+    if e.is_closed() || io {
         return Error::Unavailable(message);
     }
     Error::Store {
@@ -400,6 +419,23 @@ pub(crate) fn redact(url: &str) -> String {
             format!("{}{}@{}", &url[..s + 3], user, &url[at + 1..])
         }
         _ => url.to_string(),
+    }
+}
+
+/// A connection taken from the pool; it goes back when the lease ends, even by a panic (then
+/// it is closed, and its slot freed, rather than reused).
+struct Lease<'a> {
+    db: &'a Db,
+    conn: Option<Conn>,
+    healthy: bool,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.db
+                .give_back(c, self.healthy && !std::thread::panicking());
+        }
     }
 }
 
@@ -546,8 +582,13 @@ impl Db {
 
     /// Runs `f` as one transaction: committed when it returns `Ok`, rolled back otherwise.
     pub fn run<T>(&self, mode: Mode, f: impl FnOnce(&mut dyn Tx) -> Result<T>) -> Result<T> {
-        let mut conn = self.take()?;
-        let out = match &mut conn {
+        let mut lease = Lease {
+            db: self,
+            conn: Some(self.take()?),
+            healthy: false,
+        };
+        let conn = lease.conn.as_mut().expect("a lease holds its connection");
+        let out = match conn {
             Conn::Sqlite(c) => {
                 let behavior = match mode {
                     Mode::Read => rusqlite::TransactionBehavior::Deferred,
@@ -555,20 +596,19 @@ impl Db {
                 };
                 (|| {
                     let tx = c.transaction_with_behavior(behavior)?;
-                    let out = f(&mut SqliteTx(&tx))?;
+                    let out = f(&mut SqliteTx(&tx, mode))?;
                     tx.commit()?;
                     Ok(out)
                 })()
             }
             Conn::Pg(c) => (|| {
                 let mut tx = c.transaction().map_err(pg_error)?;
-                let out = f(&mut PgTx(&mut tx))?;
+                let out = f(&mut PgTx(&mut tx, mode))?;
                 tx.commit().map_err(pg_error)?;
                 Ok(out)
             })(),
         };
-        let healthy = !matches!(out, Err(Error::Unavailable(_)));
-        self.give_back(conn, healthy);
+        lease.healthy = !matches!(out, Err(Error::Unavailable(_)));
         out
     }
 
@@ -641,6 +681,21 @@ mod tests {
             "postgres://u@h:5432/db"
         );
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn a_panic_inside_a_transaction_frees_its_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::sqlite(dir.path().join("x.db")).unwrap();
+        for _ in 0..2 * db.0.max {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                db.read(|_| -> Result<()> { panic!("a bug in a unit of work") })
+            }));
+            assert!(r.is_err());
+        }
+        // More panics than the pool has connections, and it still lends one.
+        let one = db.read(|tx| tx.query_one("SELECT 1", &[])?.int(0)).unwrap();
+        assert_eq!(one, 1);
     }
 
     #[test]
