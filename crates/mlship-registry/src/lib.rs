@@ -25,6 +25,6 @@ pub use artifacts::{ArtifactStore, LocalArtifacts, Stored, sha256_hex};
 pub use error::{Error, Result};
 pub use files::{FileEntry, FileStore, LocalFiles, S3Files};
 pub use reference::{Reference, Selector, validate_name};
-pub use registry::{ModelInfo, SqlStore};
+pub use registry::{SqlStore, now_ms};
 pub use s3::S3Artifacts;
 pub use store::{AliasEvent, MetadataStore, ModelSummary, NewVersion, Version};

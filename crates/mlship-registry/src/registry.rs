@@ -5,11 +5,14 @@ use std::collections::BTreeMap;
 
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
+use crate::filter;
 use crate::reference::{Selector, validate_name};
 use crate::store::{AliasEvent, MetadataStore, ModelSummary, NewVersion, Version};
+use crate::tracking::page;
 use crate::vals;
 
-pub(crate) fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch, as every record of the store keeps time.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -21,33 +24,7 @@ pub struct SqlStore {
     pub(crate) db: Db,
 }
 
-/// A registered model as the MLflow registry shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModelInfo {
-    pub name: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub description: Option<String>,
-    pub tags: BTreeMap<String, String>,
-    pub aliases: BTreeMap<String, u32>,
-    pub latest: Option<u32>,
-}
-
 impl SqlStore {
-    /// Opens `sqlite://PATH`, `postgres://…` or `postgresql://…`, applying pending migrations.
-    pub fn open(url: &str) -> Result<SqlStore> {
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            return Self::sqlite(path);
-        }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Self::postgres(url);
-        }
-        Err(Error::Store {
-            store: crate::db::redact(url),
-            message: "use sqlite://PATH or postgres://USER@HOST:PORT/DB".into(),
-        })
-    }
-
     /// A SQLite file (created if needed).
     pub fn sqlite(path: impl AsRef<std::path::Path>) -> Result<SqlStore> {
         let db = Db::sqlite(path)?;
@@ -166,9 +143,9 @@ fn alias_target(tx: &mut dyn Tx, name: &str, alias: &str) -> Result<Option<u32>>
         .map(|v| v as u32))
 }
 
-fn model_info(tx: &mut dyn Tx, name: &str) -> Result<ModelInfo> {
+fn summary(tx: &mut dyn Tx, name: &str) -> Result<ModelSummary> {
     let Some(r) = tx.query_opt(
-        "SELECT m.created_at, m.updated_at, m.description, m.tags, (SELECT MAX(version) FROM versions v WHERE v.name = m.name) FROM models m WHERE m.name = $1",
+        "SELECT m.created_at, m.updated_at, m.description, m.tags, (SELECT MAX(version) FROM versions v WHERE v.name = m.name), (SELECT COUNT(*) FROM versions v WHERE v.name = m.name) FROM models m WHERE m.name = $1",
         &vals![name],
     )?
     else {
@@ -178,32 +155,25 @@ fn model_info(tx: &mut dyn Tx, name: &str) -> Result<ModelInfo> {
         });
     };
     let created_at = r.int(0)?;
-    Ok(ModelInfo {
+    Ok(ModelSummary {
         name: name.to_string(),
         created_at,
         updated_at: r.int(1)?.max(created_at),
         description: r.opt_text(2)?,
         tags: serde_json::from_str(&r.text(3)?).unwrap_or_default(),
         latest: r.opt_int(4)?.map(|v| v as u32),
+        versions: r.int(5)? as u32,
         aliases: aliases_of(tx, name)?,
     })
 }
 
-fn summary(tx: &mut dyn Tx, name: &str) -> Result<ModelSummary> {
-    let info = model_info(tx, name)?;
-    let count = tx
-        .query_one(
-            "SELECT COUNT(*) FROM versions WHERE name = $1",
-            &vals![name],
-        )?
-        .int(0)? as u32;
-    Ok(ModelSummary {
-        name: info.name,
-        created_at: info.created_at,
-        latest: info.latest,
-        versions: count,
-        aliases: info.aliases,
-    })
+/// A tag map with one tag set (`Some`) or removed (`None`), as the JSON its column holds.
+fn edited(mut tags: BTreeMap<String, String>, key: &str, value: Option<&str>) -> String {
+    match value {
+        Some(v) => tags.insert(key.to_string(), v.to_string()),
+        None => tags.remove(key),
+    };
+    serde_json::to_string(&tags).unwrap_or_else(|_| "{}".into())
 }
 
 fn record(
@@ -309,7 +279,7 @@ impl SqlStore {
         name: &str,
         description: Option<&str>,
         tags: &BTreeMap<String, String>,
-    ) -> Result<ModelInfo> {
+    ) -> Result<ModelSummary> {
         validate_name("model name", name)?;
         self.db.write(|tx| {
             if !insert_model(tx, name, description, tags)? {
@@ -317,30 +287,110 @@ impl SqlStore {
                     "Registered Model (name={name}) already exists."
                 )));
             }
-            model_info(tx, name)
+            summary(tx, name)
         })
     }
 
-    pub fn model_info(&self, name: &str) -> Result<ModelInfo> {
-        self.db.read(|tx| model_info(tx, name))
+    pub fn summary(&self, name: &str) -> Result<ModelSummary> {
+        self.db.read(|tx| summary(tx, name))
     }
 
     /// Every model, by name.
-    pub fn model_infos(&self) -> Result<Vec<ModelInfo>> {
+    pub fn summaries(&self) -> Result<Vec<ModelSummary>> {
         self.db.read(|tx| {
             let names = model_names(tx)?;
-            names.iter().map(|n| model_info(tx, n)).collect()
+            names.iter().map(|n| summary(tx, n)).collect()
         })
     }
 
-    pub fn set_model_description(&self, name: &str, description: &str) -> Result<ModelInfo> {
+    /// Registered models by MLflow's filter (`name`, `description`, `tags.…`) and order
+    /// (`name`, `creation_timestamp`, `last_updated_timestamp`), a page at a time.
+    pub fn search_models(
+        &self,
+        filter_text: &str,
+        order_by: &[String],
+        max_results: usize,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<ModelSummary>, Option<String>)> {
+        let conds = filter::parse_with(filter_text, filter::Kind::Attribute)
+            .map_err(|e| Error::Invalid(format!("invalid filter: {e}")))?;
+        let orders = order_by
+            .iter()
+            .map(|o| {
+                filter::parse_order(o).map_err(|e| Error::Invalid(format!("invalid order_by: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut all = self.summaries()?;
+        all.retain(|m| {
+            filter::matches_object(
+                &conds,
+                |k| match k {
+                    "name" => Some(m.name.clone()),
+                    "description" => m.description.clone(),
+                    _ => None,
+                },
+                &m.tags,
+            )
+        });
+        all.sort_by(|a, b| {
+            for o in &orders {
+                let ord = match o.key.as_str() {
+                    "last_updated_timestamp" | "timestamp" => a.updated_at.cmp(&b.updated_at),
+                    "creation_timestamp" => a.created_at.cmp(&b.created_at),
+                    _ => a.name.cmp(&b.name),
+                };
+                let ord = if o.ascending { ord } else { ord.reverse() };
+                if ord.is_ne() {
+                    return ord;
+                }
+            }
+            a.name.cmp(&b.name)
+        });
+        page(all, max_results, page_token)
+    }
+
+    /// Model versions by MLflow's filter (`name`, `version_number`, `run_id`, `source_path`,
+    /// `current_stage`, `tags.…`), newest first within a model, a page at a time.
+    pub fn search_versions(
+        &self,
+        filter_text: &str,
+        max_results: usize,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<Version>, Option<String>)> {
+        let conds = filter::parse_with(filter_text, filter::Kind::Attribute)
+            .map_err(|e| Error::Invalid(format!("invalid filter: {e}")))?;
+        let mut all = self.all_versions()?;
+        all.retain(|v| {
+            filter::matches_object(
+                &conds,
+                |k| match k {
+                    "name" => Some(v.meta.name.clone()),
+                    "version_number" | "version" => Some(v.version.to_string()),
+                    "run_id" => v.meta.run_id.clone(),
+                    "source_path" | "source" => v.meta.source.clone(),
+                    "current_stage" => Some(v.stage.clone()),
+                    _ => None,
+                },
+                &v.meta.tags,
+            )
+        });
+        all.sort_by(|a, b| {
+            a.meta
+                .name
+                .cmp(&b.meta.name)
+                .then(b.version.cmp(&a.version))
+        });
+        page(all, max_results, page_token)
+    }
+
+    pub fn set_model_description(&self, name: &str, description: &str) -> Result<ModelSummary> {
         self.db.write(|tx| {
             require_model(tx, name)?;
             tx.exec(
                 "UPDATE models SET description = $2, updated_at = $3 WHERE name = $1",
                 &vals![name, description, now_ms()],
             )?;
-            model_info(tx, name)
+            summary(tx, name)
         })
     }
 
@@ -348,12 +398,7 @@ impl SqlStore {
     pub fn set_model_tag(&self, name: &str, key: &str, value: Option<&str>) -> Result<()> {
         self.db.write(|tx| {
             require_model(tx, name)?;
-            let mut tags = model_info(tx, name)?.tags;
-            match value {
-                Some(v) => tags.insert(key.to_string(), v.to_string()),
-                None => tags.remove(key),
-            };
-            let tags = serde_json::to_string(&tags).unwrap_or_else(|_| "{}".into());
+            let tags = edited(summary(tx, name)?.tags, key, value);
             tx.exec(
                 "UPDATE models SET tags = $2, updated_at = $3 WHERE name = $1",
                 &vals![name, tags, now_ms()],
@@ -363,7 +408,7 @@ impl SqlStore {
     }
 
     /// Renames a model with its versions, aliases and history.
-    pub fn rename_model(&self, name: &str, new_name: &str) -> Result<ModelInfo> {
+    pub fn rename_model(&self, name: &str, new_name: &str) -> Result<ModelSummary> {
         validate_name("model name", new_name)?;
         self.db.write(|tx| {
             require_model(tx, name)?;
@@ -387,7 +432,7 @@ impl SqlStore {
                 )?;
             }
             tx.exec("DELETE FROM models WHERE name = $1", &vals![name])?;
-            model_info(tx, new_name)
+            summary(tx, new_name)
         })
     }
 
@@ -442,12 +487,9 @@ impl SqlStore {
         value: Option<&str>,
     ) -> Result<()> {
         self.db.write(|tx| {
-            let mut tags = get_version(tx, name, version)?.meta.tags;
-            match value {
-                Some(v) => tags.insert(key.to_string(), v.to_string()),
-                None => tags.remove(key),
-            };
-            let tags = serde_json::to_string(&tags).unwrap_or_else(|_| "{}".into());
+            // The model's row lock orders concurrent edits of the same tag map.
+            require_model(tx, name)?;
+            let tags = edited(get_version(tx, name, version)?.meta.tags, key, value);
             tx.exec(
                 "UPDATE versions SET tags = $3, updated_at = $4 WHERE name = $1 AND version = $2",
                 &vals![name, version, tags, now_ms()],
@@ -619,7 +661,7 @@ impl MetadataStore for SqlStore {
                     })
                 }
             },
-            Selector::Latest => match model_info(tx, name)?.latest {
+            Selector::Latest => match summary(tx, name)?.latest {
                 Some(v) => get_version(tx, name, v),
                 None => Err(Error::UnknownVersion {
                     name: name.to_string(),

@@ -59,14 +59,18 @@ pub struct AliasEvent {
     pub reason: String,
 }
 
-/// A model and its current aliases.
+/// A model, its current aliases, and what the MLflow registry shows of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelSummary {
     pub name: String,
     pub created_at: i64,
+    /// The last change to the model or its versions (never before `created_at`).
+    pub updated_at: i64,
     pub latest: Option<u32>,
     pub versions: u32,
     pub aliases: BTreeMap<String, u32>,
+    pub description: Option<String>,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Metadata storage. Every method is one transaction: it happens whole or not at all.

@@ -180,10 +180,9 @@ pub fn new_id() -> String {
     h.update(nanos.to_le_bytes());
     h.update(std::process::id().to_le_bytes());
     h.update(N.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    let stack = 0u8;
-    h.update((&stack as *const u8 as usize).to_le_bytes());
-    if let Ok(host) = std::fs::read("/proc/sys/kernel/random/uuid") {
-        h.update(host);
+    // 122 random bits from the kernel; time, process and counter keep ids apart without it.
+    if let Ok(random) = std::fs::read("/proc/sys/kernel/random/uuid") {
+        h.update(random);
     }
     crate::artifacts::hex(&h.finalize()[..16])
 }
@@ -515,6 +514,18 @@ fn load_runs(tx: &mut dyn Tx, ids: &[String]) -> Result<Vec<Run>> {
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
+/// One page of `all`, and the token of the next page if there is one.
+pub(crate) fn page<T>(
+    all: Vec<T>,
+    max_results: usize,
+    token: Option<&str>,
+) -> Result<(Vec<T>, Option<String>)> {
+    let offset = page_offset(token)?;
+    let max = max_results.max(1);
+    let next = (all.len() > offset + max).then(|| next_token(offset + max));
+    Ok((all.into_iter().skip(offset).take(max).collect(), next))
+}
+
 fn page_offset(token: Option<&str>) -> Result<usize> {
     match token {
         None | Some("") => Ok(0),
@@ -718,7 +729,6 @@ impl SqlStore {
             .iter()
             .map(|o| filter::parse_order(o).map_err(|e| Error::Invalid(e.to_string())))
             .collect::<Result<Vec<_>>>()?;
-        let offset = page_offset(page_token)?;
         let mut all = self.db.read(|tx| {
             let rows = tx.query(
                 &format!(
@@ -771,10 +781,7 @@ impl SqlStore {
                 a.id.cmp(&b.id)
             }
         });
-        let max = max_results.clamp(1, 50_000);
-        let next = (all.len() > offset + max).then(|| next_token(offset + max));
-        let page = all.into_iter().skip(offset).take(max).collect();
-        Ok((page, next))
+        page(all, max_results.min(50_000), page_token)
     }
 
     pub fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
@@ -1381,7 +1388,6 @@ impl SqlStore {
         page_token: Option<&str>,
     ) -> Result<(Vec<LoggedModel>, Option<String>)> {
         let conds = filter::parse(filter_text).map_err(|e| Error::Invalid(e.to_string()))?;
-        let offset = page_offset(page_token)?;
         let max = if max_results == 0 {
             100
         } else {
@@ -1428,8 +1434,7 @@ impl SqlStore {
                 filter::matches_text(v.as_deref(), c.op, &c.value)
             })
         });
-        let next = (found.len() > offset + max).then(|| next_token(offset + max));
-        Ok((found.into_iter().skip(offset).take(max).collect(), next))
+        page(found, max, page_token)
     }
 
     /// How many runs each experiment holds, and when the last one started (for listings).

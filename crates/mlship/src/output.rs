@@ -1,10 +1,21 @@
 //! Predictions printed as JSON (`{"predictions": …}`) or CSV.
 
-use mlship_model::{Label, Matrix, Output, Predictions, Scores};
+use mlship_model::{Label, Matrix, Output, Predictions, Scores, Signature};
 use serde_json::{Value as Json, json};
 
 fn num(x: f64) -> Json {
     serde_json::Number::from_f64(x).map_or(Json::Null, Json::Number)
+}
+
+/// A model's signature as the registry records it: typed inputs, whether they are named, the
+/// task and the classes.
+pub fn signature(sig: &Signature) -> Json {
+    json!({
+        "inputs": sig.inputs.iter().map(|f| json!({"name": f.name, "type": f.dtype.name(), "nullable": f.nullable})).collect::<Vec<_>>(),
+        "named": sig.named,
+        "task": sig.task.name(),
+        "classes": sig.classes.as_ref().map(|c| c.iter().map(label).collect::<Vec<_>>()),
+    })
 }
 
 pub fn label(l: &Label) -> Json {

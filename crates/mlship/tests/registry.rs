@@ -42,40 +42,15 @@ fn sqlite() -> Reg {
     }
 }
 
-/// A fresh registry for scale-out: a new database on the PostgreSQL server `MLSHIP_TEST_POSTGRES`
-/// names, and a new prefix in the S3 bucket `MLSHIP_TEST_S3` names (`.ci/run` starts both).
-/// Without them these variants are skipped, except in CI, where they must run.
+/// A fresh registry for scale-out on PostgreSQL and S3 (`common::scale_out`).
 fn postgres() -> Option<Reg> {
-    let (Ok(base), Ok(bucket)) = (
-        std::env::var("MLSHIP_TEST_POSTGRES"),
-        std::env::var("MLSHIP_TEST_S3"),
-    ) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "MLSHIP_TEST_POSTGRES and MLSHIP_TEST_S3 must be set in CI (.ci/run starts the servers)"
-        );
-        eprintln!(
-            "skipped: set MLSHIP_TEST_POSTGRES and MLSHIP_TEST_S3 to run the PostgreSQL and S3 variant"
-        );
-        return None;
-    };
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let db = format!(
-        "mlship_t_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut c =
-        postgres::Client::connect(&base, postgres::NoTls).expect("connect to MLSHIP_TEST_POSTGRES");
-    c.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
+    let (store, artifacts) = common::scale_out()?;
     let d = tempfile::tempdir().unwrap();
     Some(Reg {
         home: d.path().to_path_buf(),
         _home: d,
-        store: format!("{prefix}/{db}"),
-        artifacts: Some(format!("{bucket}/{db}")),
+        store,
+        artifacts: Some(artifacts),
     })
 }
 

@@ -20,29 +20,14 @@ impl Drop for Server {
     }
 }
 
-/// Starts `mlship server --port 0` (or `serve`) with the given environment and waits for /health.
+/// Starts `mlship ARGS --port 0` (`server` or `serve`) with the given environment.
 fn start(args: &[&str], env: &[(&str, String)]) -> Server {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mlship"));
-    c.args(args).args(["--port", "0"]);
+    c.args(args).args(["--port", "0"]).stderr(Stdio::inherit());
     for (k, v) in env {
         c.env(k, v);
     }
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let (child, addr) = common::spawn(&mut c);
     Server { child, addr }
 }
 
@@ -157,6 +142,7 @@ fn python_client_then_serve(env: &[(&str, String)], home: &std::path::Path) {
     assert_eq!(status, 200, "{v1}");
     assert_eq!(v1["predictions"], want["predictions"]);
     drop(serve);
+
     drop(server);
 }
 
@@ -168,28 +154,10 @@ fn mlflow_client_on_sqlite_and_a_folder() {
 
 #[test]
 fn mlflow_client_on_postgres_and_s3_with_two_servers() {
-    let (Ok(base), Ok(bucket)) = (
-        std::env::var("MLSHIP_TEST_POSTGRES"),
-        std::env::var("MLSHIP_TEST_S3"),
-    ) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "MLSHIP_TEST_POSTGRES and MLSHIP_TEST_S3 must be set in CI"
-        );
+    let Some((store, artifacts)) = common::scale_out() else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let db = format!("track_{}_{nanos}", std::process::id());
-    let mut c = postgres::Client::connect(&base, postgres::NoTls).unwrap();
-    c.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    let env = vec![
-        ("MLSHIP_STORE", format!("{prefix}/{db}")),
-        ("MLSHIP_ARTIFACTS", format!("{bucket}/{db}")),
-    ];
+    let env = vec![("MLSHIP_STORE", store), ("MLSHIP_ARTIFACTS", artifacts)];
     let home = tempfile::tempdir().unwrap();
     let home_s = home.path().display().to_string();
     // Two stateless servers on one database and bucket: a write through one is read through the other.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use mlship_registry::tracking::{Experiment, LoggedModel, Metric, Run, RunInfo};
-use mlship_registry::{ModelInfo, Version};
+use mlship_registry::{ModelSummary, Version};
 use serde_json::{Map, Value as Json, json};
 
 /// A double as proto3 JSON writes it.
@@ -163,15 +163,15 @@ pub fn logged_model(x: &LoggedModel) -> Json {
     json!({"info": info, "data": data})
 }
 
-fn aliases_of(aliases: &BTreeMap<String, u32>, version: Option<u32>) -> Vec<Json> {
+fn aliases_of(aliases: &BTreeMap<String, u32>) -> Vec<Json> {
     aliases
         .iter()
-        .filter(|(_, v)| version.is_none_or(|x| x == **v))
         .map(|(a, v)| json!({"alias": a, "version": v.to_string()}))
         .collect()
 }
 
-pub fn model_version(v: &Version, aliases: &BTreeMap<String, u32>, with_aliases: bool) -> Json {
+/// A model version with the aliases (of its model's `aliases`) that point at it.
+pub fn model_version(v: &Version, aliases: &BTreeMap<String, u32>) -> Json {
     let mut m = Map::new();
     m.insert("name".into(), json!(v.meta.name));
     m.insert("version".into(), json!(v.version.to_string()));
@@ -214,20 +214,19 @@ pub fn model_version(v: &Version, aliases: &BTreeMap<String, u32>, with_aliases:
         t.push(json!({"key": "mlship.estimator", "value": v.meta.estimator}));
     }
     put_list(&mut m, "tags", t);
-    if with_aliases {
-        put_list(
-            &mut m,
-            "aliases",
-            aliases_of(aliases, Some(v.version))
-                .into_iter()
-                .map(|a| a["alias"].clone())
-                .collect(),
-        );
-    }
+    put_list(
+        &mut m,
+        "aliases",
+        aliases
+            .iter()
+            .filter(|(_, to)| **to == v.version)
+            .map(|(a, _)| json!(a))
+            .collect(),
+    );
     Json::Object(m)
 }
 
-pub fn registered_model(info: &ModelInfo, latest: &[Version]) -> Json {
+pub fn registered_model(info: &ModelSummary, latest: &[Version]) -> Json {
     let mut m = Map::new();
     m.insert("name".into(), json!(info.name));
     m.insert("creation_timestamp".into(), json!(info.created_at));
@@ -238,10 +237,10 @@ pub fn registered_model(info: &ModelInfo, latest: &[Version]) -> Json {
         "latest_versions",
         latest
             .iter()
-            .map(|v| model_version(v, &info.aliases, false))
+            .map(|v| model_version(v, &BTreeMap::new()))
             .collect(),
     );
     put_list(&mut m, "tags", tags(&info.tags));
-    put_list(&mut m, "aliases", aliases_of(&info.aliases, None));
+    put_list(&mut m, "aliases", aliases_of(&info.aliases));
     Json::Object(m)
 }

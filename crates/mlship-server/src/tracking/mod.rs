@@ -157,10 +157,11 @@ impl<S: Send + Sync> FromRequest<S> for Req {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| {
+                // 413 past the body limit, 400 for a body that breaks off.
                 ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
+                    e.status(),
                     "INVALID_PARAMETER_VALUE",
-                    format!("cannot read the request body: {e}"),
+                    format!("cannot read the request body: {}", e.body_text()),
                     Style::Mlflow,
                 )
             })?;

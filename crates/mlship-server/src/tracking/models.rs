@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use mlship_registry::filter::{self, Kind};
-use mlship_registry::{Error as StoreError, MetadataStore, ModelInfo, Selector, Version};
+use mlship_registry::{
+    Error as StoreError, MetadataStore, ModelSummary, Selector, SqlStore, Version,
+};
 use serde_json::{Value as Json, json};
 
 use super::entities::{self, put_list};
@@ -38,12 +39,18 @@ fn latest_per_stage(versions: &[Version]) -> Vec<Version> {
     out
 }
 
-fn model_json(s: &mlship_registry::SqlStore, info: &ModelInfo) -> Result<Json, StoreError> {
+fn model_json(s: &SqlStore, info: &ModelSummary) -> Result<Json, StoreError> {
     let versions = s.clone().versions(&info.name)?;
     Ok(entities::registered_model(
         info,
         &latest_per_stage(&versions),
     ))
+}
+
+/// A version with the aliases that point at it.
+fn version_json(s: &SqlStore, v: &Version) -> Result<Json, StoreError> {
+    let aliases = s.summary(&v.meta.name)?.aliases;
+    Ok(entities::model_version(v, &aliases))
 }
 
 pub async fn create_model(State(s): State<Shared>, r: Req) -> Answer {
@@ -61,65 +68,24 @@ pub async fn create_model(State(s): State<Shared>, r: Req) -> Answer {
 pub async fn get_model(State(s): State<Shared>, r: Req) -> Answer {
     let name = r.str("name")?;
     let m = blocking(move || {
-        let info = s.store.model_info(&name)?;
+        let info = s.store.summary(&name)?;
         model_json(&s.store, &info)
     })
     .await?;
     Ok(ok(json!({"registered_model": m})))
 }
 
-fn page(offset_token: Option<&str>) -> Result<usize, crate::ApiError> {
-    match offset_token {
-        None | Some("") => Ok(0),
-        Some(t) => t
-            .strip_prefix('o')
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| bad(format!("invalid page_token {t:?}"))),
-    }
-}
-
 pub async fn search_models(State(s): State<Shared>, r: Req) -> Answer {
-    let conds = filter::parse_with(&r.opt_str("filter")?.unwrap_or_default(), Kind::Attribute)
-        .map_err(|e| bad(format!("invalid filter: {e}")))?;
-    let orders = r
-        .strings("order_by")?
-        .iter()
-        .map(|o| filter::parse_order(o).map_err(|e| bad(format!("invalid order_by: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let filter = r.opt_str("filter")?.unwrap_or_default();
+    let order = r.strings("order_by")?;
     let max = r.opt_i64("max_results")?.unwrap_or(100).clamp(1, 1000) as usize;
-    let offset = page(r.opt_str("page_token")?.as_deref())?;
+    let token = r.opt_str("page_token")?;
     let (items, next) = blocking(move || {
-        let mut infos = s.store.model_infos()?;
-        infos.retain(|m| {
-            filter::matches_object(
-                &conds,
-                |k| match k {
-                    "name" => Some(m.name.clone()),
-                    "description" => m.description.clone(),
-                    _ => None,
-                },
-                &m.tags,
-            )
-        });
-        infos.sort_by(|a, b| {
-            for o in &orders {
-                let ord = match o.key.as_str() {
-                    "last_updated_timestamp" | "timestamp" => a.updated_at.cmp(&b.updated_at),
-                    "creation_timestamp" => a.created_at.cmp(&b.created_at),
-                    _ => a.name.cmp(&b.name),
-                };
-                let ord = if o.ascending { ord } else { ord.reverse() };
-                if ord.is_ne() {
-                    return ord;
-                }
-            }
-            a.name.cmp(&b.name)
-        });
-        let next = (infos.len() > offset + max).then(|| format!("o{}", offset + max));
-        let items = infos
+        let (found, next) = s
+            .store
+            .search_models(&filter, &order, max, token.as_deref())?;
+        let items = found
             .iter()
-            .skip(offset)
-            .take(max)
             .map(|m| model_json(&s.store, m))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((items, next))
@@ -208,8 +174,7 @@ pub async fn get_alias(State(s): State<Shared>, r: Req) -> Answer {
     let v = blocking(move || {
         let mut store = s.store.clone();
         let v = store.resolve(&name, &Selector::Alias(alias))?;
-        let aliases = s.store.model_info(&name)?.aliases;
-        Ok(entities::model_version(&v, &aliases, true))
+        version_json(&s.store, &v)
     })
     .await?;
     Ok(ok(json!({"model_version": v})))
@@ -219,14 +184,14 @@ pub async fn latest_versions(State(s): State<Shared>, r: Req) -> Answer {
     let name = r.str("name")?;
     let stages = r.strings("stages")?;
     let items = blocking(move || {
-        let info = s.store.model_info(&name)?;
+        let info = s.store.summary(&name)?;
         let versions = s.store.clone().versions(&name)?;
         Ok(latest_per_stage(&versions)
             .into_iter()
             .filter(|v| {
                 stages.is_empty() || stages.iter().any(|st| st.eq_ignore_ascii_case(&v.stage))
             })
-            .map(|v| entities::model_version(&v, &info.aliases, true))
+            .map(|v| entities::model_version(&v, &info.aliases))
             .collect::<Vec<_>>())
     })
     .await?;
@@ -285,7 +250,7 @@ pub async fn create_version(State(s): State<Shared>, headers: HeaderMap, r: Req)
     let tags = r.key_values("tags")?;
     let by = who(&headers);
     let v = blocking(move || {
-        s.store.model_info(&name)?;
+        s.store.summary(&name)?;
         if run_id.is_none() {
             if let Some(id) = &model_id {
                 run_id = s.store.logged_model(id)?.source_run_id;
@@ -316,8 +281,7 @@ pub async fn create_version(State(s): State<Shared>, headers: HeaderMap, r: Req)
             by,
             missing,
         })?;
-        let aliases = s.store.model_info(&name)?.aliases;
-        Ok(entities::model_version(&v, &aliases, true))
+        version_json(&s.store, &v)
     })
     .await?;
     Ok(ok(json!({"model_version": v})))
@@ -331,55 +295,31 @@ pub async fn get_version(State(s): State<Shared>, r: Req) -> Answer {
             .store
             .clone()
             .resolve(&name, &Selector::Version(version))?;
-        let aliases = s.store.model_info(&name)?.aliases;
-        Ok(entities::model_version(&v, &aliases, true))
+        version_json(&s.store, &v)
     })
     .await?;
     Ok(ok(json!({"model_version": v})))
 }
 
 pub async fn search_versions(State(s): State<Shared>, r: Req) -> Answer {
-    let conds = filter::parse_with(&r.opt_str("filter")?.unwrap_or_default(), Kind::Attribute)
-        .map_err(|e| bad(format!("invalid filter: {e}")))?;
+    let filter = r.opt_str("filter")?.unwrap_or_default();
     let max = r
         .opt_i64("max_results")?
         .unwrap_or(10_000)
         .clamp(1, 200_000) as usize;
-    let offset = page(r.opt_str("page_token")?.as_deref())?;
-    let (items, next) = blocking(move || {
-        let mut all = s.store.all_versions()?;
-        all.retain(|v| {
-            filter::matches_object(
-                &conds,
-                |k| match k {
-                    "name" => Some(v.meta.name.clone()),
-                    "version_number" | "version" => Some(v.version.to_string()),
-                    "run_id" => v.meta.run_id.clone(),
-                    "source_path" | "source" => v.meta.source.clone(),
-                    "current_stage" => Some(v.stage.clone()),
-                    _ => None,
-                },
-                &v.meta.tags,
-            )
-        });
-        all.sort_by(|a, b| {
-            a.meta
-                .name
-                .cmp(&b.meta.name)
-                .then(b.version.cmp(&a.version))
-        });
-        let next = (all.len() > offset + max).then(|| format!("o{}", offset + max));
-        let items = all
-            .iter()
-            .skip(offset)
-            .take(max)
-            .map(|v| entities::model_version(v, &BTreeMap::new(), false))
-            .collect::<Vec<_>>();
-        Ok((items, next))
-    })
-    .await?;
+    let token = r.opt_str("page_token")?;
+    let (found, next) =
+        blocking(move || s.store.search_versions(&filter, max, token.as_deref())).await?;
     let mut m = serde_json::Map::new();
-    put_list(&mut m, "model_versions", items);
+    // As MLflow answers a version search: tags, no aliases.
+    put_list(
+        &mut m,
+        "model_versions",
+        found
+            .iter()
+            .map(|v| entities::model_version(v, &BTreeMap::new()))
+            .collect(),
+    );
     entities::put_opt(&mut m, "next_page_token", next);
     Ok(ok(Json::Object(m)))
 }
@@ -392,8 +332,7 @@ pub async fn update_version(State(s): State<Shared>, r: Req) -> Answer {
         let v = s
             .store
             .set_version_description(&name, version, &description)?;
-        let aliases = s.store.model_info(&name)?.aliases;
-        Ok(entities::model_version(&v, &aliases, true))
+        version_json(&s.store, &v)
     })
     .await?;
     Ok(ok(json!({"model_version": v})))
@@ -459,8 +398,7 @@ pub async fn transition_stage(State(s): State<Shared>, r: Req) -> Answer {
     let archive = r.opt_bool("archive_existing_versions")?.unwrap_or(false);
     let v = blocking(move || {
         let v = s.store.transition_stage(&name, version, stage, archive)?;
-        let aliases = s.store.model_info(&name)?.aliases;
-        Ok(entities::model_version(&v, &aliases, true))
+        version_json(&s.store, &v)
     })
     .await?;
     Ok(ok(json!({"model_version": v})))

@@ -7,12 +7,6 @@ use serde_json::{Value as Json, json};
 use super::entities::{self, put_list};
 use super::{Answer, Req, Shared, bad, blocking, empty, ok};
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn view(r: &Req, name: &str) -> Result<ViewType, crate::ApiError> {
     ViewType::parse(&r.opt_str(name)?.unwrap_or_default()).map_err(|e| bad(e.to_string()))
 }
@@ -174,7 +168,9 @@ fn read_metric(o: serde_json::Map<String, Json>, list: &str) -> Result<Metric, c
         })?,
         None => return Err(bad(format!("Missing value for required parameter 'value' of metric '{key}'."))),
     };
-    let timestamp = r.opt_i64("timestamp")?.unwrap_or_else(now_ms);
+    let timestamp = r
+        .opt_i64("timestamp")?
+        .unwrap_or_else(mlship_registry::now_ms);
     let step = r.opt_i64("step")?.unwrap_or(0);
     Ok(Metric {
         key,

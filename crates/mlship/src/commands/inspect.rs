@@ -12,6 +12,7 @@ pub fn run(a: &InspectArgs, settings: &Settings) -> anyhow::Result<()> {
     let sig = &m.signature;
     match a.output {
         InspectFormat::Json => {
+            let signature = output::signature(sig);
             let doc = json!({
                 "source": r.source,
                 "format": m.info.format,
@@ -19,8 +20,8 @@ pub fn run(a: &InspectArgs, settings: &Settings) -> anyhow::Result<()> {
                 "library": m.info.library,
                 "task": sig.task.name(),
                 "named_columns": sig.named,
-                "inputs": sig.inputs.iter().map(|f| json!({"name": f.name, "type": f.dtype.name(), "nullable": f.nullable})).collect::<Vec<_>>(),
-                "classes": sig.classes.as_ref().map(|c| c.iter().map(output::label).collect::<Vec<_>>()),
+                "inputs": signature["inputs"],
+                "classes": signature["classes"],
                 "sha256": r.sha256,
                 "size": r.size,
                 "warnings": m.info.warnings,

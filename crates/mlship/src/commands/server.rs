@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use mlship_registry::{ArtifactStore, Error as StoreError, NewVersion, SqlStore, Version};
 use mlship_server::tracking::{Registrar, Registration, TrackingState};
-use serde_json::json;
 
 use crate::cli::ServerArgs;
 use crate::model_ref;
@@ -106,17 +105,10 @@ impl Registrar for Register {
                     Some(b) => Some(self.artifacts.put(&mut b.as_slice(), &mut |_| {})?.sha256),
                     None => None,
                 };
-                let sig = &local.model.signature;
                 new.kind = local.kind.into();
                 new.format = local.model.info.format.clone();
                 new.estimator = local.model.info.estimator.clone();
-                new.signature = json!({
-                    "inputs": sig.inputs.iter().map(|f| json!({"name": f.name, "type": f.dtype.name(), "nullable": f.nullable})).collect::<Vec<_>>(),
-                    "named": sig.named,
-                    "task": sig.task.name(),
-                    "classes": sig.classes.as_ref().map(|c| c.iter().map(crate::output::label).collect::<Vec<_>>()),
-                })
-                .to_string();
+                new.signature = crate::output::signature(&local.model.signature).to_string();
                 new.sha256 = stored.sha256;
                 new.size = stored.size;
                 new.file_name = "model".into();

@@ -11,11 +11,15 @@ use std::process::{Child, Command, Stdio};
 /// Spawns `serve` (an `mlship serve … --port 0` command), reads the address it prints first, and
 /// waits until it has loaded its models. Returns the child and `host:port`.
 pub fn start(serve: &mut Command) -> (Child, String) {
-    let mut child = serve
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (child, addr) = spawn(serve.stderr(Stdio::null()));
+    wait_ready(&addr);
+    (child, addr)
+}
+
+/// Spawns a server command that listens on port 0 and returns it with the address it printed
+/// first (`listening on http://…`), without waiting for anything more.
+pub fn spawn(server: &mut Command) -> (Child, String) {
+    let mut child = server.stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -25,8 +29,38 @@ pub fn start(serve: &mut Command) -> (Child, String) {
         .strip_prefix("listening on http://")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
-    wait_ready(&addr);
     (child, addr)
+}
+
+/// A fresh metadata store and artifact prefix for scale-out: a new database on the PostgreSQL
+/// server `MLSHIP_TEST_POSTGRES` names and a new prefix in the bucket `MLSHIP_TEST_S3` names
+/// (`.ci/run` starts both). Without them the caller skips, except in CI, where they must be set.
+pub fn scale_out() -> Option<(String, String)> {
+    let (Ok(base), Ok(bucket)) = (
+        std::env::var("MLSHIP_TEST_POSTGRES"),
+        std::env::var("MLSHIP_TEST_S3"),
+    ) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "MLSHIP_TEST_POSTGRES and MLSHIP_TEST_S3 must be set in CI (.ci/run starts the servers)"
+        );
+        eprintln!(
+            "skipped: set MLSHIP_TEST_POSTGRES and MLSHIP_TEST_S3 to run the PostgreSQL and S3 variant"
+        );
+        return None;
+    };
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let db = format!(
+        "mlship_t_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut c =
+        postgres::Client::connect(&base, postgres::NoTls).expect("connect to MLSHIP_TEST_POSTGRES");
+    c.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    Some((format!("{prefix}/{db}"), format!("{bucket}/{db}")))
 }
 
 /// Waits until the server has loaded its models (it answers 503 until then).

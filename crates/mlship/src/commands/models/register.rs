@@ -98,13 +98,7 @@ pub fn run(a: &RegisterArgs, settings: &Settings) -> anyhow::Result<()> {
         None => None,
     };
 
-    let sig = &model.signature;
-    let signature = json!({
-        "inputs": sig.inputs.iter().map(|f| json!({"name": f.name, "type": f.dtype.name(), "nullable": f.nullable})).collect::<Vec<_>>(),
-        "named": sig.named,
-        "task": sig.task.name(),
-        "classes": sig.classes.as_ref().map(|c| c.iter().map(output::label).collect::<Vec<_>>()),
-    });
+    let signature = output::signature(&model.signature);
     let new = NewVersion {
         name: a.name.clone(),
         kind: local.kind.into(),
