@@ -143,6 +143,33 @@ fn python_client_then_serve(env: &[(&str, String)], home: &std::path::Path) {
     assert_eq!(v1["predictions"], want["predictions"]);
     drop(serve);
 
+    // Deleting a version through the MLflow API removes its artifact once nothing lists it.
+    let versions = cli(&["models", "versions", "fraud", "--output", "json"]);
+    let sha = versions[1]["sha256"].as_str().unwrap().to_string();
+    let (status, e) = common::http(
+        &server.addr,
+        "DELETE",
+        "/api/2.0/mlflow/model-versions/delete",
+        "application/json",
+        json!({"name": "fraud", "version": "2"})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(
+        cli(&["models", "versions", "fraud", "--output", "json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    if env.is_empty() {
+        let object = home
+            .join("artifacts/sha256")
+            .join(&sha[..2])
+            .join(&sha[2..]);
+        assert!(!object.exists(), "{} is still stored", object.display());
+    }
     drop(server);
 }
 

@@ -46,6 +46,8 @@ pub struct Registration {
 pub trait Registrar: Send + Sync {
     /// Creates the version (marked not servable, with the reason, when mlship cannot load it).
     fn register(&self, r: Registration) -> Result<Version, StoreError>;
+    /// Removes an artifact that no version lists any more (after a delete).
+    fn release(&self, sha256: &str) -> Result<(), StoreError>;
 }
 
 /// What the tracking routes share.

@@ -122,7 +122,14 @@ pub async fn rename_model(State(s): State<Shared>, r: Req) -> Answer {
 pub async fn delete_model(State(s): State<Shared>, headers: HeaderMap, r: Req) -> Answer {
     let name = r.str("name")?;
     let by = who(&headers);
-    blocking(move || s.store.purge_model(&name, &by)).await?;
+    blocking(move || {
+        // The rows go first: an artifact is removed only once nothing lists it.
+        for sha in s.store.purge_model(&name, &by)? {
+            s.registrar.release(&sha)?;
+        }
+        Ok(())
+    })
+    .await?;
     Ok(empty())
 }
 
@@ -342,7 +349,14 @@ pub async fn delete_version(State(s): State<Shared>, headers: HeaderMap, r: Req)
     let name = r.str("name")?;
     let version = version_number(&r)?;
     let by = who(&headers);
-    blocking(move || s.store.purge_version(&name, version, &by)).await?;
+    blocking(move || {
+        let (deleted, shared) = s.store.purge_version(&name, version, &by)?;
+        if !shared {
+            s.registrar.release(&deleted.meta.sha256)?;
+        }
+        Ok(())
+    })
+    .await?;
     Ok(empty())
 }
 

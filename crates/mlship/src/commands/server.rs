@@ -130,4 +130,8 @@ impl Registrar for Register {
         }
         self.store.add_version(&new)
     }
+
+    fn release(&self, sha256: &str) -> Result<(), StoreError> {
+        self.artifacts.delete(sha256)
+    }
 }
