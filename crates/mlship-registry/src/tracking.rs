@@ -1393,47 +1393,53 @@ impl SqlStore {
         } else {
             max_results.min(10_000)
         };
-        let mut found = self.db.read(|tx| {
+        let test = |m: &LoggedModel, c: &Cond| {
+            let v = match c.kind {
+                Kind::Tag => m.tags.get(&c.key).cloned(),
+                Kind::Param => m.params.get(&c.key).cloned(),
+                Kind::Metric => m
+                    .metrics
+                    .iter()
+                    .find(|x| x.key == c.key)
+                    .map(|x| x.value.to_string()),
+                _ => match c.key.as_str() {
+                    "name" => Some(m.name.clone()),
+                    "model_id" => Some(m.model_id.clone()),
+                    "status" => Some(m.status.clone()),
+                    "source_run_id" => m.source_run_id.clone(),
+                    "creation_time" | "creation_timestamp" => Some(m.creation_time.to_string()),
+                    "model_type" => m.model_type.clone(),
+                    _ => None,
+                },
+            };
+            filter::matches_text(v.as_deref(), c.op, &c.value)
+        };
+        let (on_row, on_data): (Vec<&Cond>, Vec<&Cond>) = conds
+            .iter()
+            .partition(|c| matches!(c.kind, Kind::Attribute | Kind::Dataset));
+        let found = self.db.read(|tx| {
             let mut out = Vec::new();
             for e in experiment_ids {
                 let Ok(n) = e.parse::<i64>() else { continue };
-                let ids = tx
-                    .query(
-                        "SELECT model_id FROM logged_models WHERE experiment_id = $1 AND lifecycle_stage = 'active' ORDER BY creation_time DESC, model_id",
-                        &vals![n],
-                    )?
-                    .iter()
-                    .map(|r| r.text(0))
-                    .collect::<Result<Vec<_>>>()?;
-                for id in ids {
-                    out.push(load_logged_model(tx, &id)?);
+                let rows = tx.query(
+                    &format!("SELECT {LOGGED_MODEL_COLS} FROM logged_models WHERE experiment_id = $1 AND lifecycle_stage = 'active' ORDER BY creation_time DESC, model_id"),
+                    &vals![n],
+                )?;
+                // The row's own fields decide first (`name = 'model'`, what the client sends);
+                // params, tags and metrics are read only for the models that pass.
+                for r in &rows {
+                    let mut m = logged_model_row_of(r)?;
+                    if !on_row.iter().all(|c| test(&m, c)) {
+                        continue;
+                    }
+                    logged_model_data(tx, &mut m)?;
+                    if on_data.iter().all(|c| test(&m, c)) {
+                        out.push(m);
+                    }
                 }
             }
             Ok(out)
         })?;
-        found.retain(|m| {
-            conds.iter().all(|c| {
-                let v = match c.kind {
-                    Kind::Tag => m.tags.get(&c.key).cloned(),
-                    Kind::Param => m.params.get(&c.key).cloned(),
-                    Kind::Metric => m
-                        .metrics
-                        .iter()
-                        .find(|x| x.key == c.key)
-                        .map(|x| x.value.to_string()),
-                    _ => match c.key.as_str() {
-                        "name" => Some(m.name.clone()),
-                        "model_id" => Some(m.model_id.clone()),
-                        "status" => Some(m.status.clone()),
-                        "source_run_id" => m.source_run_id.clone(),
-                        "creation_time" | "creation_timestamp" => Some(m.creation_time.to_string()),
-                        "model_type" => m.model_type.clone(),
-                        _ => None,
-                    },
-                };
-                filter::matches_text(v.as_deref(), c.op, &c.value)
-            })
-        });
         page(found, max, page_token)
     }
 
@@ -1461,37 +1467,10 @@ fn logged_model_row(tx: &mut dyn Tx, model_id: &str) -> Result<()> {
     }
 }
 
-fn load_logged_model(tx: &mut dyn Tx, model_id: &str) -> Result<LoggedModel> {
-    let Some(r) = tx.query_opt(
-        "SELECT model_id, experiment_id, name, source_run_id, status, status_message, model_type, artifact_uri, creation_time, last_updated_time FROM logged_models WHERE model_id = $1",
-        &vals![model_id],
-    )?
-    else {
-        return Err(not_found(&format!("Logged model with ID '{model_id}' not found.")));
-    };
-    let kv = |tx: &mut dyn Tx, table: &str| -> Result<BTreeMap<String, String>> {
-        tx.query(
-            &format!("SELECT key, value FROM {table} WHERE model_id = $1"),
-            &vals![model_id],
-        )?
-        .iter()
-        .map(|r| Ok((r.text(0)?, r.text(1)?)))
-        .collect()
-    };
-    let params = kv(tx, "logged_model_params")?;
-    let tags = kv(tx, "logged_model_tags")?;
-    let metrics = tx
-        .query(
-            "SELECT key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest, run_id FROM metrics WHERE model_id = $1 ORDER BY key, step, timestamp",
-            &vals![model_id],
-        )?
-        .iter()
-        .map(|r| {
-            let mut m = metric_row(r, 0)?;
-            m.run_id = r.opt_text(8)?;
-            Ok(m)
-        })
-        .collect::<Result<Vec<_>>>()?;
+const LOGGED_MODEL_COLS: &str = "model_id, experiment_id, name, source_run_id, status, status_message, model_type, artifact_uri, creation_time, last_updated_time";
+
+/// A logged model's own row, without its params, tags and metrics.
+fn logged_model_row_of(r: &Row) -> Result<LoggedModel> {
     Ok(LoggedModel {
         model_id: r.text(0)?,
         experiment_id: r.int(1)?.to_string(),
@@ -1503,8 +1482,52 @@ fn load_logged_model(tx: &mut dyn Tx, model_id: &str) -> Result<LoggedModel> {
         artifact_uri: r.text(7)?,
         creation_time: r.int(8)?,
         last_updated_time: r.int(9)?,
-        params,
-        tags,
-        metrics,
+        params: BTreeMap::new(),
+        tags: BTreeMap::new(),
+        metrics: Vec::new(),
     })
+}
+
+/// Reads a logged model's params, tags and linked metrics.
+fn logged_model_data(tx: &mut dyn Tx, m: &mut LoggedModel) -> Result<()> {
+    let id = m.model_id.clone();
+    let mut kv = |table: &str| -> Result<BTreeMap<String, String>> {
+        tx.query(
+            &format!("SELECT key, value FROM {table} WHERE model_id = $1"),
+            &vals![id.as_str()],
+        )?
+        .iter()
+        .map(|r| Ok((r.text(0)?, r.text(1)?)))
+        .collect()
+    };
+    m.params = kv("logged_model_params")?;
+    m.tags = kv("logged_model_tags")?;
+    m.metrics = tx
+        .query(
+            "SELECT key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest, run_id FROM metrics WHERE model_id = $1 ORDER BY key, step, timestamp",
+            &vals![id.as_str()],
+        )?
+        .iter()
+        .map(|r| {
+            let mut x = metric_row(r, 0)?;
+            x.run_id = r.opt_text(8)?;
+            Ok(x)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(())
+}
+
+fn load_logged_model(tx: &mut dyn Tx, model_id: &str) -> Result<LoggedModel> {
+    let Some(r) = tx.query_opt(
+        &format!("SELECT {LOGGED_MODEL_COLS} FROM logged_models WHERE model_id = $1"),
+        &vals![model_id],
+    )?
+    else {
+        return Err(not_found(&format!(
+            "Logged model with ID '{model_id}' not found."
+        )));
+    };
+    let mut m = logged_model_row_of(&r)?;
+    logged_model_data(tx, &mut m)?;
+    Ok(m)
 }
