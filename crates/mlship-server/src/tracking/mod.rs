@@ -532,7 +532,8 @@ fn routes() -> Vec<(&'static str, MethodRouter<Shared>)> {
     ]
 }
 
-/// Whether a request is a registry write made through the MLflow API, for the alias history.
+/// Who made a registry write through the MLflow API, for the alias history: the API and the
+/// client that called it (authentication, when it comes, will name the caller instead).
 pub(crate) fn who(headers: &axum::http::HeaderMap) -> String {
     let agent = headers
         .get(axum::http::header::USER_AGENT)
