@@ -664,20 +664,18 @@ impl SqlStore {
             check_value("tag", k, v, limits::TAG_VALUE)?;
         }
         self.db.write(|tx| {
-            if tx
-                .query_opt("SELECT id FROM experiments WHERE name = $1", &vals![name])?
-                .is_some()
-            {
+            let at = now_ms();
+            // The unique name decides, also between two servers creating it at once.
+            let Some(row) = tx.query_opt(
+                "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES ($1, '', 'active', $2, $2) ON CONFLICT (name) DO NOTHING RETURNING id",
+                &vals![name, at],
+            )?
+            else {
                 return Err(Error::AlreadyExists(format!(
                     "Experiment '{name}' already exists."
                 )));
-            }
-            let at = now_ms();
-            let id = tx
-                .query_one(
-                    "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES ($1, '', 'active', $2, $2) RETURNING id",
-                    &vals![name, at],
-                )?
+            };
+            let id = row
                 .int(0)?;
             let location = artifact_location
                 .filter(|l| !l.is_empty())

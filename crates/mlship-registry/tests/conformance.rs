@@ -181,6 +181,22 @@ fn experiments(s: &SqlStore) {
     assert_eq!((rest.len(), end), (1, None));
     s.set_experiment_deleted(&other, false).unwrap();
     s.set_experiment_tag(&id, "team", None).unwrap();
+    // Several writers creating one name at once: one wins, the others are told it exists.
+    let results: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || s.create_experiment("race", None, &[]))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(Error::AlreadyExists(_))))
+    );
     assert!(s.experiment(&id).unwrap().tags.is_empty());
 }
 on_both!(experiments);
