@@ -12,6 +12,7 @@ mod terraform;
 pub use dockerfile::render as dockerfile;
 pub use ecs::render as ecs;
 pub use kubernetes::render as kubernetes;
+pub use kubernetes::render_server as kubernetes_server;
 pub use terraform::render as terraform;
 
 /// Where things are in an mlship image, and how it is probed.
@@ -23,6 +24,8 @@ pub mod layout {
     pub const DEPLOY_CONFIG_DIR: &str = "/etc/mlship/deploy";
     pub const MODELS: &str = "/models";
     pub const PORT: u16 = 8080;
+    /// Where `mlship server` listens in a deployment (MLflow's port, which clients expect).
+    pub const TRACKING_PORT: u16 = 5000;
     /// The unprivileged user the server runs as (the distroless `nonroot` numbers).
     pub const UID: u32 = 65532;
     pub const LIVE: &str = "/v2/health/live";
@@ -87,29 +90,77 @@ pub struct Plan {
     pub model: ModelFacts,
 }
 
+/// The tracking server (`mlship server`) as a deployment: replicas on one shared store.
+#[derive(Clone, Debug)]
+pub struct ServerPlan {
+    /// The service's name: a DNS label.
+    pub name: String,
+    /// Any mlship image: the server is the binary's `server` command.
+    pub image: Option<String>,
+    pub namespace: Option<String>,
+    pub replicas: u32,
+    pub cpu_millis: u32,
+    pub memory_mib: u32,
+    /// Written into the Secret to fill in, beside the store's placeholders.
+    pub region: String,
+    /// The Kubernetes Secret holding MLSHIP_STORE (PostgreSQL) and MLSHIP_ARTIFACTS (S3).
+    pub secret: String,
+}
+
+impl ServerPlan {
+    pub fn check(&self) -> Result<()> {
+        check_name(&self.name)?;
+        check_name(&self.secret).map_err(|_| Error::Invalid {
+            field: "registry_secret",
+            why: format!(
+                "{:?} must be 1-50 lowercase letters, digits or '-', starting with a letter",
+                self.secret
+            ),
+        })?;
+        if self.replicas == 0 {
+            return Err(Error::Invalid {
+                field: "replicas",
+                why: "the tracking server needs at least 1 replica".into(),
+            });
+        }
+        if self.cpu_millis == 0 || self.memory_mib == 0 {
+            return Err(Error::Invalid {
+                field: "cpu_millis",
+                why: "cpu_millis and memory_mib must be positive".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A Kubernetes object name that is also a DNS label short enough for derived names.
+fn check_name(name: &str) -> Result<()> {
+    let dns = !name.is_empty()
+        && name.len() <= 50
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if dns {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            field: "name",
+            why: format!(
+                "{name:?} must be 1-50 lowercase letters, digits or '-', starting with a letter"
+            ),
+        })
+    }
+}
+
 /// A rendered file: a name relative to the output folder, and its contents.
 pub type File = (String, String);
 
 impl Plan {
     /// Checks what every target needs.
     pub fn check(&self) -> Result<()> {
-        let dns = !self.name.is_empty()
-            && self.name.len() <= 50
-            && self.name.starts_with(|c: char| c.is_ascii_lowercase())
-            && !self.name.ends_with('-')
-            && self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !dns {
-            return Err(Error::Invalid {
-                field: "name",
-                why: format!(
-                    "{:?} must be 1-50 lowercase letters, digits or '-', starting with a letter",
-                    self.name
-                ),
-            });
-        }
+        check_name(&self.name)?;
         if self.min_replicas == 0 || self.min_replicas > self.max_replicas {
             return Err(Error::Invalid {
                 field: "min_replicas",
@@ -163,17 +214,6 @@ impl Plan {
                 ),
             })
         }
-    }
-
-    pub(crate) fn labels(&self) -> std::collections::BTreeMap<String, String> {
-        [
-            ("app.kubernetes.io/name", self.name.as_str()),
-            ("app.kubernetes.io/component", "model-server"),
-            ("app.kubernetes.io/managed-by", "mlship"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
     }
 }
 

@@ -280,7 +280,12 @@ pub struct DeployRenderArgs {
     #[arg(long)]
     pub target: DeployTarget,
     /// The model: a file or directory (served from the image) or a models:/ URI.
-    pub model: String,
+    #[arg(required_unless_present = "tracking_server")]
+    pub model: Option<String>,
+    /// Render the tracking server (`mlship server`, on the PostgreSQL and S3 its Secret names)
+    /// instead of a model's service (Kubernetes only).
+    #[arg(long, conflicts_with = "model")]
+    pub tracking_server: bool,
     /// The image to run (default: the config's `[deploy] image`); Terraform uses its ECR repository.
     #[arg(long)]
     pub image: Option<String>,
@@ -290,7 +295,7 @@ pub struct DeployRenderArgs {
     /// The folder to write into.
     #[arg(long, short = 'o')]
     pub output: PathBuf,
-    /// The name of the service (default: the model's name).
+    /// The name of the service (default: the model's name; `mlship-server` for the tracking server).
     #[arg(long)]
     pub name: Option<String>,
 }

@@ -49,6 +49,25 @@ fn render(home: &Path, target: &str, model: &str, out: &Path, extra: &[&str]) ->
         .unwrap()
 }
 
+/// Checks manifests against Kubernetes' own schemas (`kubernetes-validate --strict`).
+fn kubernetes_validate(dir: &Path, files: &[&str]) {
+    let Some(validate) = tool("MLSHIP_TEST_KUBERNETES_VALIDATE") else {
+        return;
+    };
+    let o = Command::new(&validate)
+        .args(["-k", "1.33.0", "--strict"])
+        .args(files)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 const CONFIG: &str = r#"
 [deploy]
 namespace = "models"
@@ -110,22 +129,8 @@ fn kubernetes_manifests_pass_the_schemas_and_their_config_serves() {
         "hpa.yaml",
         "pdb.yaml",
     ];
-    if let Some(validate) = tool("MLSHIP_TEST_KUBERNETES_VALIDATE") {
-        for d in [&baked, &shared] {
-            let o = Command::new(&validate)
-                .args(["-k", "1.33.0", "--strict"])
-                .args(files)
-                .current_dir(d)
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            );
-        }
-    }
+    kubernetes_validate(&baked, &files);
+    kubernetes_validate(&shared, &files);
     let read = |d: &Path, f: &str| -> serde_yaml_ng::Value {
         serde_yaml_ng::from_str(&std::fs::read_to_string(d.join(f)).unwrap()).unwrap()
     };
@@ -166,6 +171,110 @@ fn kubernetes_manifests_pass_the_schemas_and_their_config_serves() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(status, 200);
+}
+
+/// The tracking server's manifests pass the schemas, and the command its Deployment runs is one
+/// `mlship server` accepts: run with the manifest's own arguments (on a free port), it answers its
+/// probe.
+#[test]
+fn the_tracking_server_renders_for_kubernetes_and_its_command_serves() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mlship.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let out = dir.path().join("tracking");
+    let o = mlship(home.path())
+        .args([
+            "deploy",
+            "render",
+            "--target",
+            "kubernetes",
+            "--tracking-server",
+        ])
+        .args(["--image", "localhost:5000/mlship:1", "--config"])
+        .arg(&config)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let files = [
+        "deployment.yaml",
+        "service.yaml",
+        "pdb.yaml",
+        "secret.example.yaml",
+    ];
+    kubernetes_validate(&out, &files);
+    let read = |f: &str| -> serde_yaml_ng::Value {
+        serde_yaml_ng::from_str(&std::fs::read_to_string(out.join(f)).unwrap()).unwrap()
+    };
+    let dep = read("deployment.yaml");
+    assert_eq!(dep["metadata"]["name"], "mlship-server");
+    assert_eq!(dep["metadata"]["namespace"], "models");
+    let c = &dep["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["envFrom"][0]["secretRef"]["name"], "mlship-registry");
+    assert_eq!(
+        read("secret.example.yaml")["metadata"]["name"],
+        "mlship-registry"
+    );
+    assert_eq!(read("service.yaml")["spec"]["ports"][0]["port"], 5000);
+    let strings = |v: &serde_yaml_ng::Value| -> Vec<String> {
+        v.as_sequence()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let command = strings(&c["command"]);
+    assert_eq!(command[0], "/usr/local/bin/mlship");
+    let mut args: Vec<String> = command[1..].to_vec();
+    args.extend(strings(&c["args"]));
+    let port = args.iter().position(|a| a == "--port").unwrap() + 1;
+    args[port] = "0".into();
+    let host = args.iter().position(|a| a == "--host").unwrap() + 1;
+    args[host] = "127.0.0.1".into();
+    let (mut child, addr) = common::spawn(mlship(home.path()).args(&args));
+    let probe = c["readinessProbe"]["httpGet"]["path"].as_str().unwrap();
+    let (status, _) = common::http(&addr, "GET", probe, "", b"");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+
+    // Only Kubernetes, and a model or the server, not both.
+    let o = mlship(home.path())
+        .args([
+            "deploy",
+            "render",
+            "--target",
+            "ecs",
+            "--tracking-server",
+            "--image",
+            "x:1",
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Kubernetes only") && err.contains("hint:"),
+        "{err}"
+    );
+    let o = mlship(home.path())
+        .args([
+            "deploy",
+            "render",
+            "--target",
+            "kubernetes",
+            "--tracking-server",
+            MODEL,
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
 }
 
 #[test]

@@ -35,13 +35,16 @@ fn render(a: &DeployRenderArgs, settings: &Settings) -> anyhow::Result<()> {
         ),
         None => (DeploySection::default(), String::new()),
     };
-    let packed = model_ref::pack(&a.model, settings)?;
+    let Some(model) = &a.model else {
+        return render_server(a, &deploy);
+    };
+    let packed = model_ref::pack(model, settings)?;
     let name = served_name(a.name.as_deref(), &packed)?;
     // With a registry secret and a models:/ reference, replicas load from the shared registry and
     // follow its aliases; otherwise they serve the model baked into the image.
-    let shared = deploy.registry_secret.is_some() && a.model.starts_with("models:/");
+    let shared = deploy.registry_secret.is_some() && model.starts_with("models:/");
     let spec = if shared {
-        format!("{name}={}", a.model)
+        format!("{name}={model}")
     } else {
         baked_spec(&name, &packed)
     };
@@ -62,11 +65,7 @@ fn render(a: &DeployRenderArgs, settings: &Settings) -> anyhow::Result<()> {
         target_cpu_percent: deploy.target_cpu_percent.unwrap_or(70),
         cpu_millis: deploy.cpu_millis.unwrap_or(512),
         memory_mib: deploy.memory_mib.unwrap_or(1024),
-        region: deploy
-            .region
-            .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .unwrap_or_else(|| "us-east-1".into()),
+        region: region(&deploy),
         registry_secret: deploy.registry_secret.clone(),
         canary_weight: deploy.canary_weight.unwrap_or(0),
         serve_toml: toml_text,
@@ -90,23 +89,63 @@ fn render(a: &DeployRenderArgs, settings: &Settings) -> anyhow::Result<()> {
         DeployTarget::Ecs => mlship_deploy::ecs(&plan),
         DeployTarget::Terraform => mlship_deploy::terraform(&plan),
     }
-    .map_err(|e| {
-        let hint = match &e {
-            mlship_deploy::Error::Invalid { field: "image", .. } => {
-                "pass --image REGISTRY/REPO:TAG (what `mlship image push` pushed), or set image under [deploy]"
-            }
-            mlship_deploy::Error::Invalid { field: "name", .. } => "pass a shorter --name",
-            mlship_deploy::Error::Invalid { .. } => "fix the value under [deploy] in mlship.toml",
-        };
-        user(e.to_string(), hint)
-    })?;
+    .map_err(refused)?;
+    write_rendered(&a.output, files)
+}
+
+/// The tracking server's manifests: `[deploy]` sizes it and names its Secret.
+fn render_server(a: &DeployRenderArgs, deploy: &DeploySection) -> anyhow::Result<()> {
+    if a.target != DeployTarget::Kubernetes {
+        return Err(user(
+            "the tracking server renders for Kubernetes only",
+            "pass --target kubernetes, or run `mlship server` on PostgreSQL and S3 yourself",
+        ));
+    }
+    let plan = mlship_deploy::ServerPlan {
+        name: a.name.clone().unwrap_or_else(|| "mlship-server".into()),
+        image: a.image.clone().or(deploy.image.clone()),
+        namespace: deploy.namespace.clone(),
+        replicas: deploy.replicas.unwrap_or(2),
+        cpu_millis: deploy.cpu_millis.unwrap_or(500),
+        memory_mib: deploy.memory_mib.unwrap_or(256),
+        region: region(deploy),
+        secret: deploy
+            .registry_secret
+            .clone()
+            .unwrap_or_else(|| "mlship-store".into()),
+    };
+    let files = mlship_deploy::kubernetes_server(&plan).map_err(refused)?;
+    write_rendered(&a.output, files)
+}
+
+fn region(deploy: &DeploySection) -> String {
+    deploy
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .unwrap_or_else(|| "us-east-1".into())
+}
+
+/// A plan the renderers refuse, with what to change.
+fn refused(e: mlship_deploy::Error) -> anyhow::Error {
+    let hint = match &e {
+        mlship_deploy::Error::Invalid { field: "image", .. } => {
+            "pass --image REGISTRY/REPO:TAG (what `mlship image push` pushed), or set image under [deploy]"
+        }
+        mlship_deploy::Error::Invalid { field: "name", .. } => "pass a shorter --name",
+        mlship_deploy::Error::Invalid { .. } => "fix the value under [deploy] in mlship.toml",
+    };
+    user(e.to_string(), hint)
+}
+
+fn write_rendered(dir: &Path, files: Vec<mlship_deploy::File>) -> anyhow::Result<()> {
     let texts: Vec<(String, Vec<u8>)> = files
         .into_iter()
         .map(|(n, t)| (n, t.into_bytes()))
         .collect();
-    write_files(&a.output, &texts)?;
+    write_files(dir, &texts)?;
     for (n, _) in &texts {
-        crate::outln!("wrote {}", a.output.join(n).display());
+        crate::outln!("wrote {}", dir.join(n).display());
     }
     Ok(())
 }
