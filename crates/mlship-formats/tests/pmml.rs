@@ -260,6 +260,62 @@ fn user_defined_functions_are_applied_with_their_parameters() {
     assert_eq!(values(&out), [8.0, -10.0]);
 }
 
+/// A call that could only fail when scored (a function no one defines, a wrong number of
+/// arguments) is refused when the document loads, naming the function; `not` with no argument
+/// used to load and then panic on the first row.
+#[test]
+fn calls_are_checked_when_the_document_loads() {
+    let with = |apply: &str| {
+        format!(
+            r#"<?xml version="1.0"?><PMML xmlns="http://www.dmg.org/PMML-4_4" version="4.4"><Header/>
+            <DataDictionary><DataField name="x" optype="continuous" dataType="double"/><DataField name="y" optype="continuous" dataType="double"/></DataDictionary>
+            <TransformationDictionary>
+              <DefineFunction name="twice" optype="continuous" dataType="double"><ParameterField name="v"/><Apply function="*"><FieldRef field="v"/><Constant>2</Constant></Apply></DefineFunction>
+              <DerivedField name="t" optype="continuous" dataType="double">{apply}</DerivedField>
+            </TransformationDictionary>
+            <RegressionModel functionName="regression">
+              <MiningSchema><MiningField name="x"/><MiningField name="y" usageType="predicted"/></MiningSchema>
+              <RegressionTable intercept="0"><NumericPredictor name="t" coefficient="1"/></RegressionTable>
+            </RegressionModel></PMML>"#
+        )
+    };
+    let refused = [
+        (
+            r#"<Apply function="not"/>"#,
+            "takes 1 arguments, this call gives 0",
+        ),
+        (
+            r#"<Apply function="isIn"><FieldRef field="x"/></Apply>"#,
+            "at least 2",
+        ),
+        (
+            r#"<Apply function="if"><Constant>1</Constant><Constant>1</Constant><Constant>1</Constant><Constant>1</Constant></Apply>"#,
+            "2 to 3",
+        ),
+        (r#"<Apply function="twice"/>"#, "\"twice\" takes 1"),
+        (
+            r#"<Apply function="cosh"><FieldRef field="x"/></Apply>"#,
+            "\"cosh\"",
+        ),
+    ];
+    for (apply, needle) in refused {
+        let e = mlship_formats::load(with(apply).as_bytes())
+            .err()
+            .unwrap_or_else(|| panic!("{apply} loaded"));
+        assert!(e.to_string().contains(needle), "{apply}: {e}");
+    }
+    let m = mlship_formats::load(
+        with(r#"<Apply function="+"><Apply function="twice"><FieldRef field="x"/></Apply><Apply function="if"><Apply function="not"><Apply function="greaterThan"><FieldRef field="x"/><Constant>0</Constant></Apply></Apply><Constant>10</Constant></Apply></Apply>"#).as_bytes(),
+    )
+    .unwrap();
+    let out = m
+        .predict(&Frame::new(vec![nums("x", &[1.0, -2.0])]).unwrap())
+        .unwrap();
+    // x = 1: `if` without an else is missing, and so is the sum; x = -2: 2 * -2 + 10.
+    let v = values(&out);
+    assert!(v[0].is_nan() && v[1] == 6.0, "{v:?}");
+}
+
 /// An ordinal model (cumulative link over the target's ordered values, intercepts per category,
 /// shared slopes), in every cumulative link. The expected probabilities are JPMML-Evaluator's
 /// (through the `jpmml_evaluator` 0.16.0 package) on the same document and rows.

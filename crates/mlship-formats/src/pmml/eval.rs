@@ -1510,6 +1510,25 @@ fn bool_of(v: &Value) -> Option<bool> {
     }
 }
 
+/// The built-in functions [`apply`] knows, with their least and greatest number of arguments
+/// (`None`: any number). The parser refuses a call that is not here (nor defined by the document)
+/// or has another number of arguments, so scoring never meets one.
+pub(super) fn builtin_arity(f: &str) -> Option<(usize, Option<usize>)> {
+    Some(match f {
+        "+" | "-" | "*" | "/" | "pow" | "threshold" | "equal" | "notEqual" | "lessThan"
+        | "lessOrEqual" | "greaterThan" | "greaterOrEqual" => (2, Some(2)),
+        "min" | "max" | "sum" | "avg" | "product" | "median" | "and" | "or" => (1, None),
+        "log10" | "ln" | "sqrt" | "abs" | "exp" | "floor" | "ceil" | "round" | "rint"
+        | "x-rint" | "expm1" | "x-expm1" | "ln1p" | "x-ln1p" | "x-atan" | "atan" | "x-tanh"
+        | "tanh" | "x-sin" | "sin" | "x-cos" | "cos" | "stdNormalCDF" | "erf" | "isMissing"
+        | "isNotMissing" | "not" | "lowercase" | "uppercase" | "trimBlanks" => (1, Some(1)),
+        "if" => (2, Some(3)),
+        "isIn" | "isNotIn" => (2, None),
+        "concat" => (0, None),
+        _ => return None,
+    })
+}
+
 /// PMML's built-in functions (and the `x-` ones JPMML writers use).
 fn apply(f: &str, a: &[Value]) -> Result<Value> {
     let n = |i: usize| -> Result<f64> {
@@ -1517,36 +1536,20 @@ fn apply(f: &str, a: &[Value]) -> Result<Value> {
             .and_then(as_num)
             .ok_or_else(|| fail(format!("{f}: argument {} is not a number", i + 1)))
     };
-    let arity = |k: usize| -> Result<()> {
-        if a.len() == k {
-            Ok(())
-        } else {
-            Err(fail(format!("{f} takes {k} arguments, got {}", a.len())))
-        }
-    };
+    // The parser checked every call; this keeps a document built another way from panicking.
+    match builtin_arity(f) {
+        Some((least, most)) if a.len() >= least && most.is_none_or(|m| a.len() <= m) => {}
+        Some(_) => return Err(fail(format!("{f} with {} arguments", a.len()))),
+        None => return Err(fail(format!("the function {f:?}"))),
+    }
     let num = Value::Num;
     Ok(match f {
-        "+" => {
-            arity(2)?;
-            num(n(0)? + n(1)?)
-        }
-        "-" => {
-            arity(2)?;
-            num(n(0)? - n(1)?)
-        }
-        "*" => {
-            arity(2)?;
-            num(n(0)? * n(1)?)
-        }
-        "/" => {
-            arity(2)?;
-            num(n(0)? / n(1)?)
-        }
+        "+" => num(n(0)? + n(1)?),
+        "-" => num(n(0)? - n(1)?),
+        "*" => num(n(0)? * n(1)?),
+        "/" => num(n(0)? / n(1)?),
         "min" | "max" | "sum" | "avg" | "product" | "median" => {
             let xs: Vec<f64> = (0..a.len()).map(n).collect::<Result<_>>()?;
-            if xs.is_empty() {
-                return Err(fail(format!("{f} of nothing")));
-            }
             num(match f {
                 "min" => xs.iter().copied().fold(f64::INFINITY, f64::min),
                 "max" => xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
@@ -1570,14 +1573,8 @@ fn apply(f: &str, a: &[Value]) -> Result<Value> {
         "sqrt" => num(n(0)?.sqrt()),
         "abs" => num(n(0)?.abs()),
         "exp" => num(n(0)?.exp()),
-        "pow" => {
-            arity(2)?;
-            num(n(0)?.powf(n(1)?))
-        }
-        "threshold" => {
-            arity(2)?;
-            num(if n(0)? > n(1)? { 1.0 } else { 0.0 })
-        }
+        "pow" => num(n(0)?.powf(n(1)?)),
+        "threshold" => num(if n(0)? > n(1)? { 1.0 } else { 0.0 }),
         "floor" => num(n(0)?.floor()),
         "ceil" => num(n(0)?.ceil()),
         "round" | "rint" | "x-rint" => num(n(0)?.round_ties_even()),
@@ -1592,7 +1589,6 @@ fn apply(f: &str, a: &[Value]) -> Result<Value> {
         "isMissing" => Value::Bool(a.first().is_none_or(is_missing)),
         "isNotMissing" => Value::Bool(!a.first().is_none_or(is_missing)),
         "equal" | "notEqual" | "lessThan" | "lessOrEqual" | "greaterThan" | "greaterOrEqual" => {
-            arity(2)?;
             let c = text(&a[1]).unwrap_or_default();
             Value::Bool(compare(&a[0], &c, super::parse::parse_f64(&c), f, false)?)
         }
@@ -1616,16 +1612,11 @@ fn apply(f: &str, a: &[Value]) -> Result<Value> {
             r.map_or(Value::Missing, Value::Bool)
         }
         "not" => bool_of(&a[0]).map_or(Value::Missing, |b| Value::Bool(!b)),
-        "if" => {
-            if a.len() < 2 {
-                return Err(fail("if takes 2 or 3 arguments"));
-            }
-            match bool_of(&a[0]) {
-                Some(true) => a[1].clone(),
-                Some(false) => a.get(2).cloned().unwrap_or(Value::Missing),
-                None => Value::Missing,
-            }
-        }
+        "if" => match bool_of(&a[0]) {
+            Some(true) => a[1].clone(),
+            Some(false) => a.get(2).cloned().unwrap_or(Value::Missing),
+            None => Value::Missing,
+        },
         "isIn" | "isNotIn" => {
             let t = text(&a[0]).unwrap_or_default();
             let found = a[1..]

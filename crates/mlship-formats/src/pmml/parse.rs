@@ -637,6 +637,7 @@ pub fn parse(text: &str) -> Result<Document> {
             functions.insert(req(&f, "name")?.to_string(), (params, expr(&body, 1)?));
         }
     }
+    check_calls(&root, &functions)?;
     let mut models = kids(&root).filter(|c| is_model(name(c)));
     let m = models.next().ok_or_else(|| {
         err(
@@ -867,6 +868,35 @@ fn expr(e: &Node, depth: usize) -> Result<Expr> {
         }
         other => return Err(unsupported(e, format!("the expression <{other}>"))),
     })
+}
+
+/// Every `<Apply>` in the document calls a built-in function or one the document defines, with a
+/// number of arguments it takes: a document that would fail on its first row is refused here.
+fn check_calls(root: &Node, functions: &HashMap<String, (Vec<String>, Expr)>) -> Result<()> {
+    for a in root
+        .descendants()
+        .filter(|d| d.is_element() && name(d) == "Apply")
+    {
+        let f = req(&a, "function")?;
+        let got = kids(&a).count();
+        let (least, most) = match functions.get(f) {
+            Some((params, _)) => (params.len(), Some(params.len())),
+            None => super::eval::builtin_arity(f)
+                .ok_or_else(|| unsupported(&a, format!("the function {f:?}")))?,
+        };
+        if got < least || most.is_some_and(|m| got > m) {
+            let takes = match most {
+                Some(m) if m == least => format!("{least}"),
+                Some(m) => format!("{least} to {m}"),
+                None => format!("at least {least}"),
+            };
+            return Err(err(
+                &a,
+                format!("the function {f:?} takes {takes} arguments, this call gives {got}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn outliers(n: &Node, s: Option<&str>) -> Result<Outliers> {
