@@ -208,6 +208,33 @@ pub fn load(b: &[u8]) -> Result<mlship_model::Model> {
     if let Some(names) = doc.get("feature_names").and_then(Value::as_array) {
         let names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
         let _ = writeln!(text, "feature_names={}", names.join(" "));
+        // Which features are categorical (their codes listed), as the text model says it: the
+        // pandas categories below are matched to them in order.
+        if let Some(infos) = doc.get("feature_infos").and_then(Value::as_object) {
+            let info = |name: &str| -> String {
+                let Some(i) = infos.get(name) else {
+                    return "none".into();
+                };
+                let codes: Vec<String> = i
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .map(|v| v.iter().filter_map(num_text).collect())
+                    .unwrap_or_default();
+                if !codes.is_empty() {
+                    return codes.join(":");
+                }
+                match (i.get("min_value"), i.get("max_value")) {
+                    (Some(lo), Some(hi)) => format!(
+                        "[{}:{}]",
+                        num_text(lo).unwrap_or_default(),
+                        num_text(hi).unwrap_or_default()
+                    ),
+                    _ => "none".into(),
+                }
+            };
+            let all: Vec<String> = names.iter().map(|n| info(n)).collect();
+            let _ = writeln!(text, "feature_infos={}", all.join(" "));
+        }
     }
     text.push('\n');
     let trees = get("tree_info")?
@@ -333,6 +360,11 @@ pub fn load(b: &[u8]) -> Result<mlship_model::Model> {
         let _ = writeln!(text, "shrinkage={shrinkage}\n");
     }
     text.push_str("end of trees\n");
+    // A model fitted on pandas categorical columns: their categories, which the text model keeps
+    // on its last line (strings in, coded by position).
+    if let Some(cats) = doc.get("pandas_categorical").filter(|v| !v.is_null()) {
+        let _ = writeln!(text, "\npandas_categorical:{cats}");
+    }
     let mut m = lightgbm::load(text.as_bytes())?;
     m.info.format = FORMAT.into();
     Ok(m)
