@@ -82,6 +82,10 @@ fn same_category(a: &str, b: &str) -> bool {
 struct Scope<'d> {
     locals: &'d [Derived],
     values: Map<&'d str, Value>,
+    /// Fields whose invalid value this model's mining schema let through as it is
+    /// (`invalidValueTreatment="asIs"`): the models nested in it take the value without asking
+    /// again, as JPMML-Evaluator does.
+    kept_invalid: Vec<&'d str>,
 }
 
 /// The values one row has: inputs, derived fields as they are needed, chained outputs.
@@ -275,6 +279,7 @@ impl<'d> Ctx<'d> {
                     let scope = Scope {
                         locals: &[],
                         values: params.iter().map(String::as_str).zip(vals).collect(),
+                        kept_invalid: Vec::new(),
                     };
                     self.scopes.push(scope);
                     self.depth += 1;
@@ -379,6 +384,7 @@ impl<'d> Ctx<'d> {
         let mut scope = Scope {
             locals: &m.locals,
             values: Map::default(),
+            kept_invalid: Vec::new(),
         };
         // The mining schema: missing value replacement, invalid values, outliers.
         for f in m.fields.iter().filter(|f| f.usage == Usage::Active) {
@@ -396,7 +402,7 @@ impl<'d> Ctx<'d> {
                         }
                     }
                 }
-            } else if !self.valid(&f.name, &v) {
+            } else if !self.valid(&f.name, &v) && !self.kept_by_outer(&f.name) {
                 v = match &f.invalid {
                     Invalid::Refuse => {
                         return Err(Error::Model(mlship_model::Error::BadValue {
@@ -408,7 +414,10 @@ impl<'d> Ctx<'d> {
                                 .replace('\u{0}', "an unknown category"),
                         }));
                     }
-                    Invalid::Keep => v,
+                    Invalid::Keep => {
+                        scope.kept_invalid.push(&f.name);
+                        v
+                    }
                     Invalid::Missing => Value::Missing,
                     Invalid::Replace(s) => Value::Str(s.clone()),
                 };
@@ -453,6 +462,11 @@ impl<'d> Ctx<'d> {
             }
         }
         Ok(p)
+    }
+
+    /// Whether an enclosing model already let this field's invalid value through as it is.
+    fn kept_by_outer(&self, name: &str) -> bool {
+        self.scopes.iter().any(|s| s.kept_invalid.contains(&name))
     }
 
     /// The valid values of the top model's target, in the data dictionary's order.
