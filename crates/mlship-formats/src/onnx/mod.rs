@@ -257,7 +257,9 @@ pub fn load(b: &[u8]) -> Result<Model> {
     let m = proto::model(b)?;
     for (domain, version) in &m.opsets {
         let ok = match domain.as_str() {
-            "" | "ai.onnx" => (1..=21).contains(version),
+            // Opsets 22 and 23 (skl2onnx 1.20's default) add element types to operators, not
+            // meanings.
+            "" | "ai.onnx" => (1..=23).contains(version),
             "ai.onnx.ml" => (1..=3).contains(version),
             other => {
                 return Err(Error::Unsupported(format!(

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::proto::{Attribute, DOUBLE, FLOAT, INT32, INT64, NodeProto, STRING, TensorProto};
+use super::proto::{Attribute, BOOL, DOUBLE, FLOAT, INT32, INT64, NodeProto, STRING, TensorProto};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug)]
@@ -100,6 +100,11 @@ impl Tensor {
                     .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
                     .collect()
             }),
+            BOOL => Data::I(if t.raw.is_empty() {
+                t.int32s.iter().map(|&b| i64::from(b != 0)).collect()
+            } else {
+                raw(1)?.iter().map(|&b| i64::from(b != 0)).collect()
+            }),
             INT32 => Data::I(if t.raw.is_empty() {
                 t.int32s.clone()
             } else {
@@ -141,7 +146,7 @@ impl Tensor {
 pub struct Attrs<'a>(pub &'a NodeProto);
 
 impl Attrs<'_> {
-    fn get(&self, name: &str) -> Option<&Attribute> {
+    pub(super) fn get(&self, name: &str) -> Option<&Attribute> {
         self.0.attributes.iter().find(|a| a.name == name)
     }
     fn i(&self, name: &str, default: i64) -> i64 {
@@ -201,6 +206,8 @@ pub fn supported(domain: &str, op: &str) -> bool {
         "ArrayFeatureExtractor",
         "OneHotEncoder",
         "SVMClassifier",
+        "SVMRegressor",
+        "Binarizer",
         "Imputer",
         "Cast",
     ];
@@ -232,6 +239,36 @@ pub fn supported(domain: &str, op: &str) -> bool {
         "Softmax",
         "MatMul",
         "Gemm",
+        // What classic converters build decisions and votes from (skl2onnx's one-vs-rest SVMs,
+        // one-class SVMs, linear models' labels).
+        "Less",
+        "LessOrEqual",
+        "Greater",
+        "GreaterOrEqual",
+        "Equal",
+        "Not",
+        "And",
+        "Or",
+        "Xor",
+        "Where",
+        "Sum",
+        "Mean",
+        "Min",
+        "Max",
+        "Sign",
+        "Floor",
+        "Ceil",
+        "Reciprocal",
+        "Clip",
+        "ReduceMean",
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceProd",
+        "Squeeze",
+        "Unsqueeze",
+        "Transpose",
+        "Shape",
+        "ConstantOfShape",
     ];
     match domain {
         "ai.onnx.ml" => ML.contains(&op),
@@ -946,6 +983,8 @@ pub fn run(
                 }
                 (INT64 | INT32, Data::F(v)) => Data::I(v.iter().map(|&x| x as i64).collect()),
                 (INT64 | INT32, Data::I(v)) => Data::I(v.clone()),
+                (BOOL, Data::F(v)) => Data::I(v.iter().map(|&x| i64::from(x != 0.0)).collect()),
+                (BOOL, Data::I(v)) => Data::I(v.iter().map(|&x| i64::from(x != 0)).collect()),
                 (STRING, Data::I(v)) => Data::S(v.iter().map(i64::to_string).collect()),
                 (STRING, Data::F(v)) => Data::S(v.iter().map(f32::to_string).collect()),
                 (STRING, Data::S(v)) => Data::S(v.clone()),
@@ -1127,7 +1166,8 @@ pub fn run(
         "Abs" => one(float_map(arg(0)?, f32::abs)?),
         "Log" => one(float_map(arg(0)?, f32::ln)?),
         "Neg" => one(float_map(arg(0)?, |x| -x)?),
-        "ReduceSum" | "ReduceSumSquare" | "ReduceLogSumExp" => {
+        "ReduceSum" | "ReduceSumSquare" | "ReduceLogSumExp" | "ReduceMean" | "ReduceMax"
+        | "ReduceMin" | "ReduceProd" => {
             let t = arg(0)?;
             let axes = match ins.get(1).copied().flatten() {
                 Some(ax) => ax
@@ -1140,6 +1180,10 @@ pub fn run(
             let f: fn(&[f32]) -> f32 = match node.op_type.as_str() {
                 "ReduceSum" => |v| v.iter().sum(),
                 "ReduceSumSquare" => |v| v.iter().map(|x| x * x).sum(),
+                "ReduceMean" => |v| v.iter().sum::<f32>() / v.len() as f32,
+                "ReduceMax" => |v| v.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+                "ReduceMin" => |v| v.iter().copied().fold(f32::INFINITY, f32::min),
+                "ReduceProd" => |v| v.iter().product(),
                 _ => |v| {
                     let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                     if m.is_infinite() {
@@ -1508,11 +1552,399 @@ pub fn run(
             ])
         }
         "SVMClassifier" => svm(node, &a, arg(0)?),
+        "SVMRegressor" => svm_regressor(node, &a, arg(0)?),
+        "Less" | "LessOrEqual" | "Greater" | "GreaterOrEqual" | "Equal" => {
+            use std::cmp::Ordering::{Equal, Greater, Less};
+            let keep: fn(std::cmp::Ordering) -> bool = match node.op_type.as_str() {
+                "Less" => |o| o == Less,
+                "LessOrEqual" => |o| o != Greater,
+                "Greater" => |o| o == Greater,
+                "GreaterOrEqual" => |o| o != Less,
+                _ => |o| o == Equal,
+            };
+            one(compare(node, arg(0)?, arg(1)?, keep)?)
+        }
+        "Not" => {
+            let t = arg(0)?;
+            let v = t.i().ok_or_else(|| fail(node, "a non-boolean input"))?;
+            one(Tensor {
+                shape: t.shape.clone(),
+                data: Data::I(v.iter().map(|&x| i64::from(x == 0)).collect()),
+            })
+        }
+        "And" | "Or" | "Xor" => {
+            let (x, y) = (arg(0)?, arg(1)?);
+            if x.i().is_none() || y.i().is_none() {
+                return Err(fail(node, "non-boolean inputs"));
+            }
+            let f: fn(i64, i64) -> i64 = match node.op_type.as_str() {
+                "And" => |p, q| i64::from(p != 0 && q != 0),
+                "Or" => |p, q| i64::from(p != 0 || q != 0),
+                _ => |p, q| i64::from((p != 0) != (q != 0)),
+            };
+            one(binary(node, x, y, |_, _| f32::NAN, f)?)
+        }
+        "Where" => one(select(node, arg(0)?, arg(1)?, arg(2)?)?),
+        "Sum" | "Mean" | "Min" | "Max" => {
+            let ts: Vec<&Tensor> = (0..ins.len()).map(arg).collect::<Result<_>>()?;
+            let (first, rest) = ts.split_first().ok_or_else(|| fail(node, "no inputs"))?;
+            type Pair = (fn(f32, f32) -> f32, fn(i64, i64) -> i64);
+            let (f, fi): Pair = match node.op_type.as_str() {
+                "Min" => (f32::min, i64::min),
+                "Max" => (f32::max, i64::max),
+                _ => (|x, y| x + y, i64::wrapping_add),
+            };
+            let mut acc = (*first).clone();
+            for t in rest {
+                acc = binary(node, &acc, t, f, fi)?;
+            }
+            if node.op_type == "Mean" {
+                let k = ts.len() as f32;
+                acc = float_map(&acc, |x| x)?;
+                if let Data::F(v) = &mut acc.data {
+                    v.iter_mut().for_each(|x| *x /= k);
+                }
+            }
+            one(acc)
+        }
+        "Sign" => one(float_map(arg(0)?, |x| {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                x
+            }
+        })?),
+        "Floor" => one(float_map(arg(0)?, f32::floor)?),
+        "Ceil" => one(float_map(arg(0)?, f32::ceil)?),
+        "Reciprocal" => one(float_map(arg(0)?, f32::recip)?),
+        "Clip" => {
+            let t = arg(0)?;
+            // Opset 11 and later give the bounds as inputs, earlier ones as attributes.
+            let bound = |i: usize, attr: &str, default: f32| -> Result<f32> {
+                match ins.get(i).copied().flatten() {
+                    Some(b) => b
+                        .f()
+                        .and_then(|v| v.first().copied())
+                        .ok_or_else(|| fail(node, "a bound that is not one float")),
+                    None => Ok(a.f(attr, default)),
+                }
+            };
+            let (lo, hi) = (
+                bound(1, "min", f32::NEG_INFINITY)?,
+                bound(2, "max", f32::INFINITY)?,
+            );
+            let v = t.f().ok_or_else(|| fail(node, "a non-float input"))?;
+            one(Tensor {
+                shape: t.shape.clone(),
+                data: Data::F(v.iter().map(|&x| x.max(lo).min(hi)).collect()),
+            })
+        }
+        "Squeeze" | "Unsqueeze" => {
+            let t = arg(0)?;
+            let axes = match ins.get(1).copied().flatten() {
+                Some(ax) => ax
+                    .i()
+                    .ok_or_else(|| fail(node, "axes that are not int64"))?
+                    .to_vec(),
+                None => a.ints("axes"),
+            };
+            let shape = if node.op_type == "Squeeze" {
+                let ax: Vec<usize> = axes
+                    .iter()
+                    .map(|&x| axis_of(node, x, t.shape.len()))
+                    .collect::<Result<_>>()?;
+                if ax.iter().any(|&x| t.shape[x] != 1) {
+                    return Err(fail(node, "a squeezed axis that is not 1 long"));
+                }
+                t.shape
+                    .iter()
+                    .enumerate()
+                    .filter(|(d, s)| {
+                        if ax.is_empty() {
+                            **s != 1
+                        } else {
+                            !ax.contains(d)
+                        }
+                    })
+                    .map(|(_, &s)| s)
+                    .collect()
+            } else {
+                let rank = t.shape.len() + axes.len();
+                let mut ax: Vec<usize> = axes
+                    .iter()
+                    .map(|&x| axis_of(node, x, rank))
+                    .collect::<Result<_>>()?;
+                ax.sort_unstable();
+                let mut rest = t.shape.iter();
+                (0..rank)
+                    .map(|d| {
+                        if ax.contains(&d) {
+                            1
+                        } else {
+                            rest.next().copied().unwrap_or(1)
+                        }
+                    })
+                    .collect()
+            };
+            one(Tensor {
+                shape,
+                data: t.data.clone(),
+            })
+        }
+        "Transpose" => one(transpose(node, arg(0)?, &a.ints("perm"))?),
+        "Shape" => {
+            let t = arg(0)?;
+            let rank = t.shape.len() as i64;
+            let clamp = |x: i64| (if x < 0 { x + rank } else { x }).clamp(0, rank) as usize;
+            let (start, end) = (clamp(a.i("start", 0)), clamp(a.i("end", rank)));
+            let dims: Vec<i64> = t.shape[start..end.max(start)]
+                .iter()
+                .map(|&d| d as i64)
+                .collect();
+            one(Tensor {
+                shape: vec![dims.len()],
+                data: Data::I(dims),
+            })
+        }
+        "ConstantOfShape" => {
+            let dims = arg(0)?
+                .i()
+                .ok_or_else(|| fail(node, "a shape that is not int64"))?;
+            let shape: Vec<usize> = dims
+                .iter()
+                .map(|&d| usize::try_from(d).map_err(|_| fail(node, format!("the shape {dims:?}"))))
+                .collect::<Result<_>>()?;
+            let n = bounded(node, &shape)?;
+            let value = match a.get("value").and_then(|v| v.t.as_ref()) {
+                Some(t) => Tensor::from_proto(t)?,
+                None => Tensor {
+                    shape: vec![1],
+                    data: Data::F(vec![0.0]),
+                },
+            };
+            let data = match &value.data {
+                Data::F(v) if v.len() == 1 => Data::F(vec![v[0]; n]),
+                Data::I(v) if v.len() == 1 => Data::I(vec![v[0]; n]),
+                _ => return Err(fail(node, "a value that is not one number")),
+            };
+            one(Tensor { shape, data })
+        }
+        "Binarizer" => {
+            let threshold = a.f("threshold", 0.0);
+            one(float_map_with(node, arg(0)?, |x| {
+                if x > threshold { 1.0 } else { 0.0 }
+            })?)
+        }
         other => Err(Error::Unsupported(format!(
             "the ONNX operator {other} (node {:?}) is not one mlship runs",
             node.name
         ))),
     }
+}
+
+/// A float tensor mapped value by value with a closure (for maps that need a parameter).
+fn float_map_with(node: &NodeProto, t: &Tensor, f: impl Fn(f32) -> f32) -> Result<Tensor> {
+    let v = t.f().ok_or_else(|| fail(node, "a non-float input"))?;
+    Ok(Tensor {
+        shape: t.shape.clone(),
+        data: Data::F(v.iter().map(|&x| f(x)).collect()),
+    })
+}
+
+/// Elementwise comparison with broadcasting: 1 where `keep` holds for the pair's order, 0
+/// elsewhere (NaN compares false, as in IEEE arithmetic).
+fn compare(
+    node: &NodeProto,
+    a: &Tensor,
+    b: &Tensor,
+    keep: fn(std::cmp::Ordering) -> bool,
+) -> Result<Tensor> {
+    let shape = broadcast(&a.shape, &b.shape).ok_or_else(|| {
+        fail(
+            node,
+            format!("shapes {:?} and {:?} do not broadcast", a.shape, b.shape),
+        )
+    })?;
+    let n = bounded(node, &shape)?;
+    let pair = |k: usize| {
+        (
+            source_index(&shape, &a.shape, k),
+            source_index(&shape, &b.shape, k),
+        )
+    };
+    let out: Vec<i64> = match (&a.data, &b.data) {
+        (Data::F(x), Data::F(y)) => (0..n)
+            .map(|k| {
+                let (i, j) = pair(k);
+                x[i].partial_cmp(&y[j]).map_or(0, |o| i64::from(keep(o)))
+            })
+            .collect(),
+        (Data::I(x), Data::I(y)) => (0..n)
+            .map(|k| {
+                let (i, j) = pair(k);
+                i64::from(keep(x[i].cmp(&y[j])))
+            })
+            .collect(),
+        (Data::S(x), Data::S(y)) => (0..n)
+            .map(|k| {
+                let (i, j) = pair(k);
+                i64::from(keep(x[i].cmp(&y[j])))
+            })
+            .collect(),
+        _ => return Err(fail(node, "operands of different types")),
+    };
+    Ok(Tensor {
+        shape,
+        data: Data::I(out),
+    })
+}
+
+/// `Where`: `x` where the condition holds, else `y`, all three broadcast together.
+fn select(node: &NodeProto, c: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let cond = c
+        .i()
+        .ok_or_else(|| fail(node, "a condition that is not boolean"))?;
+    let shape = broadcast(&c.shape, &x.shape)
+        .and_then(|s| broadcast(&s, &y.shape))
+        .ok_or_else(|| fail(node, "shapes that do not broadcast"))?;
+    let n = bounded(node, &shape)?;
+    macro_rules! pick {
+        ($variant:ident, $xs:expr, $ys:expr) => {
+            Data::$variant(
+                (0..n)
+                    .map(|k| {
+                        if cond[source_index(&shape, &c.shape, k)] != 0 {
+                            $xs[source_index(&shape, &x.shape, k)].clone()
+                        } else {
+                            $ys[source_index(&shape, &y.shape, k)].clone()
+                        }
+                    })
+                    .collect(),
+            )
+        };
+    }
+    let data = match (&x.data, &y.data) {
+        (Data::F(p), Data::F(q)) => pick!(F, p, q),
+        (Data::I(p), Data::I(q)) => pick!(I, p, q),
+        (Data::S(p), Data::S(q)) => pick!(S, p, q),
+        _ => return Err(fail(node, "branches of different types")),
+    };
+    Ok(Tensor { shape, data })
+}
+
+/// Permutes the axes (reversed when `perm` is empty, as ONNX says).
+fn transpose(node: &NodeProto, t: &Tensor, perm: &[i64]) -> Result<Tensor> {
+    let rank = t.shape.len();
+    let perm: Vec<usize> = if perm.is_empty() {
+        (0..rank).rev().collect()
+    } else {
+        perm.iter()
+            .map(|&p| axis_of(node, p, rank))
+            .collect::<Result<_>>()?
+    };
+    let mut seen = vec![false; rank];
+    if perm.len() != rank || perm.iter().any(|&p| std::mem::replace(&mut seen[p], true)) {
+        return Err(fail(node, format!("the permutation {perm:?}")));
+    }
+    let shape: Vec<usize> = perm.iter().map(|&p| t.shape[p]).collect();
+    let n = t.len();
+    // The input's strides, in the output's axis order.
+    let mut strides = vec![1usize; rank];
+    for d in (0..rank.saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * t.shape[d + 1];
+    }
+    let src = |mut k: usize| {
+        let mut i = 0;
+        for d in (0..rank).rev() {
+            i += (k % shape[d]) * strides[perm[d]];
+            k /= shape[d];
+        }
+        i
+    };
+    let data = match &t.data {
+        Data::F(v) => Data::F((0..n).map(|k| v[src(k)]).collect()),
+        Data::I(v) => Data::I((0..n).map(|k| v[src(k)]).collect()),
+        Data::S(v) => Data::S((0..n).map(|k| v[src(k)].clone()).collect()),
+    };
+    Ok(Tensor { shape, data })
+}
+
+/// The kernel of libsvm's models between a row and a support vector.
+fn svm_kernel(
+    node: &NodeProto,
+    kernel: &str,
+    (gamma, coef0, degree): (f32, f32, f32),
+    x: &[f32],
+    v: &[f32],
+) -> Result<f32> {
+    let dot = || x.iter().zip(v).map(|(a, b)| a * b).sum::<f32>();
+    match kernel {
+        "LINEAR" => Ok(dot()),
+        "POLY" => Ok((gamma * dot() + coef0).powf(degree)),
+        "RBF" => Ok((-gamma * x.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum::<f32>()).exp()),
+        "SIGMOID" => Ok((gamma * dot() + coef0).tanh()),
+        other => Err(fail(node, format!("kernel {other:?}"))),
+    }
+}
+
+fn kernel_params(a: &Attrs) -> (f32, f32, f32) {
+    let kp = a.floats("kernel_params");
+    (
+        kp.first().copied().unwrap_or(0.0),
+        kp.get(1).copied().unwrap_or(0.0),
+        kp.get(2).copied().unwrap_or(3.0),
+    )
+}
+
+/// libsvm's regression and one-class models: the kernel expansion plus rho, as onnxruntime runs
+/// it (`one_class` gives 1 or -1 by the sign).
+fn svm_regressor(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>> {
+    let (n, c, xs) = rows_of(node, t)?;
+    let sv = a.floats("support_vectors");
+    let coef = a.floats("coefficients");
+    let rho = a.floats("rho");
+    let kernel = a.s("kernel_type", "LINEAR");
+    let params = kernel_params(a);
+    let one_class = a.i("one_class", 0) != 0;
+    let n_sv = a.i("n_supports", 0).max(0) as usize;
+    let linear_only = n_sv == 0;
+    if rho.len() != 1
+        || (!linear_only && (sv.len() != n_sv * c || coef.len() != n_sv))
+        || (linear_only && coef.len() != c)
+    {
+        return Err(fail(
+            node,
+            "support vectors, coefficients or rho do not fit",
+        ));
+    }
+    let mut out = Vec::with_capacity(n);
+    for r in 0..n {
+        let x = &xs[r * c..(r + 1) * c];
+        let mut s = if linear_only {
+            // Without support vectors, the coefficients are a linear model's weights.
+            x.iter().zip(&coef).map(|(p, q)| p * q).sum::<f32>()
+        } else {
+            let mut s = 0.0f32;
+            for (j, w) in coef.iter().enumerate() {
+                s += w * svm_kernel(node, &kernel, params, x, &sv[j * c..(j + 1) * c])?;
+            }
+            s
+        };
+        s += rho[0];
+        if one_class {
+            s = if s > 0.0 { 1.0 } else { -1.0 };
+        }
+        out.push(s);
+    }
+    if a.s("post_transform", "NONE") != "NONE" {
+        return Err(fail(node, "an SVMRegressor post_transform other than NONE"));
+    }
+    Ok(vec![Tensor {
+        shape: vec![n, 1],
+        data: Data::F(out),
+    }])
 }
 
 /// libsvm's one-against-one classifier, as onnxruntime runs it (no probabilities).
@@ -1540,12 +1972,7 @@ fn svm(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>> {
     let sv = a.floats("support_vectors");
     let coef = a.floats("coefficients");
     let rho = a.floats("rho");
-    let kp = a.floats("kernel_params");
-    let (gamma, coef0, degree) = (
-        kp.first().copied().unwrap_or(0.0),
-        kp.get(1).copied().unwrap_or(0.0),
-        kp.get(2).copied().unwrap_or(3.0),
-    );
+    let params = kernel_params(a);
     let total: usize = per_class.iter().sum();
     if per_class.len() != k
         || sv.len() != total * c
@@ -1571,19 +1998,7 @@ fn svm(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>> {
     for r in 0..n {
         let x = &xs[r * c..(r + 1) * c];
         let kv: Vec<f32> = (0..total)
-            .map(|s| {
-                let v = &sv[s * c..(s + 1) * c];
-                let dot: f32 = x.iter().zip(v).map(|(a, b)| a * b).sum();
-                match kernel.as_str() {
-                    "LINEAR" => Ok(dot),
-                    "POLY" => Ok((gamma * dot + coef0).powf(degree)),
-                    "RBF" => Ok((-gamma
-                        * x.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum::<f32>())
-                    .exp()),
-                    "SIGMOID" => Ok((gamma * dot + coef0).tanh()),
-                    other => Err(fail(node, format!("kernel {other:?}"))),
-                }
-            })
+            .map(|s| svm_kernel(node, &kernel, params, x, &sv[s * c..(s + 1) * c]))
             .collect::<Result<_>>()?;
         let mut votes = vec![0usize; k];
         let mut p = 0;
@@ -1616,17 +2031,160 @@ fn svm(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>> {
         } else if k == 2 {
             scores.extend([-last, last]);
         } else {
-            scores.extend(votes.iter().map(|&v| v as f32));
+            // The pairs' decision values, as onnxruntime gives them: skl2onnx builds scikit-learn's
+            // one-vs-rest decision function from them with standard operators.
+            scores.extend(pairs.iter().map(|&x| x as f32));
         }
     }
+    let width = if platt || k == 2 { k } else { k * (k - 1) / 2 };
     Ok(vec![
         Tensor {
             shape: vec![n],
             data: label_tensor(&labels, &idx),
         },
         Tensor {
-            shape: vec![n, k],
+            shape: vec![n, width],
             data: Data::F(scores),
         },
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(op: &str, attributes: Vec<Attribute>) -> NodeProto {
+        NodeProto {
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            name: "n".into(),
+            op_type: op.into(),
+            domain: String::new(),
+            attributes,
+            offset: 0,
+        }
+    }
+
+    fn ints_attr(name: &str, ints: Vec<i64>) -> Attribute {
+        Attribute {
+            name: name.into(),
+            f: None,
+            i: None,
+            s: None,
+            t: None,
+            floats: Vec::new(),
+            ints,
+            strings: Vec::new(),
+            has_graph: false,
+        }
+    }
+
+    fn f(shape: &[usize], v: &[f32]) -> Tensor {
+        Tensor {
+            shape: shape.to_vec(),
+            data: Data::F(v.to_vec()),
+        }
+    }
+
+    fn i(shape: &[usize], v: &[i64]) -> Tensor {
+        Tensor {
+            shape: shape.to_vec(),
+            data: Data::I(v.to_vec()),
+        }
+    }
+
+    fn run1(op: &str, attrs: Vec<Attribute>, ins: &[&Tensor]) -> Tensor {
+        let ins: Vec<Option<&Tensor>> = ins.iter().map(|t| Some(*t)).collect();
+        run(&node(op, attrs), &ins, None).unwrap().remove(0)
+    }
+
+    fn floats(t: &Tensor) -> Vec<f32> {
+        t.f().unwrap().to_vec()
+    }
+
+    fn int_values(t: &Tensor) -> Vec<i64> {
+        t.i().unwrap().to_vec()
+    }
+
+    /// The standard operators that classic converters build decisions from, on small tensors
+    /// worked out by hand (the corpus's skl2onnx graphs cover the rest).
+    #[test]
+    fn logic_and_selection_follow_the_onnx_definitions() {
+        let x = f(&[2, 2], &[1.0, -2.0, f32::NAN, 4.0]);
+        let zero = f(&[1], &[0.0]);
+        let lt = run1("Less", vec![], &[&x, &zero]);
+        assert_eq!(int_values(&lt), [0, 1, 0, 0]);
+        assert_eq!(
+            int_values(&run1("GreaterOrEqual", vec![], &[&x, &zero])),
+            [1, 0, 0, 1]
+        );
+        let not = run1("Not", vec![], &[&lt]);
+        assert_eq!(int_values(&not), [1, 0, 1, 1]);
+        assert_eq!(int_values(&run1("And", vec![], &[&lt, &not])), [0, 0, 0, 0]);
+        assert_eq!(int_values(&run1("Or", vec![], &[&lt, &not])), [1, 1, 1, 1]);
+        assert_eq!(int_values(&run1("Xor", vec![], &[&lt, &lt])), [0, 0, 0, 0]);
+        let picked = run1("Where", vec![], &[&lt, &f(&[1], &[9.0]), &x]);
+        assert_eq!(floats(&picked)[..2], [1.0, 9.0]);
+        assert!(floats(&picked)[2].is_nan());
+        let y = f(&[2], &[3.0, -3.0]);
+        assert_eq!(floats(&run1("Max", vec![], &[&x, &y]))[..2], [3.0, -2.0]);
+        assert_eq!(floats(&run1("Mean", vec![], &[&y, &y, &y])), [3.0, -3.0]);
+        assert_eq!(floats(&run1("Sum", vec![], &[&y, &y])), [6.0, -6.0]);
+        assert_eq!(
+            floats(&run1(
+                "Clip",
+                vec![],
+                &[&y, &f(&[1], &[-1.0]), &f(&[1], &[2.0])]
+            )),
+            [2.0, -1.0]
+        );
+        assert_eq!(floats(&run1("Sign", vec![], &[&y])), [1.0, -1.0]);
+        assert_eq!(
+            floats(&run1("Floor", vec![], &[&f(&[2], &[1.5, -1.5])])),
+            [1.0, -2.0]
+        );
+        let to_bool = Attribute {
+            i: Some(BOOL),
+            ..ints_attr("to", Vec::new())
+        };
+        assert_eq!(
+            int_values(&run1("Cast", vec![to_bool], &[&f(&[2], &[0.0, 2.0])])),
+            [0, 1]
+        );
+    }
+
+    #[test]
+    fn shapes_move_as_onnx_says() {
+        let x = f(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let t = run1("Transpose", vec![], &[&x]);
+        assert_eq!(t.shape, [3, 2]);
+        assert_eq!(floats(&t), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        let u = run1("Unsqueeze", vec![], &[&x, &i(&[1], &[1])]);
+        assert_eq!(u.shape, [2, 1, 3]);
+        let s = run1("Squeeze", vec![ints_attr("axes", vec![1])], &[&u]);
+        assert_eq!(s.shape, [2, 3]);
+        let shape = run1("Shape", vec![], &[&x]);
+        assert_eq!(int_values(&shape), [2, 3]);
+        let c = run1("ConstantOfShape", vec![], &[&shape]);
+        assert_eq!(c.shape, [2, 3]);
+        assert_eq!(floats(&c), [0.0; 6]);
+        let flat = Attribute {
+            i: Some(0),
+            ..ints_attr("keepdims", Vec::new())
+        };
+        let m = run1("ReduceMean", vec![ints_attr("axes", vec![1]), flat], &[&x]);
+        assert_eq!((m.shape.as_slice(), floats(&m)), (&[2][..], vec![2.0, 5.0]));
+        let bad = run(
+            &node("Squeeze", vec![ints_attr("axes", vec![0])]),
+            &[Some(&x)],
+            None,
+        );
+        assert!(bad.is_err(), "an axis of length 2 cannot be squeezed");
+        let perm = run(
+            &node("Transpose", vec![ints_attr("perm", vec![0, 0])]),
+            &[Some(&x)],
+            None,
+        );
+        assert!(perm.is_err(), "a permutation repeats no axis");
+    }
 }

@@ -151,6 +151,8 @@ fn push_doubles(v: Wire, out: &mut Vec<f64>) -> Result<()> {
 pub const FLOAT: i64 = 1;
 pub const INT32: i64 = 6;
 pub const STRING: i64 = 8;
+/// Booleans are held as 0 and 1 in an int64 tensor.
+pub const BOOL: i64 = 9;
 pub const INT64: i64 = 7;
 pub const DOUBLE: i64 = 11;
 
