@@ -161,8 +161,68 @@ pub fn predictions(o: &Output) -> Vec<Json> {
     }
 }
 
+/// Why a scoring call failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The model refused the input, or (`Invalid`) could not score at all.
+    Model(mlship_model::Error),
+    /// The model panicked; the panic's message.
+    Panic(String),
+    /// The model's batcher stopped before answering (it is started again on the next request).
+    Stopped,
+}
+
+/// The one table from scoring failures to answers: the status, the stable code, and whether the
+/// failure is the client's (its message is the answer) or the server's (the answer is generic and
+/// the cause goes to the log).
+fn answer(f: &Failure) -> (StatusCode, &'static str, bool) {
+    use mlship_model::Error as E;
+    match f {
+        Failure::Model(
+            E::MissingColumn { .. }
+            | E::BadValue { .. }
+            | E::ColumnCount { .. }
+            | E::UnknownCategory { .. }
+            | E::RaggedFrame { .. },
+        ) => (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", true),
+        Failure::Model(E::Invalid(_)) | Failure::Panic(_) | Failure::Stopped => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", false)
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Model(e) => write!(f, "{e}"),
+            Failure::Panic(m) => write!(f, "the model panicked: {m}"),
+            Failure::Stopped => f.write_str("the model's batcher stopped"),
+        }
+    }
+}
+
+/// The text of a panic's payload.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Scores, turning a panic anywhere in the model into a [`Failure`]: the model stays loaded and
+/// the thread goes on serving.
+pub fn predict_guarded(
+    model: &mlship_model::Model,
+    frame: &mlship_model::Frame,
+) -> Result<Output, Failure> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.predict(frame))) {
+        Ok(r) => r.map_err(Failure::Model),
+        Err(p) => Err(Failure::Panic(panic_message(p.as_ref()))),
+    }
+}
+
 /// Scores a frame and records it in the metrics; large batches run on the blocking pool so the
-/// event loop stays responsive.
+/// event loop stays responsive. A failure becomes its answer from [`answer`]'s table.
 pub async fn score(
     state: &crate::AppState,
     served: &crate::Served,
@@ -171,21 +231,13 @@ pub async fn score(
 ) -> Result<Output, ApiError> {
     let started = std::time::Instant::now();
     let rows = frame.n_rows();
+    crate::observe::note_served(&served.name, &served.version_label);
     let res = if rows == 1 && state.config.batch.max_batch_size > 1 {
         // Single rows go through the model's batcher, which scores concurrent ones together.
-        let tx = served.batcher.get_or_init(|| {
-            let (st, name, version) = (state.metrics_handle(), served.name.clone(), served.version);
-            crate::batch::spawn(
-                served.model.clone(),
-                state.config.batch,
-                std::sync::Arc::new(move |n| st.batch(&name, version, n)),
-            )
-        });
-        crate::batch::submit(tx, frame)
-            .await
-            .map_err(|e| ApiError::bad_request(e, style))
+        let tx = batcher(state, served);
+        crate::batch::submit(&tx, frame).await
     } else {
-        score_frame(served.model.clone(), frame, style).await
+        score_frame(served.model.clone(), frame).await
     };
     state.metrics.scored(
         &served.name,
@@ -194,30 +246,66 @@ pub async fn score(
         started.elapsed().as_secs_f64(),
         res.is_ok(),
     );
-    res
+    res.map_err(|f| {
+        if matches!(f, Failure::Panic(_)) {
+            state.metrics.panicked(&served.name, &served.version_label);
+        }
+        let (status, code, client) = answer(&f);
+        if client {
+            ApiError::new(status, code, f.to_string(), style)
+        } else {
+            tracing::error!(model = %served.name, version = %served.version_label, cause = %f, "scoring failed");
+            ApiError::new(
+                status,
+                code,
+                format!(
+                    "the model `{}` failed to score this request; the server's log has the cause",
+                    served.name
+                ),
+                style,
+            )
+        }
+    })
+}
+
+/// The model's batcher: the running one, or a new one if there is none or it stopped.
+fn batcher(
+    state: &crate::AppState,
+    served: &crate::Served,
+) -> tokio::sync::mpsc::UnboundedSender<crate::batch::Job> {
+    let mut slot = served
+        .batcher
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match slot.as_ref() {
+        Some(tx) if !tx.is_closed() => tx.clone(),
+        _ => {
+            if slot.is_some() {
+                tracing::warn!(model = %served.name, "restarting the model's batcher");
+            }
+            let (st, name, version) = (state.metrics_handle(), served.name.clone(), served.version);
+            let tx = crate::batch::spawn(
+                served.model.clone(),
+                state.config.batch,
+                std::sync::Arc::new(move |n| st.batch(&name, version, n)),
+            );
+            *slot = Some(tx.clone());
+            tx
+        }
+    }
 }
 
 async fn score_frame(
     model: std::sync::Arc<mlship_model::Model>,
     frame: mlship_model::Frame,
-    style: Style,
-) -> Result<Output, ApiError> {
-    let big = frame.n_rows() >= 512;
-    let res = if big {
-        tokio::task::spawn_blocking(move || model.predict(&frame))
+) -> Result<Output, Failure> {
+    if frame.n_rows() >= 512 {
+        tokio::task::spawn_blocking(move || predict_guarded(&model, &frame))
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL_ERROR",
-                    "internal error",
-                    style,
-                )
-            })?
+            .unwrap_or_else(|e| Err(Failure::Panic(e.to_string())))
     } else {
-        model.predict(&frame)
-    };
-    res.map_err(|e| ApiError::bad_request(e.to_string(), style))
+        predict_guarded(&model, &frame)
+    }
 }
 
 /// Scores for a picked model: records the deployment route's outcome, and scores the deployment's

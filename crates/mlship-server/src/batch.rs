@@ -10,10 +10,12 @@ use std::time::Duration;
 use mlship_model::{ColumnData, Frame, Matrix, Model, Output, Predictions, Scores};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::api::{Failure, predict_guarded};
+
 /// One request waiting in a batch.
 pub struct Job {
     frame: Frame,
-    reply: oneshot::Sender<Result<Output, String>>,
+    reply: oneshot::Sender<Result<Output, Failure>>,
 }
 
 /// How batches form.
@@ -61,12 +63,11 @@ pub fn spawn(
 }
 
 /// Submits one frame and waits for its answer.
-pub async fn submit(tx: &mpsc::UnboundedSender<Job>, frame: Frame) -> Result<Output, String> {
+pub async fn submit(tx: &mpsc::UnboundedSender<Job>, frame: Frame) -> Result<Output, Failure> {
     let (reply, rx) = oneshot::channel();
     tx.send(Job { frame, reply })
-        .map_err(|_| "the model's batcher stopped".to_string())?;
-    rx.await
-        .map_err(|_| "the model's batcher stopped".to_string())?
+        .map_err(|_| Failure::Stopped)?;
+    rx.await.map_err(|_| Failure::Stopped)?
 }
 
 fn same_layout(a: &Frame, b: &Frame) -> bool {
@@ -84,19 +85,15 @@ fn run(model: &Model, jobs: Vec<Job>) {
             .partition(|j| same_layout(&first, &j.frame))
     };
     for j in alone {
-        let _ = j
-            .reply
-            .send(model.predict(&j.frame).map_err(|e| e.to_string()));
+        let _ = j.reply.send(predict_guarded(model, &j.frame));
     }
     if together.len() == 1 {
         let j = together.into_iter().next().expect("one job");
-        let _ = j
-            .reply
-            .send(model.predict(&j.frame).map_err(|e| e.to_string()));
+        let _ = j.reply.send(predict_guarded(model, &j.frame));
         return;
     }
     let frames: Vec<&Frame> = together.iter().map(|j| &j.frame).collect();
-    match concat(&frames).map(|f| model.predict(&f)) {
+    match concat(&frames).map(|f| predict_guarded(model, &f)) {
         Ok(Ok(out)) => {
             let mut start = 0;
             for j in together {
@@ -108,9 +105,7 @@ fn run(model: &Model, jobs: Vec<Job>) {
         // One bad request spoils a shared call: score each alone so only it gets the error.
         _ => {
             for j in together {
-                let _ = j
-                    .reply
-                    .send(model.predict(&j.frame).map_err(|e| e.to_string()));
+                let _ = j.reply.send(predict_guarded(model, &j.frame));
             }
         }
     }

@@ -3,7 +3,8 @@
 //! - [`router`] builds the axum application over an [`AppState`] of loaded models;
 //! - [`run`] serves it on a listener until a shutdown signal, letting requests in flight finish;
 //! - [`input`] parses request bodies (MLflow's JSON shapes, CSV) into a typed `Frame`;
-//! - `mlflow`, `kserve` and `v2` are the protocol adapters; each keeps its own error shape.
+//! - `mlflow`, `kserve` and `v2` are the protocol adapters; each keeps its own error shape;
+//! - [`observe`] gives both servers request ids, access logs and 500s for panics.
 
 mod api;
 mod batch;
@@ -12,6 +13,7 @@ pub mod input;
 mod kserve;
 mod metrics;
 mod mlflow;
+pub mod observe;
 mod openapi;
 pub mod tracking;
 mod v2;
@@ -40,8 +42,8 @@ pub struct Served {
     pub model: Arc<Model>,
     /// Where it came from: a path or a `models:/` URI.
     pub source: String,
-    /// The model's batcher, started on first use.
-    batcher: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<batch::Job>>,
+    /// The model's batcher, started on first use and again if its task ever stops.
+    batcher: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<batch::Job>>>,
     /// The version as metrics label it (`file` for a model not from the registry).
     version_label: String,
 }
@@ -61,7 +63,7 @@ impl Served {
             alias,
             model,
             source,
-            batcher: std::sync::OnceLock::new(),
+            batcher: std::sync::Mutex::new(None),
             version_label,
         }
     }
@@ -309,10 +311,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi_route))
         .route("/docs", get(docs_route))
         .fallback(api::not_found)
+        .layer(observe::catch_panics(
+            api::Style::Error,
+            Some(state.metrics_handle()),
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_requests,
         ))
+        .layer(axum::middleware::from_fn(observe::access_log))
         .with_state(state)
 }
 

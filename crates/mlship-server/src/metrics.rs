@@ -52,6 +52,7 @@ impl Histogram {
 struct ModelStats {
     rows: u64,
     errors: u64,
+    panics: u64,
     batch_rows: Histogram,
     scoring_latency: Histogram,
     batch_requests: Histogram,
@@ -65,6 +66,7 @@ struct Inner {
     request_latency: BTreeMap<String, Histogram>,
     /// model -> version -> stats.
     models: BTreeMap<String, BTreeMap<String, ModelStats>>,
+    handler_panics: u64,
 }
 
 fn slot<'a, V: Default>(m: &'a mut BTreeMap<String, V>, k: &str) -> &'a mut V {
@@ -126,6 +128,17 @@ impl Metrics {
         st.scoring_latency.observe(&LATENCY_BUCKETS, seconds);
     }
 
+    /// A model that panicked while scoring (it keeps serving).
+    pub fn panicked(&self, model: &str, version: &str) {
+        let mut i = self.lock();
+        slot(slot(&mut i.models, model), version).panics += 1;
+    }
+
+    /// A handler that panicked outside scoring (answered 500).
+    pub fn handler_panicked(&self) {
+        self.lock().handler_panics += 1;
+    }
+
     /// One call of a model's batcher, and how many requests it scored together.
     pub fn batch(&self, model: &str, version: Option<u32>, requests: usize) {
         let version = version.map_or_else(|| "file".to_string(), |v| v.to_string());
@@ -174,10 +187,19 @@ impl Metrics {
         each(&mut |l, st| {
             let _ = writeln!(out, "mlship_predictions_total{{{l}}} {}", st.rows);
         });
-        out.push_str("# HELP mlship_prediction_errors_total Scoring calls refused (bad input), by model and version.\n# TYPE mlship_prediction_errors_total counter\n");
+        out.push_str("# HELP mlship_prediction_errors_total Scoring calls that failed (refused input or the model's fault), by model and version.\n# TYPE mlship_prediction_errors_total counter\n");
         each(&mut |l, st| {
             let _ = writeln!(out, "mlship_prediction_errors_total{{{l}}} {}", st.errors);
         });
+        out.push_str("# HELP mlship_model_panics_total Scoring calls in which the model panicked (answered 500; the model keeps serving), by model and version.\n# TYPE mlship_model_panics_total counter\n");
+        each(&mut |l, st| {
+            let _ = writeln!(out, "mlship_model_panics_total{{{l}}} {}", st.panics);
+        });
+        let _ = writeln!(
+            out,
+            "# HELP mlship_handler_panics_total Requests whose handler panicked outside scoring (answered 500).\n# TYPE mlship_handler_panics_total counter\nmlship_handler_panics_total {}",
+            i.handler_panics
+        );
         out.push_str("# HELP mlship_batch_rows Rows per scoring call, by model and version.\n# TYPE mlship_batch_rows histogram\n");
         each(&mut |l, st| {
             st.batch_rows

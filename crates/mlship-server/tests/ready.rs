@@ -1,27 +1,15 @@
 //! A server that is still loading answers 503 on every model route, in each protocol's shape,
 //! while saying it is alive; once its models are installed it answers.
 
-use std::io::{Read, Write};
+mod common;
+
 use std::sync::Arc;
 
 use mlship_server::{AppState, Config};
 
 fn get(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut c = std::net::TcpStream::connect(addr).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    c.write_all(req.as_bytes()).unwrap();
-    let mut r = String::new();
-    let _ = c.read_to_string(&mut r);
-    (
-        r.split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        r.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
-    )
+    let (status, _, body) = common::http(addr, method, path, body);
+    (status, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

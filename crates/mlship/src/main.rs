@@ -60,6 +60,7 @@ pub fn user(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Erro
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    init_logs();
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error: {info}");
         eprintln!("hint: this is a bug in mlship; please report it with the command you ran");
@@ -73,6 +74,33 @@ fn main() -> ExitCode {
         }
         Err(_) => ExitCode::from(2),
     }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`): one JSON object per line when
+/// stderr is not a terminal (a container's log collector), compact text when it is.
+fn init_logs() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        logs.compact().init();
+    } else {
+        logs.json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    }
+}
+
+/// For the servers, which answer a panic in a request with a 500 and go on: the panic is a log
+/// event, not the command's last words.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "panic");
+    }));
 }
 
 /// Prints an error and its hint, as every command does on failure.

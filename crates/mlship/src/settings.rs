@@ -1,7 +1,8 @@
 //! Settings: where the registry lives, from flags and the environment, resolved once.
 //!
 //! Every environment variable mlship reads is declared here: `MLSHIP_HOME`, `MLSHIP_STORE`,
-//! `MLSHIP_ARTIFACTS`, and `USER` for the author of registry changes.
+//! `MLSHIP_ARTIFACTS`, and `USER` for the author of registry changes; `RUST_LOG` filters the
+//! servers' logs (read by `main::init_logs`).
 
 use std::path::PathBuf;
 

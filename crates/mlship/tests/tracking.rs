@@ -23,7 +23,11 @@ impl Drop for Server {
 /// Starts `mlship ARGS --port 0` (`server` or `serve`) with the given environment.
 fn start(args: &[&str], env: &[(&str, String)]) -> Server {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mlship"));
-    c.args(args).args(["--port", "0"]).stderr(Stdio::inherit());
+    // Failures show in the test's output; the access log (one line per request) does not.
+    c.args(args)
+        .args(["--port", "0"])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit());
     for (k, v) in env {
         c.env(k, v);
     }

@@ -87,7 +87,7 @@ pub fn store_error(e: StoreError) -> ApiError {
         | E::NothingToRollBack { .. } => (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE"),
         E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE"),
         E::Corrupt { .. } | E::MissingArtifact(_) | E::Store { .. } | E::Io { .. } | E::Sql(_) => {
-            eprintln!("mlship server: internal error: {e}");
+            tracing::error!(cause = %e, "internal error");
             return ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_ERROR",
@@ -120,7 +120,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(store_error),
         Err(e) => {
-            eprintln!("mlship server: a request's task failed: {e}");
+            tracing::error!(cause = %e, "a request's task failed");
             Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_ERROR",
@@ -333,6 +333,8 @@ pub fn router(state: Shared) -> Router {
         .route("/health", get(|| async { "OK" }))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .fallback(not_found)
+        .layer(crate::observe::catch_panics(Style::Mlflow, None))
+        .layer(axum::middleware::from_fn(crate::observe::access_log))
         .with_state(state)
 }
 

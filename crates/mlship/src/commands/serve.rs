@@ -14,6 +14,7 @@ use crate::settings::Settings;
 use crate::user;
 
 pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
+    crate::log_panics();
     let file = match &a.config {
         Some(p) => Some(crate::config::read(p)?),
         None => None,
@@ -74,7 +75,7 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || match load(&args, &settings, file) {
             Ok((served, deployments, followed)) => {
                 for m in &served {
-                    eprintln!("serving {} from {}", m.name, m.source);
+                    tracing::info!(model = %m.name, version = m.version, source = %m.source, "serving");
                 }
                 for d in &deployments {
                     let routes: Vec<String> = d
@@ -82,7 +83,7 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
                         .iter()
                         .map(|(m, w)| format!("{} ({w})", m.source))
                         .collect();
-                    eprintln!("serving deployment {}: {}", d.name, routes.join(", "));
+                    tracing::info!(deployment = %d.name, routes = %routes.join(", "), "serving a deployment");
                 }
                 st.install(served, deployments);
                 if !followed.is_empty() && args.reload_interval_ms > 0 {
@@ -256,13 +257,19 @@ fn follow(
                         Arc::new(r.model),
                         r.source,
                     ));
-                    eprintln!(
-                        "reloaded {name}: version {} -> {}",
-                        current.map_or("-".into(), |c| c.to_string()),
-                        v.version
+                    tracing::info!(
+                        model = %name,
+                        from = current,
+                        to = v.version,
+                        "reloaded"
                     );
                 }
-                Err(e) => eprintln!("cannot reload {name} at version {}: {e:#}", v.version),
+                Err(e) => tracing::error!(
+                    model = %name,
+                    version = v.version,
+                    cause = %format!("{e:#}"),
+                    "cannot reload; the previous version keeps serving"
+                ),
             }
         }
     }
@@ -311,9 +318,11 @@ impl RegistryHook {
 
 impl RollbackHook for RegistryHook {
     fn rolled_back(&self, deployment: &str, candidate: &Served, production: &Served, reason: &str) {
-        eprintln!(
-            "deployment {deployment}: {reason}; all traffic goes to {}",
-            production.source
+        tracing::warn!(
+            deployment,
+            reason,
+            production = %production.source,
+            "rolled back; all traffic goes to production"
         );
         let (Some(alias), Some(to)) = (candidate.alias.clone(), production.version) else {
             return;
@@ -327,10 +336,13 @@ impl RollbackHook for RegistryHook {
         let write = std::thread::spawn(move || match settings.metadata() {
             Ok(mut meta) => {
                 if let Err(e) = meta.set_alias(&name, &alias, to, "mlship serve", &reason) {
-                    eprintln!("cannot record the rollback in the registry: {e}");
+                    tracing::error!(cause = %e, "cannot record the rollback in the registry");
                 }
             }
-            Err(e) => eprintln!("cannot record the rollback in the registry: {e:#}"),
+            Err(e) => tracing::error!(
+                cause = %format!("{e:#}"),
+                "cannot record the rollback in the registry"
+            ),
         });
         self.writes
             .lock()

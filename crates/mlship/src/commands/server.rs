@@ -14,6 +14,7 @@ use crate::settings::Settings;
 use crate::user;
 
 pub fn run(a: &ServerArgs, settings: &Settings) -> anyhow::Result<()> {
+    crate::log_panics();
     let store = settings.sql()?;
     let files = settings.tracking_files()?;
     let registrar = Arc::new(Register {
@@ -41,10 +42,11 @@ pub fn run(a: &ServerArgs, settings: &Settings) -> anyhow::Result<()> {
             })?;
         let addr = listener.local_addr()?;
         crate::outln!("listening on http://{addr}");
-        eprintln!(
-            "tracking store {}, artifacts {}",
-            state.store.describe(),
-            state.files.describe()
+        tracing::info!(
+            address = %addr,
+            store = %state.store.describe(),
+            artifacts = %state.files.describe(),
+            "tracking server ready"
         );
         mlship_server::tracking::run(listener, state, mlship_server::shutdown_signal())
             .await

@@ -83,11 +83,30 @@ pub fn wait_ready(addr: &str) {
 
 /// A minimal HTTP/1.1 exchange: status, and the body parsed as JSON (or as a string).
 pub fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Json) {
+    let (status, _, body) = exchange(addr, method, path, &[("Content-Type", content_type)], body);
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Json::String(body)),
+    )
+}
+
+/// One HTTP/1.1 exchange with the given headers: status, the answer's head (lower-cased) and body.
+pub fn exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
+    ));
     s.write_all(head.as_bytes()).unwrap();
     let _ = s.write_all(body);
     let mut resp = Vec::new();
@@ -99,18 +118,13 @@ pub fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if headers
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let headers = headers.to_ascii_lowercase();
+    let body = if headers.contains("transfer-encoding: chunked") {
         dechunk(body)
     } else {
         body.to_string()
     };
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(Json::String(body)),
-    )
+    (status, headers, body)
 }
 
 fn dechunk(b: &str) -> String {

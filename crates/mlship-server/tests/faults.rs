@@ -1,0 +1,178 @@
+//! A model that panics while scoring answers 500 in every protocol's shape, is counted in
+//! `/metrics`, and leaves the model and the server working: the next request to it panics again
+//! (and is answered again), and a good model beside it keeps answering, with and without the
+//! batcher. A model that cannot score (an invalid model) is the server's fault too: 500, not 400.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use common::http;
+
+use mlship_model::{
+    DType, Estimator, External, ExternalScorer, Field, Matrix, Model, ModelInfo, Output,
+    Predictions, Signature, Task,
+};
+use mlship_server::{AppState, BatchConfig, Config, Served};
+
+#[derive(Debug)]
+enum Behaviour {
+    Doubles,
+    Panics,
+    Invalid,
+}
+
+#[derive(Debug)]
+struct Scorer(Behaviour);
+
+impl ExternalScorer for Scorer {
+    fn n_features(&self) -> usize {
+        1
+    }
+
+    fn score(&self, x: &Matrix) -> mlship_model::Result<Output> {
+        match self.0 {
+            Behaviour::Doubles => Ok(Output {
+                predictions: Predictions::Values(x.iter_rows().map(|r| r[0] * 2.0).collect()),
+                probabilities: None,
+                classes: None,
+                decision_function: None,
+                distances: None,
+                extra: Vec::new(),
+            }),
+            Behaviour::Panics => panic!("index out of bounds in a test model"),
+            Behaviour::Invalid => Err(mlship_model::Error::Invalid("a corrupt test model".into())),
+        }
+    }
+}
+
+fn served(name: &str, b: Behaviour) -> Served {
+    let model = Model {
+        signature: Signature {
+            inputs: vec![Field {
+                name: "x".into(),
+                dtype: DType::Float,
+                nullable: false,
+            }],
+            named: true,
+            task: Task::Regression,
+            classes: None,
+        },
+        steps: Vec::new(),
+        estimator: Estimator::External(External(Arc::new(Scorer(b)))),
+        info: ModelInfo {
+            format: "test".into(),
+            estimator: "test".into(),
+            library: None,
+            warnings: Vec::new(),
+        },
+    };
+    Served::new(name.into(), Some(1), None, Arc::new(model), name.into())
+}
+
+async fn with_server(batch: usize, checks: impl FnOnce(String) + Send + 'static) {
+    let config = Config {
+        batch: BatchConfig {
+            max_batch_size: batch,
+            ..BatchConfig::default()
+        },
+        ..Config::default()
+    };
+    let models = vec![
+        served("good", Behaviour::Doubles),
+        served("bad", Behaviour::Panics),
+        served("corrupt", Behaviour::Invalid),
+    ];
+    let state = Arc::new(AppState::new(models, config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(mlship_server::run(listener, state, async {
+        let _ = rx.await;
+    }));
+    tokio::task::spawn_blocking(move || checks(addr))
+        .await
+        .unwrap();
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+}
+
+fn every_protocol(addr: &str) {
+    let mlflow = r#"{"dataframe_split": {"columns": ["x"], "data": [[1.5]]}}"#;
+    let v1 = r#"{"instances": [{"x": 1.5}]}"#;
+    let v2 = r#"{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1.5]}]}"#;
+    for round in 0..3 {
+        let (st, _, body) = http(addr, "POST", "/models/bad/invocations", mlflow);
+        assert_eq!(st, 500, "{body}");
+        assert!(body.contains("\"error_code\":\"INTERNAL_ERROR\""), "{body}");
+        assert!(
+            !body.contains("index out of bounds"),
+            "the cause stays in the log: {body}"
+        );
+        let (st, _, body) = http(addr, "POST", "/v1/models/bad:predict", v1);
+        assert_eq!(st, 500, "{body}");
+        assert!(body.contains("\"error\""), "{body}");
+        let (st, _, body) = http(addr, "POST", "/v2/models/bad/infer", v2);
+        assert_eq!(st, 500, "{body}");
+        // The good model beside it answers, every round.
+        let (st, _, body) = http(addr, "POST", "/models/good/invocations", mlflow);
+        assert_eq!(st, 200, "round {round}: {body}");
+        assert!(body.contains("3.0"), "{body}");
+        let (st, _, body) = http(addr, "POST", "/v2/models/good/infer", v2);
+        assert_eq!(st, 200, "{body}");
+    }
+    let (st, _, body) = http(addr, "POST", "/models/corrupt/invocations", mlflow);
+    assert_eq!(st, 500, "an invalid model is the server's fault: {body}");
+    // A client's mistake stays a 400.
+    let (st, _, body) = http(
+        addr,
+        "POST",
+        "/models/good/invocations",
+        r#"{"dataframe_split": {"columns": ["y"], "data": [[1.5]]}}"#,
+    );
+    assert_eq!(st, 400, "{body}");
+    let (_, _, metrics) = http(addr, "GET", "/metrics", "");
+    assert!(
+        metrics.contains("mlship_model_panics_total{model=\"bad\",version=\"1\"} 9"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_model_answers_500_and_the_server_keeps_serving() {
+    with_server(1, |addr| every_protocol(&addr)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_model_behind_the_batcher_does_not_stop_it() {
+    with_server(8, |addr| every_protocol(&addr)).await;
+}
+
+/// A known route with a method it does not take is 405 with `Allow`; every answer carries a
+/// request id, the client's own when it sent one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_methods_are_405_and_answers_carry_request_ids() {
+    with_server(1, |addr| {
+        let (st, head, _) = http(&addr, "DELETE", "/v2/models/good/infer", "");
+        assert_eq!(st, 405, "{head}");
+        assert!(head.to_ascii_lowercase().contains("allow: post"), "{head}");
+        let (_, head, _) = http(&addr, "GET", "/v2/health/live", "");
+        assert!(
+            head.to_ascii_lowercase().contains("x-request-id: "),
+            "{head}"
+        );
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.write_all(
+            b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Request-Id: trace-42\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut r = String::new();
+        let _ = c.read_to_string(&mut r);
+        assert!(
+            r.to_ascii_lowercase().contains("x-request-id: trace-42"),
+            "{r}"
+        );
+    })
+    .await;
+}
