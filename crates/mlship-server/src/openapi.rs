@@ -133,7 +133,8 @@ pub fn page(s: &AppState) -> String {
     }
     h.push_str("</table>");
     for m in &s.models() {
-        h.push_str(&format!("<h2>Model <code>{}</code></h2><p>{} &middot; {} &middot; from <code>{}</code></p><table><tr><th>column</th><th>type</th><th>missing allowed</th></tr>", esc(&m.name), esc(&m.model.info.estimator), m.model.signature.task.name(), esc(&m.source)));
+        // Named by name and version only: where the file lives on the host is the log's business.
+        h.push_str(&format!("<h2>Model <code>{}</code></h2><p>{} &middot; {} &middot; version {}</p><table><tr><th>column</th><th>type</th><th>missing allowed</th></tr>", esc(&m.name), esc(&m.model.info.estimator), m.model.signature.task.name(), esc(&m.version_label)));
         for f in &m.model.signature.inputs {
             h.push_str(&format!(
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",

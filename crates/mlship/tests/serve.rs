@@ -394,6 +394,13 @@ fn openapi_and_docs_describe_each_model_without_the_network() {
         !page.contains("<script") && !page.contains("https://"),
         "the page must not need the network"
     );
+    // Nothing shows where the model lives on the host.
+    let root = env!("CARGO_MANIFEST_DIR").trim_end_matches("crates/mlship");
+    let text = doc.to_string();
+    assert!(
+        !page.contains("model.pkl") && !page.contains(root) && !text.contains(root),
+        "{page}"
+    );
 }
 
 #[test]
