@@ -19,6 +19,7 @@ mod registry;
 mod s3;
 mod schema;
 mod store;
+mod tokens;
 pub mod tracking;
 
 pub use artifacts::{ArtifactStore, LocalArtifacts, Stored, sha256_hex};
@@ -28,3 +29,4 @@ pub use reference::{Reference, Selector, validate_name};
 pub use registry::{SqlStore, now_ms};
 pub use s3::S3Artifacts;
 pub use store::{AliasEvent, MetadataStore, ModelSummary, NewVersion, Version};
+pub use tokens::{Role, Token};

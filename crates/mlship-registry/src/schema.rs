@@ -183,4 +183,14 @@ CREATE TABLE logged_model_tags (
     PRIMARY KEY (model_id, key)
 );
 "#,
+    // 4: API tokens, stored as the sha256 of their secret.
+    r#"
+CREATE TABLE tokens (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+"#,
 ];

@@ -587,3 +587,34 @@ CREATE TABLE aliases (name TEXT NOT NULL REFERENCES models(name), alias TEXT NOT
 CREATE TABLE alias_history (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, alias TEXT NOT NULL, from_version INTEGER, to_version INTEGER, at INTEGER NOT NULL, by TEXT NOT NULL, reason TEXT NOT NULL);
 CREATE INDEX alias_history_name ON alias_history(name, id);
 "#;
+
+/// Tokens: found by the hash of their secret while live, names unique, revoked at once.
+fn tokens(s: &SqlStore) {
+    use mlship_registry::Role;
+    let t = s.create_token("ci", Role::Write, &"a".repeat(64)).unwrap();
+    assert_eq!((t.name.as_str(), t.role), ("ci", Role::Write));
+    s.create_token("ops", Role::Admin, &"b".repeat(64)).unwrap();
+    assert!(matches!(
+        s.create_token("ci", Role::Read, &"c".repeat(64)),
+        Err(Error::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.create_token("a:b", Role::Read, &"d".repeat(64)),
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(
+        s.token_by_hash(&"a".repeat(64)).unwrap().map(|t| t.name),
+        Some("ci".into())
+    );
+    assert_eq!(s.token_by_hash(&"e".repeat(64)).unwrap(), None);
+    let names: Vec<String> = s.tokens().unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["ci", "ops"]);
+    let revoked = s.revoke_token("ci").unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(s.token_by_hash(&"a".repeat(64)).unwrap(), None);
+    assert!(matches!(s.revoke_token("nobody"), Err(Error::NotFound(_))));
+    assert_eq!(Role::parse("admin").unwrap(), Role::Admin);
+    assert!(Role::Read < Role::Write && Role::Write < Role::Admin);
+    assert!(Role::parse("root").is_err());
+}
+on_both!(tokens);

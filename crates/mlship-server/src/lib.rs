@@ -7,6 +7,7 @@
 //! - [`observe`] gives both servers request ids, access logs and 500s for panics.
 
 mod api;
+pub mod auth;
 mod batch;
 mod deploy;
 pub mod input;
@@ -97,6 +98,8 @@ pub struct AppState {
     deployments: std::sync::RwLock<Vec<Arc<Deployment>>>,
     hook: Option<Arc<dyn RollbackHook>>,
     ready: AtomicBool,
+    /// The tokens requests are checked against (`None`: authentication is off).
+    auth: Option<Arc<auth::Tokens>>,
 }
 
 impl std::fmt::Debug for dyn RollbackHook {
@@ -131,7 +134,14 @@ impl AppState {
             deployments: std::sync::RwLock::new(deployments.into_iter().map(Arc::new).collect()),
             hook,
             ready: AtomicBool::new(true),
+            auth: None,
         }
+    }
+
+    /// Turns authentication on: every route but the health probes needs a `read` token.
+    pub fn with_auth(mut self, tokens: Arc<auth::Tokens>) -> AppState {
+        self.auth = Some(tokens);
+        self
     }
 
     pub fn deployments(&self) -> Vec<Arc<Deployment>> {
@@ -271,7 +281,7 @@ impl AppState {
 
 /// The application: every route of every protocol.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let app = Router::new()
         .route("/ping", get(mlflow::ping))
         .route("/health", get(mlflow::ping))
         .route("/version", get(mlflow::version))
@@ -310,17 +320,34 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics_route))
         .route("/openapi.json", get(openapi_route))
         .route("/docs", get(docs_route))
-        .fallback(api::not_found)
-        .layer(observe::catch_panics(
-            api::Style::Error,
-            Some(state.metrics_handle()),
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ))
-        .layer(axum::middleware::from_fn(observe::access_log))
-        .with_state(state)
+        .fallback(api::not_found);
+    let app = match &state.auth {
+        Some(tokens) => app.layer(axum::middleware::from_fn_with_state(
+            auth::Guard {
+                tokens: tokens.clone(),
+                policy: auth::serving_policy,
+                style: |path| {
+                    if path.starts_with("/invocations") || path.starts_with("/models/") {
+                        api::Style::Mlflow
+                    } else {
+                        api::Style::Error
+                    }
+                },
+            },
+            auth::require,
+        )),
+        None => app,
+    };
+    app.layer(observe::catch_panics(
+        api::Style::Error,
+        Some(state.metrics_handle()),
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        count_requests,
+    ))
+    .layer(axum::middleware::from_fn(observe::access_log))
+    .with_state(state)
 }
 
 async fn metrics_route(

@@ -51,6 +51,9 @@ pub enum Command {
     /// Tracking runs: list, show, search with MLflow's filter grammar, compare, delete, restore.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// API tokens for `serve --auth` and `server --auth`: create, list, revoke.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +67,43 @@ pub struct ServerArgs {
     /// JSON request bodies larger than this get 413 (artifact uploads are streamed, not limited).
     #[arg(long, default_value_t = 16 << 20)]
     pub body_limit: usize,
+    /// Require a token (`mlship tokens create`) on every route but /health and /version: `read`
+    /// to read, `write` to log and register, `admin` to delete and move aliases.
+    #[arg(long)]
+    pub auth: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token; its secret is printed once and never stored.
+    Create(TokenCreateArgs),
+    /// List tokens (names, roles, when made and revoked; never secrets).
+    List(OutputArgs),
+    /// Revoke a token: servers refuse it within seconds.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Read,
+    Write,
+    Admin,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenCreateArgs {
+    /// The token's name: it is recorded as the author of what the token writes, and is the
+    /// user name in HTTP basic authentication.
+    pub name: String,
+    #[arg(long, default_value = "read")]
+    pub role: RoleArg,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenRevokeArgs {
+    pub name: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -337,6 +377,9 @@ pub struct ServeArgs {
     /// How often to check the registry for moved aliases (0: never).
     #[arg(long, default_value_t = 1000)]
     pub reload_interval_ms: u64,
+    /// Require a `read` token (`mlship tokens create`) on every route but the health probes.
+    #[arg(long)]
+    pub auth: bool,
 }
 
 #[derive(Debug, Subcommand)]

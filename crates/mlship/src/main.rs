@@ -95,6 +95,21 @@ fn init_logs() {
     }
 }
 
+/// A server listening beyond this machine without `--auth` lets anyone who reaches it score,
+/// and on the tracking server, write: say so.
+pub fn warn_if_open(host: &str) {
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        tracing::warn!(
+            host,
+            "listening beyond this machine without --auth: anyone who reaches the port can use every route"
+        );
+    }
+}
+
 /// For the servers, which answer a panic in a request with a 500 and go on: the panic is a log
 /// event, not the command's last words.
 pub fn log_panics() {

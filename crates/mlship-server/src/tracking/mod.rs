@@ -57,6 +57,8 @@ pub struct TrackingState {
     pub registrar: Arc<dyn Registrar>,
     /// The largest JSON body accepted (artifact uploads are not limited by it).
     pub body_limit: usize,
+    /// The tokens requests are checked against (`None`: authentication is off).
+    pub auth: Option<Arc<crate::auth::Tokens>>,
 }
 
 impl std::fmt::Debug for TrackingState {
@@ -327,13 +329,24 @@ pub fn router(state: Shared) -> Router {
     }
     let api = api.layer(axum::extract::DefaultBodyLimit::max(state.body_limit));
     let files = artifacts::routes();
-    Router::new()
+    let app = Router::new()
         .nest("/api", api.clone().merge(files.clone()))
         .nest("/ajax-api", api.merge(files))
         .route("/health", get(|| async { "OK" }))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
-        .fallback(not_found)
-        .layer(crate::observe::catch_panics(Style::Mlflow, None))
+        .fallback(not_found);
+    let app = match &state.auth {
+        Some(tokens) => app.layer(axum::middleware::from_fn_with_state(
+            crate::auth::Guard {
+                tokens: tokens.clone(),
+                policy: crate::auth::tracking_policy,
+                style: |_| Style::Mlflow,
+            },
+            crate::auth::require,
+        )),
+        None => app,
+    };
+    app.layer(crate::observe::catch_panics(Style::Mlflow, None))
         .layer(axum::middleware::from_fn(crate::observe::access_log))
         .with_state(state)
 }
@@ -534,9 +547,12 @@ fn routes() -> Vec<(&'static str, MethodRouter<Shared>)> {
     ]
 }
 
-/// Who made a registry write through the MLflow API, for the alias history: the API and the
-/// client that called it (authentication, when it comes, will name the caller instead).
-pub(crate) fn who(headers: &axum::http::HeaderMap) -> String {
+/// Who made a registry write through the MLflow API, for the alias history: the token's name
+/// when authentication is on, else the API and the client that called it.
+pub(crate) fn who(headers: &axum::http::HeaderMap, caller: Option<&crate::auth::Caller>) -> String {
+    if let Some(c) = caller {
+        return c.name.clone();
+    }
     let agent = headers
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

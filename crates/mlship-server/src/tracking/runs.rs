@@ -96,10 +96,19 @@ pub async fn delete_experiment_tag(State(s): State<Shared>, r: Req) -> Answer {
     Ok(empty())
 }
 
-pub async fn create_run(State(s): State<Shared>, r: Req) -> Answer {
+pub async fn create_run(
+    State(s): State<Shared>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+    r: Req,
+) -> Answer {
     let new = NewRun {
         experiment_id: r.opt_str("experiment_id")?.unwrap_or_else(|| "0".into()),
-        user_id: r.opt_str("user_id")?.unwrap_or_default(),
+        // With authentication on, a run belongs to the token that made it, as MLflow's own
+        // authenticated server records it.
+        user_id: match caller {
+            Some(c) => c.name.clone(),
+            None => r.opt_str("user_id")?.unwrap_or_default(),
+        },
         run_name: r.opt_str("run_name")?,
         start_time: r.opt_i64("start_time")?,
         tags: r.key_values("tags")?,

@@ -9,6 +9,7 @@ pub(crate) mod models;
 mod predict;
 mod serve;
 mod server;
+mod tokens;
 mod tracking;
 
 use crate::cli::{Cli, Command};
@@ -29,5 +30,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Server(a) => server::run(&a, &settings),
         Command::Experiments(c) => tracking::experiments(c, &settings),
         Command::Runs(c) => tracking::runs(c, &settings),
+        Command::Tokens(c) => tokens::run(c, &settings),
     }
 }

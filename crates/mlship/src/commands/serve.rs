@@ -48,12 +48,13 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         body_limit: a.body_limit,
         batch,
     };
-    let state = Arc::new(AppState::with_deployments(
-        Vec::new(),
-        Vec::new(),
-        Some(hook),
-        config,
-    ));
+    let mut state = AppState::with_deployments(Vec::new(), Vec::new(), Some(hook), config);
+    if a.auth {
+        state = state.with_auth(Arc::new(mlship_server::auth::Tokens::new(settings.sql()?)));
+    } else {
+        crate::warn_if_open(&host);
+    }
+    let state = Arc::new(state);
     // Until the models are loaded every route answers 503; liveness says yes, readiness no.
     state.set_ready(false);
     let rt = tokio::runtime::Builder::new_multi_thread()

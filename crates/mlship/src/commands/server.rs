@@ -21,11 +21,18 @@ pub fn run(a: &ServerArgs, settings: &Settings) -> anyhow::Result<()> {
         store: store.clone(),
         artifacts: Arc::from(settings.artifacts()?),
     });
+    let auth = if a.auth {
+        Some(Arc::new(mlship_server::auth::Tokens::new(store.clone())))
+    } else {
+        crate::warn_if_open(&a.host);
+        None
+    };
     let state = Arc::new(TrackingState {
         store,
         files,
         registrar,
         body_limit: a.body_limit,
+        auth,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
