@@ -16,6 +16,7 @@ mod metrics;
 mod mlflow;
 pub mod observe;
 mod openapi;
+pub mod tls;
 pub mod tracking;
 mod v2;
 
@@ -393,12 +394,17 @@ async fn count_requests(
     resp
 }
 
-/// Serves `router(state)` on `listener` until `shutdown` completes; requests in flight finish.
-pub async fn run(
-    listener: tokio::net::TcpListener,
+/// Serves `router(state)` on `listener` (plain TCP, or [`tls::TlsListener`]) until `shutdown`
+/// completes; requests in flight finish.
+pub async fn run<L>(
+    listener: L,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -71,6 +71,19 @@ pub struct ServerArgs {
     /// to read, `write` to log and register, `admin` to delete and move aliases.
     #[arg(long)]
     pub auth: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// HTTPS: both files or neither.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS with this certificate chain (PEM); reloaded on SIGHUP or when the file changes.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -380,6 +393,8 @@ pub struct ServeArgs {
     /// Require a `read` token (`mlship tokens create`) on every route but the health probes.
     #[arg(long)]
     pub auth: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod config;
 mod model_ref;
+mod net;
 mod output;
 mod settings;
 mod timefmt;

@@ -352,11 +352,15 @@ pub fn router(state: Shared) -> Router {
 }
 
 /// Serves the tracking API on `listener` until `shutdown` completes; requests in flight finish.
-pub async fn run(
-    listener: tokio::net::TcpListener,
+pub async fn run<L>(
+    listener: L,
     state: Shared,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

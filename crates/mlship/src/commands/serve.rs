@@ -62,16 +62,8 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind((host.as_str(), port))
-            .await
-            .map_err(|e| {
-                user(
-                    format!("cannot listen on {host}:{port}: {e}"),
-                    "pick another --port, or 0 for any free port",
-                )
-            })?;
-        let addr = listener.local_addr()?;
-        crate::outln!("listening on http://{addr}");
+        let (listener, addr) = crate::net::bind(&host, port, &a.tls).await?;
+        crate::outln!("listening on {}://{addr}", listener.scheme());
         let (st, args, settings) = (state.clone(), a.clone(), settings.clone());
         tokio::task::spawn_blocking(move || match load(&args, &settings, file) {
             Ok((served, deployments, followed)) => {
@@ -97,9 +89,12 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         });
-        mlship_server::run(listener, state, mlship_server::shutdown_signal())
-            .await
-            .context("serving")?;
+        let shutdown = mlship_server::shutdown_signal();
+        match listener {
+            crate::net::Bound::Plain(l) => mlship_server::run(l, state, shutdown).await,
+            crate::net::Bound::Tls(l) => mlship_server::run(l, state, shutdown).await,
+        }
+        .context("serving")?;
         anyhow::Ok(())
     })?;
     // A rollback being written to the registry completes before the process exits.

@@ -11,7 +11,6 @@ use mlship_server::tracking::{Registrar, Registration, TrackingState};
 use crate::cli::ServerArgs;
 use crate::model_ref;
 use crate::settings::Settings;
-use crate::user;
 
 pub fn run(a: &ServerArgs, settings: &Settings) -> anyhow::Result<()> {
     crate::log_panics();
@@ -39,25 +38,20 @@ pub fn run(a: &ServerArgs, settings: &Settings) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind((a.host.as_str(), a.port))
-            .await
-            .map_err(|e| {
-                user(
-                    format!("cannot listen on {}:{}: {e}", a.host, a.port),
-                    "pick another --port, or 0 for any free port",
-                )
-            })?;
-        let addr = listener.local_addr()?;
-        crate::outln!("listening on http://{addr}");
+        let (listener, addr) = crate::net::bind(&a.host, a.port, &a.tls).await?;
+        crate::outln!("listening on {}://{addr}", listener.scheme());
         tracing::info!(
             address = %addr,
             store = %state.store.describe(),
             artifacts = %state.files.describe(),
             "tracking server ready"
         );
-        mlship_server::tracking::run(listener, state, mlship_server::shutdown_signal())
-            .await
-            .context("serving")?;
+        let shutdown = mlship_server::shutdown_signal();
+        match listener {
+            crate::net::Bound::Plain(l) => mlship_server::tracking::run(l, state, shutdown).await,
+            crate::net::Bound::Tls(l) => mlship_server::tracking::run(l, state, shutdown).await,
+        }
+        .context("serving")?;
         anyhow::Ok(())
     })
 }
