@@ -193,4 +193,8 @@ CREATE TABLE tokens (
     revoked_at BIGINT
 );
 "#,
+    // 5: runs ordered by a metric read that metric's rows in order (NaN after numbers).
+    r#"
+CREATE INDEX latest_metrics_order ON latest_metrics(key, is_nan, value);
+"#,
 ];

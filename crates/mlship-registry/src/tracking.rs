@@ -353,7 +353,40 @@ fn newer(a: &Metric, step: i64, timestamp: i64, value: f64) -> bool {
         .is_ge()
 }
 
-fn insert_metric(tx: &mut dyn Tx, run_id: &str, m: &Metric) -> Result<()> {
+/// Appends the points to a run's histories (a point logged again is one point, now linked to
+/// the model that re-logged it) and moves each key's latest value once, to the newest point of
+/// the batch if it is newer than the stored one.
+fn insert_metrics(tx: &mut dyn Tx, run_id: &str, metrics: &[Metric]) -> Result<()> {
+    let mut newest: Vec<&Metric> = Vec::new();
+    for m in metrics {
+        insert_point(tx, run_id, m)?;
+        match newest.iter_mut().find(|n| n.key == m.key) {
+            Some(n) if !newer(n, m.step, m.timestamp, m.value) => *n = m,
+            Some(_) => {}
+            None => newest.push(m),
+        }
+    }
+    for m in newest {
+        let current = tx.query_opt(
+            "SELECT key, value, is_nan, timestamp, step, NULL, NULL, NULL FROM latest_metrics WHERE run_id = $1 AND key = $2",
+            &vals![run_id, m.key.as_str()],
+        )?;
+        let replace = match current {
+            Some(r) => !newer(&metric_row(&r, 0)?, m.step, m.timestamp, m.value),
+            None => true,
+        };
+        if replace {
+            let (v, nan) = value_of(m.value);
+            tx.exec(
+                "INSERT INTO latest_metrics (run_id, key, value, is_nan, timestamp, step) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step",
+                &vals![run_id, m.key.as_str(), v, nan, m.timestamp, m.step],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn insert_point(tx: &mut dyn Tx, run_id: &str, m: &Metric) -> Result<()> {
     let (v, nan) = value_of(m.value);
     // The same point again (MLflow's log_model re-logs a run's metrics with the model's id to
     // link them) is one point of the history, now linked to the model.
@@ -374,20 +407,6 @@ fn insert_metric(tx: &mut dyn Tx, run_id: &str, m: &Metric) -> Result<()> {
         "INSERT INTO metrics (run_id, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &vals![run_id, m.key.as_str(), v, nan, m.timestamp, m.step, m.model_id.clone(), m.dataset_name.clone(), m.dataset_digest.clone()],
     )?;
-    let current = tx.query_opt(
-        "SELECT key, value, is_nan, timestamp, step, NULL, NULL, NULL FROM latest_metrics WHERE run_id = $1 AND key = $2",
-        &vals![run_id, m.key.as_str()],
-    )?;
-    let replace = match current {
-        Some(r) => !newer(&metric_row(&r, 0)?, m.step, m.timestamp, m.value),
-        None => true,
-    };
-    if replace {
-        tx.exec(
-            "INSERT INTO latest_metrics (run_id, key, value, is_nan, timestamp, step) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step",
-            &vals![run_id, m.key.as_str(), v, nan, m.timestamp, m.step],
-        )?;
-    }
     Ok(())
 }
 
@@ -642,6 +661,112 @@ fn condition_sql(c: &Cond, params: &mut Vec<Value>) -> Result<String> {
             ))
         }
     }
+}
+
+/// Which runs one statement of a runs search reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    All,
+    /// Runs that have the first order key, driven by that key's index in order.
+    HavingFirstKey,
+    /// Runs that lack it (they sort last).
+    MissingFirstKey,
+}
+
+fn run_ids(tx: &mut dyn Tx, sql: &str, params: &[Value]) -> Result<Vec<String>> {
+    tx.query(sql, params)?.iter().map(|r| r.text(0)).collect()
+}
+
+/// One statement of a runs search: the filter compiled to `EXISTS` subqueries, the orders
+/// (metrics by value with NaN after numbers, missing keys last, then newest first and by id);
+/// `limit` 0 means no limit.
+fn run_search_sql(
+    exp_ids: &[i64],
+    view: ViewType,
+    conds: &[Cond],
+    orders: &[filter::Order],
+    part: Part,
+    limit: usize,
+    offset: usize,
+) -> Result<(String, Vec<Value>)> {
+    let mut params: Vec<Value> = Vec::new();
+    let table_of = |k: Kind| match k {
+        Kind::Metric => "latest_metrics",
+        Kind::Param => "params",
+        _ => "run_tags",
+    };
+    let mut from = "runs r".to_string();
+    let mut filters = Vec::new();
+    let mut order_sql = Vec::new();
+    let mut joins = String::new();
+    for (i, o) in orders.iter().enumerate() {
+        let dir = if o.ascending { "ASC" } else { "DESC" };
+        if o.kind == Kind::Attribute {
+            let (col, _) = run_attribute(&o.key)?;
+            order_sql.push(format!("({col} IS NULL) ASC, {col} {dir}"));
+            continue;
+        }
+        let table = table_of(o.kind);
+        params.push(Value::Text(o.key.clone()));
+        let k = params.len();
+        let value_order = if o.kind == Kind::Metric {
+            format!("o{i}.is_nan {dir}, o{i}.value {dir}")
+        } else {
+            format!("o{i}.value {dir}")
+        };
+        match (i, part) {
+            (0, Part::HavingFirstKey) => {
+                from = format!("{table} o0 JOIN runs r ON r.run_id = o0.run_id");
+                filters.push(format!("o0.key = ${k}"));
+                order_sql.push(value_order);
+            }
+            (0, Part::MissingFirstKey) => filters.push(format!(
+                "NOT EXISTS (SELECT 1 FROM {table} m WHERE m.run_id = r.run_id AND m.key = ${k})"
+            )),
+            _ => {
+                joins.push_str(&format!(
+                    " LEFT JOIN {table} o{i} ON o{i}.run_id = r.run_id AND o{i}.key = ${k}"
+                ));
+                order_sql.push(format!("(o{i}.run_id IS NULL) ASC, {value_order}"));
+            }
+        }
+    }
+    let marks: Vec<String> = exp_ids
+        .iter()
+        .map(|&e| {
+            params.push(Value::Int(e));
+            format!("${}", params.len())
+        })
+        .collect();
+    filters.push(format!(
+        "r.experiment_id IN ({}){}",
+        marks.join(", "),
+        view.sql("r.lifecycle_stage")
+    ));
+    for c in conds {
+        filters.push(condition_sql(c, &mut params)?);
+    }
+    if !orders.iter().any(|o| {
+        o.kind == Kind::Attribute && run_attribute(&o.key).ok().map(|c| c.0) == Some("r.start_time")
+    }) {
+        order_sql.push("r.start_time DESC".into());
+    }
+    order_sql.push("r.run_id ASC".into());
+    let mut sql = format!(
+        "SELECT r.run_id FROM {from}{joins} WHERE {} ORDER BY {}",
+        filters.join(" AND "),
+        order_sql.join(", ")
+    );
+    if limit > 0 {
+        params.push(Value::Int(limit as i64));
+        params.push(Value::Int(offset as i64));
+        sql.push_str(&format!(
+            " LIMIT ${} OFFSET ${}",
+            params.len() - 1,
+            params.len()
+        ));
+    }
+    Ok((sql, params))
 }
 
 impl SqlStore {
@@ -1046,9 +1171,7 @@ impl SqlStore {
             for (k, v) in tags {
                 insert_tag(tx, run_id, k, v)?;
             }
-            for m in metrics {
-                insert_metric(tx, run_id, m)?;
-            }
+            insert_metrics(tx, run_id, metrics)?;
             Ok(())
         })
     }
@@ -1166,80 +1289,61 @@ impl SqlStore {
         } else {
             s.max_results
         };
-        let mut params: Vec<Value> = Vec::new();
-        let mut exp_marks = Vec::new();
+        let mut exp_ids = Vec::new();
         for e in &s.experiment_ids {
             let Ok(n) = e.parse::<i64>() else {
                 return Ok((Vec::new(), None));
             };
-            params.push(Value::Int(n));
-            exp_marks.push(format!("${}", params.len()));
+            exp_ids.push(n);
         }
-        if exp_marks.is_empty() {
+        if exp_ids.is_empty() {
             return Ok((Vec::new(), None));
         }
-        let mut sql = format!(
-            "SELECT r.run_id FROM runs r{{joins}} WHERE r.experiment_id IN ({}){}",
-            exp_marks.join(", "),
-            s.view.sql("r.lifecycle_stage")
-        );
-        for c in &conds {
-            let cond = condition_sql(c, &mut params)?;
-            sql.push_str(" AND ");
-            sql.push_str(&cond);
-        }
-        let mut joins = String::new();
-        let mut order_sql = Vec::new();
-        for (i, o) in orders.iter().enumerate() {
-            let dir = if o.ascending { "ASC" } else { "DESC" };
-            let (table, numeric) = match o.kind {
-                Kind::Metric => ("latest_metrics", true),
-                Kind::Param => ("params", false),
-                Kind::Tag => ("run_tags", false),
-                Kind::Attribute => {
-                    let (col, _) = run_attribute(&o.key)?;
-                    order_sql.push(format!("({col} IS NULL) ASC, {col} {dir}"));
-                    continue;
-                }
-                Kind::Dataset => {
-                    return Err(Error::Invalid("runs cannot be ordered by datasets".into()));
-                }
-            };
-            params.push(Value::Text(o.key.clone()));
-            joins.push_str(&format!(
-                " LEFT JOIN {table} o{i} ON o{i}.run_id = r.run_id AND o{i}.key = ${}",
-                params.len()
-            ));
-            if numeric {
-                order_sql.push(format!(
-                    "(o{i}.run_id IS NULL) ASC, o{i}.is_nan {dir}, o{i}.value {dir}"
-                ));
-            } else {
-                order_sql.push(format!("(o{i}.run_id IS NULL) ASC, o{i}.value {dir}"));
+        for o in &orders {
+            if o.kind == Kind::Dataset {
+                return Err(Error::Invalid("runs cannot be ordered by datasets".into()));
+            }
+            if o.kind == Kind::Attribute {
+                run_attribute(&o.key)?;
             }
         }
-        if !orders.iter().any(|o| {
-            o.kind == Kind::Attribute
-                && run_attribute(&o.key).ok().map(|c| c.0) == Some("r.start_time")
-        }) {
-            order_sql.push("r.start_time DESC".into());
-        }
-        order_sql.push("r.run_id ASC".into());
-        let sql = sql.replace("{joins}", &joins);
-        params.push(Value::Int((max + 1) as i64));
-        params.push(Value::Int(offset as i64));
-        let sql = format!(
-            "{sql} ORDER BY {} LIMIT ${} OFFSET ${}",
-            order_sql.join(", "),
-            params.len() - 1,
-            params.len()
-        );
+        // Ordered first by a metric, param or tag, the runs that have it are read in the order of
+        // that key's index and the scan stops at the page (a search over 100,000 runs reads a few
+        // hundred rows, not every run); those without it follow, as they sort last.
+        let keyed = orders
+            .first()
+            .is_some_and(|o| matches!(o.kind, Kind::Metric | Kind::Param | Kind::Tag));
+        let query = |part: Part, limit: usize, offset: usize| -> Result<(String, Vec<Value>)> {
+            run_search_sql(&exp_ids, s.view, &conds, &orders, part, limit, offset)
+        };
         self.db.read(|tx| {
-            let mut ids = tx
-                .query(&sql, &params)?
-                .iter()
-                .map(|r| r.text(0))
-                .collect::<Result<Vec<_>>>()?;
+            let want = max + 1;
+            let ids: Vec<String> = if keyed {
+                let (sql, params) = query(Part::HavingFirstKey, want, offset)?;
+                let mut ids = run_ids(tx, &sql, &params)?;
+                if ids.len() < want {
+                    // Past the runs that have the key: how many there are decides where the page
+                    // starts among the others.
+                    let before = if !ids.is_empty() || offset == 0 {
+                        offset + ids.len()
+                    } else {
+                        let (sql, params) = query(Part::HavingFirstKey, 0, 0)?;
+                        let counted = format!("SELECT COUNT(*) FROM ({sql}) counted");
+                        tx.query_one(&counted, &params)?.int(0)? as usize
+                    };
+                    let (sql, params) = query(
+                        Part::MissingFirstKey,
+                        want - ids.len(),
+                        offset.saturating_sub(before),
+                    )?;
+                    ids.extend(run_ids(tx, &sql, &params)?);
+                }
+                ids
+            } else {
+                let (sql, params) = query(Part::All, want, offset)?;
+                run_ids(tx, &sql, &params)?
+            };
+            let mut ids = ids;
             let next = (ids.len() > max).then(|| next_token(offset + max));
             ids.truncate(max);
             Ok((load_runs(tx, &ids)?, next))

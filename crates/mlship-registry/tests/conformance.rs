@@ -401,6 +401,7 @@ fn search(s: &SqlStore) {
     assert_eq!(runs[0].info.run_name, "run-7");
     let (runs, _) = q("attributes.status != 'FINISHED'", &[], 100).unwrap();
     assert_eq!(runs.len(), 30);
+
     // Paging covers every run once.
     let mut seen = Vec::new();
     let mut token = None;
@@ -424,6 +425,49 @@ fn search(s: &SqlStore) {
     let mut all = ids.clone();
     all.sort();
     assert_eq!(seen, all);
+    // Runs without the ordering key come last, and paging through an order by a metric (read
+    // in the key's order, then the runs without it) gives the unpaged order exactly.
+    for i in 0..4 {
+        s.create_run(&NewRun {
+            experiment_id: exp.clone(),
+            user_id: "u".into(),
+            run_name: Some(format!("bare-{i}")),
+            start_time: Some(2000 + i),
+            tags: vec![],
+        })
+        .unwrap();
+    }
+    for order in ["metrics.rmse ASC", "metrics.rmse DESC", "params.alpha DESC"] {
+        let (all, _) = q("", &[order], 1000).unwrap();
+        assert_eq!(all.len(), 34);
+        let last: Vec<_> = all[30..].iter().map(|r| r.info.run_name.as_str()).collect();
+        assert_eq!(last, ["bare-3", "bare-2", "bare-1", "bare-0"], "{order}");
+        for size in [1, 7, 30, 33] {
+            let mut paged = Vec::new();
+            let mut token = None;
+            loop {
+                let (page, next) = s
+                    .search_runs(&RunSearch {
+                        experiment_ids: vec![exp.clone()],
+                        max_results: size,
+                        order_by: vec![order.into()],
+                        page_token: token.clone(),
+                        ..RunSearch::default()
+                    })
+                    .unwrap();
+                paged.extend(page.into_iter().map(|r| r.info.run_id));
+                match next {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+            let want: Vec<_> = all.iter().map(|r| r.info.run_id.clone()).collect();
+            assert_eq!(paged, want, "{order}, pages of {size}");
+        }
+    }
+    let (runs, _) = q("metrics.rmse < 0.5", &["metrics.rmse DESC"], 2).unwrap();
+    let names: Vec<_> = runs.iter().map(|r| r.info.run_name.as_str()).collect();
+    assert_eq!(names, ["run-4", "run-3"]);
     // Bad filters are the client's mistake.
     for bad in ["metrics.rmse <", "attributes.nope = 'x'", "params.a > '1'"] {
         assert!(matches!(q(bad, &[], 10), Err(Error::Invalid(_))), "{bad}");
