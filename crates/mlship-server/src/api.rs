@@ -22,6 +22,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub style: Style,
+    /// Seconds after which a retry may succeed (`Retry-After`), for 429 and 503 answers.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -36,7 +38,14 @@ impl ApiError {
             code,
             message: message.into(),
             style,
+            retry_after: None,
         }
+    }
+
+    /// The same answer, telling the client when to try again.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>, style: Style) -> Self {
@@ -76,7 +85,12 @@ impl IntoResponse for ApiError {
             Style::Mlflow => json!({"error_code": self.code, "message": self.message}),
             Style::Error => json!({"error": self.message}),
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(s));
+        }
+        r
     }
 }
 
@@ -232,6 +246,22 @@ pub async fn score(
     let started = std::time::Instant::now();
     let rows = frame.n_rows();
     crate::observe::note_served(&served.name, &served.version_label);
+    // Past the model's cap on requests in flight, the answer is at once: try again shortly.
+    let _permit = match &served.inflight {
+        Some(sem) => Some(sem.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TEMPORARILY_UNAVAILABLE",
+                format!(
+                    "the model `{}` is answering as many requests as it may ({}); try again",
+                    served.name, state.config.max_concurrency
+                ),
+                style,
+            )
+            .retry_after(1)
+        })?),
+        None => None,
+    };
     let res = if rows == 1 && state.config.batch.max_batch_size > 1 {
         // Single rows go through the model's batcher, which scores concurrent ones together.
         let tx = batcher(state, served);

@@ -35,6 +35,9 @@ const CACHE_FOR: Duration = Duration::from_secs(5);
 pub struct Tokens {
     store: SqlStore,
     cache: Mutex<HashMap<String, (Option<Caller>, Instant)>>,
+    /// Requests per second each token may make (0: no limit), and each token's bucket.
+    rate: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -50,6 +53,35 @@ impl Tokens {
         Tokens {
             store,
             cache: Mutex::new(HashMap::new()),
+            rate: 0.0,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Limits each token to `per_second` requests a second, in bursts of as many (0: no limit).
+    pub fn rate_limited(mut self, per_second: u32) -> Tokens {
+        self.rate = f64::from(per_second);
+        self
+    }
+
+    /// Takes one request from the token's bucket: false when it is empty.
+    fn admit(&self, name: &str) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let (level, at) = buckets.entry(name.to_string()).or_insert((self.rate, now));
+        *level = (*level + now.duration_since(*at).as_secs_f64() * self.rate).min(self.rate);
+        *at = now;
+        if *level >= 1.0 {
+            *level -= 1.0;
+            true
+        } else {
+            false
         }
     }
 
@@ -193,6 +225,19 @@ pub async fn require(State(g): State<Guard>, mut req: Request, next: Next) -> Re
                 needed.name()
             ),
         );
+    }
+    if !g.tokens.admit(&caller.name) {
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "REQUEST_LIMIT_EXCEEDED",
+            format!(
+                "the token `{}` is over its limit of {} requests a second",
+                caller.name, g.tokens.rate
+            ),
+            style,
+        )
+        .retry_after(1)
+        .into_response();
     }
     req.extensions_mut().insert(caller);
     next.run(req).await

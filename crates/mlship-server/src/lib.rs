@@ -48,6 +48,8 @@ pub struct Served {
     batcher: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<batch::Job>>>,
     /// The version as metrics label it (`file` for a model not from the registry).
     version_label: String,
+    /// Requests in flight allowed, when capped (set as the server installs the model).
+    inflight: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Served {
@@ -67,7 +69,14 @@ impl Served {
             source,
             batcher: std::sync::Mutex::new(None),
             version_label,
+            inflight: None,
         }
+    }
+
+    /// Caps the requests in flight to this model (0: no cap).
+    fn capped(mut self, max: usize) -> Served {
+        self.inflight = (max > 0).then(|| Arc::new(tokio::sync::Semaphore::new(max)));
+        self
     }
 }
 
@@ -78,6 +87,10 @@ pub struct Config {
     pub body_limit: usize,
     /// How single-row requests are batched.
     pub batch: BatchConfig,
+    /// Requests taking longer are answered 503 (`None`: no limit).
+    pub request_timeout: Option<std::time::Duration>,
+    /// Requests in flight per model; past it, 503 with `Retry-After` (0: no cap).
+    pub max_concurrency: usize,
 }
 
 impl Default for Config {
@@ -85,6 +98,8 @@ impl Default for Config {
         Config {
             body_limit: 32 << 20,
             batch: BatchConfig::default(),
+            request_timeout: None,
+            max_concurrency: 0,
         }
     }
 }
@@ -127,7 +142,13 @@ impl AppState {
         hook: Option<Arc<dyn RollbackHook>>,
         config: Config,
     ) -> AppState {
-        let models = std::sync::RwLock::new(models.into_iter().map(Arc::new).collect());
+        let cap = config.max_concurrency;
+        let models = std::sync::RwLock::new(
+            models
+                .into_iter()
+                .map(|m| Arc::new(m.capped(cap)))
+                .collect(),
+        );
         AppState {
             models,
             config,
@@ -191,8 +212,10 @@ impl AppState {
         *self
             .models
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            models.into_iter().map(Arc::new).collect();
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = models
+            .into_iter()
+            .map(|m| Arc::new(m.capped(self.config.max_concurrency)))
+            .collect();
         *self
             .deployments
             .write()
@@ -230,7 +253,7 @@ impl AppState {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(slot) = models.iter_mut().find(|m| m.name == served.name) {
-            *slot = Arc::new(served);
+            *slot = Arc::new(served.capped(self.config.max_concurrency));
         }
     }
 
@@ -327,15 +350,19 @@ pub fn router(state: Arc<AppState>) -> Router {
             auth::Guard {
                 tokens: tokens.clone(),
                 policy: auth::serving_policy,
-                style: |path| {
-                    if path.starts_with("/invocations") || path.starts_with("/models/") {
-                        api::Style::Mlflow
-                    } else {
-                        api::Style::Error
-                    }
-                },
+                style: serving_style,
             },
             auth::require,
+        )),
+        None => app,
+    };
+    let app = match state.config.request_timeout {
+        Some(limit) => app.layer(axum::middleware::from_fn_with_state(
+            observe::Deadline {
+                limit,
+                style: serving_style,
+            },
+            observe::deadline,
         )),
         None => app,
     };
@@ -349,6 +376,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     ))
     .layer(axum::middleware::from_fn(observe::access_log))
     .with_state(state)
+}
+
+/// The error shape of a model-server route: MLflow's on MLflow's routes.
+fn serving_style(path: &str) -> api::Style {
+    if path.starts_with("/invocations") || path.starts_with("/models/") {
+        api::Style::Mlflow
+    } else {
+        api::Style::Error
+    }
 }
 
 async fn metrics_route(

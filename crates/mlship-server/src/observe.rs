@@ -104,6 +104,37 @@ pub async fn access_log(mut req: Request, next: Next) -> Response {
     resp
 }
 
+/// A limit on how long a request may take, and the error shape of its routes.
+#[derive(Clone, Copy)]
+pub struct Deadline {
+    pub limit: std::time::Duration,
+    pub style: fn(&str) -> Style,
+}
+
+/// Middleware: a request not answered within the limit (a slow body, a slow model) is answered
+/// 503 in its route's shape, and its work is dropped.
+pub async fn deadline(
+    axum::extract::State(d): axum::extract::State<Deadline>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let style = (d.style)(req.uri().path());
+    match tokio::time::timeout(d.limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TEMPORARILY_UNAVAILABLE",
+            format!(
+                "the request was not answered within {} s",
+                d.limit.as_secs_f64()
+            ),
+            style,
+        )
+        .retry_after(1)
+        .into_response(),
+    }
+}
+
 /// The answer for a handler that panicked: 500 in the protocol's error shape, counted in
 /// `/metrics`; the panic's message goes to the log, never to the client.
 #[derive(Clone)]

@@ -21,6 +21,8 @@ enum Behaviour {
     Doubles,
     Panics,
     Invalid,
+    /// Doubles, after half a second.
+    Slow,
 }
 
 #[derive(Debug)]
@@ -41,6 +43,10 @@ impl ExternalScorer for Scorer {
                 distances: None,
                 extra: Vec::new(),
             }),
+            Behaviour::Slow => {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                Scorer(Behaviour::Doubles).score(x)
+            }
             Behaviour::Panics => panic!("index out of bounds in a test model"),
             Behaviour::Invalid => Err(mlship_model::Error::Invalid("a corrupt test model".into())),
         }
@@ -79,10 +85,15 @@ async fn with_server(batch: usize, checks: impl FnOnce(String) + Send + 'static)
         },
         ..Config::default()
     };
+    with_config(config, checks).await;
+}
+
+async fn with_config(config: Config, checks: impl FnOnce(String) + Send + 'static) {
     let models = vec![
         served("good", Behaviour::Doubles),
         served("bad", Behaviour::Panics),
         served("corrupt", Behaviour::Invalid),
+        served("slow", Behaviour::Slow),
     ];
     let state = Arc::new(AppState::new(models, config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -172,6 +183,50 @@ async fn wrong_methods_are_405_and_answers_carry_request_ids() {
         assert!(
             r.to_ascii_lowercase().contains("x-request-id: trace-42"),
             "{r}"
+        );
+    })
+    .await;
+}
+
+/// A body of `n` rows for the V2 route (512 rows and more are scored on the blocking pool).
+fn rows(n: usize) -> String {
+    let data = vec!["1.0"; n].join(",");
+    format!(
+        r#"{{"inputs": [{{"name": "x", "shape": [{n}], "datatype": "FP64", "data": [{data}]}}]}}"#
+    )
+}
+
+/// Past the model's cap on requests in flight, the next request is answered 503 at once with
+/// `Retry-After`; a request over the time limit is answered 503 too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_answer_503_with_retry_after() {
+    let config = Config {
+        max_concurrency: 1,
+        request_timeout: Some(std::time::Duration::from_millis(300)),
+        ..Config::default()
+    };
+    with_config(config, |addr| {
+        let body = rows(600);
+        let slow = {
+            let (addr, body) = (addr.clone(), body.clone());
+            std::thread::spawn(move || http(&addr, "POST", "/v2/models/slow/infer", &body))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let (st, head, body2) = http(&addr, "POST", "/v2/models/slow/infer", &body);
+        assert_eq!(st, 503, "{body2}");
+        assert!(
+            head.to_ascii_lowercase().contains("retry-after: 1"),
+            "{head}"
+        );
+        assert!(body2.contains("as many requests as it may"), "{body2}");
+        let (st, head, body) = slow.join().unwrap();
+        assert_eq!(st, 503, "the first one is over the time limit: {body}");
+        assert!(body.contains("within 0.3 s"), "{body}");
+        assert!(head.to_ascii_lowercase().contains("retry-after"), "{head}");
+        // Other models are not held up by the slow one's cap.
+        assert_eq!(
+            http(&addr, "POST", "/v2/models/good/infer", &rows(3)).0,
+            200
         );
     })
     .await;

@@ -73,6 +73,28 @@ pub struct ServerArgs {
     pub auth: bool,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// What a server gives one request and one client.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LimitArgs {
+    /// A request not answered within this many seconds gets 503 with `Retry-After` (0: no
+    /// limit; artifact transfers on the tracking server are not limited).
+    #[arg(long, default_value_t = 60)]
+    pub request_timeout_secs: u64,
+    /// With --auth: requests a second each token may make, in bursts of as many; past it 429
+    /// with `Retry-After` (0: no limit).
+    #[arg(long, default_value_t = 0, requires = "auth")]
+    pub rate_limit: u32,
+}
+
+impl LimitArgs {
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        (self.request_timeout_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.request_timeout_secs))
+    }
 }
 
 /// HTTPS: both files or neither.
@@ -395,6 +417,11 @@ pub struct ServeArgs {
     pub auth: bool,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Requests in flight per model; past it 503 with `Retry-After` at once (0: no cap).
+    #[arg(long, default_value_t = 256)]
+    pub max_concurrency_per_model: usize,
 }
 
 #[derive(Debug, Subcommand)]

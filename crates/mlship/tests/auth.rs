@@ -242,6 +242,8 @@ fn the_model_server_needs_a_read_token_except_for_probes() {
         "serve",
         &format!("rf={MODEL}"),
         "--auth",
+        "--rate-limit",
+        "3",
         "--port",
         "0",
     ]));
@@ -277,6 +279,22 @@ fn the_model_server_needs_a_read_token_except_for_probes() {
         call(&addr, "GET", "/metrics", Some(&bearer(&reader)), "").0,
         200
     );
+    // Three requests a second, in bursts of three: a quick run of them meets the limit.
+    let limited: Vec<(u16, String, Json)> = (0..8)
+        .map(|_| {
+            call(
+                &addr,
+                "POST",
+                "/models/rf/invocations",
+                Some(&bearer(&reader)),
+                &body,
+            )
+        })
+        .filter(|(st, _, _)| *st == 429)
+        .collect();
+    let (_, head, err) = limited.first().expect("some requests over the rate limit");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    assert_eq!(err["error_code"], "REQUEST_LIMIT_EXCEEDED");
     let _ = child.kill();
     let _ = child.wait();
 }

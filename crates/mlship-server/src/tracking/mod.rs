@@ -59,6 +59,8 @@ pub struct TrackingState {
     pub body_limit: usize,
     /// The tokens requests are checked against (`None`: authentication is off).
     pub auth: Option<Arc<crate::auth::Tokens>>,
+    /// API requests (not artifact transfers) taking longer are answered 503 (`None`: no limit).
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for TrackingState {
@@ -327,7 +329,16 @@ pub fn router(state: Shared) -> Router {
     for (path, route) in routes() {
         api = api.route(path, route);
     }
-    let api = api.layer(axum::extract::DefaultBodyLimit::max(state.body_limit));
+    let mut api = api.layer(axum::extract::DefaultBodyLimit::max(state.body_limit));
+    if let Some(limit) = state.request_timeout {
+        api = api.layer(axum::middleware::from_fn_with_state(
+            crate::observe::Deadline {
+                limit,
+                style: |_| Style::Mlflow,
+            },
+            crate::observe::deadline,
+        ));
+    }
     let files = artifacts::routes();
     let app = Router::new()
         .nest("/api", api.clone().merge(files.clone()))

@@ -47,10 +47,14 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
     let config = Config {
         body_limit: a.body_limit,
         batch,
+        request_timeout: a.limits.timeout(),
+        max_concurrency: a.max_concurrency_per_model,
     };
     let mut state = AppState::with_deployments(Vec::new(), Vec::new(), Some(hook), config);
     if a.auth {
-        state = state.with_auth(Arc::new(mlship_server::auth::Tokens::new(settings.sql()?)));
+        state = state.with_auth(Arc::new(
+            mlship_server::auth::Tokens::new(settings.sql()?).rate_limited(a.limits.rate_limit),
+        ));
     } else {
         crate::warn_if_open(&host);
     }

@@ -21,7 +21,9 @@ pub fn run(a: &ServerArgs, settings: &Settings) -> anyhow::Result<()> {
         artifacts: Arc::from(settings.artifacts()?),
     });
     let auth = if a.auth {
-        Some(Arc::new(mlship_server::auth::Tokens::new(store.clone())))
+        Some(Arc::new(
+            mlship_server::auth::Tokens::new(store.clone()).rate_limited(a.limits.rate_limit),
+        ))
     } else {
         crate::warn_if_open(&a.host);
         None
@@ -32,6 +34,7 @@ pub fn run(a: &ServerArgs, settings: &Settings) -> anyhow::Result<()> {
         registrar,
         body_limit: a.body_limit,
         auth,
+        request_timeout: a.limits.timeout(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
