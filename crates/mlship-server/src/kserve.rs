@@ -12,14 +12,7 @@ use crate::input::{self, InputFormat};
 use crate::{AppState, Served};
 
 fn lookup(s: &AppState, spec: &str) -> Result<Arc<Served>, ApiError> {
-    if !s.is_ready() {
-        return Err(ApiError::not_ready(Style::Error));
-    }
-    s.find(spec).ok_or_else(|| {
-        let names = s.names();
-        let known: Vec<&str> = names.iter().map(String::as_str).collect();
-        ApiError::unknown_model(spec, &known, Style::Error)
-    })
+    s.lookup(spec, Style::Error)
 }
 
 pub async fn list(State(s): State<Arc<AppState>>) -> axum::Json<Json> {

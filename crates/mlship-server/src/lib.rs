@@ -116,6 +116,8 @@ pub struct AppState {
     ready: AtomicBool,
     /// The tokens requests are checked against (`None`: authentication is off).
     auth: Option<Arc<auth::Tokens>>,
+    /// Models that failed to load (name, reason), reported not ready while the others serve.
+    failed: std::sync::RwLock<Vec<(String, String)>>,
 }
 
 impl std::fmt::Debug for dyn RollbackHook {
@@ -157,7 +159,52 @@ impl AppState {
             hook,
             ready: AtomicBool::new(true),
             auth: None,
+            failed: std::sync::RwLock::new(Vec::new()),
         }
+    }
+
+    /// Records the models that failed to load, with why: they are reported not ready (503 with
+    /// the reason) while the others serve.
+    pub fn set_failed(&self, failed: Vec<(String, String)>) {
+        *self
+            .failed
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = failed;
+    }
+
+    /// Why the model `name` failed to load, if it did.
+    pub fn failure(&self, name: &str) -> Option<String> {
+        self.failed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, why)| why.clone())
+    }
+
+    /// The model a route names, or the answer for why there is none: 503 while loading or for
+    /// a model that failed to load, 404 for a name not served.
+    pub fn lookup(&self, spec: &str, style: api::Style) -> Result<Arc<Served>, ApiError> {
+        if !self.is_ready() {
+            return Err(ApiError::not_ready(style));
+        }
+        self.find(spec).ok_or_else(|| self.missing(spec, style))
+    }
+
+    /// The answer for a model spec that finds nothing.
+    pub fn missing(&self, spec: &str, style: api::Style) -> ApiError {
+        let name = spec.split(['@', '/']).next().unwrap_or(spec);
+        if let Some(why) = self.failure(name) {
+            return ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "TEMPORARILY_UNAVAILABLE",
+                format!("the model `{name}` is not ready: it failed to load: {why}"),
+                style,
+            );
+        }
+        let names = self.names();
+        let known: Vec<&str> = names.iter().map(String::as_str).collect();
+        ApiError::unknown_model(spec, &known, style)
     }
 
     /// Turns authentication on: every route but the health probes needs a `read` token.

@@ -91,14 +91,7 @@ pub async fn invocations_versioned(
 }
 
 fn lookup(s: &AppState, spec: &str) -> Result<Arc<Served>, ApiError> {
-    if !s.is_ready() {
-        return Err(ApiError::not_ready(Style::Mlflow));
-    }
-    s.find(spec).ok_or_else(|| {
-        let names = s.names();
-        let known: Vec<&str> = names.iter().map(String::as_str).collect();
-        ApiError::unknown_model(spec, &known, Style::Mlflow)
-    })
+    s.lookup(spec, Style::Mlflow)
 }
 
 async fn invoke(

@@ -30,11 +30,7 @@ fn lookup(s: &AppState, name: &str, version: Option<&str>) -> Result<Arc<Served>
         Some("1") => s.find(name).filter(|m| m.version.is_none()),
         _ => None,
     });
-    found.ok_or_else(|| {
-        let names = s.names();
-        let known: Vec<&str> = names.iter().map(String::as_str).collect();
-        ApiError::unknown_model(&spec, &known, S)
-    })
+    found.ok_or_else(|| s.missing(&spec, S))
 }
 
 pub async fn server_metadata() -> axum::Json<Json> {

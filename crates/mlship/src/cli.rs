@@ -422,6 +422,10 @@ pub struct ServeArgs {
     /// Requests in flight per model; past it 503 with `Retry-After` at once (0: no cap).
     #[arg(long, default_value_t = 256)]
     pub max_concurrency_per_model: usize,
+    /// `--exit-on-error=false`: a model that cannot be loaded is reported not ready (503 with the
+    /// reason) while the others serve, instead of stopping the server.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub exit_on_error: bool,
 }
 
 #[derive(Debug, Subcommand)]

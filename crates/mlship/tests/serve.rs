@@ -514,3 +514,52 @@ fn reason_codes_reach_every_protocol() {
     assert_eq!(rc3["datatype"], "BYTES");
     assert_eq!(rc3["data"], json!(["JOB", "", "INC", ""]));
 }
+
+/// A model that cannot be loaded stops the server, naming it; with `--exit-on-error=false` it is
+/// reported not ready with the reason while the others serve.
+#[test]
+fn a_model_that_fails_to_load_stops_the_server_or_is_reported_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.pkl");
+    std::fs::write(&broken, b"\x80\x04not a pickle").unwrap();
+    let good = format!(
+        "good={}",
+        case("random_forest_regressor").join("model.pkl").display()
+    );
+    let bad = format!("bad={}", broken.display());
+    let o = Command::new(env!("CARGO_BIN_EXE_mlship"))
+        .args(["serve", &good, &bad, "--port", "0"])
+        .env("MLSHIP_HOME", dir.path())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot load the model `bad`"), "{err}");
+
+    let srv = serve(&[good, bad], &["--exit-on-error=false"]);
+    let (st, _) = http(&srv.addr, "GET", "/v2/models/good/ready", "", b"");
+    assert_eq!(st, 200);
+    for path in ["/v2/models/bad/ready", "/v2/models/bad"] {
+        let (st, body) = http(&srv.addr, "GET", path, "", b"");
+        assert_eq!(st, 503, "{path}: {body}");
+        let msg = body["error"].as_str().unwrap();
+        assert!(
+            msg.contains("`bad` is not ready: it failed to load"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains(dir.path().to_str().unwrap()),
+            "no host path: {msg}"
+        );
+    }
+    let (st, body) = post_json(
+        &srv.addr,
+        "/models/bad/invocations",
+        &json!({"instances": [[1.0]]}),
+    );
+    assert_eq!(st, 503);
+    assert_eq!(body["error_code"], "TEMPORARILY_UNAVAILABLE");
+    let (st, _) = http(&srv.addr, "GET", "/v2/models/nope/ready", "", b"");
+    assert_eq!(st, 404);
+}

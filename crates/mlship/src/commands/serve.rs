@@ -70,7 +70,8 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         crate::outln!("listening on {}://{addr}", listener.scheme());
         let (st, args, settings) = (state.clone(), a.clone(), settings.clone());
         tokio::task::spawn_blocking(move || match load(&args, &settings, file) {
-            Ok((served, deployments, followed)) => {
+            Ok((served, deployments, followed, failed)) => {
+                st.set_failed(failed);
                 for m in &served {
                     tracing::info!(model = %m.name, version = m.version, source = %m.source, "serving");
                 }
@@ -106,7 +107,13 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-type Loaded = (Vec<Served>, Vec<Deployment>, Vec<(String, Reference)>);
+/// The models, the deployments, the references to follow, and the models that failed to load.
+type Loaded = (
+    Vec<Served>,
+    Vec<Deployment>,
+    Vec<(String, Reference)>,
+    Vec<(String, String)>,
+);
 
 /// Loads every model and deployment the command line and the config name.
 fn load(
@@ -121,6 +128,7 @@ fn load(
         a.models.clone()
     };
     let mut served = Vec::new();
+    let mut failed: Vec<(String, String)> = Vec::new();
     let mut followed: Vec<(String, Reference)> = Vec::new();
     for spec in &specs {
         let (name, reference) = match spec.split_once('=') {
@@ -129,7 +137,6 @@ fn load(
             }
             _ => (None, spec.clone()),
         };
-        let r = model_ref::load(&reference, settings)?;
         let parsed = Reference::parse(&reference).and_then(Result::ok);
         let (default_name, alias) = match &parsed {
             Some(rf) => (
@@ -154,12 +161,23 @@ fn load(
             }
         };
         let name = name.unwrap_or(default_name);
-        if served.iter().any(|s: &Served| s.name == name) {
+        if served.iter().any(|s: &Served| s.name == name) || failed.iter().any(|(n, _)| *n == name)
+        {
             return Err(user(
                 format!("two models are named `{name}`"),
                 "name them: mlship serve a=FILE b=FILE",
             ));
         }
+        let r = match model_ref::load(&reference, settings) {
+            Ok(r) => r,
+            Err(e) if !a.exit_on_error => {
+                // Reported not ready with the reason; the others serve.
+                tracing::error!(model = %name, cause = %format!("{e:#}"), "cannot load the model");
+                failed.push((name, e.root_cause().to_string()));
+                continue;
+            }
+            Err(e) => return Err(e.context(format!("cannot load the model `{name}`"))),
+        };
         // An alias or "latest" can move: the server follows it.
         if let Some(rf) = parsed.filter(|rf| !matches!(rf.selector, Selector::Version(_))) {
             followed.push((name.clone(), rf));
@@ -195,13 +213,13 @@ fn load(
             rollback,
         ));
     }
-    if served.is_empty() && deployments.is_empty() {
+    if served.is_empty() && deployments.is_empty() && failed.is_empty() {
         return Err(user(
             "no model to serve",
             "pass model files or models:/ URIs, or register models first",
         ));
     }
-    Ok((served, deployments, followed))
+    Ok((served, deployments, followed, failed))
 }
 
 /// Every registered model, at its `production` alias if it has one, else its latest version.
