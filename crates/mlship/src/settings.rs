@@ -1,8 +1,14 @@
 //! Settings: where the registry lives, from flags and the environment, resolved once.
 //!
-//! Every environment variable mlship reads is declared here: `MLSHIP_HOME`, `MLSHIP_STORE`,
-//! `MLSHIP_ARTIFACTS`, and `USER` for the author of registry changes; `RUST_LOG` filters the
-//! servers' logs (read by `main::init_logs`).
+//! Every environment variable mlship reads is declared here (a test holds the code to it):
+//! - `MLSHIP_HOME` (else `HOME`'s `.mlship`), `MLSHIP_STORE`, `MLSHIP_ARTIFACTS`: resolved below;
+//!   `USER` names the author of registry changes;
+//! - `RUST_LOG` filters the servers' logs (`main::init_logs`);
+//! - `AWS_REGION`, `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT`, for S3-compatible stores) and the AWS
+//!   SDK's credential variables: the S3 stores (`mlship-registry`'s `s3.rs`) and `deploy render`;
+//! - `MLSHIP_REGISTRY_USERNAME`, `MLSHIP_REGISTRY_PASSWORD`, `DOCKER_CONFIG` (else `HOME`'s
+//!   `.docker`): `image push` credentials (`commands/image.rs`);
+//! - `MLSHIP_ISA` caps the tree scorer's vector instructions, for benchmarks (`mlship-model`).
 
 use std::path::PathBuf;
 
