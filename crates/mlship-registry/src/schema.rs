@@ -195,6 +195,6 @@ CREATE TABLE tokens (
 "#,
     // 5: runs ordered by a metric read that metric's rows in order (NaN after numbers).
     r#"
-CREATE INDEX latest_metrics_order ON latest_metrics(key, is_nan, value);
+CREATE INDEX IF NOT EXISTS latest_metrics_order ON latest_metrics(key, is_nan, value);
 "#,
 ];
