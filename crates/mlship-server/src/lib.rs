@@ -12,6 +12,7 @@ mod batch;
 mod deploy;
 pub mod input;
 mod kserve;
+pub mod listen;
 mod metrics;
 mod mlflow;
 pub mod observe;
@@ -486,11 +487,8 @@ pub async fn run<L>(
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
 {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    listen::serve(listener, router(state), shutdown).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -231,3 +231,40 @@ async fn limits_answer_503_with_retry_after() {
     })
     .await;
 }
+
+/// A client that sends part of its headers and then nothing is disconnected after the header
+/// timeout, while other clients are answered meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    with_server(1, |addr| {
+        let started = std::time::Instant::now();
+        let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+        slow.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        slow.set_read_timeout(Some(mlship_server::listen::HEADER_TIMEOUT * 2))
+            .unwrap();
+        assert_eq!(
+            http(&addr, "GET", "/ping", "").0,
+            200,
+            "others are answered"
+        );
+        let mut rest = Vec::new();
+        let read = slow.read_to_end(&mut rest);
+        assert!(
+            read.is_ok(),
+            "closed by the server, not by our timeout: {read:?}"
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited >= mlship_server::listen::HEADER_TIMEOUT
+                && waited < mlship_server::listen::HEADER_TIMEOUT * 2,
+            "{waited:?}"
+        );
+        let answer = String::from_utf8_lossy(&rest);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+    })
+    .await;
+}

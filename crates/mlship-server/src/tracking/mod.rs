@@ -370,11 +370,8 @@ pub async fn run<L>(
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
 {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::listen::serve(listener, router(state), shutdown).await
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
