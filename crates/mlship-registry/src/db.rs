@@ -514,6 +514,9 @@ impl Db {
                 conn.pragma_update(None, "foreign_keys", "ON")?;
                 // MLflow's LIKE is case-sensitive, as PostgreSQL's is.
                 conn.pragma_update(None, "case_sensitive_like", "ON")?;
+                // 1 MiB of page cache per connection (SQLite's default is 2): the pool holds up
+                // to 16, and the operating system's cache holds the file anyway.
+                conn.pragma_update(None, "cache_size", -1024)?;
                 conn.set_prepared_statement_cache_capacity(64);
                 Ok(Conn::Sqlite(conn))
             }

@@ -716,8 +716,11 @@ fn run_search_sql(
         };
         match (i, part) {
             (0, Part::HavingFirstKey) => {
-                from = format!("{table} o0 JOIN runs r ON r.run_id = o0.run_id");
-                filters.push(format!("o0.key = ${k}"));
+                // CROSS JOIN keeps SQLite's planner on the key's index as the outer loop (without
+                // statistics it would scan the experiment's runs and sort them all); PostgreSQL
+                // plans it as the inner join it is.
+                from = format!("{table} o0 CROSS JOIN runs r");
+                filters.push(format!("r.run_id = o0.run_id AND o0.key = ${k}"));
                 order_sql.push(value_order);
             }
             (0, Part::MissingFirstKey) => filters.push(format!(
