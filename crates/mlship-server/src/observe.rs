@@ -55,7 +55,7 @@ fn new_id() -> String {
 
 /// Middleware: gives the request its id (in its extensions and the answer's `X-Request-Id`) and
 /// logs one line when it is answered: method, route template, model and version, status,
-/// duration, bytes and the id. Server faults (5xx) are logged at error level.
+/// duration, bytes and the id. Server faults (5xx but 503) are logged at error level.
 pub async fn access_log(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id(&req);
@@ -96,10 +96,12 @@ pub async fn access_log(mut req: Request, next: Next) -> Response {
             )
         };
     }
-    if status >= 500 {
-        line!(error);
-    } else {
-        line!(info);
+    // The server's own faults are errors; 503 (loading, over a limit, a store away) is expected
+    // now and then and says so at warn.
+    match status {
+        503 => line!(warn),
+        500.. => line!(error),
+        _ => line!(info),
     }
     resp
 }

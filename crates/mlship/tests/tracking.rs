@@ -174,6 +174,64 @@ fn python_client_then_serve(env: &[(&str, String)], home: &std::path::Path) {
             .join(&sha[2..]);
         assert!(!object.exists(), "{} is still stored", object.display());
     }
+
+    // The other front door: a pickle registered with the CLI loads in Python through
+    // `models:/` and predicts as scikit-learn did; a PMML version is refused with the reason.
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/corpus/random_forest_classifier");
+    let model = corpus.join("model.pkl");
+    let pmml = corpus.join("model.pmml");
+    cli(&[
+        "models",
+        "register",
+        "cli-rf",
+        model.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    cli(&[
+        "models",
+        "register",
+        "cli-pmml",
+        pmml.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    let script = r#"
+import json, sys
+import mlflow, pandas as pd
+from mlflow.exceptions import MlflowException
+m = mlflow.pyfunc.load_model("models:/cli-rf/1")
+print(json.dumps([int(p) for p in m.predict(pd.read_csv(sys.argv[1]))]))
+try:
+    mlflow.pyfunc.load_model("models:/cli-pmml/1")
+    print("loaded")
+except MlflowException as e:
+    print("refused:", e.message.splitlines()[0])
+"#;
+    let o = Command::new(&python)
+        .args(["-c", script])
+        .arg(corpus.join("input.csv"))
+        .env("MLFLOW_TRACKING_URI", format!("http://{}", server.addr))
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut lines = text
+        .lines()
+        .filter(|l| l.starts_with('[') || l.starts_with("refused") || l == &"loaded");
+    let predicted: Json = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let expected: Json =
+        serde_json::from_slice(&std::fs::read(corpus.join("expected.json")).unwrap()).unwrap();
+    assert_eq!(predicted, expected["predictions"]);
+    let refused = lines.next().unwrap();
+    assert!(refused.contains("no MLflow flavor loads"), "{refused}");
     drop(server);
 }
 

@@ -48,6 +48,10 @@ pub trait Registrar: Send + Sync {
     fn register(&self, r: Registration) -> Result<Version, StoreError>;
     /// Removes an artifact that no version lists any more (after a delete).
     fn release(&self, sha256: &str) -> Result<(), StoreError>;
+    /// The files of an MLflow model directory holding a version that did not come through the
+    /// MLflow API (registered with `mlship models register`), `MLmodel` last; refused for a
+    /// format no MLflow flavor loads.
+    fn mlflow_files(&self, version: &Version) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 }
 
 /// What the tracking routes share.

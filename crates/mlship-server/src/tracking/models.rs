@@ -413,12 +413,18 @@ pub async fn download_uri(State(s): State<Shared>, r: Req) -> Answer {
             .clone()
             .resolve(&name, &Selector::Version(version))?;
         let source = v.meta.source.clone().unwrap_or_default();
-        Ok(
-            match source_path(&s.store, &source, v.meta.model_id.as_deref())? {
-                Ok(path) => format!("mlflow-artifacts:/{path}"),
-                Err(_) => source,
-            },
-        )
+        if let Ok(path) = source_path(&s.store, &source, v.meta.model_id.as_deref())? {
+            return Ok(format!("mlflow-artifacts:/{path}"));
+        }
+        // Registered outside the MLflow API: its files are written once as an MLflow model
+        // directory, so the client's `load_model("models:/NAME/V")` can download them.
+        let dir = format!("registry/{name}/{version}");
+        if s.files.open(&format!("{dir}/MLmodel")).is_err() {
+            for (rel, data) in s.registrar.mlflow_files(&v)? {
+                s.files.put(&format!("{dir}/{rel}"), &mut data.as_slice())?;
+            }
+        }
+        Ok(format!("mlflow-artifacts:/{dir}"))
     })
     .await?;
     Ok(ok(json!({"artifact_uri": uri})))

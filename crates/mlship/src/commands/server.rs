@@ -140,4 +140,91 @@ impl Registrar for Register {
     fn release(&self, sha256: &str) -> Result<(), StoreError> {
         self.artifacts.delete(sha256)
     }
+
+    fn mlflow_files(&self, v: &Version) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let refuse = |why: String| {
+            StoreError::Invalid(format!("version {} of `{}` {why}", v.version, v.meta.name))
+        };
+        if v.meta.kind == "none" {
+            return Err(refuse("has no files".into()));
+        }
+        let bytes = self.artifacts.get(&v.meta.sha256)?;
+        if v.meta.kind == "mlflow" {
+            let mut files: Vec<(String, Vec<u8>)> = model_ref::untar(&bytes)
+                .map_err(internal)?
+                .into_iter()
+                .collect();
+            // MLmodel last: a directory with it is complete.
+            files.sort_by_key(|(rel, _)| rel == "MLmodel");
+            return Ok(files);
+        }
+        let (data, flavor) = mlflow_flavor(&v.meta.format, &bytes).ok_or_else(|| {
+            refuse(format!(
+                "was registered from a {} file, which no MLflow flavor loads; serve it with mlship",
+                v.meta.format
+            ))
+        })?;
+        let mlmodel = format!(
+            "artifact_path: model\nflavors:\n{flavor}mlflow_version: 3.17.2\nmodel_uuid: {}\n",
+            v.meta.sha256
+        );
+        Ok(vec![
+            (data.into(), bytes),
+            ("MLmodel".into(), mlmodel.into_bytes()),
+        ])
+    }
+}
+
+/// The data file name and the `flavors:` entries (indented YAML) that let MLflow's own loaders
+/// read a model file: scikit-learn pickles, XGBoost JSON and UBJSON, LightGBM text, ONNX.
+fn mlflow_flavor(format: &str, bytes: &[u8]) -> Option<(&'static str, String)> {
+    let pyfunc = |module: &str, data_key: &str, data: &str| {
+        format!(
+            "  python_function:\n    loader_module: {module}\n    {data_key}: {data}\n    predict_fn: predict\n"
+        )
+    };
+    if format.starts_with("pickle") {
+        let data = "model.pkl";
+        return Some((
+            data,
+            format!(
+                "{}  sklearn:\n    pickled_model: {data}\n    serialization_format: pickle\n    code: null\n",
+                pyfunc("mlflow.sklearn", "model_path", data)
+            ),
+        ));
+    }
+    if let Some(enc) = mlship_formats::xgboost::detect(bytes) {
+        let (data, fmt) = match enc {
+            mlship_formats::xgboost::Encoding::Json => ("model.json", "json"),
+            mlship_formats::xgboost::Encoding::Ubjson => ("model.ubj", "ubj"),
+        };
+        return Some((
+            data,
+            format!(
+                "{}  xgboost:\n    data: {data}\n    model_class: xgboost.core.Booster\n    model_format: {fmt}\n    code: null\n",
+                pyfunc("mlflow.xgboost", "data", data)
+            ),
+        ));
+    }
+    if mlship_formats::lightgbm::is_lightgbm_text(bytes) {
+        let data = "model.lgb";
+        return Some((
+            data,
+            format!(
+                "{}  lightgbm:\n    data: {data}\n    model_class: lightgbm.basic.Booster\n    code: null\n",
+                pyfunc("mlflow.lightgbm", "data", data)
+            ),
+        ));
+    }
+    if mlship_formats::onnx::is_onnx(bytes) {
+        let data = "model.onnx";
+        return Some((
+            data,
+            format!(
+                "{}  onnx:\n    data: {data}\n    providers:\n    - CPUExecutionProvider\n    code: null\n",
+                pyfunc("mlflow.onnx", "data", data)
+            ),
+        ));
+    }
+    None
 }
