@@ -280,10 +280,10 @@ pub async fn metric_history(State(s): State<Shared>, r: Req) -> Answer {
     let token = r.opt_str("page_token")?;
     let (h, next) =
         blocking(move || s.store.metric_history(&id, &key, max, token.as_deref())).await?;
-    let mut m = serde_json::Map::new();
-    put_list(&mut m, "metrics", h.iter().map(entities::metric).collect());
-    entities::put_opt(&mut m, "next_page_token", next);
-    Ok(ok(Json::Object(m)))
+    Ok(axum::response::IntoResponse::into_response((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        entities::history_json(&h, next.as_deref()),
+    )))
 }
 
 pub async fn create_logged_model(State(s): State<Shared>, r: Req) -> Answer {
