@@ -80,20 +80,26 @@ pub struct ServerArgs {
 /// What a server gives one request and one client.
 #[derive(Clone, Debug, clap::Args)]
 pub struct LimitArgs {
-    /// A request not answered within this many seconds gets 503 with `Retry-After` (0: no
-    /// limit; artifact transfers on the tracking server are not limited).
-    #[arg(long, default_value_t = 60)]
-    pub request_timeout_secs: u64,
+    /// A request not answered within this many seconds gets 503 with `Retry-After` (default 60;
+    /// 0: no limit; artifact transfers on the tracking server are not limited).
+    #[arg(long)]
+    pub request_timeout_secs: Option<u64>,
     /// With --auth: requests a second each token may make, in bursts of as many; past it 429
-    /// with `Retry-After` (0: no limit).
-    #[arg(long, default_value_t = 0, requires = "auth")]
-    pub rate_limit: u32,
+    /// with `Retry-After` (default 0: no limit).
+    #[arg(long, requires = "auth")]
+    pub rate_limit: Option<u32>,
 }
 
 impl LimitArgs {
-    pub fn timeout(&self) -> Option<std::time::Duration> {
-        (self.request_timeout_secs > 0)
-            .then(|| std::time::Duration::from_secs(self.request_timeout_secs))
+    /// The time limit: the flag, else the config's, else 60 seconds (0: none).
+    pub fn timeout(&self, configured: Option<u64>) -> Option<std::time::Duration> {
+        let secs = self.request_timeout_secs.or(configured).unwrap_or(60);
+        (secs > 0).then(|| std::time::Duration::from_secs(secs))
+    }
+
+    /// Requests a second per token: the flag, else the config's, else none.
+    pub fn rate(&self, configured: Option<u32>) -> u32 {
+        self.rate_limit.or(configured).unwrap_or(0)
     }
 }
 
@@ -419,9 +425,10 @@ pub struct ServeArgs {
     pub tls: TlsArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Requests in flight per model; past it 503 with `Retry-After` at once (0: no cap).
-    #[arg(long, default_value_t = 256)]
-    pub max_concurrency_per_model: usize,
+    /// Requests in flight per model; past it 503 with `Retry-After` at once (default 256; 0: no
+    /// cap).
+    #[arg(long)]
+    pub max_concurrency_per_model: Option<usize>,
     /// `--exit-on-error=false`: a model that cannot be loaded is reported not ready (503 with the
     /// reason) while the others serve, instead of stopping the server.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -589,5 +596,32 @@ impl PredictArgs {
             Some("ndjson" | "jsonl") => InputFormat::Ndjson,
             _ => InputFormat::Csv,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A limit comes from the flag, else from mlship.toml, else the default.
+    #[test]
+    fn limits_take_the_flag_then_the_config_then_the_default() {
+        let none = LimitArgs {
+            request_timeout_secs: None,
+            rate_limit: None,
+        };
+        let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs());
+        assert_eq!(secs(none.timeout(None)), Some(60));
+        assert_eq!(secs(none.timeout(Some(5))), Some(5));
+        assert_eq!(secs(none.timeout(Some(0))), None);
+        let flag = LimitArgs {
+            request_timeout_secs: Some(7),
+            rate_limit: Some(3),
+        };
+        assert_eq!(secs(flag.timeout(Some(5))), Some(7));
+        assert_eq!(
+            (none.rate(Some(9)), flag.rate(Some(9)), none.rate(None)),
+            (9, 3, 0)
+        );
     }
 }

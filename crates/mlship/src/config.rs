@@ -28,6 +28,13 @@ pub struct ServeSection {
     /// `[NAME=]MODEL` specs, as on the command line.
     #[serde(default)]
     pub models: Vec<String>,
+    /// Limits, as the flags of the same names (which win over these).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency_per_model: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
 }
 
 /// `[deploy]`: how `mlship deploy render` sizes and wires the service.

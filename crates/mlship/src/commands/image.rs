@@ -63,6 +63,7 @@ pub fn serve_toml(spec: &str) -> String {
         host: Some("0.0.0.0".into()),
         port: Some(PORT),
         models: vec![spec.to_string()],
+        ..ServeSection::default()
     };
     #[derive(serde::Serialize)]
     struct Doc {

@@ -25,6 +25,7 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         .and_then(|f| f.serve.clone())
         .unwrap_or_default();
     let mut a = a.clone();
+    let limits = section.clone();
     if a.models.is_empty() {
         a.models = section.models;
     }
@@ -47,13 +48,17 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
     let config = Config {
         body_limit: a.body_limit,
         batch,
-        request_timeout: a.limits.timeout(),
-        max_concurrency: a.max_concurrency_per_model,
+        request_timeout: a.limits.timeout(limits.request_timeout_secs),
+        max_concurrency: a
+            .max_concurrency_per_model
+            .or(limits.max_concurrency_per_model)
+            .unwrap_or(256),
     };
     let mut state = AppState::with_deployments(Vec::new(), Vec::new(), Some(hook), config);
     if a.auth {
         state = state.with_auth(Arc::new(
-            mlship_server::auth::Tokens::new(settings.sql()?).rate_limited(a.limits.rate_limit),
+            mlship_server::auth::Tokens::new(settings.sql()?)
+                .rate_limited(a.limits.rate(limits.rate_limit)),
         ));
     } else {
         crate::warn_if_open(&host);

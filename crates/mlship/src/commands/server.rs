@@ -22,7 +22,7 @@ pub fn run(a: &ServerArgs, settings: &Settings) -> anyhow::Result<()> {
     });
     let auth = if a.auth {
         Some(Arc::new(
-            mlship_server::auth::Tokens::new(store.clone()).rate_limited(a.limits.rate_limit),
+            mlship_server::auth::Tokens::new(store.clone()).rate_limited(a.limits.rate(None)),
         ))
     } else {
         crate::warn_if_open(&a.host);
@@ -34,7 +34,7 @@ pub fn run(a: &ServerArgs, settings: &Settings) -> anyhow::Result<()> {
         registrar,
         body_limit: a.body_limit,
         auth,
-        request_timeout: a.limits.timeout(),
+        request_timeout: a.limits.timeout(None),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
