@@ -472,3 +472,45 @@ fn bad_input_is_the_clients_mistake_and_writes_nothing() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot be served by mlship"));
 }
+
+/// `/openapi.json` lists every route with the methods it takes: each listed method reaches a
+/// handler (no 405, no unknown endpoint), each other method is 405.
+#[test]
+fn the_openapi_document_lists_every_route_and_method() {
+    let home = tempfile::tempdir().unwrap();
+    let home_s = home.path().display().to_string();
+    let server = start(&["--home", &home_s, "server"], &[]);
+    let (status, doc) = get(&server.addr, "/openapi.json");
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, ops) in paths {
+        let concrete: String = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in ["get", "post", "patch", "delete", "put"] {
+            let upper = method.to_ascii_uppercase();
+            let (status, body) = common::http(
+                &server.addr,
+                &upper,
+                &concrete,
+                "application/json",
+                if method == "get" { b"" } else { b"{}" },
+            );
+            if ops.get(method).is_some() {
+                operations += 1;
+                assert_ne!(status, 405, "{upper} {concrete}: {body}");
+                assert_ne!(
+                    body["error_code"], "ENDPOINT_NOT_FOUND",
+                    "{upper} {concrete}"
+                );
+            } else {
+                assert_eq!(status, 405, "{upper} {concrete} is not listed: {body}");
+            }
+        }
+    }
+    assert!(operations >= 60, "only {operations} operations");
+}

@@ -19,6 +19,20 @@ use super::entities::put_list;
 use super::{Answer, Req, Shared, bad, blocking, empty, ok, store_error};
 use crate::api::{ApiError, Style};
 
+/// The artifact routes and their methods, for `/openapi.json` (a test sends each).
+pub fn documented() -> &'static [(&'static str, &'static [&'static str])] {
+    &[
+        ("/2.0/mlflow-artifacts/artifacts", &["GET"]),
+        (
+            "/2.0/mlflow-artifacts/artifacts/{*path}",
+            &["GET", "PUT", "DELETE"],
+        ),
+        ("/2.0/mlflow-artifacts/mpu/create/{*path}", &["POST"]),
+        ("/2.0/mlflow-artifacts/mpu/complete/{*path}", &["POST"]),
+        ("/2.0/mlflow-artifacts/mpu/abort/{*path}", &["POST"]),
+    ]
+}
+
 pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/2.0/mlflow-artifacts/artifacts", get(list))

@@ -330,7 +330,7 @@ pub(crate) type Answer = Result<Response, ApiError>;
 /// `/version` and the server-info route.
 pub fn router(state: Shared) -> Router {
     let mut api: Router<Shared> = Router::new();
-    for (path, route) in routes() {
+    for (path, _, route) in routes() {
         api = api.route(path, route);
     }
     let mut api = api.layer(axum::extract::DefaultBodyLimit::max(state.body_limit));
@@ -349,6 +349,7 @@ pub fn router(state: Shared) -> Router {
         .nest("/ajax-api", api.merge(files))
         .route("/health", get(|| async { "OK" }))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
+        .route("/openapi.json", get(|| async { axum::Json(openapi()) }))
         .fallback(not_found);
     let app = match &state.auth {
         Some(tokens) => app.layer(axum::middleware::from_fn_with_state(
@@ -378,6 +379,65 @@ where
     crate::listen::serve(listener, router(state), shutdown).await
 }
 
+/// The OpenAPI description of the tracking server: every route under `/api` (the same answer
+/// under `/ajax-api`) with its methods, MLflow's error shape and the health routes. Request and
+/// answer bodies are JSON objects as MLflow's REST API documents them.
+pub fn openapi() -> Json {
+    let error = json!({"description": "the client's mistake (INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS) or an unknown thing (RESOURCE_DOES_NOT_EXIST)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MlflowError"}}}});
+    let mut paths = serde_json::Map::new();
+    let all = routes()
+        .into_iter()
+        .map(|(p, m, _)| (p, m))
+        .chain(artifacts::documented().iter().copied());
+    for (path, methods) in all {
+        let mut ops = serde_json::Map::new();
+        let params: Vec<Json> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|x| x.strip_suffix('}')))
+            .map(|name| {
+                json!({"name": name.trim_start_matches('*'), "in": "path", "required": true, "schema": {"type": "string"}})
+            })
+            .collect();
+        for method in methods {
+            let m = method.to_ascii_lowercase();
+            let mut op = json!({
+                "operationId": format!("{m}{}", path.replace(['/', '-', '.', '{', '}', '*'], "_")),
+                "summary": path.trim_start_matches("/2.0/").trim_start_matches("/3.0/"),
+                "responses": {
+                    "200": {"description": "done", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "400": error,
+                    "404": error,
+                },
+            });
+            if !params.is_empty() {
+                op["parameters"] = Json::Array(params.clone());
+            }
+            if m != "get" && m != "delete" || path.ends_with("/alias") {
+                op["requestBody"] =
+                    json!({"content": {"application/json": {"schema": {"type": "object"}}}});
+            }
+            ops.insert(m, op);
+        }
+        // OpenAPI writes a catch-all segment as a plain parameter.
+        paths.insert(
+            format!("/api{}", path.replace("{*", "{")),
+            Json::Object(ops),
+        );
+    }
+    for p in ["/health", "/version"] {
+        paths.insert(
+            p.into(),
+            json!({"get": {"operationId": p.trim_start_matches('/'), "responses": {"200": {"description": "up", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}),
+        );
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "mlship server: MLflow's tracking and registry REST API", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {"schemas": {"MlflowError": {"type": "object", "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}}, "required": ["error_code", "message"]}}},
+    })
+}
+
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -399,165 +459,248 @@ async fn server_info(State(s): State<Shared>) -> Response {
     }))
 }
 
-fn routes() -> Vec<(&'static str, MethodRouter<Shared>)> {
+/// Every JSON route: its path under `/api` and `/ajax-api`, the methods it takes (for
+/// `/openapi.json`; a test sends each and checks the router takes it), and its handlers.
+fn routes() -> Vec<(&'static str, &'static [&'static str], MethodRouter<Shared>)> {
     use axum::routing::{delete, patch, post};
     vec![
-        ("/3.0/mlflow/server-info", get(server_info)),
+        ("/3.0/mlflow/server-info", &["GET"], get(server_info)),
         // experiments
         (
             "/2.0/mlflow/experiments/create",
+            &["POST"],
             post(runs::create_experiment),
         ),
-        ("/2.0/mlflow/experiments/get", get(runs::get_experiment)),
+        (
+            "/2.0/mlflow/experiments/get",
+            &["GET"],
+            get(runs::get_experiment),
+        ),
         (
             "/2.0/mlflow/experiments/get-by-name",
+            &["GET"],
             get(runs::get_experiment_by_name),
         ),
         (
             "/2.0/mlflow/experiments/search",
+            &["GET", "POST"],
             get(runs::search_experiments).post(runs::search_experiments),
         ),
         (
             "/2.0/mlflow/experiments/update",
+            &["POST"],
             post(runs::update_experiment),
         ),
         (
             "/2.0/mlflow/experiments/delete",
+            &["POST"],
             post(runs::delete_experiment),
         ),
         (
             "/2.0/mlflow/experiments/restore",
+            &["POST"],
             post(runs::restore_experiment),
         ),
         (
             "/2.0/mlflow/experiments/set-experiment-tag",
+            &["POST"],
             post(runs::set_experiment_tag),
         ),
         (
             "/2.0/mlflow/experiments/delete-experiment-tag",
+            &["POST"],
             post(runs::delete_experiment_tag),
         ),
         // runs
-        ("/2.0/mlflow/runs/create", post(runs::create_run)),
-        ("/2.0/mlflow/runs/get", get(runs::get_run)),
-        ("/2.0/mlflow/runs/update", post(runs::update_run)),
-        ("/2.0/mlflow/runs/delete", post(runs::delete_run)),
-        ("/2.0/mlflow/runs/restore", post(runs::restore_run)),
+        ("/2.0/mlflow/runs/create", &["POST"], post(runs::create_run)),
+        ("/2.0/mlflow/runs/get", &["GET"], get(runs::get_run)),
+        ("/2.0/mlflow/runs/update", &["POST"], post(runs::update_run)),
+        ("/2.0/mlflow/runs/delete", &["POST"], post(runs::delete_run)),
+        (
+            "/2.0/mlflow/runs/restore",
+            &["POST"],
+            post(runs::restore_run),
+        ),
         (
             "/2.0/mlflow/runs/search",
+            &["POST", "GET"],
             post(runs::search_runs).get(runs::search_runs),
         ),
-        ("/2.0/mlflow/runs/log-batch", post(runs::log_batch)),
-        ("/2.0/mlflow/runs/log-metric", post(runs::log_metric)),
-        ("/2.0/mlflow/runs/log-parameter", post(runs::log_param)),
-        ("/2.0/mlflow/runs/set-tag", post(runs::set_tag)),
-        ("/2.0/mlflow/runs/delete-tag", post(runs::delete_tag)),
-        ("/2.0/mlflow/runs/log-inputs", post(runs::log_inputs)),
-        ("/2.0/mlflow/runs/outputs", post(runs::log_outputs)),
-        ("/2.0/mlflow/metrics/get-history", get(runs::metric_history)),
+        (
+            "/2.0/mlflow/runs/log-batch",
+            &["POST"],
+            post(runs::log_batch),
+        ),
+        (
+            "/2.0/mlflow/runs/log-metric",
+            &["POST"],
+            post(runs::log_metric),
+        ),
+        (
+            "/2.0/mlflow/runs/log-parameter",
+            &["POST"],
+            post(runs::log_param),
+        ),
+        ("/2.0/mlflow/runs/set-tag", &["POST"], post(runs::set_tag)),
+        (
+            "/2.0/mlflow/runs/delete-tag",
+            &["POST"],
+            post(runs::delete_tag),
+        ),
+        (
+            "/2.0/mlflow/runs/log-inputs",
+            &["POST"],
+            post(runs::log_inputs),
+        ),
+        (
+            "/2.0/mlflow/runs/outputs",
+            &["POST"],
+            post(runs::log_outputs),
+        ),
+        (
+            "/2.0/mlflow/metrics/get-history",
+            &["GET"],
+            get(runs::metric_history),
+        ),
         (
             "/2.0/mlflow/artifacts/list",
+            &["GET"],
             get(artifacts::list_run_artifacts),
         ),
         // logged models
-        ("/2.0/mlflow/logged-models", post(runs::create_logged_model)),
+        (
+            "/2.0/mlflow/logged-models",
+            &["POST"],
+            post(runs::create_logged_model),
+        ),
         (
             "/2.0/mlflow/logged-models/search",
+            &["POST"],
             post(runs::search_logged_models),
         ),
         (
             "/2.0/mlflow/logged-models/{model_id}",
+            &["GET", "PATCH", "DELETE"],
             get(runs::get_logged_model)
                 .patch(runs::finalize_logged_model)
                 .delete(runs::delete_logged_model),
         ),
         (
             "/2.0/mlflow/logged-models/{model_id}/tags",
+            &["PATCH"],
             patch(runs::set_logged_model_tags),
         ),
         (
             "/2.0/mlflow/logged-models/{model_id}/tags/{key}",
+            &["DELETE"],
             delete(runs::delete_logged_model_tag),
         ),
         (
             "/2.0/mlflow/logged-models/{model_id}/params",
+            &["POST"],
             post(runs::log_logged_model_params),
         ),
         // registry
         (
             "/2.0/mlflow/registered-models/create",
+            &["POST"],
             post(models::create_model),
         ),
-        ("/2.0/mlflow/registered-models/get", get(models::get_model)),
+        (
+            "/2.0/mlflow/registered-models/get",
+            &["GET"],
+            get(models::get_model),
+        ),
         (
             "/2.0/mlflow/registered-models/search",
+            &["GET", "POST"],
             get(models::search_models).post(models::search_models),
         ),
         (
             "/2.0/mlflow/registered-models/list",
+            &["GET"],
             get(models::search_models),
         ),
         (
             "/2.0/mlflow/registered-models/update",
+            &["PATCH"],
             patch(models::update_model),
         ),
         (
             "/2.0/mlflow/registered-models/rename",
+            &["POST"],
             post(models::rename_model),
         ),
         (
             "/2.0/mlflow/registered-models/delete",
+            &["DELETE"],
             delete(models::delete_model),
         ),
         (
             "/2.0/mlflow/registered-models/set-tag",
+            &["POST"],
             post(models::set_model_tag),
         ),
         (
             "/2.0/mlflow/registered-models/delete-tag",
+            &["DELETE"],
             delete(models::delete_model_tag),
         ),
         (
             "/2.0/mlflow/registered-models/alias",
+            &["GET", "POST", "DELETE"],
             get(models::get_alias)
                 .post(models::set_alias)
                 .delete(models::delete_alias),
         ),
         (
             "/2.0/mlflow/registered-models/get-latest-versions",
+            &["GET", "POST"],
             get(models::latest_versions).post(models::latest_versions),
         ),
         (
             "/2.0/mlflow/model-versions/create",
+            &["POST"],
             post(models::create_version),
         ),
-        ("/2.0/mlflow/model-versions/get", get(models::get_version)),
+        (
+            "/2.0/mlflow/model-versions/get",
+            &["GET"],
+            get(models::get_version),
+        ),
         (
             "/2.0/mlflow/model-versions/search",
+            &["GET", "POST"],
             get(models::search_versions).post(models::search_versions),
         ),
         (
             "/2.0/mlflow/model-versions/update",
+            &["PATCH"],
             patch(models::update_version),
         ),
         (
             "/2.0/mlflow/model-versions/delete",
+            &["DELETE"],
             delete(models::delete_version),
         ),
         (
             "/2.0/mlflow/model-versions/set-tag",
+            &["POST"],
             post(models::set_version_tag),
         ),
         (
             "/2.0/mlflow/model-versions/delete-tag",
+            &["DELETE"],
             delete(models::delete_version_tag),
         ),
         (
             "/2.0/mlflow/model-versions/get-download-uri",
+            &["GET"],
             get(models::download_uri),
         ),
         (
             "/2.0/mlflow/model-versions/transition-stage",
+            &["POST"],
             post(models::transition_stage),
         ),
     ]
