@@ -245,11 +245,27 @@ fn classes(g: &GraphProto, inits: &HashMap<String, Tensor>) -> Option<Vec<Label>
             }
         }
     }
-    g.nodes
-        .iter()
-        .filter(|n| n.op_type == "ArrayFeatureExtractor")
-        .find_map(|n| inits.get(n.inputs.first()?))
-        .map(|t| (0..t.len()).map(|i| label_of(&t.data, i)).collect())
+    // The labels output picked from a constant array: walk back from the first output through
+    // operators that only reshape or retype (an ArrayFeatureExtractor elsewhere, such as
+    // AdaBoostRegressor's pick of its median tree, holds no labels).
+    let mut current = g.outputs.first()?.name.as_str();
+    for _ in 0..g.nodes.len() {
+        let node = g
+            .nodes
+            .iter()
+            .find(|n| n.outputs.iter().any(|o| o == current))?;
+        match node.op_type.as_str() {
+            "ArrayFeatureExtractor" => {
+                let t = inits.get(node.inputs.first()?)?;
+                return Some((0..t.len()).map(|i| label_of(&t.data, i)).collect());
+            }
+            "Cast" | "Reshape" | "Identity" | "Flatten" | "Squeeze" | "Unsqueeze" => {
+                current = node.inputs.first()?.as_str();
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Loads an ONNX model of a classic estimator.

@@ -269,6 +269,9 @@ pub fn supported(domain: &str, op: &str) -> bool {
         "Transpose",
         "Shape",
         "ConstantOfShape",
+        "TopK",
+        "CumSum",
+        "GatherElements",
     ];
     match domain {
         "ai.onnx.ml" => ML.contains(&op),
@@ -1694,6 +1697,84 @@ pub fn run(
             })
         }
         "Transpose" => one(transpose(node, arg(0)?, &a.ints("perm"))?),
+        "TopK" => top_k(node, &a, arg(0)?, arg(1)?),
+        "CumSum" => {
+            let t = arg(0)?;
+            let axis = arg(1)?
+                .i()
+                .and_then(|v| v.first().copied())
+                .ok_or_else(|| fail(node, "an axis that is not one int64"))?;
+            let ax = axis_of(node, axis, t.shape.len())?;
+            let (outer, len, inner) = around(&t.shape, ax);
+            let (exclusive, reverse) = (a.i("exclusive", 0) != 0, a.i("reverse", 0) != 0);
+            let v = t.f().ok_or_else(|| fail(node, "a non-float input"))?;
+            let mut out = vec![0.0f32; v.len()];
+            for o in 0..outer {
+                for i in 0..inner {
+                    let mut acc = 0.0f32;
+                    for step in 0..len {
+                        let l = if reverse { len - 1 - step } else { step };
+                        let at = (o * len + l) * inner + i;
+                        if exclusive {
+                            out[at] = acc;
+                            acc += v[at];
+                        } else {
+                            acc += v[at];
+                            out[at] = acc;
+                        }
+                    }
+                }
+            }
+            one(Tensor {
+                shape: t.shape.clone(),
+                data: Data::F(out),
+            })
+        }
+        "GatherElements" => {
+            let (t, idx) = (arg(0)?, arg(1)?);
+            let ix = idx
+                .i()
+                .ok_or_else(|| fail(node, "indices that are not int64"))?;
+            let rank = t.shape.len();
+            if idx.shape.len() != rank {
+                return Err(fail(node, "indices of another rank than the data"));
+            }
+            let ax = axis_of(node, a.i("axis", 0), rank)?;
+            let len = t.shape[ax];
+            // Strides of the data; the output has the indices' shape.
+            let mut strides = vec![1usize; rank];
+            for d in (0..rank.saturating_sub(1)).rev() {
+                strides[d] = strides[d + 1] * t.shape[d + 1];
+            }
+            let mut src = Vec::with_capacity(ix.len());
+            for (k, &i) in ix.iter().enumerate() {
+                let i = if i < 0 { i + len as i64 } else { i };
+                if i < 0 || i as usize >= len {
+                    return Err(fail(node, format!("index {i} out of range {len}")));
+                }
+                let mut rest = k;
+                let mut at = 0;
+                for d in (0..rank).rev() {
+                    let coord = rest % idx.shape[d];
+                    rest /= idx.shape[d];
+                    let coord = if d == ax { i as usize } else { coord };
+                    if coord >= t.shape[d] {
+                        return Err(fail(node, "indices larger than the data"));
+                    }
+                    at += coord * strides[d];
+                }
+                src.push(at);
+            }
+            let data = match &t.data {
+                Data::F(v) => Data::F(src.iter().map(|&k| v[k]).collect()),
+                Data::I(v) => Data::I(src.iter().map(|&k| v[k]).collect()),
+                Data::S(v) => Data::S(src.iter().map(|&k| v[k].clone()).collect()),
+            };
+            one(Tensor {
+                shape: idx.shape.clone(),
+                data,
+            })
+        }
         "Shape" => {
             let t = arg(0)?;
             let rank = t.shape.len() as i64;
@@ -1742,6 +1823,57 @@ pub fn run(
             node.name
         ))),
     }
+}
+
+/// `TopK`: the `k` largest (or smallest) values along an axis and their indices, sorted, ties
+/// to the lower index as onnxruntime breaks them.
+fn top_k(node: &NodeProto, a: &Attrs, t: &Tensor, k: &Tensor) -> Result<Vec<Tensor>> {
+    let k = k
+        .i()
+        .and_then(|v| v.first().copied())
+        .filter(|&k| k >= 0)
+        .ok_or_else(|| fail(node, "a k that is not one non-negative int64"))? as usize;
+    let ax = axis_of(node, a.i("axis", -1), t.shape.len())?;
+    let (outer, len, inner) = around(&t.shape, ax);
+    if k > len {
+        return Err(fail(
+            node,
+            format!("k = {k} is larger than the axis ({len})"),
+        ));
+    }
+    let largest = a.i("largest", 1) != 0;
+    let v = t.f().ok_or_else(|| fail(node, "a non-float input"))?;
+    let mut shape = t.shape.clone();
+    shape[ax] = k;
+    let n = bounded(node, &shape)?;
+    let (mut values, mut indices) = (vec![0.0f32; n], vec![0i64; n]);
+    let mut order: Vec<usize> = Vec::with_capacity(len);
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |l: usize| v[(o * len + l) * inner + i];
+            order.clear();
+            order.extend(0..len);
+            order.sort_by(|&p, &q| {
+                let c = at(p).total_cmp(&at(q));
+                (if largest { c.reverse() } else { c }).then(p.cmp(&q))
+            });
+            for (j, &l) in order.iter().take(k).enumerate() {
+                let out = (o * k + j) * inner + i;
+                values[out] = at(l);
+                indices[out] = l as i64;
+            }
+        }
+    }
+    Ok(vec![
+        Tensor {
+            shape: shape.clone(),
+            data: Data::F(values),
+        },
+        Tensor {
+            shape,
+            data: Data::I(indices),
+        },
+    ])
 }
 
 /// A float tensor mapped value by value with a closure (for maps that need a parameter).
@@ -2151,6 +2283,39 @@ mod tests {
             int_values(&run1("Cast", vec![to_bool], &[&f(&[2], &[0.0, 2.0])])),
             [0, 1]
         );
+    }
+
+    #[test]
+    fn top_k_cumsum_and_gather_elements() {
+        let x = f(&[2, 3], &[3.0, 1.0, 2.0, 5.0, 5.0, 4.0]);
+        let out = run(
+            &node("TopK", vec![]),
+            &[Some(&x), Some(&i(&[1], &[2]))],
+            None,
+        )
+        .unwrap();
+        assert_eq!(floats(&out[0]), [3.0, 2.0, 5.0, 5.0]);
+        assert_eq!(int_values(&out[1]), [0, 2, 0, 1], "ties to the lower index");
+        let c = run1("CumSum", vec![], &[&x, &i(&[], &[1])]);
+        assert_eq!(floats(&c), [3.0, 4.0, 6.0, 5.0, 10.0, 14.0]);
+        let reverse = Attribute {
+            i: Some(1),
+            ..ints_attr("reverse", Vec::new())
+        };
+        let c = run1("CumSum", vec![reverse], &[&x, &i(&[], &[1])]);
+        assert_eq!(floats(&c), [6.0, 3.0, 2.0, 14.0, 9.0, 4.0]);
+        let axis1 = Attribute {
+            i: Some(1),
+            ..ints_attr("axis", Vec::new())
+        };
+        let g = run1("GatherElements", vec![axis1], &[&x, &i(&[2, 1], &[2, 0])]);
+        assert_eq!((g.shape.clone(), floats(&g)), (vec![2, 1], vec![2.0, 5.0]));
+        let bad = run(
+            &node("GatherElements", vec![]),
+            &[Some(&x), Some(&i(&[1, 1], &[7]))],
+            None,
+        );
+        assert!(bad.is_err(), "an index past the data");
     }
 
     #[test]
