@@ -708,16 +708,26 @@ fn routes() -> Vec<(&'static str, &'static [&'static str], MethodRouter<Shared>)
 
 /// Who made a registry write through the MLflow API, for the alias history: the token's name
 /// when authentication is on, else the API and the client that called it.
-pub(crate) fn who(headers: &axum::http::HeaderMap, caller: Option<&crate::auth::Caller>) -> String {
-    if let Some(c) = caller {
-        return c.name.clone();
+pub(crate) struct Who(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Who {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(c) = parts.extensions.get::<crate::auth::Caller>() {
+            return Ok(Who(c.name.clone()));
+        }
+        let agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown client");
+        Ok(Who(format!(
+            "mlflow-api ({})",
+            agent.chars().take(80).collect::<String>()
+        )))
     }
-    let agent = headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("unknown client");
-    format!(
-        "mlflow-api ({})",
-        agent.chars().take(80).collect::<String>()
-    )
 }

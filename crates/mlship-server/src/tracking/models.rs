@@ -3,17 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::Extension;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use mlship_registry::{
     Error as StoreError, MetadataStore, ModelSummary, Selector, SqlStore, Version,
 };
 use serde_json::{Value as Json, json};
 
 use super::entities::{self, put_list};
-use super::{Answer, Registration, Req, Shared, bad, blocking, empty, ok, who};
-use crate::auth::Caller;
+use super::{Answer, Registration, Req, Shared, Who, bad, blocking, empty, ok};
 
 fn version_number(r: &Req) -> Result<u32, crate::ApiError> {
     let v = r.str("version")?;
@@ -121,14 +118,8 @@ pub async fn rename_model(State(s): State<Shared>, r: Req) -> Answer {
     Ok(ok(json!({"registered_model": m})))
 }
 
-pub async fn delete_model(
-    State(s): State<Shared>,
-    headers: HeaderMap,
-    caller: Option<Extension<Caller>>,
-    r: Req,
-) -> Answer {
+pub async fn delete_model(State(s): State<Shared>, Who(by): Who, r: Req) -> Answer {
     let name = r.str("name")?;
-    let by = who(&headers, caller.as_deref());
     blocking(move || {
         // The rows go first: an artifact is removed only once nothing lists it.
         for sha in s.store.purge_model(&name, &by)? {
@@ -155,16 +146,10 @@ pub async fn delete_model_tag(State(s): State<Shared>, r: Req) -> Answer {
     Ok(empty())
 }
 
-pub async fn set_alias(
-    State(s): State<Shared>,
-    headers: HeaderMap,
-    caller: Option<Extension<Caller>>,
-    r: Req,
-) -> Answer {
+pub async fn set_alias(State(s): State<Shared>, Who(by): Who, r: Req) -> Answer {
     let name = r.str("name")?;
     let alias = r.str("alias")?;
     let version = version_number(&r)?;
-    let by = who(&headers, caller.as_deref());
     blocking(move || {
         s.store
             .clone()
@@ -174,15 +159,9 @@ pub async fn set_alias(
     Ok(empty())
 }
 
-pub async fn delete_alias(
-    State(s): State<Shared>,
-    headers: HeaderMap,
-    caller: Option<Extension<Caller>>,
-    r: Req,
-) -> Answer {
+pub async fn delete_alias(State(s): State<Shared>, Who(by): Who, r: Req) -> Answer {
     let name = r.str("name")?;
     let alias = r.str("alias")?;
-    let by = who(&headers, caller.as_deref());
     blocking(move || {
         s.store
             .clone()
@@ -265,19 +244,13 @@ fn source_path(
     )))
 }
 
-pub async fn create_version(
-    State(s): State<Shared>,
-    headers: HeaderMap,
-    caller: Option<Extension<Caller>>,
-    r: Req,
-) -> Answer {
+pub async fn create_version(State(s): State<Shared>, Who(by): Who, r: Req) -> Answer {
     let name = r.str("name")?;
     let source = r.str("source")?;
     let mut run_id = r.opt_str("run_id")?.filter(|x| !x.is_empty());
     let model_id = r.opt_str("model_id")?.filter(|x| !x.is_empty());
     let description = r.opt_str("description")?;
     let tags = r.key_values("tags")?;
-    let by = who(&headers, caller.as_deref());
     let v = blocking(move || {
         s.store.summary(&name)?;
         if run_id.is_none() {
@@ -367,15 +340,9 @@ pub async fn update_version(State(s): State<Shared>, r: Req) -> Answer {
     Ok(ok(json!({"model_version": v})))
 }
 
-pub async fn delete_version(
-    State(s): State<Shared>,
-    headers: HeaderMap,
-    caller: Option<Extension<Caller>>,
-    r: Req,
-) -> Answer {
+pub async fn delete_version(State(s): State<Shared>, Who(by): Who, r: Req) -> Answer {
     let name = r.str("name")?;
     let version = version_number(&r)?;
-    let by = who(&headers, caller.as_deref());
     blocking(move || {
         let (deleted, shared) = s.store.purge_version(&name, version, &by)?;
         if !shared {
