@@ -268,3 +268,36 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     })
     .await;
 }
+
+/// On shutdown the listener closes at once and a request in flight finishes with its answer;
+/// the server returns only after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_requests_in_flight_finish() {
+    let state = Arc::new(AppState::new(
+        vec![served("slow", Behaviour::Slow)],
+        Config::default(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(mlship_server::run(listener, state, async {
+        let _ = rx.await;
+    }));
+    let a = addr.clone();
+    let in_flight =
+        std::thread::spawn(move || http(&a, "POST", "/v2/models/slow/infer", &rows(600)));
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let _ = tx.send(());
+    let stopped = std::time::Instant::now();
+    server.await.unwrap().unwrap();
+    let (status, _, body) = in_flight.join().unwrap();
+    assert_eq!(status, 200, "the request in flight is answered: {body}");
+    assert!(
+        stopped.elapsed() >= std::time::Duration::from_millis(200),
+        "the server waited for it"
+    );
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "the listener is closed"
+    );
+}
