@@ -53,7 +53,17 @@ pub fn detect(b: &[u8]) -> Option<Container> {
 }
 
 /// Loads a model file (pickle, joblib in any compression, skops, XGBoost JSON or UBJSON, LightGBM text) into the IR.
+///
+/// Every loader's model is checked the same way before it is returned: the steps' widths chain
+/// from the signature to what the estimator reads, so an inconsistent file is refused here and
+/// never scored.
 pub fn load(b: &[u8]) -> Result<Model> {
+    let m = load_any(b)?;
+    m.check()?;
+    Ok(m)
+}
+
+fn load_any(b: &[u8]) -> Result<Model> {
     if mlship_json::detect(b) {
         return mlship_json::read(b);
     }

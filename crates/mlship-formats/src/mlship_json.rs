@@ -98,7 +98,7 @@ pub fn read(b: &[u8]) -> Result<Model> {
             warnings: doc.info.warnings,
         },
     };
-    check(&model)?;
+    model.check()?;
     Ok(model)
 }
 
@@ -1220,95 +1220,6 @@ fn est_from(e: JEstimator) -> Result<Estimator> {
             };
             m.validate()?;
             Estimator::Mlp(m)
-        }
-    })
-}
-
-/// Checks that the steps produce as many columns as the estimator reads, and that column
-/// indices exist, by walking the widths from the signature.
-fn check(m: &Model) -> Result<()> {
-    let width = steps_width(&m.steps, m.signature.inputs.len())?;
-    if width != m.estimator.n_features() {
-        return Err(invalid(format!(
-            "the steps give {width} columns but the estimator reads {}",
-            m.estimator.n_features()
-        )));
-    }
-    if let Some(classes) = &m.signature.classes {
-        if classes.is_empty() {
-            return Err(invalid("the signature lists no classes"));
-        }
-    }
-    Ok(())
-}
-
-fn steps_width(steps: &[Step], mut width: usize) -> Result<usize> {
-    for s in steps {
-        width = step_width(s, width)?;
-    }
-    Ok(width)
-}
-
-fn step_width(s: &Step, width: usize) -> Result<usize> {
-    let need = |n: usize, what: &str| {
-        if n == width {
-            Ok(())
-        } else {
-            Err(invalid(format!(
-                "{what} takes {n} columns but receives {width}"
-            )))
-        }
-    };
-    Ok(match s {
-        Step::Standardize { offset, scale } => {
-            if let Some(v) = offset.as_ref().or(scale.as_ref()) {
-                need(v.len(), "standardize")?;
-            }
-            width
-        }
-        Step::MinMax { scale, .. } => {
-            need(scale.len(), "min_max")?;
-            width
-        }
-        Step::Normalize(_) => width,
-        Step::Impute {
-            fill, indicator, ..
-        } => {
-            need(fill.len(), "impute")?;
-            fill.iter()
-                .filter(|f| !matches!(f, ImputeFill::Drop))
-                .count()
-                + indicator.as_ref().map_or(0, Vec::len)
-        }
-        Step::OneHot(o) => {
-            need(o.columns.len(), "one_hot")?;
-            o.categories
-                .iter()
-                .zip(&o.drop)
-                .map(|(c, d)| c.len() - usize::from(d.is_some()))
-                .sum()
-        }
-        Step::Ordinal(o) => {
-            need(o.columns.len(), "ordinal")?;
-            width
-        }
-        Step::Polynomial { powers } => {
-            if !powers.is_empty() {
-                need(powers[0].len(), "polynomial")?;
-            }
-            powers.len()
-        }
-        Step::Columns { parts } => {
-            let mut out = 0;
-            for (cols, steps) in parts {
-                if let Some(&c) = cols.iter().find(|&&c| c >= width) {
-                    return Err(invalid(format!(
-                        "a column transformer part reads column {c} of {width}"
-                    )));
-                }
-                out += steps_width(steps, cols.len())?;
-            }
-            out
         }
     })
 }

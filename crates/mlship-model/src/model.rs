@@ -88,6 +88,25 @@ pub struct Model {
 }
 
 impl Model {
+    /// Checks that the steps produce as many columns as the estimator reads, and that column
+    /// indices exist, by walking the widths from the signature.
+    pub fn check(&self) -> Result<()> {
+        let m = self;
+        let width = steps_width(&m.steps, m.signature.inputs.len())?;
+        if width != m.estimator.n_features() {
+            return Err(Error::invalid(format!(
+                "the steps give {width} columns but the estimator reads {}",
+                m.estimator.n_features()
+            )));
+        }
+        if let Some(classes) = &m.signature.classes {
+            if classes.is_empty() {
+                return Err(Error::invalid("the signature lists no classes"));
+            }
+        }
+        Ok(())
+    }
+
     /// Scores every row of `frame`. Columns are matched by name (extra columns are ignored);
     /// a model fitted without names takes the columns by position.
     pub fn predict(&self, frame: &Frame) -> Result<Output> {
@@ -251,5 +270,137 @@ fn convert_type(name: &str, dtype: DType, data: &ColumnData) -> Result<Col> {
                 found: format!("{:?}", v[row].as_deref().unwrap_or("")),
             })
         }
+    }
+}
+
+fn steps_width(steps: &[Step], mut width: usize) -> Result<usize> {
+    for s in steps {
+        width = step_width(s, width)?;
+    }
+    Ok(width)
+}
+
+fn step_width(s: &Step, width: usize) -> Result<usize> {
+    let need = |n: usize, what: &str| {
+        if n == width {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!(
+                "{what} takes {n} columns but receives {width}"
+            )))
+        }
+    };
+    Ok(match s {
+        Step::Standardize { offset, scale } => {
+            if let Some(v) = offset.as_ref().or(scale.as_ref()) {
+                need(v.len(), "standardize")?;
+            }
+            width
+        }
+        Step::MinMax { scale, .. } => {
+            need(scale.len(), "min_max")?;
+            width
+        }
+        Step::Normalize(_) => width,
+        Step::Impute {
+            fill, indicator, ..
+        } => {
+            need(fill.len(), "impute")?;
+            fill.iter()
+                .filter(|f| !matches!(f, crate::ImputeFill::Drop))
+                .count()
+                + indicator.as_ref().map_or(0, Vec::len)
+        }
+        Step::OneHot(o) => {
+            need(o.columns.len(), "one_hot")?;
+            o.categories
+                .iter()
+                .zip(&o.drop)
+                .map(|(c, d)| c.len() - usize::from(d.is_some()))
+                .sum()
+        }
+        Step::Ordinal(o) => {
+            need(o.columns.len(), "ordinal")?;
+            width
+        }
+        Step::Polynomial { powers } => {
+            if !powers.is_empty() {
+                need(powers[0].len(), "polynomial")?;
+            }
+            powers.len()
+        }
+        Step::Columns { parts } => {
+            let mut out = 0;
+            for (cols, steps) in parts {
+                if let Some(&c) = cols.iter().find(|&&c| c >= width) {
+                    return Err(Error::invalid(format!(
+                        "a column transformer part reads column {c} of {width}"
+                    )));
+                }
+                out += steps_width(steps, cols.len())?;
+            }
+            out
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Field, Signature, Task};
+
+    #[derive(Debug)]
+    struct Reads(usize);
+
+    impl ExternalScorer for Reads {
+        fn n_features(&self) -> usize {
+            self.0
+        }
+        fn score(&self, _: &Matrix) -> Result<Output> {
+            Err(Error::invalid("not scored in this test"))
+        }
+    }
+
+    fn model(inputs: usize, steps: Vec<Step>, reads: usize) -> Model {
+        Model {
+            signature: Signature {
+                inputs: (0..inputs)
+                    .map(|i| Field {
+                        name: format!("f{i}"),
+                        dtype: DType::Float,
+                        nullable: false,
+                    })
+                    .collect(),
+                named: true,
+                task: Task::Regression,
+                classes: None,
+            },
+            steps,
+            estimator: Estimator::External(External(std::sync::Arc::new(Reads(reads)))),
+            info: ModelInfo {
+                format: "test".into(),
+                estimator: "test".into(),
+                library: None,
+                warnings: Vec::new(),
+            },
+        }
+    }
+
+    /// Every loader's model passes this before it is scored: widths chain from the signature
+    /// through the steps to the estimator.
+    #[test]
+    fn widths_must_chain_from_the_inputs_to_the_estimator() {
+        assert!(model(2, Vec::new(), 2).check().is_ok());
+        assert!(model(3, Vec::new(), 2).check().is_err());
+        let scale = |n: usize| Step::Standardize {
+            offset: Some(vec![0.0; n]),
+            scale: None,
+        };
+        assert!(model(2, vec![scale(2)], 2).check().is_ok());
+        let e = model(2, vec![scale(3)], 2).check().unwrap_err();
+        assert!(
+            e.to_string().contains("takes 3 columns but receives 2"),
+            "{e}"
+        );
     }
 }
