@@ -172,10 +172,10 @@ fn describe_magic(b: &[u8]) -> String {
         return "the file is empty".into();
     }
     if b.starts_with(b"<?xml") || b.starts_with(b"<PMML") {
-        return "an XML document (PMML is not supported by this version)".into();
+        return "an XML document that is not PMML (no <PMML> root element)".into();
     }
     if b.starts_with(b"{") {
-        return "a JSON document that is not an XGBoost model (other JSON model formats are not supported by this version)".into();
+        return "a JSON document that is none of the JSON model formats (XGBoost, a LightGBM dump, mlship JSON)".into();
     }
     let head: Vec<String> = b.iter().take(8).map(|x| format!("{x:02x}")).collect();
     format!("the file starts with bytes {}", head.join(" "))

@@ -704,3 +704,19 @@ fn xgboost_category_codes_past_the_bound_are_refused() {
     let e = load(&serde_json::to_vec(&doc).unwrap()).unwrap_err();
     assert!(e.to_string().contains("below 2^20"), "{e}");
 }
+
+/// A file that is no model says what it looks like, and lists the formats that are read.
+#[test]
+fn unknown_files_are_described_by_what_they_look_like() {
+    for (bytes, needle) in [
+        (
+            &b"<?xml version=\"1.0\"?><catalog/>"[..],
+            "an XML document that is not PMML",
+        ),
+        (&b"{\"hello\": 1}"[..], "none of the JSON model formats"),
+        (&b""[..], "the file is empty"),
+    ] {
+        let e = mlship_formats::load(bytes).unwrap_err().to_string();
+        assert!(e.contains(needle) && e.contains("PMML, ONNX"), "{e}");
+    }
+}

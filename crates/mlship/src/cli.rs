@@ -472,7 +472,8 @@ pub struct NameArgs {
 #[derive(Debug, clap::Args)]
 pub struct RegisterArgs {
     pub name: String,
-    /// A model file (pickle, joblib, skops, XGBoost JSON/UBJSON, LightGBM text) or an MLflow model directory.
+    /// A model file (pickle, joblib, skops, XGBoost JSON/UBJSON, LightGBM text or JSON dump, ONNX,
+    /// PMML, mlship JSON) or an MLflow model directory.
     pub path: PathBuf,
     /// Point these aliases at the new version.
     #[arg(long)]
@@ -551,7 +552,8 @@ pub enum InspectFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct PredictArgs {
-    /// A model file (pickle, joblib, skops, XGBoost JSON/UBJSON, LightGBM text) or an MLflow model directory.
+    /// A model file (pickle, joblib, skops, XGBoost JSON/UBJSON, LightGBM text or JSON dump, ONNX,
+    /// PMML, mlship JSON) or an MLflow model directory.
     pub model: String,
     /// The rows to score: a file, or `-` for standard input.
     #[arg(long, short, default_value = "-")]
@@ -566,7 +568,8 @@ pub struct PredictArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// A model file (pickle, joblib, skops, XGBoost JSON/UBJSON, LightGBM text) or an MLflow model directory.
+    /// A model file (pickle, joblib, skops, XGBoost JSON/UBJSON, LightGBM text or JSON dump, ONNX,
+    /// PMML, mlship JSON) or an MLflow model directory.
     pub model: String,
     /// How to print the description.
     #[arg(long, default_value = "table")]
