@@ -248,12 +248,7 @@ fn the_model_server_needs_a_read_token_except_for_probes() {
         "0",
     ]));
     common::wait_ready(&addr);
-    let cols: Vec<String> = (0..8).map(|i| format!("\"f{i}\"")).collect();
-    let body = format!(
-        "{{\"dataframe_split\": {{\"columns\": [{}], \"data\": [[{}]]}}}}",
-        cols.join(","),
-        ["0.5"; 8].join(",")
-    );
+    let body = common::forest_row();
     for probe in ["/ping", "/v2/health/live", "/v2/health/ready"] {
         assert_eq!(call(&addr, "GET", probe, None, "").0, 200, "{probe}");
     }

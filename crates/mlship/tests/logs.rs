@@ -57,12 +57,7 @@ fn the_model_server_logs_one_json_line_per_request() {
     let (child, addr) =
         common::spawn(mlship(home.path()).args(["serve", &format!("rf={MODEL}"), "--port", "0"]));
     common::wait_ready(&addr);
-    let cols: Vec<String> = (0..8).map(|i| format!("\"f{i}\"")).collect();
-    let body = format!(
-        "{{\"dataframe_split\": {{\"columns\": [{}], \"data\": [[{}]]}}}}",
-        cols.join(","),
-        ["0.5"; 8].join(",")
-    );
+    let body = common::forest_row();
     let head = request(&addr, "POST", "/models/rf/invocations", "req-ok", &body);
     assert!(
         head.to_ascii_lowercase().contains("x-request-id: req-ok"),

@@ -97,26 +97,16 @@ fn https_serves_the_certificate_and_reloads_it_on_sighup() {
     let (cert, key, first) = certificate();
     put(&cert_path, &cert);
     put(&key_path, &key);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mlship"))
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .env("MLSHIP_HOME", home.path())
-        .args(["serve", &format!("rf={MODEL}"), "--port", "0", "--tls-cert"])
-        .arg(&cert_path)
-        .arg("--tls-key")
-        .arg(&key_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on https://")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_string();
+    let (mut child, addr) = common::spawn(
+        Command::new(env!("CARGO_BIN_EXE_mlship"))
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .env("MLSHIP_HOME", home.path())
+            .args(["serve", &format!("rf={MODEL}"), "--port", "0", "--tls-cert"])
+            .arg(&cert_path)
+            .arg("--tls-key")
+            .arg(&key_path)
+            .stderr(Stdio::null()),
+    );
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut kept = loop {

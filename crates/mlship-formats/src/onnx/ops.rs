@@ -365,13 +365,7 @@ fn binary(
     f: fn(f32, f32) -> f32,
     fi: fn(i64, i64) -> i64,
 ) -> Result<Tensor> {
-    let shape = broadcast(&a.shape, &b.shape).ok_or_else(|| {
-        fail(
-            node,
-            format!("shapes {:?} and {:?} do not broadcast", a.shape, b.shape),
-        )
-    })?;
-    let n = bounded(node, &shape)?;
+    let (shape, n) = broadcast_pair(node, a, b)?;
     let data = match (&a.data, &b.data) {
         (Data::F(x), Data::F(y)) => Data::F(
             (0..n)
@@ -396,6 +390,18 @@ fn binary(
         _ => return Err(fail(node, "operands of different or string types")),
     };
     Ok(Tensor { shape, data })
+}
+
+/// The shape two operands broadcast to, and its number of values (bounded).
+fn broadcast_pair(node: &NodeProto, a: &Tensor, b: &Tensor) -> Result<(Vec<usize>, usize)> {
+    let shape = broadcast(&a.shape, &b.shape).ok_or_else(|| {
+        fail(
+            node,
+            format!("shapes {:?} and {:?} do not broadcast", a.shape, b.shape),
+        )
+    })?;
+    let n = bounded(node, &shape)?;
+    Ok((shape, n))
 }
 
 fn axis_of(node: &NodeProto, axis: i64, rank: usize) -> Result<usize> {
@@ -1893,13 +1899,7 @@ fn compare(
     b: &Tensor,
     keep: fn(std::cmp::Ordering) -> bool,
 ) -> Result<Tensor> {
-    let shape = broadcast(&a.shape, &b.shape).ok_or_else(|| {
-        fail(
-            node,
-            format!("shapes {:?} and {:?} do not broadcast", a.shape, b.shape),
-        )
-    })?;
-    let n = bounded(node, &shape)?;
+    let (shape, n) = broadcast_pair(node, a, b)?;
     let pair = |k: usize| {
         (
             source_index(&shape, &a.shape, k),

@@ -17,7 +17,7 @@ pub fn start(serve: &mut Command) -> (Child, String) {
 }
 
 /// Spawns a server command that listens on port 0 and returns it with the address it printed
-/// first (`listening on http://…`), without waiting for anything more.
+/// first (`listening on http://…` or `https://…`), without waiting for anything more.
 pub fn spawn(server: &mut Command) -> (Child, String) {
     let mut child = server.stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
@@ -27,9 +27,20 @@ pub fn spawn(server: &mut Command) -> (Child, String) {
     let addr = line
         .trim()
         .strip_prefix("listening on http://")
+        .or_else(|| line.trim().strip_prefix("listening on https://"))
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
     (child, addr)
+}
+
+/// A one-row MLflow request for the corpus regression forest (eight float columns f0..f7).
+pub fn forest_row() -> String {
+    let cols: Vec<String> = (0..8).map(|i| format!("\"f{i}\"")).collect();
+    format!(
+        "{{\"dataframe_split\": {{\"columns\": [{}], \"data\": [[{}]]}}}}",
+        cols.join(","),
+        ["0.5"; 8].join(",")
+    )
 }
 
 /// A fresh metadata store and artifact prefix for scale-out: a new database on the PostgreSQL
