@@ -21,7 +21,7 @@ enum Behaviour {
     Doubles,
     Panics,
     Invalid,
-    /// Doubles, after half a second.
+    /// Doubles, after a second.
     Slow,
 }
 
@@ -44,7 +44,7 @@ impl ExternalScorer for Scorer {
                 extra: Vec::new(),
             }),
             Behaviour::Slow => {
-                std::thread::sleep(std::time::Duration::from_millis(500));
+                std::thread::sleep(std::time::Duration::from_millis(1000));
                 Scorer(Behaviour::Doubles).score(x)
             }
             Behaviour::Panics => panic!("index out of bounds in a test model"),
@@ -202,7 +202,7 @@ fn rows(n: usize) -> String {
 async fn limits_answer_503_with_retry_after() {
     let config = Config {
         max_concurrency: 1,
-        request_timeout: Some(std::time::Duration::from_millis(300)),
+        request_timeout: Some(std::time::Duration::from_millis(600)),
         ..Config::default()
     };
     with_config(config, |addr| {
@@ -211,7 +211,8 @@ async fn limits_answer_503_with_retry_after() {
             let (addr, body) = (addr.clone(), body.clone());
             std::thread::spawn(move || http(&addr, "POST", "/v2/models/slow/infer", &body))
         };
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        // Well inside the first request's second of scoring, well after it took the permit.
+        std::thread::sleep(std::time::Duration::from_millis(250));
         let (st, head, body2) = http(&addr, "POST", "/v2/models/slow/infer", &body);
         assert_eq!(st, 503, "{body2}");
         assert!(
@@ -221,7 +222,7 @@ async fn limits_answer_503_with_retry_after() {
         assert!(body2.contains("as many requests as it may"), "{body2}");
         let (st, head, body) = slow.join().unwrap();
         assert_eq!(st, 503, "the first one is over the time limit: {body}");
-        assert!(body.contains("within 0.3 s"), "{body}");
+        assert!(body.contains("within 0.6 s"), "{body}");
         assert!(head.to_ascii_lowercase().contains("retry-after"), "{head}");
         // Other models are not held up by the slow one's cap.
         assert_eq!(
@@ -286,7 +287,8 @@ async fn shutdown_lets_requests_in_flight_finish() {
     let a = addr.clone();
     let in_flight =
         std::thread::spawn(move || http(&a, "POST", "/v2/models/slow/infer", &rows(600)));
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    // Well after the request has reached the model, well before its second of scoring ends.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let _ = tx.send(());
     let stopped = std::time::Instant::now();
     server.await.unwrap().unwrap();
