@@ -392,6 +392,18 @@ fn binary(
     Ok(Tensor { shape, data })
 }
 
+/// The axes of a reduction or a (un)squeeze: the second input since opset 13, the `axes`
+/// attribute before.
+fn axes_of(node: &NodeProto, a: &Attrs, ins: &[Option<&Tensor>]) -> Result<Vec<i64>> {
+    match ins.get(1).copied().flatten() {
+        Some(ax) => Ok(ax
+            .i()
+            .ok_or_else(|| fail(node, "axes that are not int64"))?
+            .to_vec()),
+        None => Ok(a.ints("axes")),
+    }
+}
+
 /// The shape two operands broadcast to, and its number of values (bounded).
 fn broadcast_pair(node: &NodeProto, a: &Tensor, b: &Tensor) -> Result<(Vec<usize>, usize)> {
     let shape = broadcast(&a.shape, &b.shape).ok_or_else(|| {
@@ -1178,13 +1190,7 @@ pub fn run(
         "ReduceSum" | "ReduceSumSquare" | "ReduceLogSumExp" | "ReduceMean" | "ReduceMax"
         | "ReduceMin" | "ReduceProd" => {
             let t = arg(0)?;
-            let axes = match ins.get(1).copied().flatten() {
-                Some(ax) => ax
-                    .i()
-                    .ok_or_else(|| fail(node, "axes that are not int64"))?
-                    .to_vec(),
-                None => a.ints("axes"),
-            };
+            let axes = axes_of(node, &a, ins)?;
             let keep = a.i("keepdims", 1) != 0;
             let f: fn(&[f32]) -> f32 = match node.op_type.as_str() {
                 "ReduceSum" => |v| v.iter().sum(),
@@ -1644,21 +1650,11 @@ pub fn run(
                 bound(1, "min", f32::NEG_INFINITY)?,
                 bound(2, "max", f32::INFINITY)?,
             );
-            let v = t.f().ok_or_else(|| fail(node, "a non-float input"))?;
-            one(Tensor {
-                shape: t.shape.clone(),
-                data: Data::F(v.iter().map(|&x| x.max(lo).min(hi)).collect()),
-            })
+            one(float_map_with(node, t, |x| x.max(lo).min(hi))?)
         }
         "Squeeze" | "Unsqueeze" => {
             let t = arg(0)?;
-            let axes = match ins.get(1).copied().flatten() {
-                Some(ax) => ax
-                    .i()
-                    .ok_or_else(|| fail(node, "axes that are not int64"))?
-                    .to_vec(),
-                None => a.ints("axes"),
-            };
+            let axes = axes_of(node, &a, ins)?;
             let shape = if node.op_type == "Squeeze" {
                 let ax: Vec<usize> = axes
                     .iter()
