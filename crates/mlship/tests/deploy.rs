@@ -183,20 +183,10 @@ fn the_tracking_server_renders_for_kubernetes_and_its_command_serves() {
     let config = dir.path().join("mlship.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let out = dir.path().join("tracking");
-    let o = mlship(home.path())
-        .args([
-            "deploy",
-            "render",
-            "--target",
-            "kubernetes",
-            "--tracking-server",
-        ])
-        .args(["--image", "localhost:5000/mlship:1", "--config"])
-        .arg(&config)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
+    // The helper's model argument is the flag here: the server takes the model's place.
+    let config_s = config.to_str().unwrap();
+    let image = ["--image", "localhost:5000/mlship:1", "--config", config_s];
+    let o = render(home.path(), "kubernetes", "--tracking-server", &out, &image);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let files = [
         "deployment.yaml",
@@ -241,39 +231,26 @@ fn the_tracking_server_renders_for_kubernetes_and_its_command_serves() {
     assert_eq!(status, 200);
 
     // Only Kubernetes, and a model or the server, not both.
-    let o = mlship(home.path())
-        .args([
-            "deploy",
-            "render",
-            "--target",
-            "ecs",
-            "--tracking-server",
-            "--image",
-            "x:1",
-            "-o",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = render(
+        home.path(),
+        "ecs",
+        "--tracking-server",
+        &out,
+        &["--image", "x:1"],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
         err.contains("Kubernetes only") && err.contains("hint:"),
         "{err}"
     );
-    let o = mlship(home.path())
-        .args([
-            "deploy",
-            "render",
-            "--target",
-            "kubernetes",
-            "--tracking-server",
-            MODEL,
-            "-o",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = render(
+        home.path(),
+        "kubernetes",
+        MODEL,
+        &out,
+        &["--tracking-server"],
+    );
     assert!(!o.status.success());
 }
 
