@@ -20,19 +20,18 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         None => None,
     };
     // Flags win over the config's [serve] section, which wins over the defaults.
-    let section = file
+    let mut section = file
         .as_ref()
         .and_then(|f| f.serve.clone())
         .unwrap_or_default();
     let mut a = a.clone();
-    let limits = section.clone();
     if a.models.is_empty() {
-        a.models = section.models;
+        a.models = std::mem::take(&mut section.models);
     }
     let host = a
         .host
         .clone()
-        .or(section.host)
+        .or(section.host.clone())
         .unwrap_or_else(|| "127.0.0.1".into());
     let port = a.port.or(section.port).unwrap_or(8080);
     let a = &a;
@@ -48,17 +47,17 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
     let config = Config {
         body_limit: a.body_limit,
         batch,
-        request_timeout: a.limits.timeout(limits.request_timeout_secs),
+        request_timeout: a.limits.timeout(section.request_timeout_secs),
         max_concurrency: a
             .max_concurrency_per_model
-            .or(limits.max_concurrency_per_model)
+            .or(section.max_concurrency_per_model)
             .unwrap_or(256),
     };
     let mut state = AppState::with_deployments(Vec::new(), Vec::new(), Some(hook), config);
     if a.auth {
         state = state.with_auth(Arc::new(
             mlship_server::auth::Tokens::new(settings.sql()?)
-                .rate_limited(a.limits.rate(limits.rate_limit)),
+                .rate_limited(a.limits.rate(section.rate_limit)),
         ));
     } else {
         crate::warn_if_open(&host);
