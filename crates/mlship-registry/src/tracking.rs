@@ -703,7 +703,13 @@ fn run_search_sql(
         let dir = if o.ascending { "ASC" } else { "DESC" };
         if o.kind == Kind::Attribute {
             let (col, _) = run_attribute(&o.key)?;
-            order_sql.push(format!("({col} IS NULL) ASC, {col} {dir}"));
+            // Nulls last; only `end_time` can be null, and naming the others' null test would
+            // keep the runs index from giving the order (a sort of every run before the page).
+            if col == "r.end_time" {
+                order_sql.push(format!("({col} IS NULL) ASC, {col} {dir}"));
+            } else {
+                order_sql.push(format!("{col} {dir}"));
+            }
             continue;
         }
         let table = table_of(o.kind);
