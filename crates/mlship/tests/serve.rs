@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::http;
+use common::{http, post_json};
 use serde_json::{Value as Json, json};
 
 fn case(name: &str) -> PathBuf {
@@ -41,16 +41,6 @@ fn serve(models: &[String], extra: &[&str]) -> Server {
             .env("MLSHIP_HOME", home),
     );
     Server { child, addr }
-}
-
-fn post_json(addr: &str, path: &str, body: &Json) -> (u16, Json) {
-    http(
-        addr,
-        "POST",
-        path,
-        "application/json",
-        body.to_string().as_bytes(),
-    )
 }
 
 fn expected(name: &str) -> Json {

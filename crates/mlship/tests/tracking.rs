@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{get_json as get, post_json as post};
+
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value as Json, json};
@@ -33,20 +35,6 @@ fn start(args: &[&str], env: &[(&str, String)]) -> Server {
     }
     let (child, addr) = common::spawn(&mut c);
     Server { child, addr }
-}
-
-fn post(addr: &str, path: &str, body: &Json) -> (u16, Json) {
-    common::http(
-        addr,
-        "POST",
-        path,
-        "application/json",
-        body.to_string().as_bytes(),
-    )
-}
-
-fn get(addr: &str, path: &str) -> (u16, Json) {
-    common::http(addr, "GET", path, "application/json", b"")
 }
 
 /// The Python with `mlflow` installed, or `None` outside CI.

@@ -101,6 +101,22 @@ pub fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8
     )
 }
 
+/// POSTs a JSON body: status and the answer as JSON.
+pub fn post_json(addr: &str, path: &str, body: &Json) -> (u16, Json) {
+    http(
+        addr,
+        "POST",
+        path,
+        "application/json",
+        body.to_string().as_bytes(),
+    )
+}
+
+/// GETs a path: status and the answer as JSON.
+pub fn get_json(addr: &str, path: &str) -> (u16, Json) {
+    http(addr, "GET", path, "application/json", b"")
+}
+
 /// One HTTP/1.1 exchange with the given headers: status, the answer's head (lower-cased) and body.
 pub fn exchange(
     addr: &str,
