@@ -107,6 +107,26 @@ impl Model {
         Ok(())
     }
 
+    /// The categories the encoders know for each input column they read straight from the
+    /// input (before any step that changes the columns), in the signature's order: what a form
+    /// offers as a list. Missing-value categories are left out.
+    pub fn categories(&self) -> Vec<(String, Vec<String>)> {
+        let names: Vec<&str> = self
+            .signature
+            .inputs
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        let mut found: Vec<Option<Vec<String>>> = vec![None; names.len()];
+        let identity: Vec<usize> = (0..names.len()).collect();
+        encoded_inputs(&self.steps, &identity, &mut found);
+        names
+            .iter()
+            .zip(found)
+            .filter_map(|(n, c)| c.map(|c| ((*n).to_string(), c)))
+            .collect()
+    }
+
     /// Scores every row of `frame`. Columns are matched by name (extra columns are ignored);
     /// a model fitted without names takes the columns by position.
     pub fn predict(&self, frame: &Frame) -> Result<Output> {
@@ -278,6 +298,59 @@ fn steps_width(steps: &[Step], mut width: usize) -> Result<usize> {
         width = step_width(s, width)?;
     }
     Ok(width)
+}
+
+/// Records the categories of encoders whose column `j` is input `inputs[j]`, walking `steps`
+/// until one changes what the columns are.
+fn encoded_inputs(steps: &[Step], inputs: &[usize], found: &mut [Option<Vec<String>>]) {
+    for s in steps {
+        match s {
+            Step::OneHot(o) => return record(&o.categories, inputs, found),
+            Step::Ordinal(o) => record(&o.categories, inputs, found),
+            Step::Columns { parts } => {
+                for (cols, sub) in parts {
+                    let mapped: Vec<usize> = cols
+                        .iter()
+                        .filter_map(|&c| inputs.get(c).copied())
+                        .collect();
+                    if mapped.len() == cols.len() {
+                        encoded_inputs(sub, &mapped, found);
+                    }
+                }
+                return;
+            }
+            Step::Impute {
+                fill, indicator, ..
+            } if indicator.is_some()
+                || fill.iter().any(|f| matches!(f, crate::ImputeFill::Drop)) =>
+            {
+                return;
+            }
+            Step::Polynomial { .. } => return,
+            _ => {}
+        }
+    }
+}
+
+fn record(
+    cats: &[Vec<crate::transform::Category>],
+    inputs: &[usize],
+    found: &mut [Option<Vec<String>>],
+) {
+    use crate::transform::Category;
+    for (j, cs) in cats.iter().enumerate() {
+        if let Some(slot) = inputs.get(j).and_then(|&i| found.get_mut(i)) {
+            let listed = cs
+                .iter()
+                .filter_map(|c| match c {
+                    Category::Num(v) => Some(format!("{v}")),
+                    Category::Str(s) => Some(s.clone()),
+                    Category::Missing => None,
+                })
+                .collect();
+            *slot = Some(listed);
+        }
+    }
 }
 
 fn step_width(s: &Step, width: usize) -> Result<usize> {

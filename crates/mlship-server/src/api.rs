@@ -153,6 +153,21 @@ pub fn matrix(m: &Matrix) -> Json {
 
 /// The model's further named outputs (a PMML scorecard's reason codes): `{name: [value|null]}`,
 /// added to a response as `outputs` when the model has any.
+/// MLflow's answer to a scoring request: `predictions`, with a classifier's `probabilities` and
+/// `classes` when asked for, and a model's further named outputs.
+pub fn predictions_doc(out: &Output, probabilities: bool) -> Json {
+    let mut doc = serde_json::Map::new();
+    doc.insert("predictions".into(), Json::Array(predictions(out)));
+    if probabilities {
+        if let (Some(p), Some(c)) = (&out.probabilities, &out.classes) {
+            doc.insert("probabilities".into(), matrix(p));
+            doc.insert("classes".into(), Json::Array(c.iter().map(label).collect()));
+        }
+    }
+    add_extra(&mut doc, out);
+    Json::Object(doc)
+}
+
 pub fn add_extra(doc: &mut serde_json::Map<String, Json>, o: &Output) {
     if !o.extra.is_empty() {
         let outputs = o
@@ -280,22 +295,27 @@ pub async fn score(
         if matches!(f, Failure::Panic(_)) {
             state.metrics.panicked(&served.name, &served.version_label);
         }
-        let (status, code, client) = answer(&f);
-        if client {
-            ApiError::new(status, code, f.to_string(), style)
-        } else {
-            tracing::error!(model = %served.name, version = %served.version_label, cause = %f, "scoring failed");
-            ApiError::new(
-                status,
-                code,
-                format!(
-                    "the model `{}` failed to score this request; the server's log has the cause",
-                    served.name
-                ),
-                style,
-            )
-        }
+        failed(&f, &served.name, &served.version_label, style)
     })
+}
+
+/// The answer to a scoring failure, from [`answer`]'s table: the client's mistake is told as it
+/// is, the server's own fault is logged with its cause and answered with a generic message.
+pub fn failed(f: &Failure, model: &str, version: &str, style: Style) -> ApiError {
+    let (status, code, client) = answer(f);
+    if client {
+        ApiError::new(status, code, f.to_string(), style)
+    } else {
+        tracing::error!(model = %model, version = %version, cause = %f, "scoring failed");
+        ApiError::new(
+            status,
+            code,
+            format!(
+                "the model `{model}` failed to score this request; the server's log has the cause"
+            ),
+            style,
+        )
+    }
 }
 
 /// The model's batcher: the running one, or a new one if there is none or it stopped.

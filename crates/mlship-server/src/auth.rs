@@ -246,28 +246,41 @@ pub async fn require(State(g): State<Guard>, mut req: Request, next: Next) -> Re
 /// The model server's policy: health probes are open, everything else (scoring, metadata,
 /// metrics, the documentation) needs `read`.
 pub fn serving_policy(_: &Method, path: &str) -> Option<Role> {
+    if is_page(path) {
+        return None;
+    }
     match path {
         "/ping" | "/health" | "/v2/health/live" | "/v2/health/ready" => None,
         _ => Some(Role::Read),
     }
 }
 
+/// The web UI's shell and files: they hold no data (the script calls the API with the user's
+/// token), so a browser can load them before it has one.
+fn is_page(path: &str) -> bool {
+    path == "/" || path.starts_with("/ui/")
+}
+
 /// The tracking server's policy: `/health` and `/version` are open; reads (GET, and the searches
 /// MLflow sends as POST) need `read`; deletes, alias moves and stage transitions need `admin`;
 /// every other write needs `write`.
 pub fn tracking_policy(method: &Method, path: &str) -> Option<Role> {
-    if path == "/health" || path == "/version" {
+    if path == "/health" || path == "/version" || is_page(path) {
         return None;
     }
     if method == Method::GET || method == Method::HEAD {
         return Some(Role::Read);
     }
-    if path.ends_with("/search") || path.ends_with("/get-latest-versions") {
+    if path.ends_with("/search")
+        || path.ends_with("/get-latest-versions")
+        || path.ends_with("/mlship/model-versions/predict")
+    {
         return Some(Role::Read);
     }
     let tag_edit = path.ends_with("-tag") || path.contains("/tags/") || path.ends_with("/tags");
     if path.ends_with("/delete")
         || path.ends_with("/alias")
+        || path.ends_with("/rollback")
         || path.ends_with("/transition-stage")
         || (method == Method::DELETE && !tag_edit)
     {

@@ -10,6 +10,7 @@ mod api;
 pub mod auth;
 mod batch;
 mod deploy;
+mod form;
 pub mod input;
 mod kserve;
 pub mod listen;
@@ -19,6 +20,7 @@ pub mod observe;
 mod openapi;
 pub mod tls;
 pub mod tracking;
+pub mod ui;
 mod v2;
 
 use std::sync::Arc;
@@ -392,6 +394,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics_route))
         .route("/openapi.json", get(openapi_route))
         .route("/docs", get(docs_route))
+        .route("/models/{name}/form", get(form_route))
+        .merge(ui::routes(ui::Mode::Serving))
         .fallback(api::not_found);
     let app = match &state.auth {
         Some(tokens) => app.layer(axum::middleware::from_fn_with_state(
@@ -457,6 +461,16 @@ async fn docs_route(
     axum::extract::State(s): axum::extract::State<Arc<AppState>>,
 ) -> axum::response::Html<String> {
     axum::response::Html(openapi::page(&s))
+}
+
+/// `GET /models/{name}/form`: the fields of the model's "try it" form (types, and the categories
+/// its encoders know).
+async fn form_route(
+    axum::extract::State(s): axum::extract::State<Arc<AppState>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let m = s.lookup(&name, api::Style::Mlflow)?;
+    Ok(axum::Json(form::describe(&m.model, None)))
 }
 
 /// Counts every request by its route template (not its raw path, which would explode the labels).

@@ -187,19 +187,8 @@ async fn invoke(
         })?;
         return Ok(axum::Json(json!({"predictions": api::matrix(p)})));
     }
-    let mut doc = serde_json::Map::new();
-    doc.insert("predictions".into(), Json::Array(api::predictions(&out)));
-    if q.get("probabilities")
-        .is_some_and(|v| v == "true" || v == "1")
-    {
-        if let (Some(p), Some(c)) = (&out.probabilities, &out.classes) {
-            doc.insert("probabilities".into(), api::matrix(p));
-            doc.insert(
-                "classes".into(),
-                Json::Array(c.iter().map(api::label).collect()),
-            );
-        }
-    }
-    api::add_extra(&mut doc, &out);
-    Ok(axum::Json(Json::Object(doc)))
+    let probabilities = q
+        .get("probabilities")
+        .is_some_and(|v| v == "true" || v == "1");
+    Ok(axum::Json(api::predictions_doc(&out, probabilities)))
 }

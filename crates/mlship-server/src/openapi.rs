@@ -78,6 +78,10 @@ pub fn document(s: &AppState) -> Json {
             json!({"post": {"summary": format!("Score rows with `{}` (KServe V1)", m.name), "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"instances": {"type": "array", "items": {"$ref": format!("#/components/schemas/{record_name}")}}}, "required": ["instances"]}}}}, "responses": {"200": {"description": "predictions"}, "400": error_v2}}}),
         );
         paths.insert(
+            format!("/models/{}/form", m.name),
+            json!({"get": {"summary": format!("The fields of `{}`'s \"try it\" form: each input's type, the categories its encoders know", m.name), "responses": {"200": {"description": "task, classes and fields", "content": {"application/json": {"schema": {"type": "object", "properties": {"task": {"type": "string"}, "classes": {"type": "array"}, "fields": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "type": {"type": "string"}, "nullable": {"type": "boolean"}, "categories": {"type": "array", "items": {"type": "string"}}, "example": {}}}}}}}}}, "404": error_mlflow}}}),
+        );
+        paths.insert(
             format!("/v2/models/{}/infer", m.name),
             json!({"post": {"summary": format!("Score rows with `{}` (Open Inference Protocol): one tensor per column, or one [rows, {}] tensor", m.name, sig.inputs.len()), "responses": {"200": {"description": "outputs `predictions` (and `probabilities`)"}, "400": error_v2}}}),
         );

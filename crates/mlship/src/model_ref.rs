@@ -210,19 +210,7 @@ fn load_registered(r: &Reference, settings: &Settings) -> anyhow::Result<Resolve
         .get(&v.meta.sha256)
         .with_context(|| format!("fetching the artifact of {}/{}", r.name, v.version))?;
     let source = format!("models:/{}/{}", r.name, v.version);
-    let model = if v.meta.kind == "mlflow" {
-        let files = untar(&bytes)?;
-        let text = files
-            .get("MLmodel")
-            .ok_or_else(|| anyhow::anyhow!("stored MLflow model without an MLmodel file"))?;
-        let ml = mlship_formats::mlflow::parse_mlmodel(&String::from_utf8_lossy(text))?;
-        let art = files
-            .get(&ml.artifact)
-            .ok_or_else(|| anyhow::anyhow!("stored MLflow model without {}", ml.artifact))?;
-        mlship_formats::load_mlflow(&ml, art).with_context(|| format!("loading {source}"))?
-    } else {
-        mlship_formats::load(&bytes).with_context(|| format!("loading {source}"))?
-    };
+    let model = stored_model(&v, &bytes).with_context(|| format!("loading {source}"))?;
     Ok(Resolved {
         model,
         source,
@@ -230,6 +218,23 @@ fn load_registered(r: &Reference, settings: &Settings) -> anyhow::Result<Resolve
         size: v.meta.size,
         version: Some(v.version),
     })
+}
+
+/// Loads a registry version from its artifact's bytes (a model file, or a tar of an MLflow
+/// directory).
+pub fn stored_model(v: &mlship_registry::Version, bytes: &[u8]) -> anyhow::Result<Model> {
+    if v.meta.kind != "mlflow" {
+        return Ok(mlship_formats::load(bytes)?);
+    }
+    let files = untar(bytes)?;
+    let text = files
+        .get("MLmodel")
+        .ok_or_else(|| anyhow::anyhow!("stored MLflow model without an MLmodel file"))?;
+    let ml = mlship_formats::mlflow::parse_mlmodel(&String::from_utf8_lossy(text))?;
+    let art = files
+        .get(&ml.artifact)
+        .ok_or_else(|| anyhow::anyhow!("stored MLflow model without {}", ml.artifact))?;
+    Ok(mlship_formats::load_mlflow(&ml, art)?)
 }
 
 /// A model's files as they go into an image or a build context, with what describes it.

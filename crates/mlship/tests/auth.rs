@@ -178,6 +178,36 @@ fn the_tracking_server_checks_tokens_and_roles() {
     );
     assert_eq!(st, 401);
 
+    // The web UI's pages hold no data: open. What they call is the API, with its roles.
+    for page in ["/", "/ui/app.js", "/ui/uPlot.iife.min.js"] {
+        assert_eq!(call(&addr, "GET", page, None, "").0, 200, "{page}");
+    }
+    let history = "/api/2.0/mlship/registered-models/alias-history?name=m";
+    assert_eq!(call(&addr, "GET", history, None, "").0, 401);
+    assert_eq!(
+        call(&addr, "GET", history, Some(&bearer(&reader)), "").0,
+        404,
+        "a reader may read (the model does not exist)"
+    );
+    let rollback = "/api/2.0/mlship/registered-models/rollback";
+    let body = r#"{"name": "m", "alias": "a"}"#;
+    assert_eq!(
+        call(&addr, "POST", rollback, Some(&bearer(&writer)), body).0,
+        403,
+        "rolling back needs admin"
+    );
+    assert_eq!(
+        call(&addr, "POST", rollback, Some(&bearer(&boss)), body).0,
+        404
+    );
+    let predict = "/api/2.0/mlship/model-versions/predict";
+    let body = r#"{"name": "m", "version": "1", "inputs": [[1]]}"#;
+    assert_eq!(
+        call(&addr, "POST", predict, Some(&bearer(&reader)), body).0,
+        404,
+        "scoring is a read"
+    );
+
     // The stock client, with its usual variables.
     if let Ok(python) = std::env::var("MLSHIP_TEST_MLFLOW_PYTHON") {
         let script = r#"
@@ -249,9 +279,16 @@ fn the_model_server_needs_a_read_token_except_for_probes() {
     ]));
     common::wait_ready(&addr);
     let body = common::forest_row();
-    for probe in ["/ping", "/v2/health/live", "/v2/health/ready"] {
+    for probe in [
+        "/ping",
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/",
+        "/ui/app.css",
+    ] {
         assert_eq!(call(&addr, "GET", probe, None, "").0, 200, "{probe}");
     }
+    assert_eq!(call(&addr, "GET", "/models/rf/form", None, "").0, 401);
     let (st, _, err) = call(&addr, "POST", "/models/rf/invocations", None, &body);
     assert_eq!(st, 401);
     assert_eq!(

@@ -10,8 +10,11 @@
 
 mod artifacts;
 mod entities;
+mod mlship_api;
 mod models;
 mod runs;
+
+pub use mlship_api::{Loaded, Scoring};
 
 use std::sync::Arc;
 
@@ -52,6 +55,8 @@ pub trait Registrar: Send + Sync {
     /// MLflow API (registered with `mlship models register`), `MLmodel` last; refused for a
     /// format no MLflow flavor loads.
     fn mlflow_files(&self, version: &Version) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Loads a servable version for scoring in the server's process (the web UI's "try it").
+    fn load(&self, version: &Version) -> Result<Loaded, StoreError>;
 }
 
 /// What the tracking routes share.
@@ -65,6 +70,8 @@ pub struct TrackingState {
     pub auth: Option<Arc<crate::auth::Tokens>>,
     /// API requests (not artifact transfers) taking longer are answered 503 (`None`: no limit).
     pub request_timeout: Option<std::time::Duration>,
+    /// Versions loaded for "try it".
+    pub scoring: Scoring,
 }
 
 impl std::fmt::Debug for TrackingState {
@@ -350,6 +357,7 @@ pub fn router(state: Shared) -> Router {
         .route("/health", get(|| async { "OK" }))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .route("/openapi.json", get(|| async { axum::Json(openapi()) }))
+        .merge(crate::ui::routes(crate::ui::Mode::Tracking))
         .fallback(not_found);
     let app = match &state.auth {
         Some(tokens) => app.layer(axum::middleware::from_fn_with_state(
@@ -703,11 +711,43 @@ fn routes() -> Vec<(&'static str, &'static [&'static str], MethodRouter<Shared>)
             &["POST"],
             post(models::transition_stage),
         ),
+        // mlship's own
+        (
+            "/2.0/mlship/experiments/activity",
+            &["GET"],
+            get(mlship_api::experiment_activity),
+        ),
+        (
+            "/2.0/mlship/registered-models/alias-history",
+            &["GET"],
+            get(mlship_api::alias_history),
+        ),
+        (
+            "/2.0/mlship/registered-models/rollback",
+            &["POST"],
+            post(mlship_api::rollback),
+        ),
+        (
+            "/2.0/mlship/model-versions/get",
+            &["GET"],
+            get(mlship_api::get_version),
+        ),
+        (
+            "/2.0/mlship/model-versions/form",
+            &["GET"],
+            get(mlship_api::form),
+        ),
+        (
+            "/2.0/mlship/model-versions/predict",
+            &["POST"],
+            post(mlship_api::predict),
+        ),
     ]
 }
 
 /// Who made a registry write through the MLflow API, for the alias history: the token's name
-/// when authentication is on, else the API and the client that called it.
+/// when authentication is on, else the web UI (it says so in a header) or the API and the client
+/// that called it.
 pub(crate) struct Who(pub String);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Who {
@@ -719,6 +759,13 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Who {
     ) -> Result<Self, Self::Rejection> {
         if let Some(c) = parts.extensions.get::<crate::auth::Caller>() {
             return Ok(Who(c.name.clone()));
+        }
+        if parts
+            .headers
+            .get("x-mlship-client")
+            .is_some_and(|v| v == "web-ui")
+        {
+            return Ok(Who("web UI".into()));
         }
         let agent = parts
             .headers

@@ -150,10 +150,11 @@ pub async fn set_alias(State(s): State<Shared>, Who(by): Who, r: Req) -> Answer 
     let name = r.str("name")?;
     let alias = r.str("alias")?;
     let version = version_number(&r)?;
+    let reason = super::mlship_api::reason(&r, "set through the MLflow API")?;
     blocking(move || {
         s.store
             .clone()
-            .set_alias(&name, &alias, version, &by, "set through the MLflow API")
+            .set_alias(&name, &alias, version, &by, &reason)
     })
     .await?;
     Ok(empty())

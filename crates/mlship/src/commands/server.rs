@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use mlship_registry::{ArtifactStore, Error as StoreError, NewVersion, SqlStore, Version};
-use mlship_server::tracking::{Registrar, Registration, TrackingState};
+use mlship_server::tracking::{Loaded, Registrar, Registration, TrackingState};
 
 use crate::cli::ServerArgs;
 use crate::model_ref;
@@ -35,6 +35,7 @@ pub fn run(a: &ServerArgs, settings: &Settings) -> anyhow::Result<()> {
         body_limit: a.body_limit,
         auth,
         request_timeout: a.limits.timeout(None),
+        scoring: Default::default(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -139,6 +140,24 @@ impl Registrar for Register {
 
     fn release(&self, sha256: &str) -> Result<(), StoreError> {
         self.artifacts.delete(sha256)
+    }
+
+    fn load(&self, v: &Version) -> Result<Loaded, StoreError> {
+        let bytes = self.artifacts.get(&v.meta.sha256)?;
+        let model = model_ref::stored_model(v, &bytes).map_err(|e| {
+            StoreError::Invalid(format!(
+                "version {} of `{}` does not load: {e:#}",
+                v.version, v.meta.name
+            ))
+        })?;
+        let input_example = match &v.meta.input_example {
+            Some(sha) => Some(self.artifacts.get(sha)?),
+            None => None,
+        };
+        Ok(Loaded {
+            model,
+            input_example,
+        })
     }
 
     fn mlflow_files(&self, v: &Version) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
