@@ -158,6 +158,44 @@ impl Deployment {
     }
 }
 
+/// Each deployment's traffic split as Prometheus gauges: the share of requests each version
+/// gets now (production takes it all after a rollback), and whether the candidate was rolled back.
+pub fn render_metrics(deployments: &[Arc<Deployment>]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if deployments.is_empty() {
+        return out;
+    }
+    out.push_str("# HELP mlship_deployment_weight Share of a deployment's requests each version gets now (0 to 1).\n# TYPE mlship_deployment_weight gauge\n");
+    for d in deployments {
+        let total: u64 = d.routes.iter().map(|(_, w)| u64::from(*w)).sum();
+        for (i, (served, w)) in d.routes.iter().enumerate() {
+            let share = if d.rolled_back() || total == 0 {
+                if i == 0 { 1.0 } else { 0.0 }
+            } else {
+                f64::from(*w) / total as f64
+            };
+            let _ = writeln!(
+                out,
+                "mlship_deployment_weight{{deployment=\"{}\",version=\"{}\",role=\"{}\"}} {share}",
+                crate::metrics::escape(&d.name),
+                crate::metrics::escape(&served.version_label),
+                if i == 0 { "production" } else { "candidate" }
+            );
+        }
+    }
+    out.push_str("# HELP mlship_deployment_rolled_back Whether the deployment's candidate was rolled back automatically (1) or not (0).\n# TYPE mlship_deployment_rolled_back gauge\n");
+    for d in deployments {
+        let _ = writeln!(
+            out,
+            "mlship_deployment_rolled_back{{deployment=\"{}\"}} {}",
+            crate::metrics::escape(&d.name),
+            u8::from(d.rolled_back())
+        );
+    }
+    out
+}
+
 fn judge(p: &RollbackPolicy, st: &RouteStats) -> Option<String> {
     let rate = st.errors as f64 / st.requests as f64;
     if let Some(max) = p.max_error_rate {

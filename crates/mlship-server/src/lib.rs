@@ -447,7 +447,7 @@ async fn metrics_route(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        s.metrics.render(),
+        s.metrics.render() + &deploy::render_metrics(&s.deployments()),
     )
 }
 
@@ -463,13 +463,17 @@ async fn docs_route(
     axum::response::Html(openapi::page(&s))
 }
 
-/// `GET /models/{name}/form`: the fields of the model's "try it" form (types, and the categories
-/// its encoders know).
+/// `GET /models/{name}/form`: the fields of the model's (or deployment's) "try it" form: types,
+/// and the categories its encoders know.
 async fn form_route(
     axum::extract::State(s): axum::extract::State<Arc<AppState>>,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let m = s.lookup(&name, api::Style::Mlflow)?;
+    // A deployment's versions take the same inputs: its production route's form serves.
+    let m = match s.deployments().into_iter().find(|d| d.name == name) {
+        Some(d) => d.routes[0].0.clone(),
+        None => s.lookup(&name, api::Style::Mlflow)?,
+    };
     Ok(axum::Json(form::describe(&m.model, None)))
 }
 

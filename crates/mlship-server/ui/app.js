@@ -816,7 +816,19 @@
             h('td', { class: 'num' }, ms(quantile(p.buckets, 0.99))), h('td', { class: 'num' }, p.rows), h('td', { class: 'num' }, p.errors));
         });
         last = { at: now, per };
-        fill(traffic, trs.length ? table(['Model and version', 'Calls/s', 'p50', 'p99', 'Rows', 'Errors'], trs) : h('p', { class: 'muted' }, 'No requests yet.'));
+        // Deployments: each version's share of traffic now, and whether the candidate was rolled back.
+        const deps = new Map();
+        for (const x of samples) {
+          const d = x.labels.deployment;
+          if (!d) continue;
+          if (!deps.has(d)) deps.set(d, { routes: [], rolledBack: false });
+          if (x.name === 'mlship_deployment_weight') deps.get(d).routes.push(`v${x.labels.version} (${x.labels.role}) ${Math.round(x.value * 100)}%`);
+          else if (x.name === 'mlship_deployment_rolled_back') deps.get(d).rolledBack = x.value === 1;
+        }
+        const depRows = [...deps.entries()].map(([d, x]) => h('tr', {}, h('td', {}, d), h('td', {}, x.routes.join(', ')),
+          h('td', {}, x.rolledBack ? h('span', { class: 'badge off' }, 'rolled back') : 'no')));
+        fill(traffic, trs.length ? table(['Model and version', 'Calls/s', 'p50', 'p99', 'Rows', 'Errors'], trs) : h('p', { class: 'muted' }, 'No requests yet.'),
+          depRows.length ? [h('h3', {}, 'Deployments'), table(['Deployment', 'Traffic now', 'Automatic rollback'], depRows, { id: 'deployments' })] : null);
       } catch (e) {
         fill(traffic, errorBox(`Cannot read /metrics: ${e.message}`));
       }

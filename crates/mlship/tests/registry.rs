@@ -728,6 +728,21 @@ min_requests = 20
             resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
         )
     };
+    let weights = |addr: &str| {
+        let (_, _, text) = common::exchange(addr, "GET", "/metrics", &[], b"");
+        text.lines()
+            .filter(|l| l.starts_with("mlship_deployment_"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        weights(&addr),
+        [
+            r#"mlship_deployment_weight{deployment="fraud",version="1",role="production"} 0.9"#,
+            r#"mlship_deployment_weight{deployment="fraud",version="2",role="candidate"} 0.1"#,
+            r#"mlship_deployment_rolled_back{deployment="fraud"} 0"#,
+        ]
+    );
     let row = "[0.5, -1.0, 2.0, 0.3, -0.7, 1.5, 0.0, 4.0]";
     let production = post(row, Some("device-for-production-check")).1;
     // Find the candidate's answer from a few devices, then count.
@@ -781,6 +796,14 @@ min_requests = 20
             "a request met the candidate after the rollback"
         );
     }
+    let after = weights(&addr);
+    assert!(
+        after.contains(
+            &r#"mlship_deployment_weight{deployment="fraud",version="2",role="candidate"} 0"#
+                .to_string()
+        ) && after.contains(&r#"mlship_deployment_rolled_back{deployment="fraud"} 1"#.to_string()),
+        "{after:?}"
+    );
     // The server writes the rollback to the registry off the request path, and waits for that
     // write when it stops: once it has exited, the row is there.
     let _ = std::process::Command::new("kill")

@@ -325,9 +325,24 @@ fn the_pages_work_in_a_real_browser() {
         "seeding with the mlflow client failed:\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // The model by its alias, and a 80/20 deployment of its two versions.
+    let config = work.path().join("mlship.toml");
+    std::fs::write(
+        &config,
+        r#"[serve]
+models = ["credit=models:/credit@production"]
+
+[[deployment]]
+name = "credit-canary"
+routes = [ { model = "models:/credit/1", weight = 80 },
+           { model = "models:/credit/2", weight = 20 } ]
+"#,
+    )
+    .unwrap();
     let (child, serving) = common::start(mlship(home.path()).args([
         "serve",
-        "credit=models:/credit@production",
+        "--config",
+        config.to_str().unwrap(),
         "--port",
         "0",
     ]));

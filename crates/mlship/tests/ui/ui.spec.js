@@ -216,13 +216,16 @@ test('try it: the form knows the categories and answers as mlship predict', asyn
   await expect(page.getByRole('alert')).toContainText('not found');
 });
 
-test('mlship serve: served models, try it, live traffic', async ({ page }) => {
+test('mlship serve: served models, try it, live traffic, a deployment\'s split', async ({ page }) => {
   await page.goto(`${SERVE_URL}/`);
   await expect(page.locator('#served')).toContainText(ids.model);
-  await page.getByRole('link', { name: 'Try it' }).click();
+  await page.locator('#served tbody tr').filter({ has: page.getByRole('cell', { name: ids.model, exact: true }) })
+    .getByRole('link', { name: 'Try it' }).click();
   await tryIt(page, path.join(process.env.MLSHIP_UI_OUT, 'row-serve.json'));
   await page.goto(`${SERVE_URL}/`);
-  await expect(page.locator('#traffic table')).toContainText(ids.model);
+  await expect(page.locator('#traffic table').first()).toContainText(ids.model);
+  await expect(page.locator('#deployments')).toContainText('credit-canary');
+  await expect(page.locator('#deployments')).toContainText('v1 (production) 80%, v2 (candidate) 20%');
   await accessible(page, 'serve');
   await shot(page, 'serve');
 });
