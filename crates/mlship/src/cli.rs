@@ -54,6 +54,128 @@ pub enum Command {
     /// API tokens for `serve --auth` and `server --auth`: create, list, revoke.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Data versioning that reads and writes DVC's files: add, status, push, pull, checkout, gc.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Make this git repository a DVC repository (`.dvc/`, `.dvcignore`), as `dvc init` does.
+    Init {
+        /// For a folder that is not a git repository.
+        #[arg(long)]
+        no_scm: bool,
+    },
+    /// Track files and folders: cache them, write `PATH.dvc`, ignore them in git.
+    Add {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        jobs: JobsArg,
+    },
+    /// What changed in the workspace, or (with -c) what the remote lacks.
+    Status {
+        /// Compare the cache with the remote instead.
+        #[arg(short = 'c', long)]
+        cloud: bool,
+        /// The remote (default: the config's).
+        #[arg(short, long)]
+        remote: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 when something changed, printing nothing.
+        #[arg(short, long)]
+        quiet: bool,
+        #[command(flatten)]
+        jobs: JobsArg,
+    },
+    /// Upload to the remote the objects it lacks.
+    Push {
+        #[arg(short, long)]
+        remote: Option<String>,
+        #[command(flatten)]
+        jobs: JobsArg,
+    },
+    /// Download into the cache the objects it lacks.
+    Fetch {
+        #[arg(short, long)]
+        remote: Option<String>,
+        #[command(flatten)]
+        jobs: JobsArg,
+    },
+    /// Fetch, then check out.
+    Pull {
+        #[arg(short, long)]
+        remote: Option<String>,
+        /// Overwrite workspace changes that are not in the cache.
+        #[arg(short, long)]
+        force: bool,
+        #[command(flatten)]
+        jobs: JobsArg,
+    },
+    /// Make the workspace match the `.dvc` files, from the cache.
+    Checkout {
+        /// Overwrite workspace changes that are not in the cache.
+        #[arg(short, long)]
+        force: bool,
+        #[command(flatten)]
+        jobs: JobsArg,
+    },
+    /// Remove cache objects that no `.dvc` file of the workspace names.
+    Gc {
+        /// Keep what the workspace uses (the only scope; required, as DVC requires a scope).
+        #[arg(short, long)]
+        workspace: bool,
+        /// Remove from the remote too.
+        #[arg(short, long)]
+        cloud: bool,
+        #[arg(short, long)]
+        remote: Option<String>,
+        /// Do not ask (required when not on a terminal).
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// The tracked outputs with their md5, size and file count.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remotes in `.dvc/config`.
+    #[command(subcommand)]
+    Remote(DataRemoteCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataRemoteCommand {
+    /// Add a remote: a folder or s3://bucket/prefix.
+    Add {
+        name: String,
+        url: String,
+        /// Make it the default remote.
+        #[arg(short, long)]
+        default: bool,
+        /// Write to `.dvc/config.local` (git-ignored), for credentials.
+        #[arg(long)]
+        local: bool,
+    },
+    /// Set one of a remote's settings (endpointurl, access_key_id, secret_access_key, region…).
+    Modify {
+        name: String,
+        key: String,
+        value: String,
+        #[arg(long)]
+        local: bool,
+    },
+    /// List the remotes.
+    List,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct JobsArg {
+    /// Threads for hashing and transfers (default: four per core, as DVC).
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -51,6 +51,22 @@ impl std::fmt::Display for UserError {
 
 impl std::error::Error for UserError {}
 
+/// Exit 1 with nothing printed (`status --quiet` when something changed).
+#[derive(Debug)]
+pub struct QuietExit;
+
+impl std::fmt::Display for QuietExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("changes found")
+    }
+}
+
+impl std::error::Error for QuietExit {}
+
+pub fn quiet_exit() -> anyhow::Error {
+    anyhow::Error::new(QuietExit)
+}
+
 /// Builds a user error with a hint.
 pub fn user(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UserError {
@@ -141,6 +157,9 @@ pub fn log_panics() {
 
 /// Prints an error and its hint, as every command does on failure.
 pub fn report(e: &anyhow::Error) {
+    if e.downcast_ref::<QuietExit>().is_some() {
+        return;
+    }
     let mut msg = format!("{e}");
     for cause in e.chain().skip(1) {
         msg.push_str(&format!(": {cause}"));

@@ -1,6 +1,7 @@
 //! One module per command; `run` dispatches the parsed command line.
 
 mod convert;
+mod data;
 mod deploy;
 mod health;
 mod image;
@@ -31,5 +32,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Experiments(c) => tracking::experiments(c, &settings),
         Command::Runs(c) => tracking::runs(c, &settings),
         Command::Tokens(c) => tokens::run(c, &settings),
+        Command::Data(c) => data::run(c),
     }
 }

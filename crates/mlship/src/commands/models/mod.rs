@@ -47,6 +47,7 @@ fn version_json(v: &Version, aliases: &[&str]) -> Json {
         "description": m.description,
         "tags": m.tags,
         "git_commit": m.git_commit,
+        "data": m.tags.iter().filter_map(|(k, v)| k.strip_prefix(register::LINEAGE).map(|p| (p.to_string(), Json::String(v.clone())))).collect::<serde_json::Map<String, Json>>(),
         "input_example": m.input_example,
         "example_predictions": m.example_predictions,
         "aliases": aliases,

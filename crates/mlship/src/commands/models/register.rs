@@ -98,6 +98,8 @@ pub fn run(a: &RegisterArgs, settings: &Settings) -> anyhow::Result<()> {
         None => None,
     };
 
+    let mut tags: std::collections::BTreeMap<String, String> = a.tag.iter().cloned().collect();
+    tags.extend(data_lineage()?);
     let signature = output::signature(&model.signature);
     let new = NewVersion {
         name: a.name.clone(),
@@ -110,7 +112,7 @@ pub fn run(a: &RegisterArgs, settings: &Settings) -> anyhow::Result<()> {
         file_name: local.file_name.clone(),
         created_by: Settings::who(),
         description: a.description.clone(),
-        tags: a.tag.iter().cloned().collect(),
+        tags,
         git_commit: git_commit(),
         input_example: example_sha,
         example_predictions: predictions_sha,
@@ -164,6 +166,28 @@ fn progress_printer() -> impl FnMut(u64) {
         }
     }
 }
+
+/// The data the model was made from: in a DVC repository (`mlship data`), the md5 of every
+/// tracked output as `.dvc` files record it, as tags `mlship.data.PATH`. A `.dvc` file that does
+/// not parse stops the registration: lineage that silently goes missing is worse than none.
+pub(crate) fn data_lineage() -> anyhow::Result<Vec<(String, String)>> {
+    let Ok(cwd) = std::env::current_dir() else {
+        return Ok(Vec::new());
+    };
+    let Ok(repo) = mlship_data::Repo::open(&cwd) else {
+        return Ok(Vec::new());
+    };
+    let outs = repo
+        .outputs()
+        .context("reading the DVC repository's .dvc files")?;
+    Ok(outs
+        .into_iter()
+        .filter_map(|(path, o)| o.md5.map(|m| (format!("{LINEAGE}{path}"), m)))
+        .collect())
+}
+
+/// The tag prefix of a version's data lineage.
+pub(crate) const LINEAGE: &str = "mlship.data.";
 
 /// The commit of the working folder, when it is a git checkout.
 fn git_commit() -> Option<String> {

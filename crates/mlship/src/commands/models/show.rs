@@ -31,5 +31,29 @@ pub fn run(a: &NameArgs, settings: &Settings) -> anyhow::Result<()> {
         &["VERSION", "ALIASES", "ESTIMATOR", "SHA256", "CREATED"],
         rows,
     );
+    if a.out.output == crate::cli::InspectFormat::Table {
+        // Where each version came from: the commit and the data (DVC md5s) it was made with.
+        for v in &versions {
+            let data: Vec<String> = v
+                .meta
+                .tags
+                .iter()
+                .filter_map(|(k, m)| {
+                    k.strip_prefix(super::register::LINEAGE)
+                        .map(|p| format!("{p} {m}"))
+                })
+                .collect();
+            if v.meta.git_commit.is_none() && data.is_empty() {
+                continue;
+            }
+            crate::outln!("\nversion {}:", v.version);
+            if let Some(c) = &v.meta.git_commit {
+                crate::outln!("  git commit  {c}");
+            }
+            for d in data {
+                crate::outln!("  data        {d}");
+            }
+        }
+    }
     Ok(())
 }

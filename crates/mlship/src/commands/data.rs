@@ -1,0 +1,385 @@
+//! `mlship data`: data versioning over DVC's files (mlship-data does the work), with DVC's
+//! messages, a progress bar on a terminal, and errors that name the file and say what to do.
+
+use mlship_data::{Progress, Repo};
+use serde_json::json;
+use std::io::IsTerminal;
+
+use crate::cli::{DataCommand, DataRemoteCommand, JobsArg};
+use crate::user;
+
+/// A progress bar on stderr when it is a terminal, nothing otherwise.
+struct Bar(Option<indicatif::ProgressBar>);
+
+impl Bar {
+    fn new(what: &'static str) -> Bar {
+        if !std::io::stderr().is_terminal() {
+            return Bar(None);
+        }
+        let b = indicatif::ProgressBar::hidden();
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+            "{what} {{bar:40}} {{pos}}/{{len}} {{per_sec}}"
+        )) {
+            b.set_style(style);
+        }
+        Bar(Some(b))
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, total: u64) {
+        if let Some(b) = &self.0 {
+            b.set_length(total);
+            if total > 20 {
+                b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+        }
+    }
+
+    fn advance(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(n);
+        }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn jobs(j: &JobsArg) -> anyhow::Result<usize> {
+    match j.jobs {
+        Some(0) => Err(user("--jobs 0", "pass at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(mlship_data::repo::default_jobs()),
+    }
+}
+
+/// A data error as the user should see it: what, and what to do.
+fn explain(e: mlship_data::Error) -> anyhow::Error {
+    use mlship_data::Error as E;
+    let hint = match &e {
+        E::NoRepo(_) => "run `mlship data init` at the top of the git repository first",
+        E::Parse { .. } => "fix the file by hand, or restore it from git",
+        E::Invalid(_) => "the message says which value was refused",
+        E::Corrupt { .. } => {
+            "the object was changed behind mlship's back: delete it, then `mlship data fetch` (or `add` the file again)"
+        }
+        E::Missing(_) => {
+            "`mlship data fetch` gets it from the remote; `mlship data status -c` shows what the remote has"
+        }
+        E::Unsaved(_) => "commit them with `mlship data add`, or pass --force to overwrite them",
+        E::Remote { .. } => {
+            "check the remote's URL and credentials (`mlship data remote modify NAME endpointurl|access_key_id|secret_access_key …`) and that it is reachable"
+        }
+        E::Io { .. } => "check the path, its permissions and the free space",
+    };
+    user(e.to_string(), hint)
+}
+
+fn open() -> anyhow::Result<(Repo, std::path::PathBuf)> {
+    let cwd = std::env::current_dir()?;
+    Ok((Repo::open(&cwd).map_err(explain)?, cwd))
+}
+
+pub fn run(c: DataCommand) -> anyhow::Result<()> {
+    match c {
+        DataCommand::Init { no_scm } => {
+            let cwd = std::env::current_dir()?;
+            Repo::init(&cwd, no_scm).map_err(|e| match e {
+                mlship_data::Error::Invalid(m) if m.contains("git") => user(
+                    m,
+                    "run `git init` first, or pass --no-scm for a folder outside git",
+                ),
+                other => explain(other),
+            })?;
+            crate::outln!("Initialized DVC repository.");
+            if !no_scm {
+                crate::outln!("You can now commit the changes to git.");
+            }
+            Ok(())
+        }
+        DataCommand::Add { paths, jobs: j } => {
+            let (repo, cwd) = open()?;
+            let rels = paths
+                .iter()
+                .map(|p| {
+                    if !cwd.join(p).exists() {
+                        return Err(user(
+                            format!("{}: no such file or folder", p.display()),
+                            "check the path",
+                        ));
+                    }
+                    repo.relative(&cwd, p).map_err(explain)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let bar = Bar::new("adding");
+            let added = repo.add(&rels, jobs(&j)?, &bar).map_err(explain)?;
+            drop(bar);
+            for a in &added {
+                let rel = a.dvcfile.trim_end_matches(".dvc");
+                let gitignore = match rel.rsplit_once('/') {
+                    Some((d, _)) => format!("{d}/.gitignore"),
+                    None => ".gitignore".into(),
+                };
+                crate::outln!(
+                    "added {rel} ({}){}",
+                    a.out.md5.as_deref().unwrap_or(""),
+                    a.out
+                        .nfiles
+                        .map(|n| format!(", {n} files"))
+                        .unwrap_or_default()
+                );
+                crate::outln!(
+                    "To track the changes with git, run:\n\n\tgit add {} {gitignore}\n",
+                    a.dvcfile
+                );
+            }
+            Ok(())
+        }
+        DataCommand::Status {
+            cloud,
+            remote,
+            json: as_json,
+            quiet,
+            jobs: j,
+        } => {
+            let (repo, _) = open()?;
+            if cloud {
+                let r = repo.remote(remote.as_deref()).map_err(explain)?;
+                let changes = repo.cloud_status(r.as_ref()).map_err(explain)?;
+                if quiet {
+                    return quietly(changes.is_empty());
+                }
+                if as_json {
+                    let mut m = serde_json::Map::new();
+                    for (p, c) in &changes {
+                        m.insert(p.clone(), json!(c.label()));
+                    }
+                    crate::outln!("{}", serde_json::Value::Object(m));
+                } else if changes.is_empty() {
+                    crate::outln!("Cache and remote '{}' are in sync.", r.name());
+                } else {
+                    for (p, c) in &changes {
+                        crate::outln!("\t{:20}{p}", format!("{}:", c.label()));
+                    }
+                }
+                return Ok(());
+            }
+            let changes = repo.status(jobs(&j)?).map_err(explain)?;
+            if quiet {
+                return quietly(changes.is_empty());
+            }
+            if as_json {
+                let mut m: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
+                for (t, c) in &changes {
+                    let list = m
+                        .entry(t.dvcfile.clone())
+                        .or_insert_with(|| json!([{"changed outs": {}}]));
+                    list[0]["changed outs"][&t.path] = json!(c.label());
+                }
+                crate::outln!("{}", serde_json::Value::Object(m));
+            } else if changes.is_empty() {
+                crate::outln!("Data and pipelines are up to date.");
+            } else {
+                let mut last = "";
+                for (t, c) in &changes {
+                    if t.dvcfile != last {
+                        crate::outln!("{}:\n\tchanged outs:", t.dvcfile);
+                        last = &t.dvcfile;
+                    }
+                    crate::outln!("\t\t{:20}{}", format!("{}:", c.label()), t.path);
+                }
+            }
+            Ok(())
+        }
+        DataCommand::Push { remote, jobs: j } => {
+            let (repo, _) = open()?;
+            let r = repo.remote(remote.as_deref()).map_err(explain)?;
+            let bar = Bar::new("pushing");
+            let (n, missing) = repo.push(r.as_ref(), jobs(&j)?, &bar).map_err(explain)?;
+            drop(bar);
+            for m in &missing {
+                eprintln!("warning: {m} is not in the cache and was not pushed");
+            }
+            if n == 0 {
+                crate::outln!("Everything is up to date.");
+            } else {
+                crate::outln!("{n} file{} pushed", if n == 1 { "" } else { "s" });
+            }
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(user(
+                    format!("{} objects are missing from the cache", missing.len()),
+                    "`mlship data status` shows the outputs not in the cache; `mlship data add` them again",
+                ))
+            }
+        }
+        DataCommand::Fetch { remote, jobs: j } => {
+            let (repo, _) = open()?;
+            fetch(&repo, remote.as_deref(), jobs(&j)?)
+        }
+        DataCommand::Pull {
+            remote,
+            force,
+            jobs: j,
+        } => {
+            let (repo, _) = open()?;
+            let n = jobs(&j)?;
+            let fetched = fetch(&repo, remote.as_deref(), n);
+            checkout(&repo, force, n)?;
+            fetched
+        }
+        DataCommand::Checkout { force, jobs: j } => {
+            let (repo, _) = open()?;
+            checkout(&repo, force, jobs(&j)?)
+        }
+        DataCommand::Gc {
+            workspace,
+            cloud,
+            remote,
+            force,
+        } => {
+            if !workspace {
+                return Err(user(
+                    "gc needs a scope: what to keep",
+                    "pass -w to keep what the workspace's .dvc files use",
+                ));
+            }
+            if !force {
+                return Err(user(
+                    "gc removes data from the cache for good",
+                    "pass -f to confirm",
+                ));
+            }
+            let (repo, _) = open()?;
+            let r = if cloud {
+                Some(repo.remote(remote.as_deref()).map_err(explain)?)
+            } else {
+                None
+            };
+            let (local, far) = repo.gc(r.as_deref()).map_err(explain)?;
+            crate::outln!("Removed {local} objects from repo cache.");
+            if cloud {
+                crate::outln!("Removed {far} objects from remote.");
+            }
+            Ok(())
+        }
+        DataCommand::Ls { json: as_json } => {
+            let (repo, _) = open()?;
+            let outs = repo.outputs().map_err(explain)?;
+            if as_json {
+                let list: Vec<_> = outs
+                    .iter()
+                    .map(|(p, o)| json!({"path": p, "md5": o.md5, "size": o.size, "nfiles": o.nfiles, "cache": o.cache}))
+                    .collect();
+                crate::outln!("{}", serde_json::Value::Array(list));
+            } else {
+                for (p, o) in &outs {
+                    crate::outln!(
+                        "{}  {:>12}  {}{}",
+                        o.md5.as_deref().unwrap_or("-"),
+                        o.size.map(|s| s.to_string()).unwrap_or_default(),
+                        p,
+                        o.nfiles
+                            .map(|n| format!("/ ({n} files)"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Ok(())
+        }
+        DataCommand::Remote(r) => remote_cmd(r),
+    }
+}
+
+/// `status --quiet`: exit 0 when nothing changed, 1 (printing nothing) otherwise.
+fn quietly(clean: bool) -> anyhow::Result<()> {
+    if clean {
+        Ok(())
+    } else {
+        Err(crate::quiet_exit())
+    }
+}
+
+fn fetch(repo: &Repo, remote: Option<&str>, jobs: usize) -> anyhow::Result<()> {
+    let r = repo.remote(remote).map_err(explain)?;
+    let bar = Bar::new("fetching");
+    let (n, missing) = repo.fetch(r.as_ref(), jobs, &bar).map_err(explain)?;
+    drop(bar);
+    for m in &missing {
+        eprintln!(
+            "warning: {m} is on neither the cache nor remote '{}'",
+            r.name()
+        );
+    }
+    crate::outln!("{n} file{} fetched", if n == 1 { "" } else { "s" });
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(user(
+            format!(
+                "{} objects are missing from remote '{}'",
+                missing.len(),
+                r.name()
+            ),
+            "push them from a machine that has them (`mlship data push`)",
+        ))
+    }
+}
+
+fn checkout(repo: &Repo, force: bool, jobs: usize) -> anyhow::Result<()> {
+    let bar = Bar::new("checking out");
+    let (done, failed) = repo.checkout(force, jobs, &bar).map_err(explain)?;
+    drop(bar);
+    for d in &done {
+        crate::outln!("{}       {}", d.mark, d.path);
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    for f in &failed {
+        eprintln!("error: {f}");
+    }
+    Err(user(
+        format!("checkout failed for {} file(s)", failed.len()),
+        "`mlship data fetch` gets missing objects; a corrupted one must be deleted from the cache first",
+    ))
+}
+
+fn remote_cmd(c: DataRemoteCommand) -> anyhow::Result<()> {
+    let (repo, cwd) = open()?;
+    match c {
+        DataRemoteCommand::Add {
+            name,
+            url,
+            default,
+            local,
+        } => repo
+            .remote_add(&name, &url, default, local, &cwd)
+            .map_err(explain),
+        DataRemoteCommand::Modify {
+            name,
+            key,
+            value,
+            local,
+        } => repo
+            .remote_modify(&name, &key, &value, local)
+            .map_err(explain),
+        DataRemoteCommand::List => {
+            let c = repo.config().map_err(explain)?;
+            for name in c.remotes() {
+                let url = c
+                    .get(&mlship_data::config::remote_section(&name), "url")
+                    .unwrap_or("");
+                crate::outln!("{name}\t{url}");
+            }
+            Ok(())
+        }
+    }
+}
