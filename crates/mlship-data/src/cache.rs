@@ -29,7 +29,9 @@ pub(crate) fn temp_beside(dest: &Path) -> PathBuf {
         .file_name()
         .map(|f| f.to_string_lossy().to_string())
         .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
+    dest.with_file_name(format!(".{name}.{pid}.{n}.tmp"))
 }
 
 /// Files at least this large are copied by the kernel while another thread hashes them.
