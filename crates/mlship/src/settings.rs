@@ -8,6 +8,8 @@
 //!   SDK's credential variables: the S3 stores (`mlship-registry`'s `s3.rs`) and `deploy render`;
 //! - `MLSHIP_REGISTRY_USERNAME`, `MLSHIP_REGISTRY_PASSWORD`, `DOCKER_CONFIG` (else `HOME`'s
 //!   `.docker`): `image push` credentials (`commands/image.rs`);
+//! - `AWS_PROFILE` and `AWS_SHARED_CREDENTIALS_FILE` (else `HOME`'s `.aws/credentials`): the
+//!   profile of an S3 remote of `mlship data` that sets no keys (`mlship-data`'s `remote.rs`);
 //! - `MLSHIP_ISA` caps the tree scorer's vector instructions, for benchmarks (`mlship-model`).
 
 use std::path::PathBuf;
