@@ -33,6 +33,9 @@ pub enum Error {
     /// Workspace changes a checkout would overwrite.
     #[error("can't remove the following unsaved files without confirmation: {}", .0.join(", "))]
     Unsaved(Vec<String>),
+    /// A pipeline stage's command failed.
+    #[error("stage '{stage}' failed{}", .code.map(|c| format!(" with exit code {c}")).unwrap_or_else(|| " (killed by a signal)".into()))]
+    StageFailed { stage: String, code: Option<i32> },
     /// A remote that cannot be reached or refuses the request.
     #[error("remote {remote}: {message}")]
     Remote { remote: String, message: String },

@@ -5,7 +5,8 @@
 //! - [`objects`]: md5 addresses and the `.dir` manifest's exact bytes;
 //! - [`dvcfile`]: `.dvc` files; [`config`]: the INI config; [`ignore`]: `.dvcignore`;
 //! - [`cache`]: the object folders; [`remote`]: remotes; [`state`]: the hash cache by stamp;
-//! - [`repo`]: the operations (`init`, `add`, `status`, `push`, `fetch`, `checkout`, `gc`).
+//! - [`repo`]: the operations (`init`, `add`, `status`, `push`, `fetch`, `checkout`, `gc`);
+//! - [`pipeline`]: `dvc.yaml` stages, `dvc.lock` and the run cache (`pyjson`: the run cache's names).
 
 pub mod cache;
 pub mod config;
@@ -13,6 +14,8 @@ pub mod dvcfile;
 mod error;
 pub mod ignore;
 pub mod objects;
+pub mod pipeline;
+mod pyjson;
 pub mod remote;
 pub mod repo;
 pub mod state;

@@ -76,7 +76,7 @@ pub fn manifest_bytes(entries: &mut [DirEntry]) -> Vec<u8> {
 
 /// A string as Python's `json.dumps` writes it with `ensure_ascii=True`: everything outside
 /// printable ASCII escaped, `\uXXXX` in lowercase hex, astral characters as surrogate pairs.
-fn py_json_str(s: &str, out: &mut String) {
+pub(crate) fn py_json_str(s: &str, out: &mut String) {
     use std::fmt::Write;
     out.push('"');
     for c in s.chars() {

@@ -88,6 +88,15 @@ impl CloudChange {
     }
 }
 
+/// A path's content as a stage records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hashed {
+    pub md5: String,
+    pub size: u64,
+    pub nfiles: Option<u64>,
+    pub isexec: bool,
+}
+
 /// What one added path became.
 #[derive(Clone, Debug)]
 pub struct Added {
@@ -298,7 +307,7 @@ impl Repo {
         Ok((md5, size))
     }
 
-    fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
+    pub(crate) fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -450,7 +459,7 @@ impl Repo {
     }
 
     /// Appends `/NAME` to the `.gitignore` of the output's folder, as DVC does.
-    fn ignore_in_git(&self, rel: &str) -> Result<()> {
+    pub(crate) fn ignore_in_git(&self, rel: &str) -> Result<()> {
         let (dir, name) = match rel.rsplit_once('/') {
             Some((d, n)) => (self.root.join(d), n),
             None => (self.root.clone(), rel),
@@ -554,6 +563,81 @@ impl Repo {
         }
         found.sort_by(|a, b| a.dvcfile.cmp(&b.dvcfile));
         Ok(found)
+    }
+
+    /// A workspace path's hash as a stage's dep or out records it (`None` when it does not exist);
+    /// with `commit`, its content goes into the cache too.
+    pub(crate) fn hash_path(&self, rel: &str, commit: bool, jobs: usize) -> Result<Option<Hashed>> {
+        let abs = self.root.join(rel);
+        let Ok(meta) = std::fs::metadata(&abs) else {
+            return Ok(None);
+        };
+        if meta.is_dir() {
+            let (mut entries, size) = if commit {
+                let files = self.walk_files(rel)?;
+                let stored = parallel(&files, jobs, |f| self.store_file(f))?;
+                entries_of(rel, &files, stored)
+            } else {
+                self.dir_entries(rel, jobs)?
+            };
+            let bytes = manifest_bytes(&mut entries);
+            let md5 = format!("{}.dir", md5_hex(&bytes));
+            if commit {
+                self.cache.add_bytes(&md5, &bytes)?;
+            }
+            Ok(Some(Hashed {
+                md5,
+                size,
+                nfiles: Some(entries.len() as u64),
+                isexec: false,
+            }))
+        } else {
+            let (md5, size) = if commit {
+                self.store_file(rel)?
+            } else {
+                self.file_md5(rel)?
+            };
+            Ok(Some(Hashed {
+                md5,
+                size,
+                nfiles: None,
+                isexec: is_exec(&meta),
+            }))
+        }
+    }
+
+    /// Puts one output back from the cache (a file, or a folder made to match its manifest),
+    /// replacing what is there.
+    pub(crate) fn restore(&self, rel: &str, md5: &str, isexec: bool) -> Result<()> {
+        let abs = self.root.join(rel);
+        if md5.ends_with(".dir") {
+            let entries = self.manifest(md5)?;
+            if abs.is_file() {
+                std::fs::remove_file(&abs).map_err(io(&abs))?;
+            }
+            if abs.is_dir() {
+                std::fs::remove_dir_all(&abs).map_err(io(&abs))?;
+            }
+            for e in &entries {
+                self.cache.copy_out(&e.md5, &abs.join(&e.relpath), false)?;
+            }
+            std::fs::create_dir_all(&abs).map_err(io(&abs))?;
+            Ok(())
+        } else {
+            self.cache.copy_out(md5, &abs, isexec).map(|_| ())
+        }
+    }
+
+    /// Whether the cache holds an output whole (its object, and a folder's every file).
+    pub(crate) fn cached(&self, md5: &str) -> Result<bool> {
+        if !self.cache.has(md5) {
+            return Ok(false);
+        }
+        if md5.ends_with(".dir") {
+            let m: Vec<String> = self.manifest(md5)?.into_iter().map(|e| e.md5).collect();
+            return self.cache.has_all(&m);
+        }
+        Ok(true)
     }
 
     /// The md5 of a workspace output as it is now (`None` when it does not exist), and for a

@@ -57,6 +57,24 @@ pub enum Command {
     /// Data versioning that reads and writes DVC's files: add, status, push, pull, checkout, gc.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Run the pipeline of dvc.yaml as `dvc repro` does: stages whose command, deps or params
+    /// changed, in DAG order, restored from the run cache when seen before.
+    Run {
+        /// One stage (and what it needs); default: every stage.
+        stage: Option<String>,
+        /// Run even the stages that did not change.
+        #[arg(short, long)]
+        force: bool,
+        #[command(flatten)]
+        jobs: JobsArg,
+    },
+    /// The pipeline's graph: Graphviz (--dot, the default) or Mermaid.
+    Dag {
+        #[arg(long, conflicts_with = "dot")]
+        mermaid: bool,
+        #[arg(long)]
+        dot: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -77,6 +77,9 @@ fn explain(e: mlship_data::Error) -> anyhow::Error {
             "check the remote's URL and credentials (`mlship data remote modify NAME endpointurl|access_key_id|secret_access_key …`) and that it is reachable"
         }
         E::Io { .. } => "check the path, its permissions and the free space",
+        E::StageFailed { .. } => {
+            "the command's output above says why; the stages before it are recorded in dvc.lock"
+        }
     };
     user(e.to_string(), hint)
 }
@@ -382,4 +385,55 @@ fn remote_cmd(c: DataRemoteCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints what the pipeline does, as `dvc repro` words it.
+struct Said {
+    ran: usize,
+}
+
+impl mlship_data::pipeline::Reporter for Said {
+    fn stage(&mut self, name: &str, outcome: &mlship_data::pipeline::Outcome) {
+        use mlship_data::pipeline::Outcome as O;
+        match outcome {
+            O::Unchanged => crate::outln!("Stage '{name}' didn't change, skipping"),
+            O::Frozen => crate::outln!("Stage '{name}' is frozen, skipping"),
+            O::Restored => {
+                self.ran += 1;
+                crate::outln!("Stage '{name}' is cached - skipping run, checking out outputs")
+            }
+            O::Ran => self.ran += 1,
+        }
+    }
+
+    fn running(&mut self, name: &str, commands: &[String]) {
+        crate::outln!("Running stage '{name}':");
+        for c in commands {
+            crate::outln!("> {c}");
+        }
+    }
+}
+
+/// `mlship run`.
+pub fn repro(stage: Option<&str>, force: bool, j: &JobsArg) -> anyhow::Result<()> {
+    let (repo, _) = open()?;
+    let mut said = Said { ran: 0 };
+    mlship_data::pipeline::run(&repo, stage, force, jobs(j)?, &mut said).map_err(explain)?;
+    if said.ran == 0 {
+        crate::outln!("Data and pipelines are up to date.");
+    } else {
+        crate::outln!("Updated dvc.lock");
+    }
+    Ok(())
+}
+
+/// `mlship dag`.
+pub fn dag(mermaid: bool) -> anyhow::Result<()> {
+    let (repo, _) = open()?;
+    let stages = mlship_data::pipeline::load(&repo).map_err(explain)?;
+    crate::outln!(
+        "{}",
+        mlship_data::pipeline::dag(&stages, mermaid).trim_end()
+    );
+    Ok(())
 }

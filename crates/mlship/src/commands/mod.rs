@@ -33,5 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Runs(c) => tracking::runs(c, &settings),
         Command::Tokens(c) => tokens::run(c, &settings),
         Command::Data(c) => data::run(c),
+        Command::Run { stage, force, jobs } => data::repro(stage.as_deref(), force, &jobs),
+        Command::Dag { mermaid, .. } => data::dag(mermaid),
     }
 }

@@ -1,0 +1,264 @@
+//! `mlship run` against the real `dvc` (3.67): after `mlship run`, `dvc status` is clean and
+//! `dvc repro` runs nothing, and the other way round; a changed param makes both rerun the same
+//! stages; changing it back restores from the run cache in both, each from the other's entries.
+//! Then bad pipelines are refused before anything runs, and a failing stage stops the run.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn mlship(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mlship"))
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn dvc(exe: &str, dir: &Path, args: &[&str]) -> String {
+    let o = Command::new(exe)
+        .args(args)
+        .current_dir(dir)
+        .env("DVC_NO_ANALYTICS", "1")
+        .env("DVC_NO_UPDATER", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "dvc {args:?}: {text}");
+    text
+}
+
+const PIPELINE: &str = r#"stages:
+  prepare:
+    cmd: mkdir -p data/prepared && head -n 4 data/raw.csv > data/prepared/train.csv && tail -n 2 data/raw.csv > data/prepared/test.csv
+    deps:
+    - data/raw.csv
+    params:
+    - prepare.split
+    - prepare.seed
+    outs:
+    - data/prepared
+  train:
+    cmd: grep lr params.yaml > model.json && cat data/prepared/train.csv >> model.json
+    deps:
+    - data/prepared
+    params:
+    - train
+    outs:
+    - model.json
+  evaluate:
+    cmd:
+    - wc -l < data/prepared/test.csv > metrics.json
+    - mkdir -p plots && cp model.json plots/pred.csv
+    deps:
+    - model.json
+    - data/prepared/test.csv
+    params:
+    - evaluate.threshold
+    metrics:
+    - metrics.json:
+        cache: false
+    plots:
+    - plots/pred.csv
+"#;
+
+fn project(root: &Path) {
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    let o = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    std::fs::write(root.join("data/raw.csv"), "x,y\n1,2\n3,4\n5,6\n7,8\n9,10\n").unwrap();
+    std::fs::write(
+        root.join("params.yaml"),
+        "prepare:\n  split: 0.8\n  seed: 42\ntrain:\n  lr: 0.1\n  epochs: 10\nevaluate:\n  threshold: 1e-05\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("dvc.yaml"), PIPELINE).unwrap();
+}
+
+fn set_lr(root: &Path, lr: &str) {
+    let p = root.join("params.yaml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("lr:"))
+        .unwrap()
+        .to_string();
+    std::fs::write(&p, text.replace(&line, &format!("  lr: {lr}"))).unwrap();
+}
+
+fn ran(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("Running stage '"))
+        .map(|l| l.trim_end_matches("':"))
+        .collect()
+}
+
+fn restored(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("Stage '"))
+        .filter_map(|l| l.strip_suffix("' is cached - skipping run, checking out outputs"))
+        .collect()
+}
+
+#[test]
+fn mlship_run_and_dvc_repro_agree_both_ways() {
+    let Ok(exe) = std::env::var("MLSHIP_TEST_DVC") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "MLSHIP_TEST_DVC must be set in CI (.ci/dvc.sh)"
+        );
+        eprintln!("skipped: set MLSHIP_TEST_DVC to a dvc 3 executable");
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    project(&a);
+    ok(mlship(&a, &["data", "init"]));
+    let first = ok(mlship(&a, &["run"]));
+    assert_eq!(ran(&first), ["prepare", "train", "evaluate"], "{first}");
+    let lock = std::fs::read_to_string(a.join("dvc.lock")).unwrap();
+    assert!(
+        lock.starts_with("schema: '2.0'\nstages:\n  prepare:\n"),
+        "{lock}"
+    );
+    assert!(lock.contains("evaluate.threshold: 1e-05"), "{lock}");
+    assert!(dvc(&exe, &a, &["status"]).contains("Data and pipelines are up to date."));
+    let again = dvc(&exe, &a, &["repro"]);
+    assert!(!again.contains("Running stage"), "{again}");
+    let unchanged = ok(mlship(&a, &["run"]));
+    assert!(
+        ran(&unchanged).is_empty() && unchanged.contains("up to date"),
+        "{unchanged}"
+    );
+    let before = std::fs::metadata(a.join("dvc.lock"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    ok(mlship(&a, &["run"]));
+    assert_eq!(
+        std::fs::metadata(a.join("dvc.lock"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before,
+        "dvc.lock was rewritten with nothing changed"
+    );
+
+    // A changed param: both tools rerun train and evaluate.
+    set_lr(&a, "0.05");
+    let st = dvc(&exe, &a, &["status"]);
+    assert!(st.contains("train") && !st.contains("prepare:"), "{st}");
+    assert_eq!(ran(&ok(mlship(&a, &["run"]))), ["train", "evaluate"]);
+    assert!(dvc(&exe, &a, &["status"]).contains("up to date"));
+    // Back: dvc restores from the entries mlship wrote.
+    set_lr(&a, "0.1");
+    let back = dvc(&exe, &a, &["repro"]);
+    assert_eq!(restored(&back), ["train", "evaluate"], "{back}");
+    assert!(ran(&back).is_empty(), "{back}");
+    assert!(ran(&ok(mlship(&a, &["run"]))).is_empty());
+    // dvc runs a new value; mlship finds it in dvc's run cache later.
+    set_lr(&a, "0.2");
+    assert_eq!(ran(&dvc(&exe, &a, &["repro"])), ["train", "evaluate"]);
+    let model_02 = std::fs::read(a.join("model.json")).unwrap();
+    set_lr(&a, "0.1");
+    assert_eq!(restored(&ok(mlship(&a, &["run"]))), ["train", "evaluate"]);
+    set_lr(&a, "0.2");
+    let from_dvc = ok(mlship(&a, &["run"]));
+    assert_eq!(restored(&from_dvc), ["train", "evaluate"], "{from_dvc}");
+    assert_eq!(std::fs::read(a.join("model.json")).unwrap(), model_02);
+    assert!(dvc(&exe, &a, &["status"]).contains("up to date"));
+
+    // A pipeline dvc ran first: mlship finds nothing to do.
+    let b = t.path().join("b");
+    project(&b);
+    dvc(&exe, &b, &["init", "-q"]);
+    dvc(&exe, &b, &["repro"]);
+    let nothing = ok(mlship(&b, &["run"]));
+    assert!(
+        ran(&nothing).is_empty() && restored(&nothing).is_empty(),
+        "{nothing}"
+    );
+    // Outputs and lock gone: mlship restores every stage from dvc's run cache, running nothing.
+    std::fs::remove_file(b.join("dvc.lock")).unwrap();
+    std::fs::remove_dir_all(b.join("data/prepared")).unwrap();
+    std::fs::remove_file(b.join("model.json")).unwrap();
+    let all = ok(mlship(&b, &["run"]));
+    assert_eq!(restored(&all), ["prepare", "train", "evaluate"], "{all}");
+    assert!(dvc(&exe, &b, &["status"]).contains("up to date"));
+    let dot = ok(mlship(&b, &["dag", "--dot"]));
+    assert!(dot.contains("\"prepare\" -> \"train\";"), "{dot}");
+}
+
+fn fails(dir: &Path, args: &[&str], needles: &[&str]) {
+    let o = mlship(dir, args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: {err} lacks {n}");
+    }
+}
+
+#[test]
+fn bad_pipelines_are_refused_before_anything_runs_and_a_failing_stage_stops() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    project(&a);
+    ok(mlship(&a, &["data", "init"]));
+    let good = std::fs::read_to_string(a.join("dvc.yaml")).unwrap();
+    std::fs::write(
+        a.join("dvc.yaml"),
+        good.replace("- data/raw.csv", "- data/missing.csv"),
+    )
+    .unwrap();
+    fails(&a, &["run"], &["prepare", "data/missing.csv"]);
+    assert!(
+        !a.join("data/prepared").exists(),
+        "a stage ran before the check"
+    );
+    std::fs::write(
+        a.join("dvc.yaml"),
+        good.replace("- prepare.seed", "- prepare.nope"),
+    )
+    .unwrap();
+    fails(&a, &["run"], &["prepare", "prepare.nope"]);
+    std::fs::write(
+        a.join("dvc.yaml"),
+        good.replace("- data/raw.csv", "- model.json"),
+    )
+    .unwrap();
+    fails(&a, &["run"], &["cycle"]);
+    std::fs::write(
+        a.join("dvc.yaml"),
+        good.replace("grep lr params.yaml", "exit 3; grep lr params.yaml"),
+    )
+    .unwrap();
+    fails(&a, &["run"], &["train", "exit code 3"]);
+    assert!(
+        a.join("data/prepared/train.csv").exists(),
+        "the earlier stage's output stays"
+    );
+    let lock = std::fs::read_to_string(a.join("dvc.lock")).unwrap();
+    assert!(
+        lock.contains("prepare:") && !lock.contains("train:"),
+        "{lock}"
+    );
+    fails(&a, &["run", "nope"], &["no stage named 'nope'"]);
+}
