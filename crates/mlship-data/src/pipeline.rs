@@ -297,6 +297,14 @@ fn upstream(stages: &[Stage]) -> Vec<Vec<usize>> {
         .collect()
 }
 
+/// The names of the stages each stage needs, by stage index.
+pub fn upstream_names(stages: &[Stage]) -> Vec<Vec<String>> {
+    upstream(stages)
+        .into_iter()
+        .map(|ups| ups.into_iter().map(|j| stages[j].name.clone()).collect())
+        .collect()
+}
+
 /// Run order: upstream first, `dvc.yaml` order among equals; only `target` and what it needs
 /// when given. A cycle is refused, naming its stages.
 pub fn order(stages: &[Stage], target: Option<&str>) -> Result<Vec<usize>> {
@@ -601,6 +609,61 @@ pub trait Reporter {
     fn stage(&mut self, name: &str, outcome: &Outcome);
     /// A stage is about to run its commands.
     fn running(&mut self, name: &str, commands: &[String]);
+}
+
+/// The outputs `dvc.lock` records, as tracked outputs (`dvc.lock` their file): push, pull,
+/// checkout and gc treat them as DVC does. An output `dvc.yaml` marks `cache: false` is tracked
+/// but never cached or pushed.
+pub fn locked_outputs(repo: &Repo) -> Result<Vec<crate::Tracked>> {
+    let lock = read_lock(&repo.root)?;
+    if lock.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stages = load(repo).unwrap_or_default();
+    let mut out = Vec::new();
+    for (name, entry) in &lock {
+        let stage = stages.iter().find(|s| &s.name == name);
+        let wdir = stage.map(|s| s.wdir.clone()).unwrap_or_default();
+        for o in entry
+            .get("outs")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            let (Some(path), Some(md5)) = (
+                o.get("path").and_then(Value::as_str),
+                o.get("md5").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            if !crate::objects::is_object_name(md5) {
+                continue;
+            }
+            let cache = stage
+                .and_then(|s| s.outs.iter().find(|x| x.path == path))
+                .is_none_or(|x| x.cache);
+            let rooted = if wdir.is_empty() {
+                path.to_string()
+            } else {
+                format!("{wdir}/{path}")
+            };
+            out.push(crate::Tracked {
+                dvcfile: "dvc.lock".into(),
+                path: rooted,
+                out: crate::dvcfile::Out {
+                    path: path.to_string(),
+                    md5: Some(md5.to_string()),
+                    size: o.get("size").and_then(Value::as_u64),
+                    nfiles: o.get("nfiles").and_then(Value::as_u64),
+                    isexec: o.get("isexec").and_then(Value::as_bool).unwrap_or(false),
+                    cache,
+                    push: true,
+                    remote: None,
+                },
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Reads `dvc.lock` (no file: no entries).

@@ -561,6 +561,7 @@ impl Repo {
                 }
             }
         }
+        found.extend(crate::pipeline::locked_outputs(self)?);
         found.sort_by(|a, b| a.dvcfile.cmp(&b.dvcfile));
         Ok(found)
     }

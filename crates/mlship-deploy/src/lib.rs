@@ -1,5 +1,6 @@
 //! mlship's deployment files: Kubernetes manifests (typed, from `k8s-openapi`), an ECS task
-//! definition and service, Terraform for AWS, and a Dockerfile with its build context.
+//! definition and service, Terraform for AWS, a Dockerfile with its build context, and pipelines
+//! exported to Airflow, Argo Workflows and Kubernetes CronJobs.
 //!
 //! Pure: a [`Plan`] in, `(file name, contents)` out; the binary writes them. Every renderer
 //! agrees with the image `mlship image build` writes, whose layout is in [`layout`].
@@ -7,12 +8,17 @@
 mod dockerfile;
 mod ecs;
 mod kubernetes;
+mod pipeline;
 mod terraform;
 
 pub use dockerfile::render as dockerfile;
 pub use ecs::render as ecs;
 pub use kubernetes::render as kubernetes;
 pub use kubernetes::render_server as kubernetes_server;
+pub use pipeline::{
+    PipelinePlan, airflow as pipeline_airflow, argo as pipeline_argo,
+    kubernetes as pipeline_kubernetes,
+};
 pub use terraform::render as terraform;
 
 /// Where things are in an mlship image, and how it is probed.

@@ -65,9 +65,18 @@ pub enum Command {
         /// Run even the stages that did not change.
         #[arg(short, long)]
         force: bool,
+        /// Fetch and check out the tracked data first (`mlship data pull`).
+        #[arg(long)]
+        pull: bool,
+        /// Push the data and the pipeline's outputs to the remote afterwards (`mlship data push`).
+        #[arg(long)]
+        push: bool,
         #[command(flatten)]
         jobs: JobsArg,
     },
+    /// Hand the pipeline to a scheduler teams already run: Airflow, Argo Workflows, Kubernetes.
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
     /// The pipeline's graph: Graphviz (--dot, the default) or Mermaid.
     Dag {
         #[arg(long, conflicts_with = "dot")]
@@ -162,6 +171,46 @@ pub enum DataCommand {
     /// Remotes in `.dvc/config`.
     #[command(subcommand)]
     Remote(DataRemoteCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Write the pipeline (one task per stage, the DAG's edges, the schedule) for an engine.
+    Export {
+        #[arg(long, value_enum)]
+        target: PipelineTarget,
+        /// The folder to write to.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// When to run, five cron fields (required for Argo and Kubernetes).
+        #[arg(long)]
+        cron: Option<String>,
+        /// The schedule's time zone.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// The image with mlship and the project (Argo, Kubernetes; else `[deploy] image`).
+        #[arg(long)]
+        image: Option<String>,
+        /// The pipeline's name (default: the repository folder's).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Where the project is on Airflow's workers or in the image (default: here for Airflow,
+        /// /project in an image).
+        #[arg(long)]
+        workdir: Option<String>,
+        /// A Kubernetes Secret with the remote's credentials, for the pods.
+        #[arg(long)]
+        secret: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PipelineTarget {
+    Airflow,
+    Argo,
+    Kubernetes,
 }
 
 #[derive(Debug, Subcommand)]

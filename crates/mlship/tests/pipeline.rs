@@ -262,3 +262,186 @@ fn bad_pipelines_are_refused_before_anything_runs_and_a_failing_stage_stops() {
     );
     fails(&a, &["run", "nope"], &["no stage named 'nope'"]);
 }
+
+/// The exports pass their engines' checks: Airflow imports the DAG and `airflow dags test` runs
+/// the pipeline through `mlship run STAGE`; the Argo CronWorkflow validates against Argo's models
+/// with no unknown key; the CronJob passes `kubernetes-validate --strict`. Without an image or a
+/// schedule, the export says what is missing.
+#[test]
+fn the_exports_pass_their_engines_checks() {
+    let (Ok(python), Ok(kv)) = (
+        std::env::var("MLSHIP_TEST_AIRFLOW_PYTHON"),
+        std::env::var("MLSHIP_TEST_KUBERNETES_VALIDATE"),
+    ) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "MLSHIP_TEST_AIRFLOW_PYTHON and MLSHIP_TEST_KUBERNETES_VALIDATE must be set in CI (.ci/pipeline-tools.sh, .ci/containers.sh)"
+        );
+        eprintln!(
+            "skipped: set MLSHIP_TEST_AIRFLOW_PYTHON (Airflow 3 and Hera) and MLSHIP_TEST_KUBERNETES_VALIDATE"
+        );
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("retrain");
+    project(&a);
+    ok(mlship(&a, &["data", "init"]));
+    let out = t.path().join("out");
+    let o = out.to_str().unwrap();
+    let cron = "0 3 * * *";
+    for target in ["argo", "kubernetes"] {
+        let refused = mlship(
+            &a,
+            &[
+                "pipeline", "export", "--target", target, "-o", o, "--cron", cron,
+            ],
+        );
+        assert_eq!(refused.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("--image"));
+        let refused = mlship(
+            &a,
+            &[
+                "pipeline", "export", "--target", target, "-o", o, "--image", "x:1",
+            ],
+        );
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("--cron"));
+    }
+    ok(mlship(
+        &a,
+        &[
+            "pipeline", "export", "--target", "airflow", "-o", o, "--cron", cron,
+        ],
+    ));
+    ok(mlship(
+        &a,
+        &[
+            "pipeline",
+            "export",
+            "--target",
+            "argo",
+            "-o",
+            o,
+            "--cron",
+            cron,
+            "--image",
+            "registry.example/retrain:1",
+            "--timezone",
+            "Europe/Lisbon",
+        ],
+    ));
+    ok(mlship(
+        &a,
+        &[
+            "pipeline",
+            "export",
+            "--target",
+            "kubernetes",
+            "-o",
+            o,
+            "--cron",
+            cron,
+            "--image",
+            "registry.example/retrain:1",
+        ],
+    ));
+
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pipeline");
+    let home = t.path().join("airflow");
+    std::fs::create_dir_all(&home).unwrap();
+    let airflow = |args: &[&str]| {
+        let mut c = Command::new(&python);
+        c.args(args)
+            .env("AIRFLOW_HOME", &home)
+            .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+            .env("AIRFLOW__CORE__DAGS_FOLDER", out.join("dags"))
+            .env("MLSHIP_BIN", env!("CARGO_BIN_EXE_mlship"))
+            .env("MLSHIP_PROJECT", &a);
+        let o = c.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "{args:?}:\n{text}");
+        text
+    };
+    let dags = airflow(&[
+        scripts.join("check_dags.py").to_str().unwrap(),
+        out.join("dags").to_str().unwrap(),
+    ]);
+    assert!(
+        dags.contains("retrain ['evaluate', 'prepare', 'train']"),
+        "{dags}"
+    );
+    assert!(
+        dags.contains("evaluate after ['prepare', 'train']"),
+        "{dags}"
+    );
+    let bin = Path::new(&python).parent().unwrap().join("airflow");
+    let bin = bin.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(bin)
+            .args(args)
+            .env("AIRFLOW_HOME", &home)
+            .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+            .env("AIRFLOW__CORE__DAGS_FOLDER", out.join("dags"))
+            .env("MLSHIP_BIN", env!("CARGO_BIN_EXE_mlship"))
+            .env("MLSHIP_PROJECT", &a)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "airflow {args:?}:\n{text}");
+        text
+    };
+    run(&["db", "migrate"]);
+    let test = run(&["dags", "test", "retrain", "2026-01-02"]);
+    assert!(
+        test.contains("Running stage 'prepare'") && test.contains("Running stage 'evaluate'"),
+        "{test}"
+    );
+    let lock = std::fs::read_to_string(a.join("dvc.lock")).unwrap();
+    assert!(
+        lock.contains("  evaluate:"),
+        "Airflow's run left no lock: {lock}"
+    );
+    assert!(ok(mlship(&a, &["run"])).contains("up to date"));
+
+    let argo = Command::new(&python)
+        .arg(scripts.join("check_argo.py"))
+        .arg(out.join("cronworkflow.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        argo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&argo.stdout)
+    );
+    // The check is strict: a misspelt key fails it.
+    let text = std::fs::read_to_string(out.join("cronworkflow.yaml")).unwrap();
+    std::fs::write(
+        out.join("typo.yaml"),
+        text.replacen("template: stage", "templat: stage", 1),
+    )
+    .unwrap();
+    let typo = Command::new(&python)
+        .arg(scripts.join("check_argo.py"))
+        .arg(out.join("typo.yaml"))
+        .output()
+        .unwrap();
+    assert!(!typo.status.success(), "the Argo check let a typo through");
+    let k = Command::new(&kv)
+        .args(["--strict"])
+        .arg(out.join("cronjob.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        k.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&k.stdout),
+        String::from_utf8_lossy(&k.stderr)
+    );
+}

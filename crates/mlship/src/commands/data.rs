@@ -415,10 +415,28 @@ impl mlship_data::pipeline::Reporter for Said {
 }
 
 /// `mlship run`.
-pub fn repro(stage: Option<&str>, force: bool, j: &JobsArg) -> anyhow::Result<()> {
+pub fn repro(
+    stage: Option<&str>,
+    force: bool,
+    pull: bool,
+    push: bool,
+    j: &JobsArg,
+) -> anyhow::Result<()> {
     let (repo, _) = open()?;
+    let n = jobs(j)?;
+    if pull {
+        fetch(&repo, None, n)?;
+        checkout(&repo, false, n)?;
+    }
     let mut said = Said { ran: 0 };
-    mlship_data::pipeline::run(&repo, stage, force, jobs(j)?, &mut said).map_err(explain)?;
+    mlship_data::pipeline::run(&repo, stage, force, n, &mut said).map_err(explain)?;
+    if push {
+        let r = repo.remote(None).map_err(explain)?;
+        let (pushed, _) = repo
+            .push(r.as_ref(), n, &mlship_data::Quiet)
+            .map_err(explain)?;
+        crate::outln!("{pushed} files pushed");
+    }
     if said.ran == 0 {
         crate::outln!("Data and pipelines are up to date.");
     } else {
@@ -435,5 +453,79 @@ pub fn dag(mermaid: bool) -> anyhow::Result<()> {
         "{}",
         mlship_data::pipeline::dag(&stages, mermaid).trim_end()
     );
+    Ok(())
+}
+
+/// `mlship pipeline export`.
+pub fn pipeline(c: crate::cli::PipelineCommand) -> anyhow::Result<()> {
+    use crate::cli::{PipelineCommand, PipelineTarget};
+    let PipelineCommand::Export {
+        target,
+        output,
+        cron,
+        timezone,
+        image,
+        name,
+        namespace,
+        workdir,
+        secret,
+    } = c;
+    let (repo, _) = open()?;
+    let stages = mlship_data::pipeline::load(&repo).map_err(explain)?;
+    let order = mlship_data::pipeline::order(&stages, None).map_err(explain)?;
+    let ups = mlship_data::pipeline::upstream_names(&stages);
+    let image = image.or_else(|| {
+        let p = repo.root.join("mlship.toml");
+        p.exists()
+            .then(|| crate::config::read(&p).ok())
+            .flatten()
+            .and_then(|c| c.deploy.and_then(|d| d.image))
+    });
+    let name = name.unwrap_or_else(|| {
+        let base = repo
+            .root
+            .file_name()
+            .map(|f| f.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_else(|| "pipeline".into());
+        base.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+            .trim_matches('-')
+            .to_string()
+    });
+    let sync_data = repo
+        .config()
+        .map_err(explain)?
+        .get("core", "remote")
+        .is_some();
+    let plan = mlship_deploy::PipelinePlan {
+        name,
+        stages: order
+            .iter()
+            .map(|&i| (stages[i].name.clone(), ups[i].clone()))
+            .collect(),
+        cron,
+        timezone,
+        image,
+        namespace,
+        workdir: workdir.unwrap_or_else(|| match target {
+            PipelineTarget::Airflow => repo.root.display().to_string(),
+            _ => "/project".into(),
+        }),
+        sync_data,
+        secret,
+    };
+    let files = match target {
+        PipelineTarget::Airflow => mlship_deploy::pipeline_airflow(&plan),
+        PipelineTarget::Argo => mlship_deploy::pipeline_argo(&plan),
+        PipelineTarget::Kubernetes => mlship_deploy::pipeline_kubernetes(&plan),
+    }
+    .map_err(|e| user(e.to_string(), "see `mlship pipeline export --help`"))?;
+    for (rel, text) in files {
+        let p = output.join(&rel);
+        mlship_data::repo::write_atomic(&p, text.as_bytes())
+            .map_err(|e| user(e.to_string(), "check that the folder is writable"))?;
+        crate::outln!("wrote {}", p.display());
+    }
     Ok(())
 }

@@ -33,7 +33,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Runs(c) => tracking::runs(c, &settings),
         Command::Tokens(c) => tokens::run(c, &settings),
         Command::Data(c) => data::run(c),
-        Command::Run { stage, force, jobs } => data::repro(stage.as_deref(), force, &jobs),
+        Command::Run {
+            stage,
+            force,
+            pull,
+            push,
+            jobs,
+        } => data::repro(stage.as_deref(), force, pull, push, &jobs),
+        Command::Pipeline(c) => data::pipeline(c),
         Command::Dag { mermaid, .. } => data::dag(mermaid),
     }
 }
