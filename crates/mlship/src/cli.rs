@@ -77,6 +77,19 @@ pub enum Command {
     /// Hand the pipeline to a scheduler teams already run: Airflow, Argo Workflows, Kubernetes.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
+    /// Schedules kept in mlship.toml: add, list, history.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Run the schedules of mlship.toml until SIGTERM: on time, never overlapping themselves,
+    /// each run recorded.
+    Scheduler {
+        #[arg(long, default_value = "mlship.toml")]
+        config: PathBuf,
+        /// Start the clock at this time (RFC 3339) instead of now; it then runs at the wall
+        /// clock's speed (for trying a schedule out).
+        #[arg(long)]
+        clock_start: Option<String>,
+    },
     /// The pipeline's graph: Graphviz (--dot, the default) or Mermaid.
     Dag {
         #[arg(long, conflicts_with = "dot")]
@@ -171,6 +184,45 @@ pub enum DataCommand {
     /// Remotes in `.dvc/config`.
     #[command(subcommand)]
     Remote(DataRemoteCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Add a schedule: `mlship schedule add retrain --cron "0 3 * * *" -- mlship run`.
+    Add {
+        name: String,
+        /// Five cron fields: minute hour day-of-month month day-of-week.
+        #[arg(long)]
+        cron: String,
+        /// An IANA time zone.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// A run that fell due while the scheduler was down: skip it, or run it once at start.
+        #[arg(long, value_enum, default_value = "skip")]
+        missed: crate::config::Missed,
+        /// Stop a run that takes longer.
+        #[arg(long)]
+        timeout_secs: Option<u64>,
+        /// Try a failed run again this many times.
+        #[arg(long, default_value_t = 0)]
+        retries: u32,
+        #[arg(long, default_value = "mlship.toml")]
+        config: PathBuf,
+        /// The program and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// The schedules and when each runs next.
+    List {
+        #[arg(long, default_value = "mlship.toml")]
+        config: PathBuf,
+    },
+    /// A schedule's recorded runs: when, how long, exit code, attempts.
+    History {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,6 +15,83 @@ pub struct FileConfig {
     #[serde(default)]
     pub deployment: Vec<DeploymentConfig>,
     pub deploy: Option<DeploySection>,
+    #[serde(default)]
+    pub schedule: Vec<ScheduleConfig>,
+}
+
+/// `[[schedule]]`: a command `mlship scheduler` runs on a cron schedule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub name: String,
+    /// Five cron fields.
+    pub cron: String,
+    /// An IANA time zone (default UTC).
+    #[serde(default = "utc")]
+    pub timezone: String,
+    /// The program and its arguments (no shell).
+    pub command: Vec<String>,
+    /// What to do at start with a run that fell due while the scheduler was down.
+    #[serde(default)]
+    pub missed: Missed,
+    /// A run taking longer is stopped and recorded as timed out.
+    pub timeout_secs: Option<u64>,
+    /// How many times a failed run is tried again.
+    #[serde(default)]
+    pub retries: u32,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Missed {
+    /// Wait for the next time.
+    #[default]
+    Skip,
+    /// Run once at start, then keep the schedule.
+    RunOnce,
+}
+
+impl ScheduleConfig {
+    /// Checks the cron expression, the time zone and the command.
+    pub fn check(&self) -> anyhow::Result<(crate::cron::Cron, chrono_tz::Tz)> {
+        let cron = crate::cron::Cron::parse(&self.cron).map_err(|e| {
+            user(
+                format!("schedule `{}`: cron {e}", self.name),
+                "for example \"0 3 * * *\" (03:00 every day) or \"*/15 * * * *\"",
+            )
+        })?;
+        let tz: chrono_tz::Tz = self.timezone.parse().map_err(|_| {
+            user(
+                format!(
+                    "schedule `{}`: unknown time zone {:?}",
+                    self.name, self.timezone
+                ),
+                "use an IANA name such as UTC or Europe/Lisbon",
+            )
+        })?;
+        if self.command.is_empty() || self.command[0].is_empty() {
+            return Err(user(
+                format!("schedule `{}` has no command", self.name),
+                "command = [\"mlship\", \"run\"]",
+            ));
+        }
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(user(
+                format!("schedule name {:?}", self.name),
+                "use letters, digits, '-' and '_'",
+            ));
+        }
+        Ok((cron, tz))
+    }
 }
 
 /// `[serve]`: the defaults of `mlship serve`'s flags.
@@ -94,6 +171,16 @@ pub fn read(path: &Path) -> anyhow::Result<FileConfig> {
             "see the README's mlship.toml example for the known keys",
         )
     })?;
+    let mut seen = std::collections::HashSet::new();
+    for s in &c.schedule {
+        s.check()?;
+        if !seen.insert(s.name.clone()) {
+            return Err(user(
+                format!("two schedules are named `{}`", s.name),
+                "give each [[schedule]] its own name",
+            ));
+        }
+    }
     for d in &c.deployment {
         if d.routes.is_empty() {
             return Err(user(

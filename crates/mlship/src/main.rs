@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod config;
+mod cron;
 mod model_ref;
 mod net;
 mod output;

@@ -26,6 +26,8 @@ use crate::user;
 pub struct Settings {
     pub store: String,
     pub artifacts: String,
+    /// The home folder (the schedules' history lives under it).
+    pub home: PathBuf,
 }
 
 impl Settings {
@@ -40,7 +42,11 @@ impl Settings {
             .unwrap_or_else(|_| format!("sqlite://{}", home.join("registry.db").display()));
         let artifacts = std::env::var("MLSHIP_ARTIFACTS")
             .unwrap_or_else(|_| home.join("artifacts").display().to_string());
-        Settings { store, artifacts }
+        Settings {
+            store,
+            artifacts,
+            home,
+        }
     }
 
     /// Opens the metadata store.

@@ -8,6 +8,7 @@ mod image;
 mod inspect;
 pub(crate) mod models;
 mod predict;
+mod schedule;
 mod serve;
 mod server;
 mod tokens;
@@ -41,6 +42,35 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             jobs,
         } => data::repro(stage.as_deref(), force, pull, push, &jobs),
         Command::Pipeline(c) => data::pipeline(c),
+        Command::Schedule(c) => match c {
+            crate::cli::ScheduleCommand::Add {
+                name,
+                cron,
+                timezone,
+                missed,
+                timeout_secs,
+                retries,
+                config,
+                command,
+            } => schedule::add(
+                &config,
+                &name,
+                &cron,
+                &timezone,
+                missed,
+                timeout_secs,
+                retries,
+                &command,
+            ),
+            crate::cli::ScheduleCommand::List { config } => schedule::list(&config),
+            crate::cli::ScheduleCommand::History { name, json } => {
+                schedule::history(&settings, &name, json)
+            }
+        },
+        Command::Scheduler {
+            config,
+            clock_start,
+        } => schedule::scheduler(&settings, &config, clock_start.as_deref()),
         Command::Dag { mermaid, .. } => data::dag(mermaid),
     }
 }
