@@ -8,50 +8,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
+use common::{dvc, dvc_exe, stdout_ok as ok};
+
+/// `mlship data ARGS` in `dir`.
 fn mlship(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlship"))
-        .args(["data"])
-        .args(args)
-        .current_dir(dir)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-/// The real `dvc`, or `None` outside CI.
-fn dvc_exe() -> Option<String> {
-    match std::env::var("MLSHIP_TEST_DVC") {
-        Ok(d) => Some(d),
-        Err(_) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "MLSHIP_TEST_DVC must be set in CI (.ci/dvc.sh installs dvc)"
-            );
-            eprintln!("skipped: set MLSHIP_TEST_DVC to a dvc 3 executable");
-            None
-        }
-    }
-}
-
-fn dvc(exe: &str, dir: &Path, args: &[&str]) -> String {
-    let o = Command::new(exe)
-        .args(args)
-        .current_dir(dir)
-        .env("DVC_NO_ANALYTICS", "1")
-        .env("DVC_NO_UPDATER", "1")
-        .output()
-        .unwrap();
-    ok(o)
+    let mut all = vec!["data"];
+    all.extend(args);
+    common::mlship_in(dir, &all, &[])
 }
 
 fn git(dir: &Path, args: &[&str]) {

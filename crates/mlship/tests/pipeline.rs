@@ -6,40 +6,12 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
+use common::{dvc, stdout_ok as ok};
+
 fn mlship(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlship"))
-        .args(args)
-        .current_dir(dir)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn dvc(exe: &str, dir: &Path, args: &[&str]) -> String {
-    let o = Command::new(exe)
-        .args(args)
-        .current_dir(dir)
-        .env("DVC_NO_ANALYTICS", "1")
-        .env("DVC_NO_UPDATER", "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "dvc {args:?}: {text}");
-    text
+    common::mlship_in(dir, args, &[])
 }
 
 const PIPELINE: &str = r#"stages:
@@ -120,12 +92,7 @@ fn restored(out: &str) -> Vec<&str> {
 
 #[test]
 fn mlship_run_and_dvc_repro_agree_both_ways() {
-    let Ok(exe) = std::env::var("MLSHIP_TEST_DVC") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "MLSHIP_TEST_DVC must be set in CI (.ci/dvc.sh)"
-        );
-        eprintln!("skipped: set MLSHIP_TEST_DVC to a dvc 3 executable");
+    let Some(exe) = common::dvc_exe() else {
         return;
     };
     let t = tempfile::tempdir().unwrap();
@@ -348,39 +315,10 @@ fn the_exports_pass_their_engines_checks() {
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pipeline");
     let home = t.path().join("airflow");
     std::fs::create_dir_all(&home).unwrap();
-    let airflow = |args: &[&str]| {
-        let mut c = Command::new(&python);
-        c.args(args)
-            .env("AIRFLOW_HOME", &home)
-            .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-            .env("AIRFLOW__CORE__DAGS_FOLDER", out.join("dags"))
-            .env("MLSHIP_BIN", env!("CARGO_BIN_EXE_mlship"))
-            .env("MLSHIP_PROJECT", &a);
-        let o = c.output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert!(o.status.success(), "{args:?}:\n{text}");
-        text
-    };
-    let dags = airflow(&[
-        scripts.join("check_dags.py").to_str().unwrap(),
-        out.join("dags").to_str().unwrap(),
-    ]);
-    assert!(
-        dags.contains("retrain ['evaluate', 'prepare', 'train']"),
-        "{dags}"
-    );
-    assert!(
-        dags.contains("evaluate after ['prepare', 'train']"),
-        "{dags}"
-    );
-    let bin = Path::new(&python).parent().unwrap().join("airflow");
-    let bin = bin.to_str().unwrap();
-    let run = |args: &[&str]| {
-        let o = Command::new(bin)
+    // Airflow's Python and its `airflow` command, both with a scratch home and the exported DAG.
+    let airflow_bin = Path::new(&python).parent().unwrap().join("airflow");
+    let with_airflow = |program: &Path, args: &[&str]| {
+        let o = Command::new(program)
             .args(args)
             .env("AIRFLOW_HOME", &home)
             .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
@@ -394,9 +332,27 @@ fn the_exports_pass_their_engines_checks() {
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
         );
-        assert!(o.status.success(), "airflow {args:?}:\n{text}");
+        assert!(
+            o.status.success(),
+            "{} {args:?}:\n{text}",
+            program.display()
+        );
         text
     };
+    let airflow = |args: &[&str]| with_airflow(Path::new(&python), args);
+    let run = |args: &[&str]| with_airflow(&airflow_bin, args);
+    let dags = airflow(&[
+        scripts.join("check_dags.py").to_str().unwrap(),
+        out.join("dags").to_str().unwrap(),
+    ]);
+    assert!(
+        dags.contains("retrain ['evaluate', 'prepare', 'train']"),
+        "{dags}"
+    );
+    assert!(
+        dags.contains("evaluate after ['prepare', 'train']"),
+        "{dags}"
+    );
     run(&["db", "migrate"]);
     let test = run(&["dags", "test", "retrain", "2026-01-02"]);
     assert!(

@@ -7,24 +7,12 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn mlship(dir: &Path, home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlship"))
-        .args(args)
-        .current_dir(dir)
-        .env("MLSHIP_HOME", home)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
+mod common;
 
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
+use common::stdout_ok as ok;
+
+fn mlship(dir: &Path, home: &Path, args: &[&str]) -> Output {
+    common::mlship_in(dir, args, &[("MLSHIP_HOME", home.as_os_str())])
 }
 
 fn history(dir: &Path, home: &Path, name: &str) -> Vec<serde_json::Value> {

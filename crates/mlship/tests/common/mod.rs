@@ -101,6 +101,69 @@ pub fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8
     )
 }
 
+/// Runs the real binary in `dir` (logs quiet), with extra environment variables.
+pub fn mlship_in(
+    dir: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &std::ffi::OsStr)],
+) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlship"));
+    c.args(args).current_dir(dir).env("RUST_LOG", "warn");
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// A finished command's stdout; the test fails, showing both streams, when it did not succeed.
+pub fn stdout_ok(o: std::process::Output) -> String {
+    String::from_utf8_lossy(&checked(o, "the command").stdout).to_string()
+}
+
+/// The output of a command that must have succeeded.
+fn checked(out: std::process::Output, what: &str) -> std::process::Output {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The real `dvc` (`MLSHIP_TEST_DVC`, which .ci/dvc.sh installs), or `None` outside CI.
+pub fn dvc_exe() -> Option<String> {
+    match std::env::var("MLSHIP_TEST_DVC") {
+        Ok(d) => Some(d),
+        Err(_) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "MLSHIP_TEST_DVC must be set in CI (.ci/dvc.sh installs dvc)"
+            );
+            eprintln!("skipped: set MLSHIP_TEST_DVC to a dvc 3 executable");
+            None
+        }
+    }
+}
+
+/// Runs the real `dvc` in `dir`; its stdout and stderr together, the test failing when it fails.
+pub fn dvc(exe: &str, dir: &std::path::Path, args: &[&str]) -> String {
+    let o = Command::new(exe)
+        .args(args)
+        .current_dir(dir)
+        .env("DVC_NO_ANALYTICS", "1")
+        .env("DVC_NO_UPDATER", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "dvc {args:?}: {text}");
+    text
+}
+
 /// POSTs a JSON body: status and the answer as JSON.
 pub fn post_json(addr: &str, path: &str, body: &Json) -> (u16, Json) {
     http(
@@ -228,11 +291,5 @@ pub fn registry() -> Registry {
 /// Runs a command that must succeed; its output, or a panic showing what it printed.
 pub fn ok(c: &mut Command) -> std::process::Output {
     let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    checked(out, &format!("{c:?}"))
 }
