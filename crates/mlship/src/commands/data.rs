@@ -521,11 +521,13 @@ pub fn pipeline(c: crate::cli::PipelineCommand) -> anyhow::Result<()> {
         PipelineTarget::Kubernetes => mlship_deploy::pipeline_kubernetes(&plan),
     }
     .map_err(|e| user(e.to_string(), "see `mlship pipeline export --help`"))?;
-    for (rel, text) in files {
-        let p = output.join(&rel);
-        mlship_data::repo::write_atomic(&p, text.as_bytes())
-            .map_err(|e| user(e.to_string(), "check that the folder is writable"))?;
-        crate::outln!("wrote {}", p.display());
+    let files: Vec<(String, Vec<u8>)> = files
+        .into_iter()
+        .map(|(n, t)| (n, t.into_bytes()))
+        .collect();
+    super::deploy::write_files(&output, &files)?;
+    for (rel, _) in &files {
+        crate::outln!("wrote {}", output.join(rel).display());
     }
     Ok(())
 }

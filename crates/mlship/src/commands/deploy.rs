@@ -187,7 +187,7 @@ pub fn dockerfile(a: &DockerfileArgs, settings: &Settings) -> anyhow::Result<()>
 }
 
 /// Writes each file atomically (temporary file, fsync, rename) under `dir`, creating folders.
-fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+pub(crate) fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
     let unwritable = |e: std::io::Error, at: &Path| {
         user(
             format!("cannot write into {}: {e}", at.display()),
