@@ -177,3 +177,75 @@ fn bad_schedules_are_refused_naming_the_field() {
     let o = mlship(&dir, &home, &["scheduler", "--config", "empty.toml"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("no [[schedule]]"));
 }
+
+/// A run that fell due while the scheduler was down runs once at start with `missed = "run-once"`,
+/// and waits for its next time with the default `skip`.
+#[test]
+fn a_missed_run_is_caught_up_once_or_skipped() {
+    let t = tempfile::tempdir().unwrap();
+    let (dir, home) = (t.path().join("project"), t.path().join("home"));
+    std::fs::create_dir_all(&dir).unwrap();
+    ok(mlship(
+        &dir,
+        &home,
+        &[
+            "schedule",
+            "add",
+            "catchup",
+            "--cron",
+            "0 3 * * *",
+            "--missed",
+            "run-once",
+            "--",
+            "true",
+        ],
+    ));
+    ok(mlship(
+        &dir,
+        &home,
+        &[
+            "schedule",
+            "add",
+            "skipper",
+            "--cron",
+            "0 3 * * *",
+            "--",
+            "true",
+        ],
+    ));
+    let scheduler = |clock: &str, until: &dyn Fn() -> bool| {
+        let mut s = Command::new(env!("CARGO_BIN_EXE_mlship"))
+            .args(["scheduler", "--clock-start", clock])
+            .current_dir(&dir)
+            .env("MLSHIP_HOME", &home)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while !until() {
+            assert!(started.elapsed() < Duration::from_secs(30), "timed out");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &s.id().to_string()])
+            .status();
+        assert!(s.wait().unwrap().success());
+    };
+    // Both run at 03:00 on the 1st.
+    scheduler("2026-01-01T02:59:58Z", &|| {
+        history(&dir, &home, "catchup").len() == 1 && history(&dir, &home, "skipper").len() == 1
+    });
+    // Down over the 2nd's 03:00: back at 05:00, only `catchup` runs at once, for that time.
+    scheduler("2026-01-02T05:00:00Z", &|| {
+        history(&dir, &home, "catchup").len() == 2
+    });
+    let caught = history(&dir, &home, "catchup");
+    assert_eq!(caught[1]["scheduled_for"], "2026-01-02T03:00:00+00:00");
+    assert_eq!(
+        history(&dir, &home, "skipper").len(),
+        1,
+        "a skipped run ran"
+    );
+}
