@@ -19,6 +19,8 @@ pub struct OutSpec {
     pub path: String,
     pub cache: bool,
     pub persist: bool,
+    /// Listed under `metrics` (`mlship metrics show|diff` read it).
+    pub metric: bool,
 }
 
 /// A parameter file and the keys a stage reads from it (`None`: the whole file).
@@ -175,6 +177,7 @@ pub fn parse(text: &str) -> Result<Vec<Stage>> {
                     path: p,
                     cache: flag("cache", default_cache),
                     persist: flag("persist", false),
+                    metric: kind == "metrics",
                 });
             }
         }
@@ -295,6 +298,71 @@ fn upstream(stages: &[Stage]) -> Vec<Vec<usize>> {
                 .collect()
         })
         .collect()
+}
+
+/// YAML values, as metrics and params files hold them.
+pub use serde_yaml_ng::Value as Yaml;
+
+/// The leaves of a metrics or params file's text (JSON or YAML).
+pub fn parse_leaves(text: &str) -> std::result::Result<Vec<(String, Value)>, String> {
+    let v: Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    Ok(flatten(&v))
+}
+
+/// A number's difference as `metrics diff` prints it.
+pub fn change(old: &Value, new: &Value) -> Option<String> {
+    Some(scalar_text(&Value::from(new.as_f64()? - old.as_f64()?)))
+}
+
+/// A metrics or params document's leaves as dotted keys (`train.lr`), in file order; lists are
+/// leaves.
+pub fn flatten(v: &Value) -> Vec<(String, Value)> {
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+        match v {
+            Value::Mapping(m) => {
+                for (k, x) in m {
+                    let k = match k {
+                        Value::String(s) => s.clone(),
+                        other => scalar_text(other),
+                    };
+                    let key = if prefix.is_empty() {
+                        k
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, x, out);
+                }
+            }
+            other => out.push((prefix.to_string(), other.clone())),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", v, &mut out);
+    out
+}
+
+/// A leaf as `metrics show` prints it.
+pub fn show_value(v: &Value) -> String {
+    scalar_text(v)
+}
+
+/// The metrics files of the pipeline and the params files its stages read (root-relative).
+pub fn metric_and_param_files(stages: &[Stage]) -> (Vec<String>, Vec<String>) {
+    let mut metrics = Vec::new();
+    let mut params = Vec::new();
+    for s in stages {
+        for o in s.outs.iter().filter(|o| o.metric) {
+            metrics.push(s.rooted(&o.path));
+        }
+        for p in &s.params {
+            params.push(s.rooted(&p.file));
+        }
+    }
+    metrics.sort();
+    metrics.dedup();
+    params.sort();
+    params.dedup();
+    (metrics, params)
 }
 
 /// The names of the stages each stage needs, by stage index.

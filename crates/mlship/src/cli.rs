@@ -77,6 +77,12 @@ pub enum Command {
     /// Hand the pipeline to a scheduler teams already run: Airflow, Argo Workflows, Kubernetes.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
+    /// The pipeline's metrics files: show them, or compare them with a git revision.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
+    /// The pipeline's params: compare them with a git revision.
+    #[command(subcommand)]
+    Params(ParamsCommand),
     /// Schedules kept in mlship.toml: add, list, history.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -184,6 +190,34 @@ pub enum DataCommand {
     /// Remotes in `.dvc/config`.
     #[command(subcommand)]
     Remote(DataRemoteCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// Every metric of the metrics files dvc.yaml lists.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Metrics that differ between a git revision and the workspace, with the change.
+    Diff {
+        /// The revision to compare with.
+        #[arg(default_value = "HEAD")]
+        rev: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ParamsCommand {
+    /// Params that differ between a git revision and the workspace.
+    Diff {
+        #[arg(default_value = "HEAD")]
+        rev: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -401,3 +401,55 @@ fn the_exports_pass_their_engines_checks() {
         String::from_utf8_lossy(&k.stderr)
     );
 }
+
+/// `metrics show`, `metrics diff` and `params diff` against the last commit.
+#[test]
+fn metrics_and_params_compare_with_a_git_revision() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    std::fs::create_dir_all(&a).unwrap();
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+            .args(args)
+            .current_dir(&a)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    git(&["init", "-q"]);
+    std::fs::write(a.join("params.yaml"), "train:\n  lr: 0.1\n  epochs: 10\n").unwrap();
+    std::fs::write(
+        a.join("dvc.yaml"),
+        "stages:\n  train:\n    cmd: 'grep ''lr:'' params.yaml | sed ''s/.*lr: /{\"acc\": /; s/$/, \"n\": 3}/'' > metrics.json'\n    params:\n    - train.lr\n    metrics:\n    - metrics.json:\n        cache: false\n",
+    )
+    .unwrap();
+    ok(mlship(&a, &["data", "init", "--no-scm"]));
+    ok(mlship(&a, &["run"]));
+    let shown = ok(mlship(&a, &["metrics", "show"]));
+    assert!(
+        shown.contains("metrics.json\tacc\t0.1") && shown.contains("metrics.json\tn\t3"),
+        "{shown}"
+    );
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "first"]);
+    set_lr(&a, "0.25");
+    ok(mlship(&a, &["run"]));
+    let params = ok(mlship(&a, &["params", "diff"]));
+    assert!(
+        params.contains("params.yaml\ttrain.lr\t0.1\t0.25"),
+        "{params}"
+    );
+    assert!(
+        !params.contains("epochs"),
+        "an unchanged param is listed: {params}"
+    );
+    let metrics = ok(mlship(&a, &["metrics", "diff", "HEAD"]));
+    assert!(
+        metrics.contains("metrics.json\tacc\t0.1\t0.25\t0.15"),
+        "{metrics}"
+    );
+    let as_json: serde_json::Value =
+        serde_json::from_str(&ok(mlship(&a, &["metrics", "diff", "--json"]))).unwrap();
+    assert_eq!(as_json[0]["new"], 0.25);
+}

@@ -1,6 +1,7 @@
 //! `mlship data`: data versioning over DVC's files (mlship-data does the work), with DVC's
 //! messages, a progress bar on a terminal, and errors that name the file and say what to do.
 
+use mlship_data::pipeline::Yaml;
 use mlship_data::{Progress, Repo};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -528,6 +529,145 @@ pub fn pipeline(c: crate::cli::PipelineCommand) -> anyhow::Result<()> {
     super::deploy::write_files(&output, &files)?;
     for (rel, _) in &files {
         crate::outln!("wrote {}", output.join(rel).display());
+    }
+    Ok(())
+}
+
+/// A YAML or JSON document's leaves, from the workspace or (with `rev`) from git.
+fn leaves(repo: &Repo, path: &str, rev: Option<&str>) -> anyhow::Result<Vec<(String, Yaml)>> {
+    let text = match rev {
+        None => match std::fs::read_to_string(repo.root.join(path)) {
+            Ok(t) => t,
+            Err(_) => return Ok(Vec::new()),
+        },
+        Some(r) => {
+            let o = std::process::Command::new("git")
+                .args(["show", &format!("{r}:{path}")])
+                .current_dir(&repo.root)
+                .stderr(std::process::Stdio::null())
+                .output()
+                .map_err(|e| user(format!("cannot run git: {e}"), "install git"))?;
+            if !o.status.success() {
+                return Ok(Vec::new());
+            }
+            String::from_utf8_lossy(&o.stdout).to_string()
+        }
+    };
+    // JSON is YAML too.
+    mlship_data::pipeline::parse_leaves(&text).map_err(|e| {
+        user(
+            format!(
+                "{path}{}: not JSON or YAML: {e}",
+                rev.map(|r| format!(" at {r}")).unwrap_or_default()
+            ),
+            "metrics and params files are JSON or YAML mappings",
+        )
+    })
+}
+
+/// Rows that differ between `rev` and the workspace, over `files`: (file, key, old, new).
+fn diff_rows(
+    repo: &Repo,
+    files: &[String],
+    rev: &str,
+) -> anyhow::Result<Vec<(String, String, Option<Yaml>, Option<Yaml>)>> {
+    let mut rows = Vec::new();
+    for f in files {
+        let old: std::collections::BTreeMap<String, Yaml> =
+            leaves(repo, f, Some(rev))?.into_iter().collect();
+        let new: std::collections::BTreeMap<String, Yaml> =
+            leaves(repo, f, None)?.into_iter().collect();
+        let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        for k in keys {
+            let (a, b) = (old.get(k), new.get(k));
+            if a != b {
+                rows.push((f.clone(), k.clone(), a.cloned(), b.cloned()));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn shown(v: &Option<Yaml>) -> String {
+    v.as_ref()
+        .map(mlship_data::pipeline::show_value)
+        .unwrap_or_else(|| "-".into())
+}
+
+fn to_json(v: &Option<Yaml>) -> serde_json::Value {
+    v.as_ref()
+        .and_then(|x| serde_json::to_value(x).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// `mlship metrics show|diff`.
+pub fn metrics(c: crate::cli::MetricsCommand) -> anyhow::Result<()> {
+    use crate::cli::MetricsCommand as M;
+    let (repo, _) = open()?;
+    let stages = mlship_data::pipeline::load(&repo).map_err(explain)?;
+    let (files, _) = mlship_data::pipeline::metric_and_param_files(&stages);
+    match c {
+        M::Show { json: as_json } => {
+            let mut doc = serde_json::Map::new();
+            for f in &files {
+                let l = leaves(&repo, f, None)?;
+                if as_json {
+                    let m: serde_json::Map<String, serde_json::Value> = l
+                        .iter()
+                        .map(|(k, v)| (k.clone(), to_json(&Some(v.clone()))))
+                        .collect();
+                    doc.insert(f.clone(), serde_json::Value::Object(m));
+                } else {
+                    for (k, v) in l {
+                        crate::outln!("{f}\t{k}\t{}", mlship_data::pipeline::show_value(&v));
+                    }
+                }
+            }
+            if as_json {
+                crate::outln!("{}", serde_json::Value::Object(doc));
+            }
+        }
+        M::Diff { rev, json: as_json } => {
+            let rows = diff_rows(&repo, &files, &rev)?;
+            if as_json {
+                let list: Vec<_> = rows.iter().map(|(f, k, a, b)| json!({"path": f, "metric": k, "old": to_json(a), "new": to_json(b)})).collect();
+                crate::outln!("{}", serde_json::Value::Array(list));
+                return Ok(());
+            }
+            crate::outln!("Path\tMetric\t{rev}\tworkspace\tChange");
+            for (f, k, a, b) in &rows {
+                let change = match (a, b) {
+                    (Some(x), Some(y)) => mlship_data::pipeline::change(x, y),
+                    _ => None,
+                }
+                .unwrap_or_else(|| "-".into());
+                crate::outln!("{f}\t{k}\t{}\t{}\t{change}", shown(a), shown(b));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `mlship params diff`.
+pub fn params(c: crate::cli::ParamsCommand) -> anyhow::Result<()> {
+    let crate::cli::ParamsCommand::Diff { rev, json: as_json } = c;
+    let (repo, _) = open()?;
+    let stages = mlship_data::pipeline::load(&repo).map_err(explain)?;
+    let (_, files) = mlship_data::pipeline::metric_and_param_files(&stages);
+    let rows = diff_rows(&repo, &files, &rev)?;
+    if as_json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(
+                |(f, k, a, b)| json!({"path": f, "param": k, "old": to_json(a), "new": to_json(b)}),
+            )
+            .collect();
+        crate::outln!("{}", serde_json::Value::Array(list));
+        return Ok(());
+    }
+    crate::outln!("Path\tParam\t{rev}\tworkspace");
+    for (f, k, a, b) in &rows {
+        crate::outln!("{f}\t{k}\t{}\t{}", shown(a), shown(b));
     }
     Ok(())
 }

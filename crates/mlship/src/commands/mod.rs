@@ -42,6 +42,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             jobs,
         } => data::repro(stage.as_deref(), force, pull, push, &jobs),
         Command::Pipeline(c) => data::pipeline(c),
+        Command::Metrics(c) => data::metrics(c),
+        Command::Params(c) => data::params(c),
         Command::Schedule(c) => match c {
             crate::cli::ScheduleCommand::Add {
                 name,
