@@ -565,12 +565,11 @@ fn leaves(repo: &Repo, path: &str, rev: Option<&str>) -> anyhow::Result<Vec<(Str
     })
 }
 
+/// A leaf that differs: its file, its key, the revision's value and the workspace's.
+type Differs = (String, String, Option<Yaml>, Option<Yaml>);
+
 /// Rows that differ between `rev` and the workspace, over `files`: (file, key, old, new).
-fn diff_rows(
-    repo: &Repo,
-    files: &[String],
-    rev: &str,
-) -> anyhow::Result<Vec<(String, String, Option<Yaml>, Option<Yaml>)>> {
+fn diff_rows(repo: &Repo, files: &[String], rev: &str) -> anyhow::Result<Vec<Differs>> {
     let mut rows = Vec::new();
     for f in files {
         let old: std::collections::BTreeMap<String, Yaml> =
