@@ -365,6 +365,74 @@ pub fn metric_and_param_files(stages: &[Stage]) -> (Vec<String>, Vec<String>) {
     (metrics, params)
 }
 
+/// What a tracking server is told about a stage that ran: its command, the params it read, the
+/// md5 of each dep (from `dvc.lock`), and the numbers of its metrics files.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StageRecord {
+    pub cmd: String,
+    pub params: Vec<(String, String)>,
+    pub deps: Vec<(String, String)>,
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// A stage's record, from `dvc.lock` and its metrics files.
+pub fn stage_record(repo: &Repo, stage: &str) -> Result<StageRecord> {
+    let lock = read_lock(&repo.root)?;
+    let entry = lock
+        .iter()
+        .find(|(n, _)| n == stage)
+        .map(|(_, e)| e.clone())
+        .ok_or_else(|| Error::Invalid(format!("dvc.lock has no stage '{stage}'")))?;
+    let cmd = match entry.get("cmd") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Sequence(v)) => v
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" && "),
+        _ => String::new(),
+    };
+    let mut params = Vec::new();
+    if let Some(files) = entry.get("params").and_then(Value::as_mapping) {
+        for (_, keys) in files {
+            for (k, v) in flatten(keys) {
+                params.push((k, scalar_text(&v).trim_matches('\'').to_string()));
+            }
+        }
+    }
+    let deps = entry
+        .get("deps")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            Some((
+                d.get("path")?.as_str()?.to_string(),
+                d.get("md5")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let mut metrics = Vec::new();
+    if let Some(st) = load(repo)?.into_iter().find(|s| s.name == stage) {
+        for o in st.outs.iter().filter(|o| o.metric) {
+            let Ok(text) = std::fs::read_to_string(repo.root.join(st.rooted(&o.path))) else {
+                continue;
+            };
+            for (k, v) in parse_leaves(&text).unwrap_or_default() {
+                if let Some(x) = v.as_f64() {
+                    metrics.push((k, x));
+                }
+            }
+        }
+    }
+    Ok(StageRecord {
+        cmd,
+        params,
+        deps,
+        metrics,
+    })
+}
+
 /// The names of the stages each stage needs, by stage index.
 pub fn upstream_names(stages: &[Stage]) -> Vec<Vec<String>> {
     upstream(stages)

@@ -71,6 +71,10 @@ pub enum Command {
         /// Push the data and the pipeline's outputs to the remote afterwards (`mlship data push`).
         #[arg(long)]
         push: bool,
+        /// Log each stage that ran as an MLflow run on this tracking server (default:
+        /// $MLFLOW_TRACKING_URI): params, metrics, command, commit, deps as datasets by md5.
+        #[arg(long, num_args = 0..=1, default_missing_value = "")]
+        track: Option<String>,
         #[command(flatten)]
         jobs: JobsArg,
     },

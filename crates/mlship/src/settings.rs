@@ -10,6 +10,8 @@
 //!   `.docker`): `image push` credentials (`commands/image.rs`);
 //! - `AWS_PROFILE` and `AWS_SHARED_CREDENTIALS_FILE` (else `HOME`'s `.aws/credentials`): the
 //!   profile of an S3 remote of `mlship data` that sets no keys (`mlship-data`'s `remote.rs`);
+//! - `MLFLOW_TRACKING_URI`: the server `mlship run --track` logs to when given no URL
+//!   (`commands/data.rs`);
 //! - `MLSHIP_ISA` caps the tree scorer's vector instructions, for benchmarks (`mlship-model`).
 
 use std::path::PathBuf;

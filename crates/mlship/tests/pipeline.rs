@@ -453,3 +453,79 @@ fn metrics_and_params_compare_with_a_git_revision() {
         serde_json::from_str(&ok(mlship(&a, &["metrics", "diff", "--json"]))).unwrap();
     assert_eq!(as_json[0]["new"], 0.25);
 }
+
+/// `mlship run --track`: every stage that ran is an MLflow run on the tracking server, with the
+/// params it read, its metrics, its command and its deps as datasets whose digest is the DVC md5.
+#[test]
+fn stage_runs_are_logged_to_the_tracking_server() {
+    let t = tempfile::tempdir().unwrap();
+    let (child, addr) = common::spawn(
+        Command::new(env!("CARGO_BIN_EXE_mlship"))
+            .args(["server", "--port", "0"])
+            .env("MLSHIP_HOME", t.path().join("home"))
+            .env("RUST_LOG", "warn"),
+    );
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(child);
+    let a = t.path().join("shop");
+    project(&a);
+    std::fs::write(
+        a.join("dvc.yaml"),
+        PIPELINE.replace(
+            "wc -l < data/prepared/test.csv > metrics.json",
+            "'printf ''{\"rows\": %s}'' $(wc -l < data/prepared/test.csv) > metrics.json'",
+        ),
+    )
+    .unwrap();
+    ok(mlship(&a, &["data", "init"]));
+    let out = ok(mlship(&a, &["run", "--track", &format!("http://{addr}")]));
+    assert_eq!(out.matches("Logged stage").count(), 3, "{out}");
+    let (_, exp) = common::get_json(
+        &addr,
+        "/api/2.0/mlflow/experiments/get-by-name?experiment_name=pipeline%20shop",
+    );
+    let id = exp["experiment"]["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, found) = common::post_json(
+        &addr,
+        "/api/2.0/mlflow/runs/search",
+        &serde_json::json!({"experiment_ids": [id]}),
+    );
+    let runs = found["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    let by_name = |n: &str| {
+        runs.iter()
+            .find(|r| r["info"]["run_name"] == n)
+            .unwrap_or_else(|| panic!("no run {n}"))
+            .clone()
+    };
+    let train = by_name("train");
+    let params = train["data"]["params"].to_string();
+    assert!(
+        params.contains(r#"{"key":"train.lr","value":"0.1"}"#),
+        "{params}"
+    );
+    assert_eq!(train["info"]["status"], "FINISHED");
+    let evaluate = by_name("evaluate");
+    assert_eq!(evaluate["data"]["metrics"][0]["key"], "rows");
+    assert_eq!(evaluate["data"]["metrics"][0]["value"], 2.0);
+    let prepare = by_name("prepare");
+    let raw_md5 = mlship_data::objects::md5_hex(&std::fs::read(a.join("data/raw.csv")).unwrap());
+    let input = &prepare["inputs"]["dataset_inputs"][0]["dataset"];
+    assert_eq!(
+        (input["name"].as_str(), input["digest"].as_str()),
+        (Some("data/raw.csv"), Some(raw_md5.as_str()))
+    );
+    assert_eq!(input["source_type"], "dvc");
+    // A server that cannot be reached stops the run before any stage runs.
+    let refused = mlship(&a, &["run", "--force", "--track", "http://127.0.0.1:9"]);
+    assert_eq!(refused.status.code(), Some(1));
+}

@@ -388,9 +388,11 @@ fn remote_cmd(c: DataRemoteCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Prints what the pipeline does, as `dvc repro` words it.
+/// Prints what the pipeline does, as `dvc repro` words it, and keeps which stages ran.
 struct Said {
     ran: usize,
+    /// Stages that ran or came from the run cache (true), in order.
+    done: Vec<(String, bool)>,
 }
 
 impl mlship_data::pipeline::Reporter for Said {
@@ -401,9 +403,13 @@ impl mlship_data::pipeline::Reporter for Said {
             O::Frozen => crate::outln!("Stage '{name}' is frozen, skipping"),
             O::Restored => {
                 self.ran += 1;
+                self.done.push((name.to_string(), true));
                 crate::outln!("Stage '{name}' is cached - skipping run, checking out outputs")
             }
-            O::Ran => self.ran += 1,
+            O::Ran => {
+                self.ran += 1;
+                self.done.push((name.to_string(), false));
+            }
         }
     }
 
@@ -421,16 +427,54 @@ pub fn repro(
     force: bool,
     pull: bool,
     push: bool,
+    track: Option<&str>,
     j: &JobsArg,
 ) -> anyhow::Result<()> {
     let (repo, _) = open()?;
     let n = jobs(j)?;
+    // The tracking server is reached before anything runs, so a wrong URL costs nothing.
+    let tracker = match track {
+        None => None,
+        Some(url) => {
+            let url = if url.is_empty() {
+                std::env::var("MLFLOW_TRACKING_URI").map_err(|_| {
+                    user(
+                        "--track without a URL, and MLFLOW_TRACKING_URI is not set",
+                        "pass --track http://HOST:5000 (an `mlship server`)",
+                    )
+                })?
+            } else {
+                url.to_string()
+            };
+            let name = format!(
+                "pipeline {}",
+                repo.root
+                    .file_name()
+                    .map(|f| f.to_string_lossy().to_string())
+                    .unwrap_or_default()
+            );
+            Some(super::track::Tracker::open(&url, &name)?)
+        }
+    };
     if pull {
         fetch(&repo, None, n)?;
         checkout(&repo, false, n)?;
     }
-    let mut said = Said { ran: 0 };
-    mlship_data::pipeline::run(&repo, stage, force, n, &mut said).map_err(explain)?;
+    let mut said = Said {
+        ran: 0,
+        done: Vec::new(),
+    };
+    let result = mlship_data::pipeline::run(&repo, stage, force, n, &mut said);
+    // Stages that finished are logged even when a later one failed.
+    if let Some(t) = &tracker {
+        let commit = super::models::register::git_commit();
+        for (name, restored) in &said.done {
+            let rec = mlship_data::pipeline::stage_record(&repo, name).map_err(explain)?;
+            let id = t.stage(name, *restored, &rec, commit.as_deref())?;
+            crate::outln!("Logged stage '{name}' as run {id}");
+        }
+    }
+    result.map_err(explain)?;
     if push {
         let r = repo.remote(None).map_err(explain)?;
         let (pushed, _) = repo

@@ -12,6 +12,7 @@ mod schedule;
 mod serve;
 mod server;
 mod tokens;
+mod track;
 mod tracking;
 
 use crate::cli::{Cli, Command};
@@ -39,8 +40,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             force,
             pull,
             push,
+            track,
             jobs,
-        } => data::repro(stage.as_deref(), force, pull, push, &jobs),
+        } => data::repro(stage.as_deref(), force, pull, push, track.as_deref(), &jobs),
         Command::Pipeline(c) => data::pipeline(c),
         Command::Metrics(c) => data::metrics(c),
         Command::Params(c) => data::params(c),

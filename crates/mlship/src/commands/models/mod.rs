@@ -4,7 +4,7 @@ mod alias;
 mod delete;
 mod history;
 mod list;
-mod register;
+pub(crate) mod register;
 mod rollback;
 mod show;
 mod versions;

@@ -190,7 +190,7 @@ pub(crate) fn data_lineage() -> anyhow::Result<Vec<(String, String)>> {
 pub(crate) const LINEAGE: &str = "mlship.data.";
 
 /// The commit of the working folder, when it is a git checkout.
-fn git_commit() -> Option<String> {
+pub(crate) fn git_commit() -> Option<String> {
     let out = std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
         .stderr(std::process::Stdio::null())
