@@ -96,27 +96,216 @@ pub fn load(repo: &Repo) -> Result<Vec<Stage>> {
             source: e,
         },
     })?;
-    parse(&text)
+    // params.yaml is the templates' default context, as DVC makes it.
+    let base = match std::fs::read_to_string(repo.root.join("params.yaml")) {
+        Ok(t) => serde_yaml_ng::from_str::<Value>(&t)
+            .ok()
+            .and_then(|v| v.as_mapping().cloned())
+            .unwrap_or_default(),
+        Err(_) => Mapping::new(),
+    };
+    parse_in(&text, base, &repo.root)
 }
 
-/// Parses `dvc.yaml`'s text.
+/// Parses `dvc.yaml`'s text with no variables but its own `vars`.
 pub fn parse(text: &str) -> Result<Vec<Stage>> {
+    parse_in(text, Mapping::new(), Path::new("."))
+}
+
+/// A value of the template context at a dotted path (`item.a`, `models.small`, `list.0`).
+fn lookup<'a>(ctx: &'a Mapping, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut v = ctx.get(parts.next()?)?;
+    for p in parts {
+        v = match v {
+            Value::Mapping(m) => m.get(p)?,
+            Value::Sequence(s) => s.get(p.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// Fills `${…}` in every string of `v`: a string that is one whole `${x}` takes `x`'s value (with
+/// its type), others get the values' text.
+fn template(v: &Value, ctx: &Mapping, stage: &str) -> Result<Value> {
+    Ok(match v {
+        Value::String(s) if s.contains("${") => {
+            let t = s.trim();
+            if t.starts_with("${") && t.ends_with('}') && t.matches("${").count() == 1 {
+                let key = t[2..t.len() - 1].trim();
+                return lookup(ctx, key)
+                    .cloned()
+                    .ok_or_else(|| bad(format!("stage '{stage}': ${{{key}}} does not resolve")));
+            }
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find("${") {
+                out.push_str(&rest[..i]);
+                let end = rest[i..]
+                    .find('}')
+                    .ok_or_else(|| bad(format!("stage '{stage}': an unclosed ${{ in {s:?}")))?
+                    + i;
+                let key = rest[i + 2..end].trim();
+                let val = lookup(ctx, key)
+                    .ok_or_else(|| bad(format!("stage '{stage}': ${{{key}}} does not resolve")))?;
+                out.push_str(&plain_text(val));
+                rest = &rest[end + 1..];
+            }
+            out.push_str(rest);
+            Value::String(out)
+        }
+        Value::Sequence(items) => Value::Sequence(
+            items
+                .iter()
+                .map(|x| template(x, ctx, stage))
+                .collect::<Result<_>>()?,
+        ),
+        Value::Mapping(m) => Value::Mapping(
+            m.iter()
+                .map(|(k, x)| Ok((template(k, ctx, stage)?, template(x, ctx, stage)?)))
+                .collect::<Result<_>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// A value's text as it reads: a string as it is, anything else as YAML writes it.
+fn plain_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => scalar_text(other),
+    }
+}
+
+/// A scalar's text as DVC puts it in a generated stage name.
+fn name_part(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(scalar_text(v)),
+        _ => None,
+    }
+}
+
+/// The stages `dvc.yaml` defines, `foreach` and `matrix` expanded as DVC names them
+/// (`name@item`, `name@key`, `name@index` for lists of collections, `name@a-b` for a matrix).
+fn expand(name: &str, body: &Value, ctx: &Mapping) -> Result<Vec<(String, Value)>> {
+    let with = |extra: &[(&str, Value)]| {
+        let mut c = ctx.clone();
+        for (k, v) in extra {
+            c.insert(Value::String((*k).to_string()), v.clone());
+        }
+        c
+    };
+    if let Some(each) = body.get("foreach") {
+        let each = template(each, ctx, name)?;
+        let body = body
+            .get("do")
+            .ok_or_else(|| bad(format!("stage '{name}': foreach without `do`")))?;
+        let mut out = Vec::new();
+        match &each {
+            Value::Sequence(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let suffix = name_part(item).unwrap_or_else(|| i.to_string());
+                    let c = with(&[("item", item.clone())]);
+                    out.push((format!("{name}@{suffix}"), template(body, &c, name)?));
+                }
+            }
+            Value::Mapping(m) => {
+                for (k, item) in m {
+                    let key = name_part(k).unwrap_or_default();
+                    let c = with(&[("key", k.clone()), ("item", item.clone())]);
+                    out.push((format!("{name}@{key}"), template(body, &c, name)?));
+                }
+            }
+            _ => {
+                return Err(bad(format!(
+                    "stage '{name}'.foreach: expected a list or a mapping"
+                )));
+            }
+        }
+        return Ok(out);
+    }
+    if let Some(matrix) = body.get("matrix").and_then(Value::as_mapping) {
+        let mut combos: Vec<Vec<(Value, Value)>> = vec![Vec::new()];
+        for (k, values) in matrix {
+            let values = template(values, ctx, name)?;
+            let values = values
+                .as_sequence()
+                .ok_or_else(|| bad(format!("stage '{name}'.matrix: each entry is a list")))?
+                .clone();
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    values.iter().map(move |v| {
+                        let mut c2 = c.clone();
+                        c2.push((k.clone(), v.clone()));
+                        c2
+                    })
+                })
+                .collect();
+        }
+        let mut rest = body.as_mapping().cloned().unwrap_or_default();
+        rest.remove("matrix");
+        let rest = Value::Mapping(rest);
+        let mut out = Vec::new();
+        for combo in combos {
+            let parts: Vec<String> = combo
+                .iter()
+                .map(|(_, v)| name_part(v).unwrap_or_default())
+                .collect();
+            let item: Mapping = combo.into_iter().collect();
+            let c = with(&[("item", Value::Mapping(item))]);
+            out.push((
+                format!("{name}@{}", parts.join("-")),
+                template(&rest, &c, name)?,
+            ));
+        }
+        return Ok(out);
+    }
+    Ok(vec![(name.to_string(), template(body, ctx, name)?)])
+}
+
+/// Parses `dvc.yaml`'s text with `base` (params.yaml) and its `vars` as the template context.
+fn parse_in(text: &str, base: Mapping, dir: &Path) -> Result<Vec<Stage>> {
     let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| bad(format!("not YAML: {e}")))?;
+    let mut ctx = base;
+    for v in doc
+        .get("vars")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+    {
+        let more = match v {
+            Value::Mapping(m) => m.clone(),
+            Value::String(file) => {
+                let p = dir.join(file);
+                let t = std::fs::read_to_string(&p).map_err(io(&p))?;
+                serde_yaml_ng::from_str::<Value>(&t)
+                    .ok()
+                    .and_then(|x| x.as_mapping().cloned())
+                    .ok_or_else(|| bad(format!("vars: {file} is not a YAML mapping")))?
+            }
+            _ => return Err(bad("vars: expected mappings or files".into())),
+        };
+        for (k, x) in more {
+            ctx.insert(k, x);
+        }
+    }
     let stages = doc
         .get("stages")
         .and_then(Value::as_mapping)
         .ok_or_else(|| bad("no `stages` mapping".into()))?;
-    let mut out = Vec::new();
-    for (name, s) in stages {
+    let mut expanded = Vec::new();
+    for (name, body) in stages {
         let name = name
             .as_str()
-            .ok_or_else(|| bad("a stage name is not text".into()))?
-            .to_string();
-        if s.get("foreach").is_some() || s.get("matrix").is_some() || text.contains("${") {
-            return Err(bad(format!(
-                "stage '{name}': foreach, matrix and ${{…}} templating are not supported yet; `dvc repro` runs them"
-            )));
-        }
+            .ok_or_else(|| bad("a stage name is not text".into()))?;
+        expanded.extend(expand(name, body, &ctx)?);
+    }
+    let mut out = Vec::new();
+    for (name, s) in &expanded {
+        let name = name.clone();
         let field = |k: &str| s.get(k);
         let cmd = field("cmd")
             .cloned()
@@ -396,7 +585,7 @@ pub fn stage_record(repo: &Repo, stage: &str) -> Result<StageRecord> {
     if let Some(files) = entry.get("params").and_then(Value::as_mapping) {
         for (_, keys) in files {
             for (k, v) in flatten(keys) {
-                params.push((k, scalar_text(&v).trim_matches('\'').to_string()));
+                params.push((k, plain_text(&v)));
             }
         }
     }
@@ -1148,8 +1337,12 @@ mod tests {
                 "cycle",
             ),
             (
-                "stages:\n  a:\n    foreach: [1, 2]\n    do:\n      cmd: x\n",
-                "foreach",
+                "stages:\n  a:\n    foreach: [1, 2]\n",
+                "foreach without `do`",
+            ),
+            (
+                "stages:\n  a:\n    cmd: echo ${nope}\n",
+                "${nope} does not resolve",
             ),
             ("nope: 1\n", "stages"),
         ] {

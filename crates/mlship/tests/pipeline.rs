@@ -529,3 +529,107 @@ fn stage_runs_are_logged_to_the_tracking_server() {
     let refused = mlship(&a, &["run", "--force", "--track", "http://127.0.0.1:9"]);
     assert_eq!(refused.status.code(), Some(1));
 }
+
+const GENERATED: &str = r#"vars:
+  - prefix: out
+stages:
+  build:
+    foreach: [us, uk]
+    do:
+      cmd: echo ${item} > ${prefix}-${item}.txt
+      deps: [params.yaml]
+      outs:
+      - ${prefix}-${item}.txt
+  train:
+    foreach: ${models}
+    do:
+      cmd: echo ${key} ${item} ${lr} > model-${key}.txt
+      deps: [params.yaml]
+      params:
+      - lr
+      outs:
+      - model-${key}.txt
+  grid:
+    matrix:
+      a: [1, 2]
+      b: [x, y]
+    cmd: echo ${item.a} ${item.b} > grid-${item.a}-${item.b}.txt
+    outs:
+    - grid-${item.a}-${item.b}.txt
+  list:
+    foreach:
+    - {n: 1}
+    - {n: 2}
+    do:
+      cmd: echo ${item.n} > list-${item.n}.txt
+      outs:
+      - list-${item.n}.txt
+"#;
+
+/// `foreach` (lists, mappings, lists of mappings), `matrix`, `vars` and params.yaml in `${…}`:
+/// the stages DVC generates, under DVC's names, both ways.
+#[test]
+fn generated_stages_match_dvcs() {
+    let Some(exe) = common::dvc_exe() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    for (first_dvc, dir) in [(false, t.path().join("m")), (true, t.path().join("d"))] {
+        std::fs::create_dir_all(&dir).unwrap();
+        let o = Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        std::fs::write(
+            dir.join("params.yaml"),
+            "models:\n  small: 1\n  large: 2\nlr: 0.1\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("dvc.yaml"), GENERATED).unwrap();
+        if first_dvc {
+            dvc(&exe, &dir, &["init", "-q"]);
+            dvc(&exe, &dir, &["repro"]);
+            let ours = ok(mlship(&dir, &["run"]));
+            assert!(ran(&ours).is_empty(), "{ours}");
+        } else {
+            ok(mlship(&dir, &["data", "init"]));
+            let ours = ok(mlship(&dir, &["run"]));
+            assert_eq!(ran(&ours).len(), 10, "{ours}");
+            assert!(
+                ours.contains("Running stage 'grid@2-x'")
+                    && ours.contains("Running stage 'train@large'")
+                    && ours.contains("Running stage 'list@1'"),
+                "{ours}"
+            );
+            assert!(dvc(&exe, &dir, &["status"]).contains("up to date"));
+            assert!(!dvc(&exe, &dir, &["repro"]).contains("Running stage"));
+        }
+        assert_eq!(
+            std::fs::read_to_string(dir.join("model-large.txt")).unwrap(),
+            "large 2 0.1\n"
+        );
+        let p = dir.join("params.yaml");
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, text.replace("lr: 0.1", "lr: 0.2")).unwrap();
+        let rerun = ok(mlship(&dir, &["run"]));
+        assert_eq!(
+            ran(&rerun),
+            ["build@us", "build@uk", "train@small", "train@large"],
+            "{rerun}"
+        );
+        assert!(dvc(&exe, &dir, &["status"]).contains("up to date"));
+    }
+    // A template that does not resolve is refused, naming the stage.
+    let bad = t.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("dvc.yaml"),
+        "stages:\n  x:\n    cmd: echo ${nope}\n",
+    )
+    .unwrap();
+    ok(mlship(&bad, &["data", "init", "--no-scm"]));
+    let o = mlship(&bad, &["run"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("stage 'x': ${nope} does not resolve"));
+}
