@@ -564,8 +564,8 @@ pub struct StageRecord {
     pub metrics: Vec<(String, f64)>,
 }
 
-/// A stage's record, from `dvc.lock` and its metrics files.
-pub fn stage_record(repo: &Repo, stage: &str) -> Result<StageRecord> {
+/// A stage's record, from `dvc.lock` and its metrics files (`stages` as [`load`] gives them).
+pub fn stage_record(repo: &Repo, stages: &[Stage], stage: &str) -> Result<StageRecord> {
     let lock = read_lock(&repo.root)?;
     let entry = lock
         .iter()
@@ -602,7 +602,7 @@ pub fn stage_record(repo: &Repo, stage: &str) -> Result<StageRecord> {
         })
         .collect();
     let mut metrics = Vec::new();
-    if let Some(st) = load(repo)?.into_iter().find(|s| s.name == stage) {
+    if let Some(st) = stages.iter().find(|s| s.name == stage) {
         for o in st.outs.iter().filter(|o| o.metric) {
             let Ok(text) = std::fs::read_to_string(repo.root.join(st.rooted(&o.path))) else {
                 continue;

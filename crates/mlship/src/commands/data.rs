@@ -468,8 +468,9 @@ pub fn repro(
     // Stages that finished are logged even when a later one failed.
     if let Some(t) = &tracker {
         let commit = super::models::register::git_commit();
+        let stages = mlship_data::pipeline::load(&repo).map_err(explain)?;
         for (name, restored) in &said.done {
-            let rec = mlship_data::pipeline::stage_record(&repo, name).map_err(explain)?;
+            let rec = mlship_data::pipeline::stage_record(&repo, &stages, name).map_err(explain)?;
             let id = t.stage(name, *restored, &rec, commit.as_deref())?;
             crate::outln!("Logged stage '{name}' as run {id}");
         }
