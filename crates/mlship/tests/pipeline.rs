@@ -327,17 +327,7 @@ fn the_exports_pass_their_engines_checks() {
             .env("MLSHIP_PROJECT", &a)
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert!(
-            o.status.success(),
-            "{} {args:?}:\n{text}",
-            program.display()
-        );
-        text
+        common::combined_ok(o, &format!("{} {args:?}", program.display()))
     };
     let airflow = |args: &[&str]| with_airflow(Path::new(&python), args);
     let run = |args: &[&str]| with_airflow(&airflow_bin, args);

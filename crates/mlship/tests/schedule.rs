@@ -24,6 +24,36 @@ fn history(dir: &Path, home: &Path, name: &str) -> Vec<serde_json::Value> {
         .clone()
 }
 
+/// Runs `mlship scheduler` with its clock started at `clock` until `until` holds, then stops it
+/// with SIGTERM; it must exit cleanly.
+fn scheduler(dir: &Path, home: &Path, clock: &str, until: &dyn Fn() -> bool) {
+    let mut s = Command::new(env!("CARGO_BIN_EXE_mlship"))
+        .args(["scheduler", "--clock-start", clock])
+        .current_dir(dir)
+        .env("MLSHIP_HOME", home)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !until() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the schedules never ran"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &s.id().to_string()])
+        .status();
+    let status = s.wait().unwrap();
+    assert!(
+        status.success(),
+        "the scheduler did not stop cleanly: {status}"
+    );
+}
+
 #[test]
 fn a_schedule_runs_on_time_is_recorded_and_the_scheduler_stops_on_sigterm() {
     let t = tempfile::tempdir().unwrap();
@@ -82,31 +112,9 @@ fn a_schedule_runs_on_time_is_recorded_and_the_scheduler_stops_on_sigterm() {
         listed.contains("nightly\t0 3 * * *\tUTC\tnext "),
         "{listed}"
     );
-    let mut sched = Command::new(env!("CARGO_BIN_EXE_mlship"))
-        .args(["scheduler", "--clock-start", "2026-01-01T02:59:58Z"])
-        .current_dir(&dir)
-        .env("MLSHIP_HOME", &home)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while history(&dir, &home, "slow").is_empty() || history(&dir, &home, "flaky").is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the schedules never ran"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &sched.id().to_string()])
-        .status();
-    let status = sched.wait().unwrap();
-    assert!(
-        status.success(),
-        "the scheduler did not stop cleanly: {status}"
-    );
+    scheduler(&dir, &home, "2026-01-01T02:59:58Z", &|| {
+        !history(&dir, &home, "slow").is_empty() && !history(&dir, &home, "flaky").is_empty()
+    });
     assert_eq!(
         std::fs::read_to_string(dir.join("runs.txt")).unwrap(),
         "trained\n",
@@ -213,32 +221,12 @@ fn a_missed_run_is_caught_up_once_or_skipped() {
             "true",
         ],
     ));
-    let scheduler = |clock: &str, until: &dyn Fn() -> bool| {
-        let mut s = Command::new(env!("CARGO_BIN_EXE_mlship"))
-            .args(["scheduler", "--clock-start", clock])
-            .current_dir(&dir)
-            .env("MLSHIP_HOME", &home)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while !until() {
-            assert!(started.elapsed() < Duration::from_secs(30), "timed out");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &s.id().to_string()])
-            .status();
-        assert!(s.wait().unwrap().success());
-    };
     // Both run at 03:00 on the 1st.
-    scheduler("2026-01-01T02:59:58Z", &|| {
+    scheduler(&dir, &home, "2026-01-01T02:59:58Z", &|| {
         history(&dir, &home, "catchup").len() == 1 && history(&dir, &home, "skipper").len() == 1
     });
     // Down over the 2nd's 03:00: back at 05:00, only `catchup` runs at once, for that time.
-    scheduler("2026-01-02T05:00:00Z", &|| {
+    scheduler(&dir, &home, "2026-01-02T05:00:00Z", &|| {
         history(&dir, &home, "catchup").len() == 2
     });
     let caught = history(&dir, &home, "catchup");

@@ -155,12 +155,17 @@ pub fn dvc(exe: &str, dir: &std::path::Path, args: &[&str]) -> String {
         .env("DVC_NO_UPDATER", "1")
         .output()
         .unwrap();
+    combined_ok(o, &format!("dvc {args:?}"))
+}
+
+/// A finished command's stdout and stderr together; the test fails, showing them, when it failed.
+pub fn combined_ok(o: std::process::Output, what: &str) -> String {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(o.status.success(), "dvc {args:?}: {text}");
+    assert!(o.status.success(), "{what}: {text}");
     text
 }
 
