@@ -16,6 +16,7 @@ pub mod files;
 pub mod filter;
 mod reference;
 mod registry;
+pub mod rollout;
 mod s3;
 mod schema;
 mod store;

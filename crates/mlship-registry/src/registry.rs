@@ -55,7 +55,7 @@ fn model_names(tx: &mut dyn Tx) -> Result<Vec<String>> {
         .collect()
 }
 
-fn require_model(tx: &mut dyn Tx, name: &str) -> Result<()> {
+pub(crate) fn require_model(tx: &mut dyn Tx, name: &str) -> Result<()> {
     if !tx.lock("models", "name", name.into())? {
         return Err(Error::UnknownModel {
             name: name.to_string(),
@@ -96,7 +96,7 @@ fn row_version(r: &crate::db::Row) -> Result<Version> {
     })
 }
 
-fn get_version(tx: &mut dyn Tx, name: &str, version: u32) -> Result<Version> {
+pub(crate) fn get_version(tx: &mut dyn Tx, name: &str, version: u32) -> Result<Version> {
     let row = tx.query_opt(
         &format!("SELECT {VERSION_COLS} FROM versions WHERE name = $1 AND version = $2"),
         &vals![name, version],
@@ -132,7 +132,7 @@ fn aliases_of(tx: &mut dyn Tx, name: &str) -> Result<BTreeMap<String, u32>> {
     .collect()
 }
 
-fn alias_target(tx: &mut dyn Tx, name: &str, alias: &str) -> Result<Option<u32>> {
+pub(crate) fn alias_target(tx: &mut dyn Tx, name: &str, alias: &str) -> Result<Option<u32>> {
     Ok(tx
         .query_opt(
             "SELECT version FROM aliases WHERE name = $1 AND alias = $2",
@@ -176,7 +176,7 @@ fn edited(mut tags: BTreeMap<String, String>, key: &str, value: Option<&str>) ->
     serde_json::to_string(&tags).unwrap_or_else(|_| "{}".into())
 }
 
-fn record(
+pub(crate) fn record(
     tx: &mut dyn Tx,
     name: &str,
     alias: &str,
@@ -200,7 +200,7 @@ fn record(
     })
 }
 
-fn move_alias(
+pub(crate) fn move_alias(
     tx: &mut dyn Tx,
     name: &str,
     alias: &str,
@@ -218,7 +218,7 @@ fn move_alias(
     record(tx, name, alias, from, Some(version), by, reason)
 }
 
-fn remove_alias(
+pub(crate) fn remove_alias(
     tx: &mut dyn Tx,
     name: &str,
     alias: &str,
@@ -425,7 +425,7 @@ impl SqlStore {
                 "INSERT INTO models (name, created_at, last_version, description, tags, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
                 &vals![new_name, r.int(0)?, r.int(1)?, r.opt_text(2)?, r.text(3)?, now_ms()],
             )?;
-            for table in ["versions", "aliases", "alias_history"] {
+            for table in ["versions", "aliases", "alias_history", "rollouts"] {
                 tx.exec(
                     &format!("UPDATE {table} SET name = $2 WHERE name = $1"),
                     &vals![name, new_name],
@@ -604,6 +604,11 @@ fn delete_model_rows(tx: &mut dyn Tx, name: &str) -> Result<Vec<String>> {
         .collect::<Result<_>>()?;
     tx.exec("DELETE FROM versions WHERE name = $1", &vals![name])?;
     tx.exec("DELETE FROM alias_history WHERE name = $1", &vals![name])?;
+    tx.exec(
+        "DELETE FROM rollout_counts WHERE rollout_id IN (SELECT id FROM rollouts WHERE name = $1)",
+        &vals![name],
+    )?;
+    tx.exec("DELETE FROM rollouts WHERE name = $1", &vals![name])?;
     tx.exec("DELETE FROM models WHERE name = $1", &vals![name])?;
     let mut unused = Vec::new();
     for s in shas {

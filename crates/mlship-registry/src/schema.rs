@@ -197,4 +197,39 @@ CREATE TABLE tokens (
     r#"
 CREATE INDEX IF NOT EXISTS latest_metrics_order ON latest_metrics(key, is_nan, value);
 "#,
+    // 6: progressive rollouts (at most one running per model) and the servers' counts per step.
+    r#"
+CREATE TABLE rollouts (
+    id {serial},
+    name TEXT NOT NULL,
+    candidate INTEGER NOT NULL,
+    production INTEGER NOT NULL,
+    steps TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    interval_ms BIGINT NOT NULL,
+    min_requests BIGINT NOT NULL,
+    max_error_rate DOUBLE PRECISION,
+    max_p99_ms DOUBLE PRECISION,
+    sticky_header TEXT,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    step_started_at BIGINT NOT NULL,
+    ended_at BIGINT,
+    started_by TEXT NOT NULL
+);
+CREATE UNIQUE INDEX rollouts_running ON rollouts(name) WHERE state = 'running';
+CREATE INDEX rollouts_name ON rollouts(name, id);
+CREATE TABLE rollout_counts (
+    rollout_id BIGINT NOT NULL,
+    step INTEGER NOT NULL,
+    replica TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    requests BIGINT NOT NULL,
+    errors BIGINT NOT NULL,
+    latencies TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (rollout_id, step, replica, version)
+);
+"#,
 ];

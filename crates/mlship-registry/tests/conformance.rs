@@ -662,3 +662,132 @@ fn tokens(s: &SqlStore) {
     assert!(Role::parse("root").is_err());
 }
 on_both!(tokens);
+
+on_both!(rollouts);
+
+/// A rollout's whole life in the store: one running per model, steps taken once however many
+/// replicas look, counts summed over replicas, promotion and rollback in the alias history.
+fn rollouts(s: &SqlStore) {
+    use mlship_registry::rollout::{Counts, RolloutPlan, RolloutState};
+    let mut m = s.clone();
+    for sha in 1..=3 {
+        m.create_version(&version("fraud", sha)).unwrap();
+    }
+    let plan = |candidate| RolloutPlan {
+        name: "fraud".into(),
+        candidate,
+        steps: vec![10, 50, 100],
+        interval_ms: 0,
+        min_requests: 4,
+        max_error_rate: Some(0.25),
+        max_p99_ms: None,
+        sticky_header: None,
+    };
+    // No production to move traffic from.
+    assert!(matches!(
+        s.start_rollout(&plan(2), "ann"),
+        Err(Error::Invalid(_))
+    ));
+    m.set_alias("fraud", "production", 1, "ann", "first")
+        .unwrap();
+    assert!(matches!(
+        s.start_rollout(&plan(1), "ann"),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        s.start_rollout(&plan(9), "ann"),
+        Err(Error::UnknownVersion { .. })
+    ));
+    let r = s.start_rollout(&plan(2), "ann").unwrap();
+    assert_eq!(
+        (r.weight(), r.production, r.state),
+        (10, 1, RolloutState::Running)
+    );
+    assert!(matches!(
+        s.start_rollout(&plan(3), "bob"),
+        Err(Error::AlreadyExists(_))
+    ));
+    // Too few requests: nothing moves.
+    let good = |n: u64| {
+        let mut c = Counts::default();
+        for _ in 0..n {
+            c.record(true, 2.0);
+        }
+        c
+    };
+    s.record_rollout_counts(r.id, 0, "a", &[(2, good(2)), (1, good(20))])
+        .unwrap();
+    assert_eq!(s.advance_rollout("fraud", "x").unwrap().unwrap().step, 0);
+    // Two replicas' counts add up; the step is taken once, whoever looks.
+    s.record_rollout_counts(r.id, 0, "b", &[(2, good(2))])
+        .unwrap();
+    let f = s.rollout_figures(&r).unwrap();
+    assert_eq!((f.candidate.requests, f.production.requests), (4, 20));
+    let r1 = s.advance_rollout("fraud", "x").unwrap().unwrap();
+    assert_eq!((r1.step, r1.weight()), (1, 50));
+    assert_eq!(s.advance_rollout("fraud", "y").unwrap().unwrap().step, 1);
+    s.record_rollout_counts(r.id, 1, "a", &[(2, good(5))])
+        .unwrap();
+    assert_eq!(s.advance_rollout("fraud", "x").unwrap().unwrap().step, 2);
+    s.record_rollout_counts(r.id, 2, "a", &[(2, good(5))])
+        .unwrap();
+    let done = s.advance_rollout("fraud", "x").unwrap().unwrap();
+    assert_eq!((done.state, done.weight()), (RolloutState::Promoted, 0));
+    assert_eq!(
+        m.resolve("fraud", &Selector::Alias("production".into()))
+            .unwrap()
+            .version,
+        2
+    );
+    let history = m.history("fraud").unwrap();
+    let reasons: Vec<&str> = history.iter().map(|e| e.reason.as_str()).collect();
+    assert!(
+        reasons.iter().any(|r| r.starts_with("rollout started")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.starts_with("rollout step 2/3")),
+        "{reasons:?}"
+    );
+    assert!(
+        history
+            .iter()
+            .any(|e| e.alias == "production" && e.to == Some(2))
+    );
+    assert!(!m.model("fraud").unwrap().aliases.contains_key("candidate"));
+    // A failing candidate goes back at the first step that sees it.
+    let r = s.start_rollout(&plan(3), "ann").unwrap();
+    let mut bad = good(3);
+    bad.record(false, 2.0);
+    bad.record(false, 2.0);
+    s.record_rollout_counts(r.id, 0, "a", &[(3, bad)]).unwrap();
+    let back = s.advance_rollout("fraud", "x").unwrap().unwrap();
+    assert_eq!(back.state, RolloutState::RolledBack);
+    assert!(
+        back.reason.contains("error rate 0.400 > 0.25"),
+        "{}",
+        back.reason
+    );
+    assert_eq!(
+        m.resolve("fraud", &Selector::Alias("production".into()))
+            .unwrap()
+            .version,
+        2
+    );
+    // Abort and promote need a running rollout.
+    assert!(matches!(
+        s.end_rollout("fraud", false, "ann", "why"),
+        Err(Error::NotFound(_))
+    ));
+    let r = s.start_rollout(&plan(3), "ann").unwrap();
+    let a = s.end_rollout("fraud", false, "ann", "bad news").unwrap();
+    assert_eq!((a.id, a.state), (r.id, RolloutState::Aborted));
+    assert!(
+        m.history("fraud")
+            .unwrap()
+            .last()
+            .unwrap()
+            .reason
+            .contains("bad news")
+    );
+}

@@ -6,6 +6,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use mlship_registry::rollout::Counts;
+
 use crate::Served;
 
 /// When to take a candidate's traffic away.
@@ -15,6 +17,9 @@ pub struct RollbackPolicy {
     pub max_p99_ms: Option<f64>,
     /// Judge a candidate only after this many of its requests.
     pub min_requests: u64,
+    /// Tell the server's [`RollbackHook`] (which moves the alias in the registry). A rollout's
+    /// split does not: its replicas send their counts to the registry, which decides for all.
+    pub notify: bool,
 }
 
 /// Told when a deployment rolls back, to write it down (the binary moves the alias in the registry).
@@ -24,8 +29,8 @@ pub trait RollbackHook: Send + Sync {
 
 #[derive(Debug, Default)]
 struct RouteStats {
-    requests: u64,
-    errors: u64,
+    /// Every request since the deployment was made (a rollout's replicas send these on).
+    counts: Counts,
     /// The latest latencies (ms), for the p99.
     recent: VecDeque<f64>,
 }
@@ -120,6 +125,16 @@ impl Deployment {
         0
     }
 
+    /// Each route's requests since the deployment was made, in route order.
+    pub fn counts(&self) -> Vec<Counts> {
+        self.stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|s| s.counts.clone())
+            .collect()
+    }
+
     /// Records one request's outcome on a route; may roll the candidate back (once).
     pub fn record(&self, route: usize, ok: bool, ms: f64, hook: Option<&dyn RollbackHook>) {
         let verdict = {
@@ -130,21 +145,19 @@ impl Deployment {
             let Some(st) = stats.get_mut(route) else {
                 return;
             };
-            st.requests += 1;
-            if !ok {
-                st.errors += 1;
-            }
+            st.counts.record(ok, ms);
             st.recent.push_back(ms);
             if st.recent.len() > WINDOW {
                 st.recent.pop_front();
             }
             match (&self.rollback, route) {
-                (Some(p), r) if r > 0 && st.requests >= p.min_requests => judge(p, st),
+                (Some(p), r) if r > 0 && st.counts.requests >= p.min_requests => judge(p, st),
                 _ => None,
             }
         };
         if let Some(reason) = verdict {
-            if !self.rolled_back.swap(true, Ordering::AcqRel) {
+            let notify = self.rollback.as_ref().is_some_and(|p| p.notify);
+            if !self.rolled_back.swap(true, Ordering::AcqRel) && notify {
                 if let Some(h) = hook {
                     h.rolled_back(
                         &self.name,
@@ -197,12 +210,12 @@ pub fn render_metrics(deployments: &[Arc<Deployment>]) -> String {
 }
 
 fn judge(p: &RollbackPolicy, st: &RouteStats) -> Option<String> {
-    let rate = st.errors as f64 / st.requests as f64;
+    let (requests, errors) = (st.counts.requests, st.counts.errors);
+    let rate = errors as f64 / requests as f64;
     if let Some(max) = p.max_error_rate {
         if rate > max {
             return Some(format!(
-                "automatic rollback: error rate {rate:.3} > {max} over {} requests",
-                st.requests
+                "automatic rollback: error rate {rate:.3} > {max} over {requests} requests"
             ));
         }
     }
@@ -214,8 +227,7 @@ fn judge(p: &RollbackPolicy, st: &RouteStats) -> Option<String> {
             .min(v.len() - 1)];
         if p99 > max {
             return Some(format!(
-                "automatic rollback: p99 {p99:.1} ms > {max} ms over {} requests",
-                st.requests
+                "automatic rollback: p99 {p99:.1} ms > {max} ms over {requests} requests"
             ));
         }
     }

@@ -223,6 +223,29 @@ impl AppState {
             .clone()
     }
 
+    /// Serves a deployment, replacing the one of the same name if there is one (a rollout's next
+    /// step): requests already routed finish on their route, new ones take the new weights.
+    pub fn put_deployment(&self, d: Deployment) -> Arc<Deployment> {
+        let d = Arc::new(d);
+        let mut all = self
+            .deployments
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match all.iter_mut().find(|x| x.name == d.name) {
+            Some(slot) => *slot = d.clone(),
+            None => all.push(d.clone()),
+        }
+        d
+    }
+
+    /// Stops serving a deployment: its name goes back to the model of that name, if any.
+    pub fn drop_deployment(&self, name: &str) {
+        self.deployments
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|d| d.name != name);
+    }
+
     /// The model for one scoring request: a deployment picks a route (sticky by its header),
     /// anything else is looked up as in [`AppState::find`].
     pub fn pick(&self, spec: &str, headers: &axum::http::HeaderMap) -> Option<Picked> {

@@ -51,6 +51,10 @@ pub enum Command {
     /// Tracking runs: list, show, search with MLflow's filter grammar, compare, delete, restore.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Progressive delivery: a candidate version meets a rising share of traffic in steps, judged
+    /// on the servers' own counts, then becomes production or is rolled back.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// API tokens for `serve --auth` and `server --auth`: create, list, revoke.
     #[command(subcommand)]
     Tokens(TokensCommand),
@@ -401,6 +405,71 @@ pub enum TokensCommand {
     List(OutputArgs),
     /// Revoke a token: servers refuse it within seconds.
     Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Start a rollout: every `mlship serve` following models:/NAME@production moves with it.
+    Start(RolloutStartArgs),
+    /// Where the rollout is: its step, the weights, both versions' figures at this step.
+    Status(NameArgs),
+    /// End the rollout now with the candidate as production.
+    Promote(RolloutEndArgs),
+    /// End the rollout now: all traffic back to production.
+    Abort(RolloutEndArgs),
+    /// Wait until the rollout ends: exit 0 when promoted, 1 when rolled back or aborted.
+    Watch(RolloutWatchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RolloutStartArgs {
+    /// The registered model.
+    pub name: String,
+    /// The version to roll out: models:/NAME/VERSION, models:/NAME@ALIAS, or a version number.
+    #[arg(long)]
+    pub candidate: String,
+    /// The candidate's share of traffic at each step, in percent, rising to 100.
+    #[arg(long, value_delimiter = ',', default_value = "5,25,50,100")]
+    pub steps: Vec<u32>,
+    /// How long each step lasts at least (10m, 30s, 1h).
+    #[arg(long, default_value = "10m")]
+    pub interval: String,
+    /// Roll back when the candidate's error rate at a step is above this fraction.
+    #[arg(long)]
+    pub max_error_rate: Option<f64>,
+    /// Roll back when the candidate's p99 latency at a step is above this many milliseconds.
+    #[arg(long)]
+    pub max_p99_ms: Option<f64>,
+    /// The candidate's requests a step needs before it is judged and may advance.
+    #[arg(long, default_value_t = 100)]
+    pub min_requests: u64,
+    /// Requests with the same value of this header meet the same version (one device, one
+    /// version; a device on the candidate stays on it as the weight rises).
+    #[arg(long)]
+    pub sticky_header: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RolloutEndArgs {
+    pub name: String,
+    /// Why, for the alias history.
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RolloutWatchArgs {
+    pub name: String,
+    /// How often to look, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_ms: u64,
+    /// Give up (exit 1) after this long (10m, 2h); default: wait for the end.
+    #[arg(long)]
+    pub timeout: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -8,6 +8,7 @@ mod image;
 mod inspect;
 pub(crate) mod models;
 mod predict;
+pub(crate) mod rollout;
 mod schedule;
 mod serve;
 mod server;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Experiments(c) => tracking::experiments(c, &settings),
         Command::Runs(c) => tracking::runs(c, &settings),
         Command::Tokens(c) => tokens::run(c, &settings),
+        Command::Rollout(c) => rollout::run(c, &settings),
         Command::Data(c) => data::run(c),
         Command::Run {
             stage,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use mlship_registry::{Reference, Selector};
+use mlship_registry::{MetadataStore, Reference, Selector};
 use mlship_server::{
     AppState, BatchConfig, Config, Deployment, RollbackHook, RollbackPolicy, Served,
 };
@@ -208,6 +208,7 @@ fn load(
             max_error_rate: r.max_error_rate,
             max_p99_ms: r.max_p99_ms,
             min_requests: r.min_requests.unwrap_or(100),
+            notify: true,
         });
         deployments.push(Deployment::new(
             d.name.clone(),
@@ -250,11 +251,12 @@ fn follow(
     followed: &[(String, Reference)],
     every: std::time::Duration,
 ) {
-    let mut meta = None;
+    let mut meta: Option<mlship_registry::SqlStore> = None;
+    let mut rollouts = super::rollout::Rollouts::new();
     loop {
         std::thread::sleep(every);
         if meta.is_none() {
-            meta = settings.metadata().ok();
+            meta = settings.sql().ok();
         }
         let Some(store) = meta.as_mut() else { continue };
         for (name, rf) in followed {
@@ -294,6 +296,7 @@ fn follow(
                 ),
             }
         }
+        rollouts.poll(state, store, settings, followed);
     }
 }
 

@@ -2,6 +2,8 @@
 //! HTTP client to talk to it.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod reg;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
