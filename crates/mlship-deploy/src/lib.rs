@@ -1,16 +1,19 @@
 //! mlship's deployment files: Kubernetes manifests (typed, from `k8s-openapi`), an ECS task
-//! definition and service, Terraform for AWS, a Dockerfile with its build context, and pipelines
-//! exported to Airflow, Argo Workflows and Kubernetes CronJobs.
+//! definition and service, Terraform for AWS, a Dockerfile with its build context, pipelines
+//! exported to Airflow, Argo Workflows and Kubernetes CronJobs, and CI/CD pipelines for GitHub
+//! Actions, GitLab and Jenkins.
 //!
 //! Pure: a [`Plan`] in, `(file name, contents)` out; the binary writes them. Every renderer
 //! agrees with the image `mlship image build` writes, whose layout is in [`layout`].
 
+mod ci;
 mod dockerfile;
 mod ecs;
 mod kubernetes;
 mod pipeline;
 mod terraform;
 
+pub use ci::{CiDeploy, CiPlan, CiRollout, CiTarget, Job, STAGING_ALIAS, render as ci};
 pub use dockerfile::render as dockerfile;
 pub use ecs::render as ecs;
 pub use kubernetes::render as kubernetes;

@@ -55,6 +55,10 @@ pub enum Command {
     /// on the servers' own counts, then becomes production or is rolled back.
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// CI/CD: write a pipeline (GitHub Actions, GitLab, Jenkins) that checks, packages, deploys
+    /// and rolls out the model, from mlship.toml's [ci].
+    #[command(subcommand)]
+    Ci(CiCommand),
     /// API tokens for `serve --auth` and `server --auth`: create, list, revoke.
     #[command(subcommand)]
     Tokens(TokensCommand),
@@ -405,6 +409,28 @@ pub enum TokensCommand {
     List(OutputArgs),
     /// Revoke a token: servers refuse it within seconds.
     Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// Write the pipeline file for one CI system.
+    Render {
+        #[arg(long)]
+        target: CiTargetArg,
+        /// The mlship.toml holding [ci] (and [deploy], which the deploy job renders).
+        #[arg(long, default_value = "mlship.toml")]
+        config: PathBuf,
+        /// The repository's root: the file goes where the CI system reads it.
+        #[arg(long, short = 'o', default_value = ".")]
+        output: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CiTargetArg {
+    Github,
+    Gitlab,
+    Jenkins,
 }
 
 #[derive(Debug, Subcommand)]

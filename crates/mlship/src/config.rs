@@ -1,6 +1,7 @@
 //! `mlship.toml`: what `serve` serves (`[serve]`), deployments (weighted routes over model
 //! versions, a sticky header, a shadow model, automatic rollback), and how `deploy render` sizes
-//! and wires the service (`[deploy]`). Unknown keys are refused, naming them.
+//! and wires the service (`[deploy]`), schedules (`[[schedule]]`) and the CI/CD pipeline (`[ci]`).
+//! Unknown keys are refused, naming them.
 
 use std::path::Path;
 
@@ -17,6 +18,89 @@ pub struct FileConfig {
     pub deploy: Option<DeploySection>,
     #[serde(default)]
     pub schedule: Vec<ScheduleConfig>,
+    pub ci: Option<CiSection>,
+}
+
+/// `[ci]`: what `mlship ci render` writes a CI/CD pipeline from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CiSection {
+    /// The registered model, and the service's name.
+    pub model: String,
+    /// The jobs' container image (mlship, and kubectl or aws, on its PATH), pinned by digest.
+    pub image: String,
+    #[serde(default = "main_branch")]
+    pub branch: String,
+    /// Run the project's dvc.yaml (`mlship run --pull`) before registering.
+    #[serde(default)]
+    pub pipeline: bool,
+    /// The model file to register (the pipeline's output, or a file in the repository).
+    pub model_file: String,
+    /// Rows the fidelity gate scores, and (optionally) the predictions they must give.
+    pub input_example: String,
+    pub expected: Option<String>,
+    /// `REGISTRY/REPOSITORY` the serving image is pushed to.
+    pub image_repository: String,
+    #[serde(default)]
+    pub deploy: CiDeployKind,
+    /// The ECS cluster, with `deploy = "ecs"`.
+    pub ecs_cluster: Option<String>,
+    #[serde(default)]
+    pub rollout: CiRolloutSection,
+}
+
+fn main_branch() -> String {
+    "main".into()
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CiDeployKind {
+    #[default]
+    Kubernetes,
+    Ecs,
+}
+
+/// `[ci.rollout]`: the rollout the deploy job starts and waits for.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CiRolloutSection {
+    #[serde(default = "default_steps")]
+    pub steps: Vec<u32>,
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    pub max_error_rate: Option<f64>,
+    pub max_p99_ms: Option<f64>,
+    pub min_requests: Option<u64>,
+    pub sticky_header: Option<String>,
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+}
+
+impl Default for CiRolloutSection {
+    fn default() -> Self {
+        CiRolloutSection {
+            steps: default_steps(),
+            interval: default_interval(),
+            max_error_rate: None,
+            max_p99_ms: None,
+            min_requests: None,
+            sticky_header: None,
+            timeout: default_timeout(),
+        }
+    }
+}
+
+fn default_steps() -> Vec<u32> {
+    vec![5, 25, 50, 100]
+}
+
+fn default_interval() -> String {
+    "10m".into()
+}
+
+fn default_timeout() -> String {
+    "2h".into()
 }
 
 /// `[[schedule]]`: a command `mlship scheduler` runs on a cron schedule.

@@ -35,17 +35,7 @@ fn two_versions(h: &Reg) {
 }
 
 fn serve(h: &Reg) -> (std::process::Child, String) {
-    common::start(&mut cmd(
-        h,
-        &[
-            "serve",
-            "fraud=models:/fraud@production",
-            "--port",
-            "0",
-            "--reload-interval-ms",
-            "100",
-        ],
-    ))
+    common::start(&mut cmd(h, &common::SERVE_FRAUD_PRODUCTION))
 }
 
 /// One scoring request with a device header: status and body (probabilities, so the two

@@ -138,7 +138,7 @@ fn refused(e: mlship_deploy::Error) -> anyhow::Error {
     user(e.to_string(), hint)
 }
 
-fn write_rendered(dir: &Path, files: Vec<mlship_deploy::File>) -> anyhow::Result<()> {
+pub(crate) fn write_rendered(dir: &Path, files: Vec<mlship_deploy::File>) -> anyhow::Result<()> {
     let texts: Vec<(String, Vec<u8>)> = files
         .into_iter()
         .map(|(n, t)| (n, t.into_bytes()))

@@ -1,5 +1,6 @@
 //! One module per command; `run` dispatches the parsed command line.
 
+mod ci;
 mod convert;
 mod data;
 mod deploy;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Runs(c) => tracking::runs(c, &settings),
         Command::Tokens(c) => tokens::run(c, &settings),
         Command::Rollout(c) => rollout::run(c, &settings),
+        Command::Ci(c) => ci::run(c),
         Command::Data(c) => data::run(c),
         Command::Run {
             stage,

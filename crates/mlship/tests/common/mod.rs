@@ -35,6 +35,17 @@ pub fn spawn(server: &mut Command) -> (Child, String) {
     (child, addr)
 }
 
+/// `mlship serve` of `fraud` at its `production` alias, on port 0, following the registry every
+/// 100 ms (aliases and rollouts).
+pub const SERVE_FRAUD_PRODUCTION: [&str; 6] = [
+    "serve",
+    "fraud=models:/fraud@production",
+    "--port",
+    "0",
+    "--reload-interval-ms",
+    "100",
+];
+
 /// A one-row MLflow request for the corpus regression forest (eight float columns f0..f7).
 pub fn forest_row() -> String {
     let cols: Vec<String> = (0..8).map(|i| format!("\"f{i}\"")).collect();
