@@ -100,6 +100,14 @@ struct Perfect {
     /// `feat` and `thr` together, a 64-bit entry per node (column low, threshold bits high):
     /// one gather of eight entries where two of eight values each would be needed.
     node: Vec<i64>,
+    /// Each node's feature (its index, not its block column) and threshold, then eight padding
+    /// entries (feature 0, +inf), so that eight-wide loads from any level's start stay inside:
+    /// the AVX2 walk permutes a level's entries from registers and, for trees over few features,
+    /// picks a row's value from its features' vectors by the feature's bits instead of gathering.
+    fid: Vec<i32>,
+    thr_pad: Vec<f32>,
+    /// `fid` and `thr` as one 64-bit entry per node (feature low, threshold bits high).
+    node_fid: Vec<i64>,
     /// The first 64 entries of `feat` and `thr` (padded with column 0 and +inf): the top six
     /// levels, which vector permutes read instead of gathers.
     top_feat: [i32; 64],
@@ -420,6 +428,9 @@ impl Perfect {
             feat: Vec::new(),
             thr: Vec::new(),
             node: Vec::new(),
+            fid: Vec::new(),
+            thr_pad: Vec::new(),
+            node_fid: Vec::new(),
             top_feat: [0; 64],
             top_thr: [f32::INFINITY; 64],
             leaf: vec![0; inner + 1],
@@ -437,6 +448,15 @@ impl Perfect {
         if (p.max_feature + 1) * BLOCK > i32::MAX as usize {
             return None;
         }
+        p.fid = p.split32.iter().map(|(f, _)| *f as i32).collect();
+        p.thr_pad = p.split32.iter().map(|(_, t)| *t).collect();
+        p.node_fid = p
+            .split32
+            .iter()
+            .map(|(f, t)| (i64::from(t.to_bits()) << 32) | i64::from(*f))
+            .collect();
+        p.fid.extend([0; 8]);
+        p.thr_pad.extend([f32::INFINITY; 8]);
         for (f, _) in &mut p.split32 {
             *f *= BLOCK as u32;
         }
@@ -579,18 +599,24 @@ impl Tree {
         output: usize,
         cat_bitsets: Vec<Vec<u32>>,
     ) -> Tree {
-        // Each tree takes the layout that scores it faster (per row, about 0.2 ns per split of
-        // a narrow mask, 0.5 of a wide one, against 1.9 per level of a perfect walk, measured
-        // by `bench/score_vs_sklearn.sh`).
+        // Each tree takes the layout that scores it faster on this CPU, per row (measured by
+        // `bench/score_vs_sklearn.sh`): with AVX-512, about 0.2 ns per split of a narrow mask,
+        // 0.5 of a wide one, against 1.9 per level of a perfect walk; where the perfect walk
+        // takes the AVX2 kernel (AVX2 only, or AVX-512 with slow gathers; measured on an AMD
+        // Zen 4), about 1 ns plus 0.25 to 0.4 per level against 0.14 ns per split of either
+        // mask in AVX2, or 0.12 and 0.15 per split of a narrow and a wide mask in AVX-512.
+        let walk_cheaper = |m: &Masked, p: &Perfect| match simd::Isa::detect() {
+            simd::Isa::Avx2 => m.split64.len() * 14 > 100 + p.depth as usize * 25,
+            simd::Isa::Avx512 if simd::Isa::slow_gathers() => {
+                m.split64.len() * if m.narrow { 12 } else { 15 } > 10 + p.depth as usize * 40
+            }
+            _ => m.split64.len() * if m.narrow { 2 } else { 5 } + 6 > p.depth as usize * 19,
+        };
         let (masked, perfect) = match (
             Masked::build(&nodes, &values, width),
             Perfect::build(&nodes, &values, width),
         ) {
-            (Some(m), Some(p))
-                if m.split64.len() * if m.narrow { 2 } else { 5 } + 6 > p.depth as usize * 19 =>
-            {
-                (None, Some(p))
-            }
+            (Some(m), Some(p)) if walk_cheaper(&m, &p) => (None, Some(p)),
             (Some(m), _) => (Some(m), None),
             (None, p) => (None, p),
         };
@@ -1415,8 +1441,9 @@ mod tests {
             cast_f32 in any::<bool>(),
             k in prop::sample::select(vec![1usize, 2, 3]),
             rows in prop::sample::select(vec![1usize, 7, 8, 9, 11, 12, 33, 48, 95, 96, 97, 107, 108, 4100]),
+            // Up to 8 features, the AVX2 walk picks values with blends; past 8 it gathers them.
+            n_features in prop::sample::select(vec![1usize, 4, 8, 9, 20]),
         ) {
-            let n_features = 4;
             let mut s = seed;
             // One output; two, filled by every tree (binary forests); three, from trees of one
             // and two values per leaf writing at every column.
@@ -1427,7 +1454,7 @@ mod tests {
                         3 => (1 + t % 2, t % 2),
                         _ => (k, 0),
                     };
-                    random_tree(depth, &mut s, n_features, width, &mut nodes, &mut values);
+                    random_tree(depth, &mut s, n_features as u32, width, &mut nodes, &mut values);
                     Tree::new(nodes, values, width, output, Vec::new())
                 })
                 .collect();
@@ -1436,12 +1463,58 @@ mod tests {
             } else {
                 TreeHead::BoostRegression { base: 0.5, scale: 0.1, exp: false }
             };
-            let e = TreeEnsemble::new(4, k, trees, cast_f32, head, Vec::new()).unwrap();
+            let e = TreeEnsemble::new(n_features, k, trees, cast_f32, head, Vec::new()).unwrap();
             let base = vec![0.5; k];
             let x = random_rows(&e, rows, &mut s);
             let got = by_columns(&e, &x, 0.1, &base);
             let want = naive(&e, &x, 0.1, &base);
             prop_assert_eq!(got.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Every vector kernel of the perfect walk this CPU has (AVX2's, AVX-512's, whichever the
+        /// scorer would choose here) reaches the leaves the portable walk reaches, on trees of
+        /// every depth over few features (values picked by blends) and many (gathered).
+        #[test]
+        fn every_perfect_walk_kernel_equals_the_portable_walk(
+            seed in any::<u64>(),
+            depth in 0u32..13,
+            n_features in prop::sample::select(vec![1usize, 3, 8, 9, 20]),
+        ) {
+            let mut s = seed;
+            let (mut nodes, mut values) = (Vec::new(), Vec::new());
+            random_tree(depth, &mut s, n_features as u32, 1, &mut nodes, &mut values);
+            let Some(p) = Perfect::build(&nodes, &values, 1) else {
+                return Ok(());
+            };
+            let e = TreeEnsemble::new(
+                n_features,
+                1,
+                vec![Tree::new(nodes, values, 1, 0, Vec::new())],
+                true,
+                TreeHead::Regression { exp: false },
+                Vec::new(),
+            )
+            .unwrap();
+            // A block of f32 values without NaN (rows with one are scored by the node walk).
+            let x = random_rows(&e, BLOCK, &mut s);
+            let xt: Vec<f32> = (0..n_features)
+                .flat_map(|f| (0..BLOCK).map(move |r| (f, r)))
+                .map(|(f, r)| x.row(r)[f])
+                .map(|v| if v.is_nan() { 0.0 } else { v as f32 })
+                .collect();
+            let mut want = [0u32; BLOCK];
+            for lane in (0..BLOCK).step_by(LANES) {
+                for (o, l) in want[lane..lane + LANES].iter_mut().zip(p.leaves(&p.split32, &xt, lane)) {
+                    *o = l as u32;
+                }
+            }
+            for got in simd::perfect_slots_each(&p, &xt) {
+                prop_assert_eq!(got.to_vec(), want.to_vec());
+            }
         }
     }
 

@@ -50,6 +50,31 @@ impl Isa {
         Isa::Base
     }
 
+    /// Whether this CPU's vector gathers are slow next to its permutes and blends, as on AMD's
+    /// cores (Zen 4's AVX-512 included): perfect trees then take the AVX2 walk, which gathers
+    /// least, at the AVX-512 level too (1.5x faster on the corpus forests on a Zen 4).
+    pub(super) fn slow_gathers() -> bool {
+        static SLOW: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *SLOW.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                let id = std::arch::x86_64::__cpuid(0);
+                let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx]
+                    .iter()
+                    .flat_map(|w| w.to_le_bytes())
+                    .collect();
+                vendor == b"AuthenticAMD"
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            false
+        })
+    }
+
+    /// Whether perfect trees walk with the AVX2 kernel at this level.
+    pub(super) fn avx2_walk(self) -> bool {
+        self == Isa::Avx2 || (self == Isa::Avx512 && Isa::slow_gathers())
+    }
+
     /// Every level this CPU runs, for tests that compare them.
     #[cfg(test)]
     pub(super) fn available() -> Vec<Isa> {
@@ -221,6 +246,15 @@ pub(super) fn slot_add(
         };
         return true;
     }
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx2 && width == k && (k == 1 || k == 2) {
+        // SAFETY: `isa` comes from `Isa::detect`: the CPU has AVX2.
+        #[allow(unsafe_code)]
+        unsafe {
+            avx2::slot_add(values, slots, &mut block[..BLOCK * k], k, scale)
+        };
+        return true;
+    }
     let _ = (isa, values, slots, block, k, width, scale);
     false
 }
@@ -242,10 +276,10 @@ pub(super) fn perfect_slots(isa: Isa, p: &Perfect, xt: &[f32], slots: &mut [u32;
         // `(max_feature + 1) * BLOCK`, all asserted in bounds just above (see `gather_walk`).
         #[allow(unsafe_code)]
         unsafe {
-            if isa >= Isa::Avx512 {
-                avx512::gather_walk(p, xt, slots)
-            } else {
+            if isa.avx2_walk() {
                 gather_walk(p, xt, slots)
+            } else {
+                avx512::gather_walk(p, xt, slots)
             }
         };
         return true;
@@ -254,82 +288,326 @@ pub(super) fn perfect_slots(isa: Isa, p: &Perfect, xt: &[f32], slots: &mut [u32;
     false
 }
 
-/// [`perfect_slots`]' AVX2 walk: per level, each vector of eight rows finds its nodes' columns
-/// and thresholds, then gathers its rows' values, and steps `i = 2i + 1 + (x > t)`.
-///
-/// Bounds: indices start at 0 and take `depth` steps, so they stay below `2^depth - 1 =
-/// feat.len()` while they are used (as in [`Perfect::leaves`]); a row's value index is
-/// `column + r` with `column <= max_feature * BLOCK` and `r < BLOCK`, below `(max_feature + 1) *
-/// BLOCK <= xt.len()`, which `Perfect::build` keeps within i32. The caller asserts these.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(unsafe_code)]
-fn gather_walk(p: &Perfect, xt: &[f32], slots: &mut [u32; BLOCK]) {
-    use std::arch::x86_64::*;
-    const V: usize = BLOCK / 8;
-    let mut idx = [_mm256_setzero_si256(); V];
-    let lane: [__m256i; V] = std::array::from_fn(|v| {
-        let b: [i32; 8] = std::array::from_fn(|r| (v * 8 + r) as i32);
-        // SAFETY: `b` holds eight i32, what an unaligned 256-bit load reads.
-        unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
-    });
-    let one = _mm256_set1_epi32(1);
-    let seven = _mm256_set1_epi32(7);
-    // SAFETY: `top_feat` and `top_thr` hold 64 values of 32 bits; these read the first sixteen.
-    let (f_lo, f_hi, t_lo, t_hi) = unsafe {
-        (
-            _mm256_loadu_si256(p.top_feat.as_ptr().cast()),
-            _mm256_loadu_si256(p.top_feat[8..].as_ptr().cast()),
-            _mm256_loadu_ps(p.top_thr.as_ptr()),
-            _mm256_loadu_ps(p.top_thr[8..].as_ptr()),
-        )
-    };
-    for level in 0..p.depth {
-        for v in 0..V {
-            // The top three levels (nodes 0 to 6) are permutes of one vector, the fourth (7 to 14)
-            // a blend of two; deeper nodes are gathered (permuting more vectors was no faster).
-            let (f, t) = if level < 3 {
-                (
-                    _mm256_permutevar8x32_epi32(f_lo, idx[v]),
-                    _mm256_permutevar8x32_ps(t_lo, idx[v]),
-                )
-            } else if level == 3 {
-                let hi = _mm256_cmpgt_epi32(idx[v], seven);
-                (
-                    _mm256_blendv_epi8(
-                        _mm256_permutevar8x32_epi32(f_lo, idx[v]),
-                        _mm256_permutevar8x32_epi32(f_hi, idx[v]),
-                        hi,
-                    ),
-                    _mm256_blendv_ps(
-                        _mm256_permutevar8x32_ps(t_lo, idx[v]),
-                        _mm256_permutevar8x32_ps(t_hi, idx[v]),
-                        _mm256_castsi256_ps(hi),
-                    ),
-                )
-            } else {
-                // SAFETY: in bounds, see above.
-                unsafe {
-                    (
-                        _mm256_i32gather_epi32::<4>(p.feat.as_ptr(), idx[v]),
-                        _mm256_i32gather_ps::<4>(p.thr.as_ptr(), idx[v]),
-                    )
-                }
+/// The slots of every perfect-walk kernel this CPU runs (AVX2's, AVX-512's), whichever
+/// [`perfect_slots`] would choose, for tests that compare them with the portable walk.
+#[cfg(test)]
+pub(super) fn perfect_slots_each(p: &Perfect, xt: &[f32]) -> Vec<[u32; BLOCK]> {
+    let mut out = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(
+            (p.max_feature + 1) * BLOCK <= xt.len() && p.feat.len() == (1 << p.depth) - 1,
+            "perfect tree reads past the block"
+        );
+        let isa = Isa::detect();
+        if isa >= Isa::Avx2 {
+            let mut s = [0u32; BLOCK];
+            // SAFETY: the CPU has AVX2 (`Isa::detect`); bounds as asserted above.
+            #[allow(unsafe_code)]
+            unsafe {
+                gather_walk(p, xt, &mut s)
             };
-            // SAFETY: in bounds, see above.
-            let xv = unsafe { _mm256_i32gather_ps::<4>(xt.as_ptr(), _mm256_add_epi32(lane[v], f)) };
-            // All ones where `x > t` (never for NaN; such rows are scored again by the node walk).
-            let right = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(xv, t));
-            idx[v] = _mm256_sub_epi32(
-                _mm256_add_epi32(_mm256_add_epi32(idx[v], idx[v]), one),
-                right,
-            );
+            out.push(s);
+        }
+        if isa >= Isa::Avx512 {
+            let mut s = [0u32; BLOCK];
+            // SAFETY: the CPU has AVX-512 F (`Isa::detect`); bounds as asserted above.
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::gather_walk(p, xt, &mut s)
+            };
+            out.push(s);
         }
     }
-    let inner = _mm256_set1_epi32(p.feat.len() as i32);
-    for (v, chunk) in slots.chunks_exact_mut(8).enumerate() {
-        // SAFETY: `chunk` holds eight u32, what an unaligned 256-bit store writes.
-        unsafe { _mm256_storeu_si256(chunk.as_mut_ptr().cast(), _mm256_sub_epi32(idx[v], inner)) };
+    let _ = (p, xt);
+    out
+}
+
+/// [`perfect_slots`]' AVX2 walk: per level, each vector of eight rows finds its nodes' features
+/// and thresholds, then its rows' values, and steps `i = 2i + 1 + (x > t)`.
+///
+/// AVX2's gathers are slow where it matters most (AMD's cores take about one element per cycle),
+/// so the walk gathers as little as it can: a level of up to 32 nodes is held in registers and
+/// read with lane permutes (one, two or four vectors, chosen between by the index's bits; more
+/// vectors were slower than gathering); deeper levels gather a node's feature and threshold
+/// together as one 64-bit entry (four entries per gather: half the elements of two separate
+/// gathers). A tree over at most 8 features picks each row's value from its eight feature vectors
+/// with three rounds of blends on the feature's bits instead of gathering it.
+///
+/// Bounds: indices start at 0 and take `depth` steps, so they stay below `2^depth - 1 =
+/// feat.len()` while they are used (as in [`Perfect::leaves`]); a level's eight-wide loads start
+/// at most `2^level - 8` past its first node and read `fid` and `thr_pad`, which hold 8 entries
+/// past the last node; a row's value index is `column + r` with `column <= max_feature * BLOCK`
+/// and `r < BLOCK`, below `(max_feature + 1) * BLOCK <= xt.len()`, which `Perfect::build` keeps
+/// within i32. The caller asserts these.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn gather_walk(p: &Perfect, xt: &[f32], slots: &mut [u32; BLOCK]) {
+    if p.max_feature < 8 {
+        avx2::walk::<true>(p, xt, slots)
+    } else {
+        avx2::walk::<false>(p, xt, slots)
+    }
+}
+
+/// The AVX2 walk's parts, one copy per kind of tree (few features or not) and level width.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::super::{BLOCK, Perfect};
+
+    /// Vectors of 8 rows in a block.
+    const V: usize = BLOCK / 8;
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn walk<const FEW: bool>(p: &Perfect, xt: &[f32], slots: &mut [u32; BLOCK]) {
+        let mut idx = [_mm256_setzero_si256(); V];
+        // The top four levels at once, when the tree has them.
+        let from = if p.depth >= 4 {
+            top4(p, xt, &mut idx);
+            4
+        } else {
+            0
+        };
+        for level in from..p.depth {
+            match level {
+                0..=3 => permuted::<1, FEW>(p, xt, level, &mut idx),
+                4 => permuted::<2, FEW>(p, xt, level, &mut idx),
+                5 => permuted::<4, FEW>(p, xt, level, &mut idx),
+                _ => gathered::<FEW>(p, xt, &mut idx),
+            }
+        }
+        let inner = _mm256_set1_epi32(p.feat.len() as i32);
+        for (v, chunk) in slots.chunks_exact_mut(8).enumerate() {
+            // SAFETY: `chunk` holds eight u32, what an unaligned 256-bit store writes.
+            unsafe {
+                _mm256_storeu_si256(chunk.as_mut_ptr().cast(), _mm256_sub_epi32(idx[v], inner))
+            };
+        }
+    }
+
+    /// The top four levels (nodes 0 to 14) without looking anything up per row: each node's
+    /// column and threshold are the same for every row, so all fifteen comparisons are made on
+    /// every row (a load and a compare each), and the row's path picks its four with blends:
+    /// level 1 by the first comparison, level 2 by the first two, level 3 by all three.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn top4(p: &Perfect, xt: &[f32], idx: &mut [__m256i; V]) {
+        assert!(
+            p.depth >= 4 && p.fid.len() >= 15 && (p.max_feature + 1) * BLOCK <= xt.len(),
+            "a tree of four levels over the block"
+        );
+        let col: [usize; 15] = std::array::from_fn(|n| p.fid[n] as usize * BLOCK);
+        let thr: [__m256; 15] = std::array::from_fn(|n| _mm256_set1_ps(p.thr_pad[n]));
+        for (v, i) in idx.iter_mut().enumerate() {
+            // All ones where the row goes right at node `n` (never for NaN: the node walk
+            // scores such rows again).
+            let c: [__m256; 15] = std::array::from_fn(|n| {
+                // SAFETY: `col[n] <= max_feature * BLOCK` and `8v + 8 <= BLOCK`, inside `xt`.
+                let x = unsafe { _mm256_loadu_ps(xt.as_ptr().add(col[n] + 8 * v)) };
+                _mm256_cmp_ps::<_CMP_GT_OQ>(x, thr[n])
+            });
+            let b = |x, y, m| _mm256_blendv_ps(x, y, m);
+            let m0 = c[0];
+            let m1 = b(c[1], c[2], m0);
+            let m2 = b(b(c[3], c[4], m1), b(c[5], c[6], m1), m0);
+            let m3 = b(
+                b(b(c[7], c[8], m2), b(c[9], c[10], m2), m1),
+                b(b(c[11], c[12], m2), b(c[13], c[14], m2), m1),
+                m0,
+            );
+            // Node 15 + 8 b0 + 4 b1 + 2 b2 + b3, from masks of -1 (right) or 0.
+            let (m0, m1, m2, m3) = (
+                _mm256_castps_si256(m0),
+                _mm256_castps_si256(m1),
+                _mm256_castps_si256(m2),
+                _mm256_castps_si256(m3),
+            );
+            let right = _mm256_add_epi32(
+                _mm256_add_epi32(_mm256_slli_epi32::<3>(m0), _mm256_slli_epi32::<2>(m1)),
+                _mm256_add_epi32(_mm256_slli_epi32::<1>(m2), m3),
+            );
+            *i = _mm256_sub_epi32(_mm256_set1_epi32(15), right);
+        }
+    }
+
+    /// The rows of vector `v` at features `f` (ids when `FEW`, block columns otherwise).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn value<const FEW: bool>(p: &Perfect, xt: &[f32], v: usize, f: __m256i) -> __m256 {
+        if FEW {
+            // Feature vectors past the last feature repeat it (never picked).
+            let x: [__m256; 8] = std::array::from_fn(|g| {
+                // SAFETY: `g.min(max_feature) * BLOCK + 8v + 8 <= xt.len()` (see `gather_walk`).
+                unsafe { _mm256_loadu_ps(xt.as_ptr().add(g.min(p.max_feature) * BLOCK + 8 * v)) }
+            });
+            let (m0, m1, m2) = (
+                _mm256_castsi256_ps(_mm256_slli_epi32::<31>(f)),
+                _mm256_castsi256_ps(_mm256_slli_epi32::<30>(f)),
+                _mm256_castsi256_ps(_mm256_slli_epi32::<29>(f)),
+            );
+            let (a, b, c, d) = (
+                _mm256_blendv_ps(x[0], x[1], m0),
+                _mm256_blendv_ps(x[2], x[3], m0),
+                _mm256_blendv_ps(x[4], x[5], m0),
+                _mm256_blendv_ps(x[6], x[7], m0),
+            );
+            _mm256_blendv_ps(_mm256_blendv_ps(a, b, m1), _mm256_blendv_ps(c, d, m1), m2)
+        } else {
+            let b: [i32; 8] = std::array::from_fn(|r| (8 * v + r) as i32);
+            // SAFETY: `b` holds eight i32; the gather reads in bounds (see `gather_walk`).
+            unsafe {
+                let lane = _mm256_loadu_si256(b.as_ptr().cast());
+                _mm256_i32gather_ps::<4>(xt.as_ptr(), _mm256_add_epi32(lane, f))
+            }
+        }
+    }
+
+    /// One step: `i = 2i + 1 + (x > t)` (never right for NaN; such rows are scored again by the
+    /// node walk).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn step(i: __m256i, x: __m256, t: __m256) -> __m256i {
+        let right = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(x, t));
+        _mm256_sub_epi32(
+            _mm256_add_epi32(_mm256_add_epi32(i, i), _mm256_set1_epi32(1)),
+            right,
+        )
+    }
+
+    /// A level of up to `8 * C` nodes read from `C` vectors by lane permutes: bit 3 of the index
+    /// within the level picks between vectors 0 and 1 (and 2 and 3), bit 4 between those pairs.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn permuted<const C: usize, const FEW: bool>(
+        p: &Perfect,
+        xt: &[f32],
+        level: u32,
+        idx: &mut [__m256i; V],
+    ) {
+        let start = (1usize << level) - 1;
+        let block = _mm256_set1_epi32(BLOCK as i32);
+        // SAFETY: `fid` and `thr_pad` hold every node and 8 more; vector `c < C` starts at node
+        // `start + 8c`, at most `start + 2^level - 8` (or `start` when `C` is 1).
+        let (tf, tt): ([__m256i; C], [__m256; C]) = unsafe {
+            (
+                std::array::from_fn(|c| {
+                    let ids = _mm256_loadu_si256(p.fid.as_ptr().add(start + 8 * c).cast());
+                    if FEW {
+                        ids
+                    } else {
+                        _mm256_mullo_epi32(ids, block)
+                    }
+                }),
+                std::array::from_fn(|c| _mm256_loadu_ps(p.thr_pad.as_ptr().add(start + 8 * c))),
+            )
+        };
+        let first = _mm256_set1_epi32(start as i32);
+        for (v, i) in idx.iter_mut().enumerate() {
+            let j = _mm256_sub_epi32(*i, first);
+            let pick = |c: usize| {
+                (
+                    _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(tf[c], j)),
+                    _mm256_permutevar8x32_ps(tt[c], j),
+                )
+            };
+            let (mut f, mut t) = pick(0);
+            if C >= 2 {
+                let b3 = _mm256_castsi256_ps(_mm256_slli_epi32::<28>(j));
+                let (f1, t1) = pick(1);
+                f = _mm256_blendv_ps(f, f1, b3);
+                t = _mm256_blendv_ps(t, t1, b3);
+                if C == 4 {
+                    let b4 = _mm256_castsi256_ps(_mm256_slli_epi32::<27>(j));
+                    let ((f2, t2), (f3, t3)) = (pick(2), pick(3));
+                    f = _mm256_blendv_ps(f, _mm256_blendv_ps(f2, f3, b3), b4);
+                    t = _mm256_blendv_ps(t, _mm256_blendv_ps(t2, t3, b3), b4);
+                }
+            }
+            *i = step(*i, value::<FEW>(p, xt, v, _mm256_castps_si256(f)), t);
+        }
+    }
+
+    /// [`super::slot_add`] in AVX2: four accumulators per vector. Slots are clamped to the last
+    /// value (as the AVX-512 kernel's indices are), so none can read outside `values`; a scale
+    /// of 1 (forests) skips the product, which would change nothing.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn slot_add(
+        values: &[f64],
+        slots: &[u32; BLOCK],
+        block: &mut [f64],
+        k: usize,
+        scale: f64,
+    ) {
+        assert!(block.len() == BLOCK * k && (k == 1 || k == 2) && values.len() >= k);
+        let last = values.len() / k - 1;
+        let at = |r: usize| (slots[r] as usize).min(last) * k;
+        let ptr = values.as_ptr();
+        // SAFETY (both closures): `at(r) + k <= values.len()`, by the clamp above.
+        let four = |r: usize| unsafe {
+            if k == 1 {
+                _mm256_set_pd(
+                    *ptr.add(at(4 * r + 3)),
+                    *ptr.add(at(4 * r + 2)),
+                    *ptr.add(at(4 * r + 1)),
+                    *ptr.add(at(4 * r)),
+                )
+            } else {
+                _mm256_insertf128_pd::<1>(
+                    _mm256_castpd128_pd256(_mm_loadu_pd(ptr.add(at(2 * r)))),
+                    _mm_loadu_pd(ptr.add(at(2 * r + 1))),
+                )
+            }
+        };
+        let scale_v = _mm256_set1_pd(scale);
+        for (r, out) in block.chunks_exact_mut(4).enumerate() {
+            let v = four(r);
+            // SAFETY: `out` holds four f64, what an unaligned 256-bit load and store use.
+            unsafe {
+                let acc = _mm256_loadu_pd(out.as_ptr());
+                // A product, then a sum, each rounded, as the portable loops compute them.
+                let add = if scale == 1.0 {
+                    v
+                } else {
+                    _mm256_mul_pd(scale_v, v)
+                };
+                _mm256_storeu_pd(out.as_mut_ptr(), _mm256_add_pd(acc, add));
+            }
+        }
+    }
+
+    /// A deeper level: each row's node gathered as one 64-bit entry (feature, threshold).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn gathered<const FEW: bool>(p: &Perfect, xt: &[f32], idx: &mut [__m256i; V]) {
+        let table = if FEW { &p.node_fid } else { &p.node };
+        for (v, i) in idx.iter_mut().enumerate() {
+            // SAFETY: in bounds, see `gather_walk` (`node` and `node_fid` are as long as `feat`).
+            let (lo, hi) = unsafe {
+                (
+                    _mm256_castsi256_ps(_mm256_i32gather_epi64::<8>(
+                        table.as_ptr(),
+                        _mm256_castsi256_si128(*i),
+                    )),
+                    _mm256_castsi256_ps(_mm256_i32gather_epi64::<8>(
+                        table.as_ptr(),
+                        _mm256_extracti128_si256::<1>(*i),
+                    )),
+                )
+            };
+            // Per 128-bit half, the low (feature) or high (threshold) words of lo's two entries,
+            // then hi's; the 64-bit permute puts rows 0 to 7 back in order.
+            let f = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_castps_si256(
+                _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi),
+            ));
+            let t = _mm256_castsi256_ps(_mm256_permute4x64_epi64::<0b11_01_10_00>(
+                _mm256_castps_si256(_mm256_shuffle_ps::<0b11_01_11_01>(lo, hi)),
+            ));
+            *i = step(*i, value::<FEW>(p, xt, v, f), t);
+        }
     }
 }
 
