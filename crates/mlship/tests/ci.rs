@@ -261,7 +261,8 @@ fn the_pipelines_pass_their_checkers_and_their_steps_run() {
     );
     let mut serve = Command::new(env!("CARGO_BIN_EXE_mlship"));
     env(&mut serve);
-    let (mut server, addr) = common::start(serve.args(common::SERVE_FRAUD_PRODUCTION));
+    let (server, addr) = common::start(serve.args(common::SERVE_FRAUD_PRODUCTION));
+    let _server = common::Reaped(server);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
         let (stop, addr) = (stop.clone(), addr.clone());
@@ -321,8 +322,6 @@ fn the_pipelines_pass_their_checkers_and_their_steps_run() {
     // The manual job: no rollout running, so production moves back to version 1.
     run_job("rollback");
     assert_eq!(production(), 1);
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 /// PATH with the stand-ins' folder first.

@@ -34,8 +34,9 @@ fn two_versions(h: &Reg) {
     }
 }
 
-fn serve(h: &Reg) -> (std::process::Child, String) {
-    common::start(&mut cmd(h, &common::SERVE_FRAUD_PRODUCTION))
+fn serve(h: &Reg) -> (common::Reaped, String) {
+    let (child, addr) = common::start(&mut cmd(h, &common::SERVE_FRAUD_PRODUCTION));
+    (common::Reaped(child), addr)
 }
 
 /// One scoring request with a device header: status and body (probabilities, so the two
@@ -142,7 +143,7 @@ on_both!(
 
 fn good(h: &Reg) {
     two_versions(h);
-    let (mut server, addr) = serve(h);
+    let (_server, addr) = serve(h);
     let production = post(&addr, ROW, "probe").1;
     let load = Load::start(std::slice::from_ref(&addr), ROW);
     let started = json(
@@ -239,8 +240,6 @@ fn good(h: &Reg) {
         .rfind(|e| e["alias"] == "production")
         .unwrap();
     assert_eq!(last_production["to"], 2);
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 /// A candidate that fails rows production takes, then one that is slow: each goes back at the
@@ -249,7 +248,7 @@ fn good(h: &Reg) {
 fn a_failing_or_slow_candidate_goes_back_at_the_first_step() {
     let h = sqlite();
     two_versions(&h);
-    let (mut server, addr) = serve(&h);
+    let (_server, addr) = serve(&h);
     let start = |extra: &[&str]| {
         let mut args = vec![
             "rollout",
@@ -322,8 +321,6 @@ fn a_failing_or_slow_candidate_goes_back_at_the_first_step() {
     );
     let production = json(&h, &["models", "show", "fraud"]);
     assert_eq!(production["aliases"]["production"], 1, "{production}");
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 /// Two replicas on one PostgreSQL registry take each step together; a replica restarted mid-way
@@ -334,8 +331,8 @@ fn replicas_on_postgres_move_together_and_a_restarted_one_resumes() {
         return;
     };
     two_versions(&h);
-    let (mut a, addr_a) = serve(&h);
-    let (mut b, addr_b) = serve(&h);
+    let (a, addr_a) = serve(&h);
+    let (_b, addr_b) = serve(&h);
     json(
         &h,
         &[
@@ -372,9 +369,8 @@ fn replicas_on_postgres_move_together_and_a_restarted_one_resumes() {
         (&Json::from("running"), &Json::from(2)),
         "{s}"
     );
-    let _ = a.kill();
-    let _ = a.wait();
-    let (mut a, addr_a2) = serve(&h);
+    drop(a);
+    let (_a, addr_a2) = serve(&h);
     wait_for("the restarted replica back at 60%", || {
         candidate_weight(&addr_a2).as_deref() == Some("0.6")
     });
@@ -382,10 +378,6 @@ fn replicas_on_postgres_move_together_and_a_restarted_one_resumes() {
     wait_for("both back on production", || {
         candidate_weight(&addr_a2).is_none() && candidate_weight(&addr_b).is_none()
     });
-    for x in [&mut a, &mut b] {
-        let _ = x.kill();
-        let _ = x.wait();
-    }
 }
 
 /// Plans the rollout cannot carry out are refused with the reason, and nothing changes.

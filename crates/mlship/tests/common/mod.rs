@@ -18,6 +18,16 @@ pub fn start(serve: &mut Command) -> (Child, String) {
     (child, addr)
 }
 
+/// A child process killed (and reaped) when dropped, so a failing test leaves no server behind.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Spawns a server command that listens on port 0 and returns it with the address it printed
 /// first (`listening on http://…` or `https://…`), without waiting for anything more.
 pub fn spawn(server: &mut Command) -> (Child, String) {
