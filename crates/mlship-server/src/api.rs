@@ -24,9 +24,28 @@ pub struct ApiError {
     pub style: Style,
     /// Seconds after which a retry may succeed (`Retry-After`), for 429 and 503 answers.
     pub retry_after: Option<u64>,
+    /// The methods the path takes (`Allow`), for 405 answers.
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
+    /// 405: the path exists but does not take this method; `allow` lists the ones it takes.
+    pub fn method_not_allowed(
+        allow: &'static str,
+        message: impl Into<String>,
+        style: Style,
+    ) -> Self {
+        ApiError {
+            allow: Some(allow),
+            ..ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                message,
+                style,
+            )
+        }
+    }
+
     pub fn new(
         status: StatusCode,
         code: &'static str,
@@ -39,6 +58,7 @@ impl ApiError {
             message: message.into(),
             style,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -89,6 +109,10 @@ impl IntoResponse for ApiError {
         if let Some(s) = self.retry_after {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(s));
+        }
+        if let Some(a) = self.allow {
+            r.headers_mut()
+                .insert(header::ALLOW, axum::http::HeaderValue::from_static(a));
         }
         r
     }

@@ -213,6 +213,24 @@ pub fn parse_value(v: &Json, sig: &Signature) -> Result<Frame, InputError> {
     match v {
         Json::Array(rows) => records(rows, sig),
         Json::Object(o) => {
+            // A key mlship does not read is a mistake to point at, not to ignore.
+            const SHAPES: [&str; 4] = [
+                "dataframe_split",
+                "dataframe_records",
+                "instances",
+                "inputs",
+            ];
+            let bare_split = !SHAPES.iter().any(|k| o.contains_key(*k));
+            if let Some(k) = o.keys().find(|k| {
+                !(SHAPES.contains(&k.as_str())
+                    || k.as_str() == "params"
+                    || bare_split && ["columns", "data", "index"].contains(&k.as_str()))
+            }) {
+                return Err(user(
+                    format!("the request has an unknown key `{k}`"),
+                    "send exactly one of dataframe_split, dataframe_records, instances, inputs (and `params` beside it)",
+                ));
+            }
             let keys: Vec<&str> = [
                 "dataframe_split",
                 "dataframe_records",
@@ -259,6 +277,15 @@ pub fn parse_value(v: &Json, sig: &Signature) -> Result<Frame, InputError> {
 
 /// `{"columns": [...], "data": [[...], ...]}`.
 fn split(v: &Json, sig: &Signature) -> Result<Frame, InputError> {
+    if let Some(k) = v.as_object().and_then(|o| {
+        o.keys()
+            .find(|k| !["columns", "data", "index"].contains(&k.as_str()))
+    }) {
+        return Err(user(
+            format!("`dataframe_split` has an unknown key `{k}`"),
+            "send {\"columns\": [...], \"data\": [[...]]} (and `index`, which is ignored)",
+        ));
+    }
     let cols: Vec<String> = match v.get("columns") {
         Some(Json::Array(c)) => c
             .iter()
@@ -340,6 +367,14 @@ fn records(rows: &[Json], sig: &Signature) -> Result<Frame, InputError> {
         for k in o.keys() {
             if !names.contains(k) {
                 names.push(k.clone());
+            }
+        }
+    }
+    // A column that takes missing values may be left out of every record: it is all missing.
+    if sig.named {
+        for f in &sig.inputs {
+            if f.nullable && !names.contains(&f.name) {
+                names.push(f.name.clone());
             }
         }
     }

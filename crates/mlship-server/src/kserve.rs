@@ -19,10 +19,38 @@ pub async fn list(State(s): State<Arc<AppState>>) -> axum::Json<Json> {
     axum::Json(json!({"models": s.names()}))
 }
 
+/// The router sees `/v1/models/{name}` (GET) and `/v1/models/{name}:predict` (POST) as one
+/// path template; each path turns the other's methods away with its own `Allow`.
+fn wrong_method(spec: &str, method: &axum::http::Method) -> ApiError {
+    match spec.strip_suffix(":predict") {
+        Some(_) => ApiError::method_not_allowed(
+            "POST",
+            format!("{method} /v1/models/{spec}: this path takes POST"),
+            Style::Error,
+        ),
+        None => ApiError::method_not_allowed(
+            "GET,HEAD",
+            format!(
+                "{method} /v1/models/{spec}: this path takes GET; to score, POST to /v1/models/{spec}:predict"
+            ),
+            Style::Error,
+        ),
+    }
+}
+
+/// Any other method on `/v1/models/{name}[:predict]`.
+pub async fn other_method(Path(spec): Path<String>, method: axum::http::Method) -> ApiError {
+    wrong_method(&spec, &method)
+}
+
 pub async fn metadata(
     State(s): State<Arc<AppState>>,
     Path(spec): Path<String>,
+    method: axum::http::Method,
 ) -> Result<axum::Json<Json>, ApiError> {
+    if spec.ends_with(":predict") {
+        return Err(wrong_method(&spec, &method));
+    }
     let m = lookup(&s, &spec)?;
     Ok(axum::Json(json!({"name": m.name, "ready": s.is_ready()})))
 }
@@ -34,12 +62,7 @@ pub async fn predict(
     body: Body,
 ) -> Result<axum::Json<Json>, ApiError> {
     let Some(name) = spec.strip_suffix(":predict") else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "ENDPOINT_NOT_FOUND",
-            format!("POST /v1/models/{spec}: did you mean {spec}:predict?"),
-            Style::Error,
-        ));
+        return Err(wrong_method(&spec, &axum::http::Method::POST));
     };
     let picked = match s.pick(name, &h) {
         Some(p) => p,
@@ -66,6 +89,15 @@ pub async fn predict(
         .map_err(|_| ApiError::bad_request("the body is not UTF-8", Style::Error))?;
     let v: Json = serde_json::from_str(text)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}"), Style::Error))?;
+    if let Some(k) = v
+        .as_object()
+        .and_then(|o| o.keys().find(|k| *k != "instances"))
+    {
+        return Err(ApiError::bad_request(
+            format!("the request has an unknown key `{k}`; the body is {{\"instances\": [...]}}"),
+            Style::Error,
+        ));
+    }
     if !v.get("instances").is_some_and(Json::is_array) {
         return Err(ApiError::bad_request(
             "the body must be {\"instances\": [...]}",

@@ -394,7 +394,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(kserve::list))
         .route(
             "/v1/models/{spec}",
-            get(kserve::metadata).post(kserve::predict),
+            get(kserve::metadata)
+                .post(kserve::predict)
+                .fallback(kserve::other_method),
         )
         .route("/v2", get(v2::server_metadata))
         .route("/v2/health/live", get(v2::live))

@@ -105,6 +105,16 @@ async fn invoke(
     if !s.is_ready() {
         return Err(ApiError::not_ready(Style::Mlflow));
     }
+    let probabilities = match q.get("probabilities").map(String::as_str) {
+        None | Some("false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                format!("the query parameter probabilities is {other:?}; use true or false"),
+                Style::Mlflow,
+            ));
+        }
+    };
     let format = match api::content_type(h).as_str() {
         "application/json" | "" => InputFormat::Json,
         "text/csv" => InputFormat::Csv,
@@ -150,14 +160,25 @@ async fn invoke(
                     Style::Mlflow,
                 ));
             }
-            match o
-                .get("params")
-                .and_then(|p| p.get("predict_method"))
-                .and_then(Json::as_str)
-            {
-                None | Some("predict") => {}
-                Some("predict_proba") => predict_proba = true,
-                Some(other) => {
+            if let Some(p) = o.get("params").filter(|p| !p.is_object()) {
+                return Err(ApiError::bad_request(
+                    format!("params must be an object, not {p}"),
+                    Style::Mlflow,
+                ));
+            }
+            let method = o.get("params").and_then(|p| p.get("predict_method"));
+            match method.map(|m| m.as_str().ok_or(m)) {
+                None | Some(Ok("predict")) => {}
+                Some(Ok("predict_proba")) => predict_proba = true,
+                Some(Err(not_text)) => {
+                    return Err(ApiError::bad_request(
+                        format!(
+                            "params.predict_method is {not_text}: supported are \"predict\" and \"predict_proba\""
+                        ),
+                        Style::Mlflow,
+                    ));
+                }
+                Some(Ok(other)) => {
                     return Err(ApiError::bad_request(
                         format!(
                             "params.predict_method {other:?}: supported are predict and predict_proba"
@@ -187,8 +208,5 @@ async fn invoke(
         })?;
         return Ok(axum::Json(json!({"predictions": api::matrix(p)})));
     }
-    let probabilities = q
-        .get("probabilities")
-        .is_some_and(|v| v == "true" || v == "1");
     Ok(axum::Json(api::predictions_doc(&out, probabilities)))
 }

@@ -31,41 +31,72 @@ pub fn document(s: &AppState) -> Json {
     for m in &s.models() {
         let sig = &m.model.signature;
         let record_name = format!("{}Record", m.name);
+        // Each column's JSON type; a categorical column's values are the categories its
+        // encoders know (another one is refused), so the document names them.
+        let categories: std::collections::HashMap<String, Vec<String>> =
+            m.model.categories().into_iter().collect();
+        let column = |f: &mlship_model::Field| {
+            let mut c = column_schema(f.dtype, f.nullable);
+            if let Some(list) = categories.get(&f.name) {
+                c["enum"] = list.iter().map(|v| json!(v)).collect();
+            }
+            c
+        };
         let props: serde_json::Map<String, Json> = sig
             .inputs
             .iter()
-            .map(|f| (f.name.clone(), column_schema(f.dtype, f.nullable)))
+            .map(|f| (f.name.clone(), column(f)))
             .collect();
-        let required: Vec<&str> = sig.inputs.iter().map(|f| f.name.as_str()).collect();
+        // A record may leave out a column that takes missing values (but not a categorical
+        // one: its encoders know only their categories).
+        let required: Vec<&str> = sig
+            .inputs
+            .iter()
+            .filter(|f| !f.nullable || categories.contains_key(&f.name))
+            .map(|f| f.name.as_str())
+            .collect();
         schemas.insert(record_name.clone(), json!({"type": "object", "properties": props, "required": required, "additionalProperties": true}));
+        let names: Vec<&str> = sig.inputs.iter().map(|f| f.name.as_str()).collect();
+        let record = json!({"$ref": format!("#/components/schemas/{record_name}")});
+        let rows = |items: Json| json!({"type": "array", "items": items, "minItems": 1});
+        let n = sig.inputs.len();
+        let split_row = json!({"type": "array", "prefixItems": sig.inputs.iter().map(column).collect::<Vec<_>>(), "minItems": n, "maxItems": n});
+        let methods: &[&str] = if sig.task == mlship_model::Task::Classification {
+            &["predict", "predict_proba"]
+        } else {
+            &["predict"]
+        };
+        let params = json!({"type": "object", "properties": {"predict_method": {"type": "string", "enum": methods}}, "additionalProperties": true});
+        // The four request shapes MLflow's scoring server takes, exactly one key each.
+        let shape = |key: &str, value: Json| json!({"type": "object", "properties": {key: value, "params": params.clone()}, "required": [key], "additionalProperties": false});
         let example: serde_json::Map<String, Json> = sig
             .inputs
             .iter()
             .map(|f| {
-                (
-                    f.name.clone(),
-                    match f.dtype {
+                let v = match categories.get(&f.name).and_then(|c| c.first()) {
+                    Some(c) => json!(c),
+                    None => match f.dtype {
                         DType::Str => json!("a"),
                         DType::Bool => json!(false),
                         _ => json!(0.0),
                     },
-                )
+                };
+                (f.name.clone(), v)
             })
             .collect();
         let body = json!({
             "required": true,
+            "description": "JSON in one of MLflow's four shapes; `text/csv` with a header row is taken too",
             "content": {
                 "application/json": {
-                    "schema": {"type": "object", "properties": {
-                        "dataframe_records": {"type": "array", "items": {"$ref": format!("#/components/schemas/{record_name}")}},
-                        "dataframe_split": {"type": "object", "properties": {"columns": {"type": "array", "items": {"type": "string"}}, "data": {"type": "array", "items": {"type": "array"}}}},
-                        "instances": {"type": "array"},
-                        "inputs": {},
-                        "params": {"type": "object", "properties": {"predict_method": {"type": "string", "enum": ["predict", "predict_proba"]}}}
-                    }},
+                    "schema": {"oneOf": [
+                        shape("dataframe_records", rows(record.clone())),
+                        shape("dataframe_split", json!({"type": "object", "properties": {"columns": {"const": names}, "data": rows(split_row)}, "required": ["data"], "additionalProperties": false})),
+                        shape("instances", rows(record.clone())),
+                        shape("inputs", rows(record.clone())),
+                    ]},
                     "example": {"dataframe_records": [example]}
-                },
-                "text/csv": {"schema": {"type": "string"}}
+                }
             }
         });
         let ok = json!({"description": "predictions", "content": {"application/json": {"schema": {"type": "object", "properties": {"predictions": {"type": "array"}, "probabilities": {"type": "array"}, "classes": {"type": "array"}, "outputs": {"type": "object", "description": "further named outputs (a PMML scorecard's reason codes), one array each"}}}}}});
@@ -75,15 +106,29 @@ pub fn document(s: &AppState) -> Json {
         );
         paths.insert(
             format!("/v1/models/{}:predict", m.name),
-            json!({"post": {"summary": format!("Score rows with `{}` (KServe V1)", m.name), "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"instances": {"type": "array", "items": {"$ref": format!("#/components/schemas/{record_name}")}}}, "required": ["instances"]}}}}, "responses": {"200": {"description": "predictions"}, "400": error_v2}}}),
+            json!({"post": {"summary": format!("Score rows with `{}` (KServe V1)", m.name), "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {"instances": rows(record.clone())}, "required": ["instances"], "additionalProperties": false}}}}, "responses": {"200": {"description": "predictions", "content": {"application/json": {"schema": {"type": "object", "properties": {"predictions": {"type": "array"}}, "required": ["predictions"]}}}}, "400": error_v2}}}),
         );
         paths.insert(
             format!("/models/{}/form", m.name),
             json!({"get": {"summary": format!("The fields of `{}`'s \"try it\" form: each input's type, the categories its encoders know", m.name), "responses": {"200": {"description": "task, classes and fields", "content": {"application/json": {"schema": {"type": "object", "properties": {"task": {"type": "string"}, "classes": {"type": "array"}, "fields": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "type": {"type": "string"}, "nullable": {"type": "boolean"}, "categories": {"type": "array", "items": {"type": "string"}}, "example": {}}}}}}}}}, "404": error_mlflow}}}),
         );
+        // One tensor per column, one row each: the shape the document can state exactly.
+        let tensors: Vec<Json> = sig
+            .inputs
+            .iter()
+            .map(|f| {
+                let datatype = match f.dtype {
+                    DType::Float => "FP64",
+                    DType::Int => "INT64",
+                    DType::Str => "BYTES",
+                    DType::Bool => "BOOL",
+                };
+                json!({"type": "object", "properties": {"name": {"const": f.name}, "shape": {"const": [1]}, "datatype": {"const": datatype}, "data": {"type": "array", "items": column(f), "minItems": 1, "maxItems": 1}}, "required": ["name", "shape", "datatype", "data"], "additionalProperties": false})
+            })
+            .collect();
         paths.insert(
             format!("/v2/models/{}/infer", m.name),
-            json!({"post": {"summary": format!("Score rows with `{}` (Open Inference Protocol): one tensor per column, or one [rows, {}] tensor", m.name, sig.inputs.len()), "responses": {"200": {"description": "outputs `predictions` (and `probabilities`)"}, "400": error_v2}}}),
+            json!({"post": {"summary": format!("Score rows with `{}` (Open Inference Protocol): one tensor per column, or one [rows, {}] tensor", m.name, sig.inputs.len()), "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {"id": {"type": "string"}, "inputs": {"type": "array", "prefixItems": tensors, "minItems": n, "maxItems": n}}, "required": ["inputs"], "additionalProperties": false}}}}, "responses": {"200": {"description": "outputs `predictions` (and `probabilities`)", "content": {"application/json": {"schema": {"type": "object", "properties": {"outputs": {"type": "array"}}, "required": ["outputs"]}}}}, "400": error_v2}}}),
         );
     }
     for (p, summary) in [

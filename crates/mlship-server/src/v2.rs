@@ -289,10 +289,49 @@ async fn run_infer(
     let mut req: Json = serde_json::from_slice(head)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}"), S))?;
     attach_binary(&mut req, binary)?;
+    // The protocol's request keys, and its tensors' keys; anything else is a mistake to name.
+    if let Some(k) = req.as_object().and_then(|o| {
+        o.keys()
+            .find(|k| !["id", "parameters", "inputs", "outputs"].contains(&k.as_str()))
+    }) {
+        return Err(ApiError::bad_request(
+            format!(
+                "the request has an unknown key `{k}` (the protocol's are id, parameters, inputs, outputs)"
+            ),
+            S,
+        ));
+    }
+    if let Some(id) = req.get("id").filter(|id| !id.is_string()) {
+        return Err(ApiError::bad_request(
+            format!("the request's `id` must be a string, not {id}"),
+            S,
+        ));
+    }
     let inputs = req
         .get("inputs")
         .and_then(Json::as_array)
         .ok_or_else(|| ApiError::bad_request("the request needs an `inputs` list", S))?;
+    for t in inputs {
+        let name = t.get("name").and_then(Json::as_str).unwrap_or("?");
+        if !t.get("data").is_some_and(Json::is_array) {
+            return Err(ApiError::bad_request(
+                format!("input `{name}` needs its values as a `data` list"),
+                S,
+            ));
+        }
+        if let Some(k) = t.as_object().and_then(|o| {
+            o.keys().find(|k| {
+                !["name", "shape", "datatype", "data", "parameters"].contains(&k.as_str())
+            })
+        }) {
+            return Err(ApiError::bad_request(
+                format!(
+                    "an input tensor has an unknown key `{k}` (a tensor's are name, shape, datatype, data, parameters)"
+                ),
+                S,
+            ));
+        }
+    }
     let sig = &m.model.signature;
     let mut cols = Vec::new();
     let single_matrix = inputs.len() == 1
