@@ -81,3 +81,36 @@ fn the_model_server_keeps_to_its_openapi_document() {
     let _server = common::Reaped(server);
     check(&exe, &addr, &[]);
 }
+
+/// `mlship server`: every check but one on every route but the multipart-upload ones. Left out,
+/// and why: the multipart routes answer 501, as MLflow's server does when multipart uploads are
+/// off (server-info says so, and the client never calls them); and "schema-valid requests are
+/// accepted" needs each MLflow request's fields in the document, which lists the routes, their
+/// methods and path parameters but not yet their bodies' fields.
+#[test]
+fn the_tracking_server_keeps_to_its_openapi_document() {
+    let Some(exe) = schemathesis() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    // The tracking server answers as soon as it prints its address.
+    let (server, addr) = common::spawn(
+        Command::new(env!("CARGO_BIN_EXE_mlship"))
+            .args(["server", "--port", "0"])
+            .env("MLSHIP_HOME", home.path())
+            .env_remove("MLSHIP_STORE")
+            .env_remove("MLSHIP_ARTIFACTS")
+            .stderr(std::process::Stdio::null()),
+    );
+    let _server = common::Reaped(server);
+    check(
+        &exe,
+        &addr,
+        &[
+            "--exclude-checks",
+            "positive_data_acceptance",
+            "--exclude-path-regex",
+            "mpu/",
+        ],
+    );
+}

@@ -420,7 +420,16 @@ pub fn openapi() -> Json {
             if !params.is_empty() {
                 op["parameters"] = Json::Array(params.clone());
             }
-            if m != "get" && m != "delete" || path.ends_with("/alias") {
+            if path.starts_with("/2.0/mlflow-artifacts/artifacts/") {
+                // An artifact's bytes, as they are, both ways.
+                let bytes = json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}});
+                if m == "get" {
+                    op["responses"]["200"] = json!({"description": "the file", "content": bytes});
+                } else if m == "put" {
+                    // An empty file is a file: the body may be empty.
+                    op["requestBody"] = json!({"required": false, "content": bytes});
+                }
+            } else if m != "get" && m != "delete" || path.ends_with("/alias") {
                 op["requestBody"] =
                     json!({"content": {"application/json": {"schema": {"type": "object"}}}});
             }
