@@ -244,8 +244,10 @@
     const pageTokens = tokens.get(key) || [undefined];
     tokens.set(key, pageTokens);
     const exp = (await mlflow('GET', 'experiments/get', { experiment_id: expId })).experiment;
+    // From the address as it is now, not as this page was drawn: a second change made before the
+    // page is drawn again (two quick ticks) must not undo the first.
     const setQ = (changes) => {
-      const n = new URLSearchParams(q);
+      const n = new URLSearchParams(parseHash().q);
       for (const [k, v] of Object.entries(changes)) { if (v == null || v === '') n.delete(k); else n.set(k, v); }
       location.hash = href(['experiments', expId], n);
     };
@@ -304,7 +306,11 @@
     for (const r of runs) { const p = parentOf(r); if (p && byId.has(p)) { if (!kids.has(p)) kids.set(p, []); kids.get(p).push(r); } }
     const place = (r, depth) => { ordered.push([r, depth]); for (const c of kids.get(r.info.run_id) || []) place(c, depth + 1); };
     for (const r of runs) { const p = parentOf(r); if (!(p && byId.has(p))) place(r, 0); }
-    const toggle = (rid, on) => { const s2 = new Set(sel); if (on) s2.add(rid); else s2.delete(rid); setQ({ sel: [...s2].join(',') }); };
+    const toggle = (rid, on) => {
+      const s2 = new Set((parseHash().q.get('sel') || '').split(',').filter(Boolean));
+      if (on) s2.add(rid); else s2.delete(rid);
+      setQ({ sel: [...s2].join(',') });
+    };
     const rows = ordered.map(([r, depth]) => {
       const name = r.info.run_name || r.info.run_id;
       const check = h('input', { type: 'checkbox', checked: sel.has(r.info.run_id), 'aria-label': `Select ${name}`, onchange: (ev) => toggle(r.info.run_id, ev.target.checked) });

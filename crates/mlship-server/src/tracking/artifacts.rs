@@ -219,8 +219,8 @@ async fn upload(State(s): State<Shared>, Path(path): Path<String>, body: Body) -
     };
     let (written, ()) = tokio::join!(writer, feed);
     written?;
-    // MLflow's server answers an upload with an empty JSON object.
-    Ok(axum::Json(json!({})).into_response())
+    // MLflow's server answers an upload with 200 and an empty body.
+    Ok(StatusCode::OK.into_response())
 }
 
 async fn remove(State(s): State<Shared>, Path(path): Path<String>) -> Answer {

@@ -428,6 +428,8 @@ pub fn openapi() -> Json {
                 } else if m == "put" {
                     // An empty file is a file: the body may be empty.
                     op["requestBody"] = json!({"required": false, "content": bytes});
+                    op["responses"]["200"] =
+                        json!({"description": "stored (an empty body, as MLflow's)"});
                 }
             } else if m != "get" && m != "delete" || path.ends_with("/alias") {
                 op["requestBody"] =
