@@ -442,3 +442,72 @@ fn bad_rollouts_are_refused_before_anything_changes() {
     json(&h, &start(&["--candidate", "2"]));
     fails(&h, &start(&["--candidate", "2"]), &["is running already"]);
 }
+
+/// A `[[deployment]]` whose first route follows `production` joins the rollout in its place,
+/// and comes back afterwards with the promoted version as its first route.
+#[test]
+fn a_deployment_following_production_joins_the_rollout() {
+    let h = sqlite();
+    two_versions(&h);
+    let config = h.home.join("mlship.toml");
+    std::fs::write(
+        &config,
+        "[[deployment]]\nname = \"fraud\"\nroutes = [ { model = \"models:/fraud@production\", weight = 100 } ]\n",
+    )
+    .unwrap();
+    let (child, addr) = common::start(&mut cmd(
+        &h,
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--port",
+            "0",
+            "--reload-interval-ms",
+            "100",
+        ],
+    ));
+    let _server = common::Reaped(child);
+    let lines = |addr: &str| {
+        let (_, _, text) = common::exchange(addr, "GET", "/metrics", &[], b"");
+        text.lines()
+            .filter(|l| l.starts_with("mlship_deployment_weight"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        lines(&addr),
+        [r#"mlship_deployment_weight{deployment="fraud",version="1",role="production"} 1"#]
+    );
+    json(
+        &h,
+        &[
+            "rollout",
+            "start",
+            "fraud",
+            "--candidate",
+            "2",
+            "--steps",
+            "50,100",
+            "--interval",
+            "300ms",
+            "--min-requests",
+            "5",
+        ],
+    );
+    wait_for("the deployment to split", || {
+        candidate_weight(&addr).as_deref() == Some("0.5")
+    });
+    let load = Load::start(std::slice::from_ref(&addr), ROW);
+    let watched = watch(&h);
+    assert!(
+        watched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&watched.stderr)
+    );
+    wait_for("the deployment back with version 2 first", || {
+        lines(&addr)
+            == [r#"mlship_deployment_weight{deployment="fraud",version="2",role="production"} 1"#]
+    });
+    assert!(load.finish().iter().all(|(_, st, _)| *st == 200));
+}

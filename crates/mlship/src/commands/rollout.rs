@@ -246,21 +246,47 @@ fn watch(
     }
 }
 
+/// What a rollout's split replaces under a name, and what comes back when it ends.
+#[derive(Clone)]
+enum Base {
+    /// A model served at `production` (`NAME=models:/M@production`).
+    Model,
+    /// A `[[deployment]]` whose first route is `models:/M@production`: the split takes its place
+    /// (keeping its shadow), and it comes back afterwards, its first route promoted if the
+    /// candidate was.
+    Deployment(Arc<Deployment>),
+}
+
 /// A rollout a server is taking part in, for one served name.
 struct Joined {
     id: i64,
     step: usize,
     deployment: Arc<Deployment>,
     candidate: Arc<Served>,
+    base: Base,
 }
 
-/// The server's side of rollouts: for each model it follows at `production`, it sends its counts,
-/// advances the rollout, and routes by the current step's weights (all of it off the request path,
-/// in the server's registry poll).
+/// The server's side of rollouts: for each model it follows at `production` (on its own, or as a
+/// deployment's first route), it sends its counts, advances the rollout, and routes by the
+/// current step's weights (all of it off the request path, in the server's registry poll).
 pub(crate) struct Rollouts {
     /// Names this process's counts apart from other replicas'.
     replica: String,
     joined: HashMap<String, Joined>,
+}
+
+/// The deployments of a config that can join rollouts: (deployment name, registered model) for
+/// each whose first route is `models:/M@production`.
+pub(crate) fn following_deployments(
+    ds: &[crate::config::DeploymentConfig],
+) -> Vec<(String, String)> {
+    ds.iter()
+        .filter_map(|d| {
+            let rf = Reference::parse(&d.routes.first()?.model)?.ok()?;
+            (rf.selector == Selector::Alias(PRODUCTION_ALIAS.into()))
+                .then(|| (d.name.clone(), rf.name))
+        })
+        .collect()
 }
 
 impl Rollouts {
@@ -283,12 +309,26 @@ impl Rollouts {
         store: &SqlStore,
         settings: &Settings,
         followed: &[(String, Reference)],
+        deployments: &[(String, String)],
     ) {
-        for (name, rf) in followed {
-            if rf.selector != Selector::Alias(PRODUCTION_ALIAS.into()) {
-                continue;
-            }
-            if let Err(e) = self.poll_one(state, store, settings, name, &rf.name) {
+        let models = followed
+            .iter()
+            .filter(|(_, rf)| rf.selector == Selector::Alias(PRODUCTION_ALIAS.into()))
+            .map(|(name, rf)| (name.as_str(), rf.name.as_str(), true));
+        let deps = deployments
+            .iter()
+            .map(|(name, model)| (name.as_str(), model.as_str(), false));
+        for (name, model, is_model) in models.chain(deps) {
+            // Where the split goes back to: what was joined, else what is served now.
+            let base = match self.joined.get(name) {
+                Some(j) => j.base.clone(),
+                None if is_model => Base::Model,
+                None => match state.deployments().into_iter().find(|d| d.name == name) {
+                    Some(d) => Base::Deployment(d),
+                    None => continue,
+                },
+            };
+            if let Err(e) = self.poll_one(state, store, settings, name, model, base) {
                 tracing::error!(model = %name, cause = %format!("{e:#}"), "cannot follow the rollout");
             }
         }
@@ -301,6 +341,7 @@ impl Rollouts {
         settings: &Settings,
         name: &str,
         model: &str,
+        base: Base,
     ) -> anyhow::Result<()> {
         if let Some(j) = self.joined.get(name) {
             let counts = j.deployment.counts();
@@ -317,20 +358,43 @@ impl Rollouts {
         let Some(r) = latest.filter(|r| r.state == RolloutState::Running) else {
             if let Some(j) = self.joined.remove(name) {
                 let ended = store.rollout(model)?.filter(|r| r.id == j.id);
-                if let Some(r) = &ended {
-                    if r.state == RolloutState::Promoted {
-                        // The candidate holds production now: serve it as such before the split goes.
-                        state.replace(Served::new(
+                let promoted = ended
+                    .as_ref()
+                    .is_some_and(|r| r.state == RolloutState::Promoted);
+                // The candidate holds production now: serve it as such before the split goes.
+                let as_production = || {
+                    Served::new(
+                        name.to_string(),
+                        j.candidate.version,
+                        Some(PRODUCTION_ALIAS.into()),
+                        j.candidate.model.clone(),
+                        j.candidate.source.clone(),
+                    )
+                };
+                match &j.base {
+                    Base::Model => {
+                        if promoted {
+                            state.replace(as_production());
+                        }
+                        state.drop_deployment(name);
+                    }
+                    Base::Deployment(d) => {
+                        let mut routes = d.routes.clone();
+                        if promoted {
+                            routes[0].0 = Arc::new(as_production());
+                        }
+                        state.put_deployment(Deployment::new(
                             name.to_string(),
-                            j.candidate.version,
-                            Some(PRODUCTION_ALIAS.into()),
-                            j.candidate.model.clone(),
-                            j.candidate.source.clone(),
+                            routes,
+                            d.sticky_header.clone(),
+                            d.shadow.clone(),
+                            d.rollback.clone(),
                         ));
                     }
+                }
+                if let Some(r) = &ended {
                     tracing::info!(model = %name, state = r.state.name(), reason = %r.reason, "rollout ended");
                 }
-                state.drop_deployment(name);
             }
             return Ok(());
         };
@@ -341,8 +405,12 @@ impl Rollouts {
         {
             return Ok(());
         }
-        // The plain model under this name is production.
-        let Some(production) = state.models().into_iter().find(|m| m.name == name) else {
+        // Production: the plain model under this name, or the deployment's first route.
+        let production = match &base {
+            Base::Model => state.models().into_iter().find(|m| m.name == name),
+            Base::Deployment(d) => d.routes.first().map(|(s, _)| s.clone()),
+        };
+        let Some(production) = production else {
             return Ok(());
         };
         let candidate = match self.joined.get(name).filter(|j| j.id == r.id) {
@@ -359,12 +427,22 @@ impl Rollouts {
                 ))
             }
         };
+        let (sticky, shadow) = match &base {
+            Base::Model => (r.plan.sticky_header.clone(), None),
+            Base::Deployment(d) => (
+                r.plan
+                    .sticky_header
+                    .clone()
+                    .or_else(|| d.sticky_header.clone()),
+                d.shadow.clone(),
+            ),
+        };
         let w = r.weight();
         let deployment = state.put_deployment(Deployment::new(
             name.to_string(),
             vec![(production, 100 - w), (candidate.clone(), w)],
-            r.plan.sticky_header.clone(),
-            None,
+            sticky,
+            shadow,
             // The same thresholds on this replica's own counts take the candidate's traffic away
             // at once; the registry then rolls the rollout back for every replica.
             Some(RollbackPolicy {
@@ -382,6 +460,7 @@ impl Rollouts {
                 step: r.step,
                 deployment,
                 candidate,
+                base,
             },
         );
         Ok(())

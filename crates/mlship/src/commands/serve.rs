@@ -74,7 +74,7 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
         crate::outln!("listening on {}://{addr}", listener.scheme());
         let (st, args, settings) = (state.clone(), a.clone(), settings.clone());
         tokio::task::spawn_blocking(move || match load(&args, &settings, file) {
-            Ok((served, deployments, followed, failed)) => {
+            Ok((served, deployments, followed, failed, joining)) => {
                 st.set_failed(failed);
                 for m in &served {
                     tracing::info!(model = %m.name, version = m.version, source = %m.source, "serving");
@@ -88,9 +88,9 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
                     tracing::info!(deployment = %d.name, routes = %routes.join(", "), "serving a deployment");
                 }
                 st.install(served, deployments);
-                if !followed.is_empty() && args.reload_interval_ms > 0 {
+                if !(followed.is_empty() && joining.is_empty()) && args.reload_interval_ms > 0 {
                     let every = std::time::Duration::from_millis(args.reload_interval_ms);
-                    std::thread::spawn(move || follow(&st, &settings, &followed, every));
+                    std::thread::spawn(move || follow(&st, &settings, &followed, &joining, every));
                 }
             }
             Err(e) => {
@@ -111,11 +111,13 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The models, the deployments, the references to follow, and the models that failed to load.
+/// The models, the deployments, the references to follow, the models that failed to load, and
+/// the deployments that join rollouts (name, registered model).
 type Loaded = (
     Vec<Served>,
     Vec<Deployment>,
     Vec<(String, Reference)>,
+    Vec<(String, String)>,
     Vec<(String, String)>,
 );
 
@@ -224,7 +226,11 @@ fn load(
             "pass model files or models:/ URIs, or register models first",
         ));
     }
-    Ok((served, deployments, followed, failed))
+    let joining = file
+        .as_ref()
+        .map(|f| super::rollout::following_deployments(&f.deployment))
+        .unwrap_or_default();
+    Ok((served, deployments, followed, failed, joining))
 }
 
 /// Every registered model, at its `production` alias if it has one, else its latest version.
@@ -249,6 +255,7 @@ fn follow(
     state: &AppState,
     settings: &Settings,
     followed: &[(String, Reference)],
+    joining: &[(String, String)],
     every: std::time::Duration,
 ) {
     let mut meta: Option<mlship_registry::SqlStore> = None;
@@ -296,7 +303,7 @@ fn follow(
                 ),
             }
         }
-        rollouts.poll(state, store, settings, followed);
+        rollouts.poll(state, store, settings, followed, joining);
     }
 }
 
