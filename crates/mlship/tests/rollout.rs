@@ -98,6 +98,26 @@ impl Load {
     }
 }
 
+/// `mlship rollout start fraud` of version 2 with these steps, interval and least requests per
+/// step, and any further flags; the rollout as JSON.
+fn start(h: &Reg, steps: &str, interval: &str, min_requests: &str, extra: &[&str]) -> Json {
+    let mut args = vec![
+        "rollout",
+        "start",
+        "fraud",
+        "--candidate",
+        "models:/fraud/2",
+        "--steps",
+        steps,
+        "--interval",
+        interval,
+        "--min-requests",
+        min_requests,
+    ];
+    args.extend(extra);
+    json(h, &args)
+}
+
 /// `mlship rollout watch fraud`, looking every 100 ms for at most a minute.
 fn watch(h: &Reg) -> std::process::Output {
     run(
@@ -146,20 +166,12 @@ fn good(h: &Reg) {
     let (_server, addr) = serve(h);
     let production = post(&addr, ROW, "probe").1;
     let load = Load::start(std::slice::from_ref(&addr), ROW);
-    let started = json(
+    let started = start(
         h,
+        "10,50,100",
+        "300ms",
+        "20",
         &[
-            "rollout",
-            "start",
-            "fraud",
-            "--candidate",
-            "models:/fraud/2",
-            "--steps",
-            "10,50,100",
-            "--interval",
-            "300ms",
-            "--min-requests",
-            "20",
             "--max-error-rate",
             "0.01",
             "--max-p99-ms",
@@ -249,23 +261,6 @@ fn a_failing_or_slow_candidate_goes_back_at_the_first_step() {
     let h = sqlite();
     two_versions(&h);
     let (_server, addr) = serve(&h);
-    let start = |extra: &[&str]| {
-        let mut args = vec![
-            "rollout",
-            "start",
-            "fraud",
-            "--candidate",
-            "2",
-            "--steps",
-            "20,100",
-            "--interval",
-            "1h",
-            "--min-requests",
-            "10",
-        ];
-        args.extend(extra);
-        json(&h, &args)
-    };
     for (row, thresholds, why) in [
         (
             NAN_ROW,
@@ -274,7 +269,7 @@ fn a_failing_or_slow_candidate_goes_back_at_the_first_step() {
         ),
         (ROW, ["--max-p99-ms", "0.001"], "ms > 0.001 ms"),
     ] {
-        start(&thresholds);
+        start(&h, "20,100", "1h", "10", &thresholds);
         let load = Load::start(std::slice::from_ref(&addr), row);
         let watched = watch(&h);
         let err = String::from_utf8_lossy(&watched.stderr).to_string();
@@ -333,22 +328,7 @@ fn replicas_on_postgres_move_together_and_a_restarted_one_resumes() {
     two_versions(&h);
     let (a, addr_a) = serve(&h);
     let (_b, addr_b) = serve(&h);
-    json(
-        &h,
-        &[
-            "rollout",
-            "start",
-            "fraud",
-            "--candidate",
-            "2",
-            "--steps",
-            "20,60,100",
-            "--interval",
-            "500ms",
-            "--min-requests",
-            "10",
-        ],
-    );
+    start(&h, "20,60,100", "500ms", "10", &[]);
     let both = |w: &str| {
         let w = w.to_string();
         let (a, b) = (addr_a.clone(), addr_b.clone());
@@ -388,14 +368,14 @@ fn bad_rollouts_are_refused_before_anything_changes() {
     json(&h, &["models", "register", "fraud", path.to_str().unwrap()]);
     json(&h, &["models", "register", "fraud", path.to_str().unwrap()]);
     json(&h, &["models", "register", "other", path.to_str().unwrap()]);
-    fn start<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    fn start_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
         let mut a = vec!["rollout", "start", "fraud"];
         a.extend(extra);
         a
     }
     fails(
         &h,
-        &start(&["--candidate", "2"]),
+        &start_args(&["--candidate", "2"]),
         &["no `production` alias"],
     );
     json(&h, &["models", "alias", "fraud", "production", "1"]);
@@ -430,7 +410,7 @@ fn bad_rollouts_are_refused_before_anything_changes() {
             "header name",
         ),
     ] {
-        fails(&h, &start(args), &[says]);
+        fails(&h, &start_args(args), &[says]);
     }
     assert_eq!(json(&h, &["models", "history", "fraud"]), before);
     fails(&h, &["rollout", "status", "fraud"], &["has no rollout"]);
@@ -439,8 +419,12 @@ fn bad_rollouts_are_refused_before_anything_changes() {
         &["rollout", "abort", "fraud"],
         &["no rollout of `fraud` is running"],
     );
-    json(&h, &start(&["--candidate", "2"]));
-    fails(&h, &start(&["--candidate", "2"]), &["is running already"]);
+    json(&h, &start_args(&["--candidate", "2"]));
+    fails(
+        &h,
+        &start_args(&["--candidate", "2"]),
+        &["is running already"],
+    );
 }
 
 /// A `[[deployment]]` whose first route follows `production` joins the rollout in its place,
@@ -479,22 +463,7 @@ fn a_deployment_following_production_joins_the_rollout() {
         lines(&addr),
         [r#"mlship_deployment_weight{deployment="fraud",version="1",role="production"} 1"#]
     );
-    json(
-        &h,
-        &[
-            "rollout",
-            "start",
-            "fraud",
-            "--candidate",
-            "2",
-            "--steps",
-            "50,100",
-            "--interval",
-            "300ms",
-            "--min-requests",
-            "5",
-        ],
-    );
+    start(&h, "50,100", "300ms", "5", &[]);
     wait_for("the deployment to split", || {
         candidate_weight(&addr).as_deref() == Some("0.5")
     });
