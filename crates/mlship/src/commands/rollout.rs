@@ -354,7 +354,13 @@ impl Rollouts {
                 .collect();
             store.record_rollout_counts(j.id, j.step, &self.replica, &sent)?;
         }
-        let latest = store.advance_rollout(model, "mlship serve")?;
+        // A read first: with no rollout running (nearly always), a poll writes nothing.
+        let latest = match store.rollout(model)? {
+            Some(r) if r.state == RolloutState::Running => {
+                store.advance_rollout(model, "mlship serve")?
+            }
+            other => other,
+        };
         let Some(r) = latest.filter(|r| r.state == RolloutState::Running) else {
             if let Some(j) = self.joined.remove(name) {
                 let ended = store.rollout(model)?.filter(|r| r.id == j.id);
