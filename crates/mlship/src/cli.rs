@@ -280,12 +280,17 @@ pub enum PipelineCommand {
         /// The folder to write to.
         #[arg(short, long)]
         output: PathBuf,
-        /// When to run, five cron fields (required for Argo and Kubernetes).
+        /// When to run, five cron fields (required for Argo and Kubernetes, unless mlship.toml
+        /// has the schedule: see --schedule).
         #[arg(long)]
         cron: Option<String>,
         /// The schedule's time zone.
         #[arg(long, default_value = "UTC")]
         timezone: String,
+        /// Take the cron and time zone of this `[[schedule]]` of mlship.toml (default, without
+        /// --cron: the one schedule whose command is `mlship run …`, if there is exactly one).
+        #[arg(long, conflicts_with = "cron")]
+        schedule: Option<String>,
         /// The image with mlship and the project (Argo, Kubernetes; else `[deploy] image`).
         #[arg(long)]
         image: Option<String>,

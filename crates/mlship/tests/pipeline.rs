@@ -623,3 +623,60 @@ fn generated_stages_match_dvcs() {
     let o = mlship(&bad, &["run"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("stage 'x': ${nope} does not resolve"));
 }
+
+/// An export takes its schedule from mlship.toml: the `[[schedule]]` named with --schedule, or
+/// else the one that runs the pipeline; --cron still wins, and an unknown name is refused.
+#[test]
+fn exports_take_their_schedule_from_mlship_toml() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("retrain");
+    project(&a);
+    ok(mlship(&a, &["data", "init"]));
+    std::fs::write(
+        a.join("mlship.toml"),
+        "[[schedule]]\nname = \"retrain\"\ncron = \"15 4 * * *\"\ntimezone = \"Europe/Lisbon\"\ncommand = [\"mlship\", \"run\"]\n\n[[schedule]]\nname = \"report\"\ncron = \"0 9 * * 1\"\ncommand = [\"make\", \"report\"]\n",
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    let o = out.to_str().unwrap();
+    let cronjob = |args: &[&str]| {
+        let mut all = vec![
+            "pipeline",
+            "export",
+            "--target",
+            "kubernetes",
+            "-o",
+            o,
+            "--image",
+            "x:1",
+        ];
+        all.extend(args);
+        ok(mlship(&a, &all));
+        std::fs::read_to_string(out.join("cronjob.yaml")).unwrap()
+    };
+    let text = cronjob(&[]);
+    assert!(
+        text.contains("schedule: 15 4 * * *") && text.contains("timeZone: Europe/Lisbon"),
+        "{text}"
+    );
+    let text = cronjob(&["--schedule", "report"]);
+    assert!(text.contains("schedule: 0 9 * * 1"), "{text}");
+    let text = cronjob(&["--cron", "5 5 * * *"]);
+    assert!(text.contains("schedule: 5 5 * * *"), "{text}");
+    fails(
+        &a,
+        &[
+            "pipeline",
+            "export",
+            "--target",
+            "kubernetes",
+            "-o",
+            o,
+            "--image",
+            "x:1",
+            "--schedule",
+            "nope",
+        ],
+        &["no [[schedule]] named `nope`"],
+    );
+}

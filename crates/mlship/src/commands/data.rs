@@ -5,6 +5,7 @@ use mlship_data::pipeline::Yaml;
 use mlship_data::{Progress, Repo};
 use serde_json::json;
 use std::io::IsTerminal;
+use std::path::Path;
 
 use crate::cli::{DataCommand, DataRemoteCommand, JobsArg};
 use crate::user;
@@ -503,6 +504,42 @@ pub fn dag(mermaid: bool) -> anyhow::Result<()> {
 }
 
 /// `mlship pipeline export`.
+/// The `[[schedule]]` an export takes its cron from: the one named, or else the only one whose
+/// command is `mlship run …`.
+fn export_schedule(
+    config: &Path,
+    name: Option<&str>,
+) -> anyhow::Result<Option<crate::config::ScheduleConfig>> {
+    let schedules = if config.exists() {
+        crate::config::read(config)?.schedule
+    } else {
+        Vec::new()
+    };
+    if let Some(n) = name {
+        return schedules
+            .into_iter()
+            .find(|s| s.name == n)
+            .map(Some)
+            .ok_or_else(|| {
+                user(
+                    format!("{} has no [[schedule]] named `{n}`", config.display()),
+                    "see `mlship schedule list`, or pass --cron",
+                )
+            });
+    }
+    let runs = |s: &crate::config::ScheduleConfig| {
+        s.command
+            .first()
+            .is_some_and(|c| Path::new(c).file_name().and_then(|f| f.to_str()) == Some("mlship"))
+            && s.command.get(1).map(String::as_str) == Some("run")
+    };
+    let mut pipeline_runs = schedules.into_iter().filter(runs);
+    Ok(match (pipeline_runs.next(), pipeline_runs.next()) {
+        (Some(s), None) => Some(s),
+        _ => None,
+    })
+}
+
 pub fn pipeline(c: crate::cli::PipelineCommand) -> anyhow::Result<()> {
     use crate::cli::{PipelineCommand, PipelineTarget};
     let PipelineCommand::Export {
@@ -510,6 +547,7 @@ pub fn pipeline(c: crate::cli::PipelineCommand) -> anyhow::Result<()> {
         output,
         cron,
         timezone,
+        schedule,
         image,
         name,
         namespace,
@@ -517,6 +555,21 @@ pub fn pipeline(c: crate::cli::PipelineCommand) -> anyhow::Result<()> {
         secret,
     } = c;
     let (repo, _) = open()?;
+    let (cron, timezone) = match cron {
+        Some(c) => (Some(c), timezone),
+        None => match export_schedule(&repo.root.join("mlship.toml"), schedule.as_deref())? {
+            Some(s) => {
+                crate::outln!(
+                    "schedule: [[schedule]] {} ({} {})",
+                    s.name,
+                    s.cron,
+                    s.timezone
+                );
+                (Some(s.cron), s.timezone)
+            }
+            None => (None, timezone),
+        },
+    };
     let stages = mlship_data::pipeline::load(&repo).map_err(explain)?;
     let order = mlship_data::pipeline::order(&stages, None).map_err(explain)?;
     let ups = mlship_data::pipeline::upstream_names(&stages);
