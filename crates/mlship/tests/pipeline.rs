@@ -680,3 +680,106 @@ fn exports_take_their_schedule_from_mlship_toml() {
         &["no [[schedule]] named `nope`"],
     );
 }
+
+/// A stage that registers the model it trained goes through the fidelity gate, and the version
+/// records the pipeline's data (the md5 of the tracked input and of the stage's output, from
+/// dvc.lock) and the commit; a model that fails the gate stops the run and registers nothing.
+#[test]
+fn a_registration_stage_records_the_pipelines_data_and_commit() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("repo");
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    let case =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/corpus/pipeline_scaler_logreg");
+    std::fs::copy(case.join("model.pkl"), root.join("data/source.pkl")).unwrap();
+    std::fs::copy(case.join("input.csv"), root.join("input.csv")).unwrap();
+    let exp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(case.join("expected.json")).unwrap())
+            .unwrap();
+    let mut wrong = serde_json::json!({"predictions": exp["predictions"]});
+    wrong["predictions"][0] = serde_json::json!(1 - exp["predictions"][0].as_i64().unwrap());
+    std::fs::write(root.join("wrong.json"), wrong.to_string()).unwrap();
+    let git = |args: &[&str]| {
+        common::ok(
+            Command::new("git")
+                .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+                .args(args)
+                .current_dir(&root),
+        );
+    };
+    git(&["init", "-q"]);
+    let home = t.path().join("home");
+    let bin = Path::new(env!("CARGO_BIN_EXE_mlship"));
+    let env = [
+        ("MLSHIP_HOME", home.as_os_str()),
+        (
+            "PATH",
+            &std::ffi::OsString::from(format!(
+                "{}:{}",
+                bin.parent().unwrap().display(),
+                std::env::var("PATH").unwrap()
+            )),
+        ),
+    ];
+    let run = |args: &[&str]| common::mlship_in(&root, args, &env);
+    common::stdout_ok(run(&["data", "init"]));
+    common::stdout_ok(run(&["data", "add", "data/source.pkl"]));
+    let stages = |expected: &str| {
+        format!(
+            "stages:\n  train:\n    cmd: cp data/source.pkl model.pkl\n    deps:\n    - data/source.pkl\n    outs:\n    - model.pkl\n  register:\n    cmd: mlship models register fraud model.pkl --input-example input.csv{expected}\n    deps:\n    - model.pkl\n    - input.csv\n"
+        )
+    };
+    std::fs::write(root.join("dvc.yaml"), stages(" --expected wrong.json")).unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "a model that fails the gate"]);
+    let failed = run(&["run"]);
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert_eq!(
+        run(&["models", "show", "fraud"]).status.code(),
+        Some(1),
+        "nothing registered"
+    );
+    std::fs::write(root.join("dvc.yaml"), stages("")).unwrap();
+    git(&["commit", "-qam", "the gate without expectations"]);
+    common::stdout_ok(run(&["run"]));
+    let shown: serde_json::Value = serde_json::from_str(&common::stdout_ok(run(&[
+        "models", "show", "fraud", "--output", "json",
+    ])))
+    .unwrap();
+    let v = &shown["versions"][0];
+    let head = String::from_utf8(
+        Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&root)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(v["git_commit"], head.trim(), "{shown}");
+    let md5 = |p: &str| {
+        let text = std::fs::read_to_string(root.join(p)).unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("- md5: ")
+                    .or_else(|| l.trim().strip_prefix("md5: "))
+            })
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        v["data"]["data/source.pkl"],
+        md5("data/source.pkl.dvc"),
+        "{shown}"
+    );
+    assert_eq!(
+        v["data"]["model.pkl"], v["data"]["data/source.pkl"],
+        "{shown}"
+    );
+}
