@@ -1,0 +1,174 @@
+//! The shared registry going away and coming back under traffic: a TCP proxy stands between the
+//! servers and PostgreSQL, and the test cuts it. Scoring of loaded models never fails; the
+//! tracking server's writes answer 503 with a clear message while the database is away, its
+//! health probe stays up, and everything works again once the database is back.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::reg::{Reg, cmd, json};
+use serde_json::{Value as Json, json};
+
+/// A TCP proxy to `upstream` that can be cut (every open connection closed, new ones closed at
+/// once) and restored.
+struct Proxy {
+    addr: String,
+    up: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let up = Arc::new(AtomicBool::new(true));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (up2, open2) = (up.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !up2.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let mut list = open2.lock().unwrap();
+                list.push(client.try_clone().unwrap());
+                list.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 << 10];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { addr, up, open }
+    }
+
+    /// The database goes away: open connections are cut, new ones are closed at once.
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+fn create_experiment(addr: &str, name: &str) -> (u16, Json) {
+    common::post_json(
+        addr,
+        "/api/2.0/mlflow/experiments/create",
+        &json!({ "name": name }),
+    )
+}
+
+#[test]
+fn postgres_going_away_and_coming_back_under_traffic() {
+    let Some(h) = common::reg::postgres() else {
+        return;
+    };
+    // The same registry, reached through the proxy.
+    let (prefix, rest) = h.store.split_once('@').unwrap();
+    let (hostport, db) = rest.split_once('/').unwrap();
+    let proxy = Proxy::start(hostport.to_string());
+    let through = Reg {
+        _home: tempfile::tempdir().unwrap(),
+        home: h.home.clone(),
+        store: format!("{prefix}@{}/{db}", proxy.addr),
+        artifacts: h.artifacts.clone(),
+    };
+    let forest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/corpus/random_forest_classifier/model.pkl");
+    json(
+        &through,
+        &[
+            "models",
+            "register",
+            "fraud",
+            forest.to_str().unwrap(),
+            "--alias",
+            "production",
+        ],
+    );
+    let (serve, serve_addr) = common::start(&mut cmd(&through, &common::SERVE_FRAUD_PRODUCTION));
+    let _serve = common::Reaped(serve);
+    let (tracking, tracking_addr) = common::spawn(
+        cmd(&through, &["server", "--port", "0"]).stderr(std::process::Stdio::null()),
+    );
+    let _tracking = common::Reaped(tracking);
+    assert_eq!(create_experiment(&tracking_addr, "before").0, 200);
+
+    // Scoring under load the whole time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (stop, addr) = (stop.clone(), serve_addr.clone());
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                let (st, _) = common::http(
+                    &addr,
+                    "POST",
+                    "/models/fraud/invocations",
+                    "application/json",
+                    common::forest_row().as_bytes(),
+                );
+                if st == 200 { ok += 1 } else { failed += 1 }
+            }
+            (ok, failed)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    proxy.cut();
+    std::thread::sleep(Duration::from_millis(500));
+    let (st, body) = create_experiment(&tracking_addr, "during");
+    assert_eq!(st, 503, "{body}");
+    assert_eq!(body["error_code"], "TEMPORARILY_UNAVAILABLE", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unavailable"),
+        "{body}"
+    );
+    let (st, _, _) = common::exchange(&tracking_addr, "GET", "/health", &[], b"");
+    assert_eq!(st, 200, "the probe stays up");
+    std::thread::sleep(Duration::from_millis(700));
+    proxy.restore();
+    // Writes work again once the database is back (the pool drops the dead connections).
+    let mut back = false;
+    for _ in 0..50 {
+        if create_experiment(&tracking_addr, "after").0 == 200 {
+            back = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(back, "writes never came back");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = load.join().unwrap();
+    assert_eq!(
+        failed, 0,
+        "{failed} scoring requests failed ({ok} succeeded)"
+    );
+    assert!(ok > 50, "only {ok} requests");
+}
