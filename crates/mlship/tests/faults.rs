@@ -1,5 +1,5 @@
 //! The shared registry going away and coming back under traffic: a TCP proxy stands between the
-//! servers and PostgreSQL, and the test cuts it. Scoring of loaded models never fails; the
+//! servers and PostgreSQL (or S3), and the test cuts it. Scoring of loaded models never fails; the
 //! tracking server's writes answer 503 with a clear message while the database is away, its
 //! health probe stays up, and everything works again once the database is back.
 
@@ -164,6 +164,95 @@ fn postgres_going_away_and_coming_back_under_traffic() {
     }
     assert!(back, "writes never came back");
     std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = load.join().unwrap();
+    assert_eq!(
+        failed, 0,
+        "{failed} scoring requests failed ({ok} succeeded)"
+    );
+    assert!(ok > 50, "only {ok} requests");
+}
+
+/// The same with the artifact store: S3 (moto) cut and restored through a proxy. Loaded models
+/// keep scoring; an artifact upload answers 503 naming the store once its retries give up, and
+/// succeeds again after.
+#[test]
+fn s3_going_away_and_coming_back_under_traffic() {
+    let Some(h) = common::reg::postgres() else {
+        return;
+    };
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("the S3 test server's endpoint");
+    let proxy = Proxy::start(
+        endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
+    );
+    let through = format!("http://{}", proxy.addr);
+    let forest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/corpus/random_forest_classifier/model.pkl");
+    json(
+        &h,
+        &[
+            "models",
+            "register",
+            "fraud",
+            forest.to_str().unwrap(),
+            "--alias",
+            "production",
+        ],
+    );
+    let (serve, serve_addr) =
+        common::start(cmd(&h, &common::SERVE_FRAUD_PRODUCTION).env("AWS_ENDPOINT_URL", &through));
+    let _serve = common::Reaped(serve);
+    let (tracking, tracking_addr) = common::spawn(
+        cmd(&h, &["server", "--port", "0"])
+            .env("AWS_ENDPOINT_URL", &through)
+            .stderr(std::process::Stdio::null()),
+    );
+    let _tracking = common::Reaped(tracking);
+    let put = || {
+        common::http(
+            &tracking_addr,
+            "PUT",
+            "/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/notes.txt",
+            "text/plain",
+            b"hello",
+        )
+    };
+    assert_eq!(put().0, 200);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (stop, addr) = (stop.clone(), serve_addr.clone());
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                let (st, _) = common::http(
+                    &addr,
+                    "POST",
+                    "/models/fraud/invocations",
+                    "application/json",
+                    common::forest_row().as_bytes(),
+                );
+                if st == 200 { ok += 1 } else { failed += 1 }
+            }
+            (ok, failed)
+        })
+    };
+    proxy.cut();
+    let (st, body) = put();
+    assert_eq!(st, 503, "{body}");
+    assert_eq!(body["error_code"], "TEMPORARILY_UNAVAILABLE", "{body}");
+    proxy.restore();
+    let mut back = false;
+    for _ in 0..50 {
+        if put().0 == 200 {
+            back = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(back, "uploads never came back");
     stop.store(true, Ordering::Relaxed);
     let (ok, failed) = load.join().unwrap();
     assert_eq!(
