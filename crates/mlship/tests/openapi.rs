@@ -16,17 +16,7 @@ fn case(name: &str) -> PathBuf {
 
 /// The schemathesis executable (.ci/containers.sh installs it), or `None` outside CI.
 fn schemathesis() -> Option<String> {
-    match std::env::var("MLSHIP_TEST_SCHEMATHESIS") {
-        Ok(s) => Some(s),
-        Err(_) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "MLSHIP_TEST_SCHEMATHESIS must be set in CI (.ci/containers.sh)"
-            );
-            eprintln!("skipped: set MLSHIP_TEST_SCHEMATHESIS");
-            None
-        }
-    }
+    common::peer("MLSHIP_TEST_SCHEMATHESIS", ".ci/containers.sh")
 }
 
 /// Runs schemathesis against a server's `/openapi.json` with a fixed seed; the test fails with

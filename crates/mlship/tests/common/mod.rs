@@ -154,19 +154,25 @@ fn checked(out: std::process::Output, what: &str) -> std::process::Output {
     out
 }
 
-/// The real `dvc` (`MLSHIP_TEST_DVC`, which .ci/dvc.sh installs), or `None` outside CI.
-pub fn dvc_exe() -> Option<String> {
-    match std::env::var("MLSHIP_TEST_DVC") {
-        Ok(d) => Some(d),
+/// A real peer's executable or folder named by the variable `var`, which `installer` (a `.ci`
+/// script) sets; `None` outside CI, where the test then skips. In CI a missing one fails the test.
+pub fn peer(var: &str, installer: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) => Some(v),
         Err(_) => {
             assert!(
                 std::env::var_os("CI").is_none(),
-                "MLSHIP_TEST_DVC must be set in CI (.ci/dvc.sh installs dvc)"
+                "{var} must be set in CI ({installer} installs it)"
             );
-            eprintln!("skipped: set MLSHIP_TEST_DVC to a dvc 3 executable");
+            eprintln!("skipped: set {var} (see {installer})");
             None
         }
     }
+}
+
+/// The real `dvc` (`MLSHIP_TEST_DVC`, which .ci/dvc.sh installs), or `None` outside CI.
+pub fn dvc_exe() -> Option<String> {
+    peer("MLSHIP_TEST_DVC", ".ci/dvc.sh")
 }
 
 /// Runs the real `dvc` in `dir`; its stdout and stderr together, the test failing when it fails.
