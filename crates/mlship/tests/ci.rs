@@ -252,24 +252,7 @@ fn the_pipelines_pass_their_checkers_and_their_steps_run() {
     env(&mut serve);
     let (server, addr) = common::start(serve.args(common::SERVE_FRAUD_PRODUCTION));
     let _server = common::Reaped(server);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let (stop, addr) = (stop.clone(), addr.clone());
-        std::thread::spawn(move || {
-            let mut failed = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let (st, _) = common::http(
-                    &addr,
-                    "POST",
-                    "/models/fraud/invocations",
-                    "application/json",
-                    common::forest_row().as_bytes(),
-                );
-                failed += usize::from(st != 200);
-            }
-            failed
-        })
-    };
+    let load = common::ScoringLoad::start(&addr);
     let run_job = |id: &str| {
         let (_, commands) = jobs.iter().find(|(j, _)| j == id).unwrap();
         for c in commands {
@@ -281,12 +264,7 @@ fn the_pipelines_pass_their_checkers_and_their_steps_run() {
     for id in ["gate", "package", "deploy"] {
         run_job(id);
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(
-        load.join().unwrap(),
-        0,
-        "requests failed during the rollout"
-    );
+    assert_eq!(load.finish().1, 0, "requests failed during the rollout");
     let production = || {
         let mut show = Command::new(env!("CARGO_BIN_EXE_mlship"));
         env(&mut show);

@@ -118,24 +118,7 @@ fn postgres_going_away_and_coming_back_under_traffic() {
     assert_eq!(create_experiment(&tracking_addr, "before").0, 200);
 
     // Scoring under load the whole time.
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let (stop, addr) = (stop.clone(), serve_addr.clone());
-        std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0, 0);
-            while !stop.load(Ordering::Relaxed) {
-                let (st, _) = common::http(
-                    &addr,
-                    "POST",
-                    "/models/fraud/invocations",
-                    "application/json",
-                    common::forest_row().as_bytes(),
-                );
-                if st == 200 { ok += 1 } else { failed += 1 }
-            }
-            (ok, failed)
-        })
-    };
+    let load = common::ScoringLoad::start(&serve_addr);
     std::thread::sleep(Duration::from_millis(300));
     proxy.cut();
     std::thread::sleep(Duration::from_millis(500));
@@ -164,8 +147,7 @@ fn postgres_going_away_and_coming_back_under_traffic() {
     }
     assert!(back, "writes never came back");
     std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    let (ok, failed) = load.join().unwrap();
+    let (ok, failed) = load.finish();
     assert_eq!(
         failed, 0,
         "{failed} scoring requests failed ({ok} succeeded)"
@@ -221,24 +203,7 @@ fn s3_going_away_and_coming_back_under_traffic() {
         )
     };
     assert_eq!(put().0, 200);
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let (stop, addr) = (stop.clone(), serve_addr.clone());
-        std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0, 0);
-            while !stop.load(Ordering::Relaxed) {
-                let (st, _) = common::http(
-                    &addr,
-                    "POST",
-                    "/models/fraud/invocations",
-                    "application/json",
-                    common::forest_row().as_bytes(),
-                );
-                if st == 200 { ok += 1 } else { failed += 1 }
-            }
-            (ok, failed)
-        })
-    };
+    let load = common::ScoringLoad::start(&serve_addr);
     proxy.cut();
     let (st, body) = put();
     assert_eq!(st, 503, "{body}");
@@ -253,8 +218,7 @@ fn s3_going_away_and_coming_back_under_traffic() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(back, "uploads never came back");
-    stop.store(true, Ordering::Relaxed);
-    let (ok, failed) = load.join().unwrap();
+    let (ok, failed) = load.finish();
     assert_eq!(
         failed, 0,
         "{failed} scoring requests failed ({ok} succeeded)"

@@ -56,6 +56,46 @@ pub const SERVE_FRAUD_PRODUCTION: [&str; 6] = [
     "100",
 ];
 
+/// One-row scoring requests for `fraud` (the corpus forest's columns) sent one after another
+/// until stopped: the count of answers that were 200 and of those that were not.
+pub struct ScoringLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, usize)>,
+}
+
+impl ScoringLoad {
+    pub fn start(addr: &str) -> ScoringLoad {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (flag, addr) = (stop.clone(), addr.to_string());
+        let thread = std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0, 0);
+            while !flag.load(Ordering::Relaxed) {
+                let (st, _) = http(
+                    &addr,
+                    "POST",
+                    "/models/fraud/invocations",
+                    "application/json",
+                    forest_row().as_bytes(),
+                );
+                if st == 200 {
+                    ok += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            (ok, failed)
+        });
+        ScoringLoad { stop, thread }
+    }
+
+    /// Stops the load: (succeeded, failed).
+    pub fn finish(self) -> (usize, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
 /// A one-row MLflow request for the corpus regression forest (eight float columns f0..f7).
 pub fn forest_row() -> String {
     let cols: Vec<String> = (0..8).map(|i| format!("\"f{i}\"")).collect();
