@@ -16,9 +16,22 @@ use crate::objects::CHUNK;
 pub struct ObjectDir {
     root: PathBuf,
     /// Objects this process wrote after checking their bytes: a checkout right after a fetch
-    /// copies them without hashing them again.
-    verified: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// copies them without hashing them again, and writes the small ones it still holds without
+    /// reading them back.
+    verified: std::sync::Arc<std::sync::Mutex<Verified>>,
 }
+
+/// What [`ObjectDir`] remembers of the objects it wrote.
+#[derive(Debug, Default)]
+struct Verified {
+    names: std::collections::HashSet<String>,
+    /// The bytes of small objects, up to [`KEPT`] in all.
+    kept: std::collections::HashMap<String, std::sync::Arc<[u8]>>,
+    kept_bytes: usize,
+}
+
+/// How many bytes of freshly written objects an [`ObjectDir`] keeps for a checkout.
+const KEPT: usize = 64 << 20;
 
 static TMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -149,6 +162,126 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Objects up to this size are read whole into memory and written with one call.
+const SMALL: u64 = 1 << 20;
+
+/// A file's bytes if it holds at most [`SMALL`] of them (`None` when it is larger), read without
+/// asking the file system for its size first.
+pub(crate) fn read_small(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let f = std::fs::File::open(path)?;
+    let mut bytes = Vec::with_capacity(8 << 10);
+    f.take(SMALL + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= SMALL).then_some(bytes))
+}
+
+/// Creates `path` (which must not exist) with `mode` and `bytes`, making its folder when it is
+/// missing; returns the new file, still open. A failed write removes the file.
+pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<std::fs::File> {
+    let write = || -> std::io::Result<std::fs::File> {
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, mode);
+        let mut f = o.open(path)?;
+        f.write_all(bytes)?;
+        Ok(f)
+    };
+    let mut r = write();
+    if matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        r = write();
+    }
+    r.map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    })
+}
+
+/// Renames a finished temporary file over `dest`; a folder where the file goes is replaced
+/// (a checkout has made sure nothing unsaved is in it). On failure the temporary file goes.
+fn replace(tmp: &Path, dest: &Path) -> Result<()> {
+    if let Err(e) = std::fs::rename(tmp, dest) {
+        if !dest.is_dir() {
+            let _ = std::fs::remove_file(tmp);
+            return Err(Error::Io {
+                path: dest.to_path_buf(),
+                source: e,
+            });
+        }
+        std::fs::remove_dir_all(dest).map_err(io(dest))?;
+        std::fs::rename(tmp, dest).map_err(io(dest))?;
+    }
+    Ok(())
+}
+
+fn missing(md5: &str, dest: &Path) -> Error {
+    Error::Missing(format!(
+        "{} is not in the cache ({md5}); run `mlship data pull` or `fetch`",
+        dest.display()
+    ))
+}
+
+/// How a checkout puts a cache object in the workspace: DVC's `cache.type`, a list tried in
+/// order (`reflink,copy` unless the config says otherwise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    Reflink,
+    Hardlink,
+    Symlink,
+    Copy,
+}
+
+impl Link {
+    /// DVC's default: a reflink where the file system has them, else a copy.
+    pub const DEFAULT: [Link; 2] = [Link::Reflink, Link::Copy];
+
+    fn name(self) -> &'static str {
+        match self {
+            Link::Reflink => "reflink",
+            Link::Hardlink => "hardlink",
+            Link::Symlink => "symlink",
+            Link::Copy => "copy",
+        }
+    }
+
+    /// `cache.type`'s value: kinds separated by commas.
+    pub fn parse_list(text: &str) -> std::result::Result<Vec<Link>, String> {
+        let all = [Link::Reflink, Link::Hardlink, Link::Symlink, Link::Copy];
+        let list = text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                all.into_iter().find(|l| l.name() == t).ok_or_else(|| {
+                    format!("cache.type: unknown link type '{t}' (expected reflink, hardlink, symlink or copy)")
+                })
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if list.is_empty() {
+            return Err("cache.type is empty (expected reflink, hardlink, symlink or copy)".into());
+        }
+        Ok(list)
+    }
+
+    /// The list as `cache.type` writes it.
+    pub fn render(list: &[Link]) -> String {
+        list.iter().map(|l| l.name()).collect::<Vec<_>>().join(",")
+    }
+
+    /// Whether a workspace file placed this way shares the cache object's bytes (so `add`
+    /// replaces the files it stored by links, as DVC does).
+    pub fn shares(list: &[Link]) -> bool {
+        list.iter()
+            .take_while(|l| **l != Link::Copy)
+            .any(|l| matches!(l, Link::Hardlink | Link::Symlink))
+    }
+}
+
 impl ObjectDir {
     pub fn new(root: impl Into<PathBuf>) -> ObjectDir {
         ObjectDir {
@@ -157,18 +290,29 @@ impl ObjectDir {
         }
     }
 
+    fn verified(&self) -> std::sync::MutexGuard<'_, Verified> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn mark_verified(&self, md5: &str) {
-        self.verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(md5.to_string());
+        self.verified().names.insert(md5.to_string());
     }
 
     fn is_verified(&self, md5: &str) -> bool {
-        self.verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(md5)
+        self.verified().names.contains(md5)
+    }
+
+    /// Remembers a small object's bytes (while the budget lasts) for a checkout to come.
+    fn keep(&self, md5: &str, bytes: &[u8]) {
+        let mut v = self.verified();
+        if v.kept_bytes + bytes.len() <= KEPT {
+            v.kept_bytes += bytes.len();
+            v.kept.insert(md5.to_string(), bytes.into());
+        }
+    }
+
+    fn kept(&self, md5: &str) -> Option<std::sync::Arc<[u8]>> {
+        self.verified().kept.get(md5).cloned()
     }
 
     pub fn root(&self) -> &Path {
@@ -206,40 +350,36 @@ impl ObjectDir {
     }
 
     /// Stores bytes under the name given (already known to be their md5): a read-only temporary
-    /// file in the object's folder, renamed into place.
+    /// file in the object's folder, renamed into place. An object already there is kept.
     pub fn add_bytes(&self, md5: &str, bytes: &[u8]) -> Result<()> {
-        let dest = self.path_of(md5);
-        if dest.is_file() {
+        if self.has(md5) {
             return Ok(());
         }
+        self.add_new(md5, bytes)
+    }
+
+    /// As [`ObjectDir::add_bytes`] for an object the caller has just found missing: no look
+    /// first (an object that appeared meanwhile is replaced by the same bytes). The object's
+    /// folder is made only when the file cannot be created without it.
+    pub fn add_new(&self, md5: &str, bytes: &[u8]) -> Result<()> {
+        let dest = self.path_of(md5);
         let tmp = temp_beside(&dest);
-        let write = |tmp: &Path| -> std::io::Result<()> {
-            let mut o = std::fs::OpenOptions::new();
-            o.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o444);
-            o.open(tmp)?.write_all(bytes)
-        };
-        if let Err(e) = write(&tmp) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(Error::Io {
-                    path: tmp,
-                    source: e,
-                });
+        write_new(&tmp, bytes, 0o444)?;
+        std::fs::rename(&tmp, &dest).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::Io {
+                path: dest.clone(),
+                source: e,
             }
-            let parent = dest.parent().unwrap_or(&self.root);
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-            write(&tmp).map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                Error::Io {
-                    path: tmp.clone(),
-                    source: e,
-                }
-            })?;
-        }
-        std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
+        })?;
         self.mark_verified(md5);
+        Ok(())
+    }
+
+    /// As [`ObjectDir::add_new`], keeping the bytes for a checkout that follows (a pull).
+    pub fn add_new_kept(&self, md5: &str, bytes: &[u8]) -> Result<()> {
+        self.add_new(md5, bytes)?;
+        self.keep(md5, bytes);
         Ok(())
     }
 
@@ -280,55 +420,147 @@ impl ObjectDir {
         Ok(b)
     }
 
+    /// Puts object `md5` at `dest` with the first of `links` that works here (DVC's
+    /// `cache.type`: a reflink fails on file systems without them, a hardlink across devices).
+    /// The object's bytes are checked first (unless this process wrote them), so a corrupted
+    /// object is never linked or copied into the workspace; `dest` is replaced in one rename.
+    /// Returns the placed file's metadata (for the state cache).
+    pub fn link_out(
+        &self,
+        md5: &str,
+        dest: &Path,
+        exec: bool,
+        links: &[Link],
+    ) -> Result<std::fs::Metadata> {
+        for &link in links {
+            if link == Link::Copy {
+                return self.copy_out(md5, dest, exec);
+            }
+            if let Some(meta) = self.try_link(link, md5, dest, exec)? {
+                return Ok(meta);
+            }
+        }
+        Err(Error::Invalid(format!(
+            "{}: none of the cache types {} works on this file system; add `copy` to cache.type",
+            dest.display(),
+            Link::render(links)
+        )))
+    }
+
+    /// One link of [`ObjectDir::link_out`]; `None` when the file system refuses that kind.
+    fn try_link(
+        &self,
+        link: Link,
+        md5: &str,
+        dest: &Path,
+        exec: bool,
+    ) -> Result<Option<std::fs::Metadata>> {
+        let src = self.path_of(md5);
+        if !self.is_verified(md5) {
+            let (got, _) = crate::objects::md5_file(&src).map_err(|e| match e {
+                Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    missing(md5, dest)
+                }
+                other => other,
+            })?;
+            check(md5, &got, || src.display().to_string(), Path::new(""))?;
+            self.mark_verified(md5);
+        }
+        let tmp = temp_beside(dest);
+        let make = |tmp: &Path| -> std::io::Result<()> {
+            match link {
+                Link::Hardlink => std::fs::hard_link(&src, tmp),
+                #[cfg(unix)]
+                Link::Symlink => std::os::unix::fs::symlink(&src, tmp),
+                #[cfg(target_os = "linux")]
+                Link::Reflink => {
+                    let from = std::fs::File::open(&src)?;
+                    let to = create_with_mode(tmp, if exec { 0o744 } else { 0o644 })?;
+                    rustix::fs::ioctl_ficlone(&to, &from).map_err(|e| {
+                        let _ = std::fs::remove_file(tmp);
+                        std::io::Error::from(e)
+                    })
+                }
+                _ => Err(std::io::ErrorKind::Unsupported.into()),
+            }
+        };
+        let mut made = make(&tmp);
+        if matches!(&made, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            made = make(&tmp);
+        }
+        if made.is_err() {
+            // Not on this file system (no reflinks, another device, no links): the next kind.
+            return Ok(None);
+        }
+        replace(&tmp, dest)?;
+        std::fs::metadata(dest).map_err(io(dest)).map(Some)
+    }
+
     /// Writes object `md5` to `dest` (through a temporary file beside it, renamed over it),
     /// checking its bytes on the way: a corrupted object is refused and `dest` is left as it was.
-    pub fn copy_out(&self, md5: &str, dest: &Path, exec: bool) -> Result<u64> {
+    /// Returns the written file's metadata (for the state cache).
+    pub fn copy_out(&self, md5: &str, dest: &Path, exec: bool) -> Result<std::fs::Metadata> {
         let src = self.path_of(md5);
-        if !src.is_file() {
-            return Err(Error::Missing(format!(
-                "{} is not in the cache ({md5}); run `mlship data pull` or `fetch`",
-                dest.display()
-            )));
-        }
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-        }
         let tmp = temp_beside(dest);
         // DVC gives a tracked executable file the owner's execute bit.
         let mode = if exec { 0o744 } else { 0o644 };
-        let size = if self.is_verified(md5) {
-            // Written and checked by this process a moment ago (a pull's fetch): copied as is.
-            let n = std::fs::copy(&src, &tmp).map_err(io(&tmp))?;
-            set_mode(&tmp, mode)?;
-            n
-        } else {
-            let (got, size) = copy_hashing(&src, &tmp, mode)?;
-            check(md5, &got, || src.display().to_string(), &tmp)?;
-            size
+        let small = match self.kept(md5) {
+            Some(bytes) => Ok(Some(bytes.to_vec())),
+            None => read_small(&src),
         };
-        if let Err(e) = std::fs::rename(&tmp, dest) {
-            // A folder where the file goes: replaced (the checkout checked nothing unsaved is in it).
-            if !dest.is_dir() {
-                let _ = std::fs::remove_file(&tmp);
+        let meta = match small {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing(md5, dest)),
+            Err(e) => {
                 return Err(Error::Io {
-                    path: dest.to_path_buf(),
+                    path: src,
                     source: e,
                 });
             }
-            std::fs::remove_dir_all(dest).map_err(io(dest))?;
-            std::fs::rename(&tmp, dest).map_err(io(dest))?;
-        }
-        Ok(size)
+            // Small (most objects of a folder): one read, one write, no copy machinery.
+            Ok(Some(bytes)) => {
+                if !self.is_verified(md5) {
+                    let got = crate::objects::md5_hex(&bytes);
+                    check(md5, &got, || src.display().to_string(), Path::new(""))?;
+                }
+                let f = write_new(&tmp, &bytes, mode)?;
+                f.metadata().map_err(io(&tmp))?
+            }
+            Ok(None) => {
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent).map_err(io(parent))?;
+                }
+                if self.is_verified(md5) {
+                    // Written and checked by this process a moment ago (a pull's fetch).
+                    std::fs::copy(&src, &tmp).map_err(io(&tmp))?;
+                    set_mode(&tmp, mode)?;
+                } else {
+                    let (got, _) = copy_hashing(&src, &tmp, mode)?;
+                    check(md5, &got, || src.display().to_string(), &tmp)?;
+                }
+                std::fs::metadata(&tmp).map_err(io(&tmp))?
+            }
+        };
+        replace(&tmp, dest)?;
+        Ok(meta)
     }
 
-    /// Whether the store holds every one of `md5s`: one look per object for a few, one listing
-    /// of the store for many.
-    pub fn has_all(&self, md5s: &[String]) -> Result<bool> {
+    /// Which of `md5s` the store holds: one look per object for a few, one listing of the store
+    /// for many.
+    pub fn present(&self, md5s: &[String]) -> Result<std::collections::HashSet<String>> {
         if md5s.len() < 512 {
-            return Ok(md5s.iter().all(|m| self.has(m)));
+            return Ok(md5s.iter().filter(|m| self.has(m)).cloned().collect());
         }
         let all: std::collections::HashSet<String> = self.list()?.into_iter().collect();
-        Ok(md5s.iter().all(|m| all.contains(m)))
+        Ok(md5s.iter().filter(|m| all.contains(*m)).cloned().collect())
+    }
+
+    /// Whether the store holds every one of `md5s`.
+    pub fn has_all(&self, md5s: &[String]) -> Result<bool> {
+        let present = self.present(md5s)?;
+        Ok(md5s.iter().all(|m| present.contains(m)))
     }
 
     /// Every object name in the store.

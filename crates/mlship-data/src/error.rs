@@ -36,6 +36,9 @@ pub enum Error {
     /// A pipeline stage's command failed.
     #[error("stage '{stage}' failed{}", .code.map(|c| format!(" with exit code {c}")).unwrap_or_else(|| " (killed by a signal)".into()))]
     StageFailed { stage: String, code: Option<i32> },
+    /// Another process (`dvc` or mlship) holds the repository's lock.
+    #[error("{0} is locked by another process (pid {1})")]
+    Locked(PathBuf, String),
     /// A remote that cannot be reached or refuses the request.
     #[error("remote {remote}: {message}")]
     Remote { remote: String, message: String },

@@ -4,6 +4,7 @@
 //!
 //! - [`objects`]: md5 addresses and the `.dir` manifest's exact bytes;
 //! - [`dvcfile`]: `.dvc` files; [`config`]: the INI config; [`ignore`]: `.dvcignore`;
+//! - [`lock`]: the repository lock shared with `dvc`;
 //! - [`cache`]: the object folders; [`remote`]: remotes; [`state`]: the hash cache by stamp;
 //! - [`repo`]: the operations (`init`, `add`, `status`, `push`, `fetch`, `checkout`, `gc`);
 //! - [`pipeline`]: `dvc.yaml` stages, `dvc.lock` and the run cache (`pyjson`: the run cache's names).
@@ -13,6 +14,7 @@ pub mod config;
 pub mod dvcfile;
 mod error;
 pub mod ignore;
+pub mod lock;
 pub mod objects;
 pub mod pipeline;
 mod pyjson;
@@ -21,4 +23,5 @@ pub mod repo;
 pub mod state;
 
 pub use error::{Error, Result};
+pub use lock::RepoLock;
 pub use repo::{Added, Change, CheckedOut, CloudChange, Progress, Quiet, Repo, Tracked};

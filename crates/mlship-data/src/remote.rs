@@ -26,6 +26,12 @@ pub trait Remote: Send + Sync {
     fn upload(&self, md5: &str, src: &Path) -> Result<()>;
     /// Downloads `md5` into the new file `dest`; returns the md5 of what was written.
     fn download(&self, md5: &str, dest: &Path) -> Result<String>;
+    /// The bytes of `md5` when the remote can hand a small object over whole (unchecked; `None`
+    /// for a large one, or where the remote streams every object through [`Remote::download`]).
+    fn get_small(&self, md5: &str) -> Result<Option<Vec<u8>>> {
+        let _ = md5;
+        Ok(None)
+    }
     /// Every object name on the remote.
     fn list(&self) -> Result<Vec<String>>;
     fn remove(&self, md5: &str) -> Result<()>;
@@ -56,21 +62,15 @@ impl Remote for LocalRemote {
     }
 
     fn existing(&self, md5s: &[String]) -> Result<HashSet<String>> {
-        // Few objects: one look each; many: one listing.
-        if md5s.len() < 512 {
-            return Ok(md5s.iter().filter(|m| self.dir.has(m)).cloned().collect());
-        }
-        let all: HashSet<String> = self.dir.list()?.into_iter().collect();
-        Ok(md5s.iter().filter(|m| all.contains(*m)).cloned().collect())
+        self.dir.present(md5s)
     }
 
     fn upload(&self, md5: &str, src: &Path) -> Result<()> {
-        let size = std::fs::metadata(src).map_err(io(src))?.len();
-        if size < 8 << 20 {
-            let bytes = std::fs::read(src).map_err(io(src))?;
+        if let Some(bytes) = crate::cache::read_small(src).map_err(io(src))? {
             let got = crate::objects::md5_hex(&bytes);
             crate::cache::check(md5, &got, || src.display().to_string(), Path::new(""))?;
-            return self.dir.add_bytes(md5, &bytes);
+            // Only objects the remote lacks are sent: no look before writing.
+            return self.dir.add_new(md5, &bytes);
         }
         let dest = self.dir.path_of(md5);
         let parent = dest.parent().unwrap_or(self.dir.root());
@@ -90,6 +90,19 @@ impl Remote for LocalRemote {
             )));
         }
         Ok(crate::cache::copy_hashing(&src, dest, 0o444)?.0)
+    }
+
+    fn get_small(&self, md5: &str) -> Result<Option<Vec<u8>>> {
+        let src = self.dir.path_of(md5);
+        crate::cache::read_small(&src).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::Missing(format!("{md5} is not on remote '{}'", self.name))
+            }
+            _ => Error::Io {
+                path: src.clone(),
+                source: e,
+            },
+        })
     }
 
     fn list(&self) -> Result<Vec<String>> {

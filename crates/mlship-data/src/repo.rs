@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::cache::ObjectDir;
+use crate::cache::{Link, ObjectDir};
 use crate::config::{Config, remote_section};
 use crate::dvcfile::{self, Out};
 use crate::error::{Error, Result, io};
@@ -35,6 +35,8 @@ pub struct Repo {
     pub root: PathBuf,
     dvc_dir: PathBuf,
     cache: ObjectDir,
+    /// `cache.type`: how checkouts place cache objects in the workspace.
+    links: Vec<Link>,
     state: Mutex<State>,
     ignore: Ignore,
 }
@@ -194,6 +196,33 @@ pub fn parallel<T: Sync, R: Send>(
     }
 }
 
+/// Orders objects so that neighbours live in different folders (`XX/`) of the cache: threads
+/// taking the next object then rarely wait on one another's folder lock to create a file there,
+/// as they do when taking md5s in sorted order.
+fn spread(md5s: &mut [String]) {
+    md5s.sort_unstable_by(|a, b| a.get(2..).cmp(&b.get(2..)));
+}
+
+/// Orders workspace writes round-robin over their folders (the first file of each folder, then
+/// the second of each…), for the reason [`spread`] gives.
+fn interleave_folders(writes: &mut Vec<(String, String, bool)>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let rank: Vec<usize> = writes
+        .iter()
+        .map(|(rel, _, _)| {
+            let n = seen
+                .entry(rel.rsplit_once('/').map_or("", |(d, _)| d))
+                .or_default();
+            *n += 1;
+            *n
+        })
+        .collect();
+    let mut ranked: Vec<(usize, (String, String, bool))> =
+        rank.into_iter().zip(writes.drain(..)).collect();
+    ranked.sort_by_key(|(r, _)| *r);
+    writes.extend(ranked.into_iter().map(|(_, w)| w));
+}
+
 /// The default number of threads for hashing and transfers.
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) * 4
@@ -241,7 +270,16 @@ impl Repo {
                     Some(d) => normalise(&dvc_dir.join(d)),
                     None => dvc_dir.join("cache"),
                 };
+                let local = Config::read(&dvc_dir.join("config.local"))?;
+                let links = match config.merged(&local).get("cache", "type") {
+                    None => Link::DEFAULT.to_vec(),
+                    Some(t) => Link::parse_list(t).map_err(|message| Error::Parse {
+                        path: dvc_dir.join("config"),
+                        message,
+                    })?,
+                };
                 return Ok(Repo {
+                    links,
                     state: Mutex::new(State::load(&dvc_dir)),
                     ignore: Ignore::load(&root),
                     cache: ObjectDir::new(cache_root),
@@ -258,6 +296,11 @@ impl Repo {
 
     pub fn cache(&self) -> &ObjectDir {
         &self.cache
+    }
+
+    /// Takes the repository lock `dvc` takes (see [`crate::lock`]) for as long as the guard lives.
+    pub fn lock(&self) -> Result<crate::lock::RepoLock> {
+        crate::lock::RepoLock::take(&self.dvc_dir)
     }
 
     /// The config with `config.local` over it.
@@ -400,6 +443,7 @@ impl Repo {
                 progress.start(files.len() as u64);
                 let stored = parallel(&files, jobs, |f| {
                     let r = self.store_file(f)?;
+                    self.relink(f, &r.0, false)?;
                     progress.advance(1);
                     Ok(r)
                 })?;
@@ -419,6 +463,7 @@ impl Repo {
             } else {
                 progress.start(1);
                 let (md5, size) = self.store_file(rel)?;
+                self.relink(rel, &md5, is_exec(&meta))?;
                 progress.advance(1);
                 Out {
                     path: name.clone(),
@@ -440,6 +485,19 @@ impl Repo {
         }
         self.lock_state().save()?;
         Ok(added)
+    }
+
+    /// With a `cache.type` whose files share the cache's bytes (hardlink, symlink), replaces a
+    /// file just stored by a link to its object, as `dvc add` does; with copies, nothing.
+    fn relink(&self, rel: &str, md5: &str, exec: bool) -> Result<()> {
+        if !Link::shares(&self.links) {
+            return Ok(());
+        }
+        let meta = self
+            .cache
+            .link_out(md5, &self.root.join(rel), exec, &self.links)?;
+        self.lock_state().put(rel, Stamp::of(&meta), md5);
+        Ok(())
     }
 
     /// Copies a workspace file into the cache unless the state says its object is there already.
@@ -576,7 +634,11 @@ impl Repo {
         if meta.is_dir() {
             let (mut entries, size) = if commit {
                 let files = self.walk_files(rel)?;
-                let stored = parallel(&files, jobs, |f| self.store_file(f))?;
+                let stored = parallel(&files, jobs, |f| {
+                    let r = self.store_file(f)?;
+                    self.relink(f, &r.0, false)?;
+                    Ok(r)
+                })?;
                 entries_of(rel, &files, stored)
             } else {
                 self.dir_entries(rel, jobs)?
@@ -620,12 +682,15 @@ impl Repo {
                 std::fs::remove_dir_all(&abs).map_err(io(&abs))?;
             }
             for e in &entries {
-                self.cache.copy_out(&e.md5, &abs.join(&e.relpath), false)?;
+                self.cache
+                    .link_out(&e.md5, &abs.join(&e.relpath), false, &self.links)?;
             }
             std::fs::create_dir_all(&abs).map_err(io(&abs))?;
             Ok(())
         } else {
-            self.cache.copy_out(md5, &abs, isexec).map(|_| ())
+            self.cache
+                .link_out(md5, &abs, isexec, &self.links)
+                .map(|_| ())
         }
     }
 
@@ -829,6 +894,12 @@ impl Repo {
 
     /// Downloads one object into the cache: to a temporary file, checked, then renamed.
     fn download_into_cache(&self, remote: &dyn Remote, md5: &str) -> Result<()> {
+        if let Some(bytes) = remote.get_small(md5)? {
+            let got = md5_hex(&bytes);
+            let what = || format!("{md5} from remote '{}'", remote.name());
+            crate::cache::check(md5, &got, what, Path::new(""))?;
+            return self.cache.add_new_kept(md5, &bytes);
+        }
         let dest = self.cache.path_of(md5);
         let parent = dest.parent().unwrap_or(self.cache.root());
         std::fs::create_dir_all(parent).map_err(io(parent))?;
@@ -860,12 +931,14 @@ impl Repo {
         let (files, dirs) = self.wanted(None, true)?;
         let mut all = files;
         all.extend(dirs.iter().cloned());
+        let here = self.cache.present(&all)?;
         let (have, missing): (Vec<String>, Vec<String>) =
-            all.into_iter().partition(|m| self.cache.has(m));
+            all.into_iter().partition(|m| here.contains(m));
         let there = remote.existing(&have)?;
         let todo: Vec<String> = have.into_iter().filter(|m| !there.contains(m)).collect();
-        let (files, dirs): (Vec<String>, Vec<String>) =
+        let (mut files, dirs): (Vec<String>, Vec<String>) =
             todo.into_iter().partition(|m| !m.ends_with(".dir"));
+        spread(&mut files);
         progress.start((files.len() + dirs.len()) as u64);
         for batch in [&files, &dirs] {
             parallel(batch, jobs, |m| {
@@ -887,11 +960,13 @@ impl Repo {
         progress: &dyn Progress,
     ) -> Result<(usize, Vec<String>)> {
         let (files, dirs) = self.wanted(Some(remote), false)?;
-        let todo: Vec<String> = files.into_iter().filter(|m| !self.cache.has(m)).collect();
+        let here = self.cache.present(&files)?;
+        let todo: Vec<String> = files.into_iter().filter(|m| !here.contains(m)).collect();
         let missing_dirs: Vec<String> = dirs.into_iter().filter(|m| !self.cache.has(m)).collect();
         let there = remote.existing(&todo)?;
-        let (get, mut missing): (Vec<String>, Vec<String>) =
+        let (mut get, mut missing): (Vec<String>, Vec<String>) =
             todo.into_iter().partition(|m| there.contains(m));
+        spread(&mut get);
         missing.extend(missing_dirs);
         progress.start(get.len() as u64);
         parallel(&get, jobs, |m| {
@@ -920,11 +995,7 @@ impl Repo {
         }
         let md5s: Vec<String> = named.iter().map(|(_, m)| m.clone()).collect();
         let there = remote.existing(&md5s)?;
-        let here: HashSet<String> = if md5s.len() < 512 {
-            md5s.iter().filter(|m| self.cache.has(m)).cloned().collect()
-        } else {
-            self.cache.list()?.into_iter().collect()
-        };
+        let here = self.cache.present(&md5s)?;
         let mut out = Vec::new();
         for (path, m) in named {
             let (local, remote) = (here.contains(&m), there.contains(&m));
@@ -969,6 +1040,8 @@ impl Repo {
                         continue;
                     }
                 };
+                let md5s: Vec<String> = entries.iter().map(|e| e.md5.clone()).collect();
+                let cached = self.cache.present(&md5s)?;
                 let want: HashMap<String, &str> = entries
                     .iter()
                     .map(|e| (format!("{}/{}", t.path, e.relpath), e.md5.as_str()))
@@ -1006,7 +1079,7 @@ impl Repo {
                             unsaved.push(f.clone());
                         }
                     }
-                    if !self.cache.has(&e.md5) {
+                    if !cached.contains(&e.md5) {
                         failed.push(format!("{f}: not in the cache ({})", e.md5));
                         continue;
                     }
@@ -1051,14 +1124,16 @@ impl Repo {
                 std::fs::remove_file(&p).map_err(io(&p))?;
             }
         }
+        interleave_folders(&mut writes);
         progress.start(writes.len() as u64);
         let results = parallel(&writes, jobs, |(rel, md5, exec)| {
             let dest = self.root.join(rel);
-            let r = self.cache.copy_out(md5, &dest, *exec).map(|_| {
-                if let Ok(meta) = std::fs::metadata(&dest) {
+            let r = self
+                .cache
+                .link_out(md5, &dest, *exec, &self.links)
+                .map(|meta| {
                     self.lock_state().put(rel, Stamp::of(&meta), md5);
-                }
-            });
+                });
             progress.advance(1);
             // A corrupted object is reported with the others; the rest still check out.
             Ok(r.err().map(|e| format!("{rel}: {e}")))

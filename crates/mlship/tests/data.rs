@@ -577,3 +577,147 @@ fn an_http_remote_is_read_only() {
     ok(mlship(&b, &["add", "data/train.csv"]));
     fails(&b, &["push"], &["read-only"]);
 }
+
+/// `dvc` and mlship take the same repository lock (`.dvc/tmp/lock`): neither works in a
+/// repository while the other does.
+#[test]
+fn dvc_and_mlship_never_work_in_one_repository_at_once() {
+    let Some(exe) = dvc_exe() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("a");
+    repo(&a);
+    ok(mlship(&a, &["init"]));
+    // dvc's own lock (zc.lockfile, from dvc's environment) held by a Python process.
+    let python = Path::new(&exe).with_file_name("python");
+    let mut holder = Command::new(python)
+        .args([
+            "-c",
+            "import zc.lockfile, time\nl = zc.lockfile.LockFile('.dvc/tmp/lock')\nprint('held', flush=True)\ntime.sleep(60)",
+        ])
+        .current_dir(&a)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "held");
+    let pid = holder.id().to_string();
+    fails(&a, &["status"], &["locked by another process", &pid]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    ok(mlship(&a, &["status"]));
+
+    // mlship's lock, held while `mlship run` runs a slow stage: dvc waits, then gives up.
+    std::fs::write(a.join("dvc.yaml"), "stages:\n  wait:\n    cmd: sleep 8\n").unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_mlship"))
+        .arg("run")
+        .current_dir(&a)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = a.join(".dvc/tmp/lock");
+    let want = format!(" {}\n", run.id());
+    let t = std::time::Instant::now();
+    while std::fs::read_to_string(&lock).ok().as_deref() != Some(want.as_str()) {
+        assert!(t.elapsed().as_secs() < 5, "mlship run never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = Command::new(&exe)
+        .arg("status")
+        .current_dir(&a)
+        .env("DVC_NO_ANALYTICS", "1")
+        .env("DVC_NO_UPDATER", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("Unable to acquire lock"),
+        "{err}"
+    );
+    assert!(run.wait().unwrap().success());
+}
+
+/// How a workspace file relates to its cache object under each `cache.type`.
+#[cfg(unix)]
+fn assert_placed(root: &Path, rel: &str, kind: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let p = root.join(rel);
+    let object = {
+        let m = crate_md5(&std::fs::read(&p).unwrap());
+        root.join(".dvc/cache/files/md5")
+            .join(&m[..2])
+            .join(&m[2..])
+    };
+    let (file, obj) = (
+        std::fs::symlink_metadata(&p).unwrap(),
+        std::fs::metadata(&object).unwrap(),
+    );
+    match kind {
+        "hardlink" => {
+            assert_eq!(file.ino(), obj.ino(), "{rel} is not its object");
+            assert_eq!(file.mode() & 0o222, 0, "{rel} can be written");
+        }
+        "symlink" => assert_eq!(std::fs::read_link(&p).unwrap(), object, "{rel}"),
+        _ => assert_ne!(file.ino(), obj.ino(), "{rel} shares its object"),
+    }
+}
+
+/// DVC's `cache.type`: with hardlinks or symlinks, mlship's `add` and `checkout` leave workspace
+/// files that are the cache objects (or point at them), and `dvc` reads that workspace as its
+/// own; a workspace `dvc` linked, mlship reads and restores the same way.
+#[cfg(unix)]
+#[test]
+fn cache_types_place_files_as_dvc_does() {
+    let Some(exe) = dvc_exe() else { return };
+    for kind in ["hardlink", "symlink", "reflink,copy"] {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        repo(&a);
+        workspace(&a);
+        ok(mlship(&a, &["init"]));
+        dvc(&exe, &a, &["config", "cache.type", kind]);
+        ok(mlship(&a, &["add", "data/images", "data/train.csv"]));
+        for rel in [
+            "data/images/a.txt",
+            "data/images/sub/deeper/c.bin",
+            "data/train.csv",
+        ] {
+            assert_placed(&a, rel, kind);
+        }
+        assert!(dvc(&exe, &a, &["status"]).contains("up to date"), "{kind}");
+        std::fs::remove_dir_all(a.join("data/images")).unwrap();
+        ok(mlship(&a, &["checkout"]));
+        assert_placed(&a, "data/images/é dir/f.txt", kind);
+        assert!(ok(mlship(&a, &["status"])).contains("up to date"), "{kind}");
+        assert!(dvc(&exe, &a, &["status"]).contains("up to date"), "{kind}");
+
+        // The other way: dvc adds and links, mlship reads it and restores it alike.
+        let b = d.path().join("b");
+        repo(&b);
+        workspace(&b);
+        dvc(&exe, &b, &["init", "-q"]);
+        dvc(&exe, &b, &["config", "cache.type", kind]);
+        dvc(&exe, &b, &["add", "data/images"]);
+        assert_placed(&b, "data/images/a.txt", kind);
+        assert!(ok(mlship(&b, &["status"])).contains("up to date"), "{kind}");
+        std::fs::remove_file(b.join("data/images/a.txt")).unwrap();
+        ok(mlship(&b, &["checkout"]));
+        assert_placed(&b, "data/images/a.txt", kind);
+        assert!(dvc(&exe, &b, &["status"]).contains("up to date"), "{kind}");
+    }
+    // An unknown kind is refused naming the setting.
+    let d = tempfile::tempdir().unwrap();
+    repo(d.path());
+    ok(mlship(d.path(), &["init"]));
+    std::fs::write(
+        d.path().join(".dvc/config"),
+        "[cache]\n    type = wormhole\n",
+    )
+    .unwrap();
+    fails(d.path(), &["status"], &["cache.type", "wormhole"]);
+}

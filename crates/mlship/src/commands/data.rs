@@ -79,6 +79,9 @@ fn explain(e: mlship_data::Error) -> anyhow::Error {
             "check the remote's URL and credentials (`mlship data remote modify NAME endpointurl|access_key_id|secret_access_key …`) and that it is reachable"
         }
         E::Io { .. } => "check the path, its permissions and the free space",
+        E::Locked(..) => {
+            "a `dvc` or mlship command is working in this repository; run this again when it has finished"
+        }
         E::StageFailed { .. } => {
             "the command's output above says why; the stages before it are recorded in dvc.lock"
         }
@@ -110,6 +113,7 @@ pub fn run(c: DataCommand) -> anyhow::Result<()> {
         }
         DataCommand::Add { paths, jobs: j } => {
             let (repo, cwd) = open()?;
+            let _lock = repo.lock().map_err(explain)?;
             let rels = paths
                 .iter()
                 .map(|p| {
@@ -154,6 +158,7 @@ pub fn run(c: DataCommand) -> anyhow::Result<()> {
             jobs: j,
         } => {
             let (repo, _) = open()?;
+            let _lock = repo.lock().map_err(explain)?;
             if cloud {
                 let r = repo.remote(remote.as_deref()).map_err(explain)?;
                 let changes = repo.cloud_status(r.as_ref()).map_err(explain)?;
@@ -204,6 +209,7 @@ pub fn run(c: DataCommand) -> anyhow::Result<()> {
         }
         DataCommand::Push { remote, jobs: j } => {
             let (repo, _) = open()?;
+            let _lock = repo.lock().map_err(explain)?;
             let r = repo.remote(remote.as_deref()).map_err(explain)?;
             let bar = Bar::new("pushing");
             let (n, missing) = repo.push(r.as_ref(), jobs(&j)?, &bar).map_err(explain)?;
@@ -227,6 +233,7 @@ pub fn run(c: DataCommand) -> anyhow::Result<()> {
         }
         DataCommand::Fetch { remote, jobs: j } => {
             let (repo, _) = open()?;
+            let _lock = repo.lock().map_err(explain)?;
             fetch(&repo, remote.as_deref(), jobs(&j)?)
         }
         DataCommand::Pull {
@@ -235,6 +242,7 @@ pub fn run(c: DataCommand) -> anyhow::Result<()> {
             jobs: j,
         } => {
             let (repo, _) = open()?;
+            let _lock = repo.lock().map_err(explain)?;
             let n = jobs(&j)?;
             let fetched = fetch(&repo, remote.as_deref(), n);
             checkout(&repo, force, n)?;
@@ -242,6 +250,7 @@ pub fn run(c: DataCommand) -> anyhow::Result<()> {
         }
         DataCommand::Checkout { force, jobs: j } => {
             let (repo, _) = open()?;
+            let _lock = repo.lock().map_err(explain)?;
             checkout(&repo, force, jobs(&j)?)
         }
         DataCommand::Gc {
@@ -263,6 +272,7 @@ pub fn run(c: DataCommand) -> anyhow::Result<()> {
                 ));
             }
             let (repo, _) = open()?;
+            let _lock = repo.lock().map_err(explain)?;
             let r = if cloud {
                 Some(repo.remote(remote.as_deref()).map_err(explain)?)
             } else {
@@ -432,6 +442,7 @@ pub fn repro(
     j: &JobsArg,
 ) -> anyhow::Result<()> {
     let (repo, _) = open()?;
+    let _lock = repo.lock().map_err(explain)?;
     let n = jobs(j)?;
     // The tracking server is reached before anything runs, so a wrong URL costs nothing.
     let tracker = match track {
