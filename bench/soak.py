@@ -1,4 +1,6 @@
-"""The soak behind bench/soak.sh: mlship serve under mixed traffic with an alias flip every 100 ms.
+"""The soak behind bench/soak.sh: mlship serve under mixed traffic with an alias flip every 100 ms,
+and a model that panics on every request (`bad`, through the fault-injection build) among the good
+ones: each of its requests must answer 500, every other request 200.
 
 Usage: soak.py MLSHIP_BINARY SECONDS
 """
@@ -15,7 +17,7 @@ MLSHIP, SECONDS = sys.argv[1], float(sys.argv[2])
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 CORPUS = os.path.join(ROOT, "fixtures", "corpus")
 home = tempfile.mkdtemp(prefix="mlship-soak-")
-env = dict(os.environ, MLSHIP_HOME=home, RUST_LOG="warn")
+env = dict(os.environ, MLSHIP_HOME=home, RUST_LOG="error", MLSHIP_FAULT_PANIC_MODEL="bad")
 env.pop("MLSHIP_STORE", None)
 env.pop("MLSHIP_ARTIFACTS", None)
 
@@ -30,7 +32,8 @@ onehot = os.path.join(CORPUS, "pipeline_onehot_logreg", "model.pkl")
 mlship("models", "register", "fraud", forest, "--alias", "production")
 mlship("models", "register", "fraud", logreg)
 server = subprocess.Popen(
-    [MLSHIP, "serve", "fraud=models:/fraud@production", f"onehot={onehot}", "--port", "0",
+    [MLSHIP, "serve", "fraud=models:/fraud@production", f"onehot={onehot}", f"bad={logreg}",
+     "--port", "0",
      "--reload-interval-ms", "50"],
     env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 addr = server.stdout.readline().strip().removeprefix("listening on http://")
@@ -54,11 +57,15 @@ REQUESTS = [
      {"inputs": [{"name": "x", "shape": [1, 8], "datatype": "FP64", "data": row}]}),
     ("onehot", "/models/onehot/invocations",
      {"dataframe_records": [{"num_a": 0.5, "num_b": 4.0, "num_c": 2.0, "color": "red"}]}),
+    ("bad", "/v2/models/bad/infer",
+     {"inputs": [{"name": "x", "shape": [1, 8], "datatype": "FP64", "data": row}]}),
 ]
+# What each model must answer: the panicking one 500 (in its protocol's shape), the others 200.
+EXPECTED = {"fraud": 200, "onehot": 200, "bad": 500}
 BODIES = [(m, p, json.dumps(b).encode()) for m, p, b in REQUESTS]
 stop = threading.Event()
 lock = threading.Lock()
-counts = {"fraud": [0, 0], "onehot": [0, 0]}
+counts = {m: [0, 0] for m in EXPECTED}
 
 
 def worker(i):
@@ -71,7 +78,7 @@ def worker(i):
             conn.request("POST", path, body, {"Content-Type": "application/json"})
             r = conn.getresponse()
             r.read()
-            ok = r.status == 200
+            ok = r.status == EXPECTED[model]
         except (OSError, http.client.HTTPException):
             ok = False
             conn.close()
@@ -110,6 +117,6 @@ total = sum(ok + bad for ok, bad in counts.values())
 print(f"seconds={SECONDS:.0f} connections=64 requests={total} "
       f"per_second={total / SECONDS:.0f}")
 for model, (ok, bad) in counts.items():
-    print(f"model={model} ok={ok} failed={bad}")
+    print(f"model={model} answered_{EXPECTED[model]}={ok} otherwise={bad}")
 print(f"rss_after_warmup_mib={start_rss / 1024:.1f} rss_end_mib={end_rss / 1024:.1f}")
 sys.exit(1 if any(bad for _, bad in counts.values()) else 0)

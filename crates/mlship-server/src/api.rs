@@ -268,7 +268,12 @@ pub fn predict_guarded(
     model: &mlship_model::Model,
     frame: &mlship_model::Frame,
 ) -> Result<Output, Failure> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.predict(frame))) {
+    let guarded = || {
+        #[cfg(feature = "fault-injection")]
+        crate::fault::check(model);
+        model.predict(frame)
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(guarded)) {
         Ok(r) => r.map_err(Failure::Model),
         Err(p) => Err(Failure::Panic(panic_message(p.as_ref()))),
     }

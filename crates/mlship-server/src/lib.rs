@@ -10,6 +10,8 @@ mod api;
 pub mod auth;
 mod batch;
 mod deploy;
+#[cfg(feature = "fault-injection")]
+mod fault;
 mod form;
 pub mod input;
 mod kserve;
@@ -64,6 +66,8 @@ impl Served {
         source: String,
     ) -> Served {
         let version_label = version.map_or_else(|| "file".to_string(), |v| v.to_string());
+        #[cfg(feature = "fault-injection")]
+        fault::mark(&name, &model);
         Served {
             name,
             version,

@@ -12,7 +12,9 @@
 //!   profile of an S3 remote of `mlship data` that sets no keys (`mlship-data`'s `remote.rs`);
 //! - `MLFLOW_TRACKING_URI`: the server `mlship run --track` logs to when given no URL
 //!   (`commands/data.rs`);
-//! - `MLSHIP_ISA` caps the tree scorer's vector instructions, for benchmarks (`mlship-model`).
+//! - `MLSHIP_ISA` caps the tree scorer's vector instructions, for benchmarks (`mlship-model`);
+//! - `MLSHIP_FAULT_PANIC_MODEL`, only in builds with the `fault-injection` feature: the served
+//!   model that panics, for the soak benchmark (`mlship-server`'s `fault.rs`).
 
 use std::path::PathBuf;
 
