@@ -4,7 +4,8 @@
 //! - [`run`] serves it on a listener until a shutdown signal, letting requests in flight finish;
 //! - [`input`] parses request bodies (MLflow's JSON shapes, CSV) into a typed `Frame`;
 //! - `mlflow`, `kserve` and `v2` are the protocol adapters; each keeps its own error shape;
-//! - [`observe`] gives both servers request ids, access logs and 500s for panics.
+//! - [`observe`] gives both servers request ids, access logs and 500s for panics;
+//! - [`otel`] exports a span per request to an OpenTelemetry collector, when given one.
 
 mod api;
 pub mod auth;
@@ -20,6 +21,7 @@ mod metrics;
 mod mlflow;
 pub mod observe;
 mod openapi;
+pub mod otel;
 pub mod tls;
 pub mod tracking;
 pub mod ui;

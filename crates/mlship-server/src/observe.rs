@@ -66,12 +66,16 @@ pub async fn access_log(mut req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let request_bytes = req.body().size_hint().exact();
-    let (mut resp, served) = SERVED
-        .scope(std::cell::RefCell::new(None), async move {
-            let resp = next.run(req).await;
-            (resp, SERVED.with(|s| s.borrow_mut().take()))
-        })
-        .await;
+    let span = crate::otel::on()
+        .then(|| crate::otel::request_span(method.as_str(), &route, &id, req.headers()));
+    let answer = SERVED.scope(std::cell::RefCell::new(None), async move {
+        let resp = next.run(req).await;
+        (resp, SERVED.with(|s| s.borrow_mut().take()))
+    });
+    let (mut resp, served) = match &span {
+        Some(span) => tracing::Instrument::instrument(answer, span.clone()).await,
+        None => answer.await,
+    };
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID.clone(), v);
     }
@@ -79,6 +83,9 @@ pub async fn access_log(mut req: Request, next: Next) -> Response {
     let bytes = resp.body().size_hint().exact();
     let ms = started.elapsed().as_secs_f64() * 1e3;
     let (model, version) = served.unzip();
+    if let Some(span) = &span {
+        crate::otel::answered(span, status, model.as_deref(), version.as_deref());
+    }
     macro_rules! line {
         ($level:ident) => {
             tracing::$level!(

@@ -367,6 +367,8 @@ pub struct ServerArgs {
     pub tls: TlsArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub trace: TraceArgs,
 }
 
 /// What a server gives one request and one client.
@@ -393,6 +395,15 @@ impl LimitArgs {
     pub fn rate(&self, configured: Option<u32>) -> u32 {
         self.rate_limit.or(configured).unwrap_or(0)
     }
+}
+
+/// OpenTelemetry export.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct TraceArgs {
+    /// Send a span per request to this OpenTelemetry collector over OTLP/HTTP (JSON), such as
+    /// http://localhost:4318; a request's `traceparent` header puts its span in the caller's trace.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// HTTPS: both files or neither.
@@ -804,6 +815,8 @@ pub struct ServeArgs {
     pub tls: TlsArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub trace: TraceArgs,
     /// Requests in flight per model; past it 503 with `Retry-After` at once (default 256; 0: no
     /// cap).
     #[arg(long)]

@@ -79,7 +79,19 @@ pub fn user(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Erro
 fn main() -> ExitCode {
     tune_allocator();
     let cli = cli::Cli::parse();
-    init_logs();
+    let otlp = match &cli.command {
+        cli::Command::Serve(a) => a.trace.otlp_endpoint.clone(),
+        cli::Command::Server(a) => a.trace.otlp_endpoint.clone(),
+        _ => None,
+    };
+    // Held until the command ends: dropping it sends the spans still queued.
+    let _export = match init_logs(otlp.as_deref()) {
+        Ok(export) => export,
+        Err(e) => {
+            report(&e);
+            return ExitCode::from(1);
+        }
+    };
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error: {info}");
         eprintln!("hint: this is a bug in mlship; please report it with the command you ran");
@@ -115,22 +127,42 @@ fn tune_allocator() {
 fn tune_allocator() {}
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`): one JSON object per line when
-/// stderr is not a terminal (a container's log collector), compact text when it is.
-fn init_logs() {
+/// stderr is not a terminal (a container's log collector), compact text when it is. With a
+/// collector's endpoint, request spans also go to it over OTLP (whatever `RUST_LOG` says).
+fn init_logs(otlp: Option<&str>) -> anyhow::Result<Option<mlship_server::otel::Export>> {
     use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
+    type Registry = tracing_subscriber::Registry;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::io::stderr().is_terminal() {
-        logs.compact().init();
-    } else {
-        logs.json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init();
-    }
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs: Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync> =
+        if std::io::stderr().is_terminal() {
+            logs.compact().boxed()
+        } else {
+            logs.json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .boxed()
+        };
+    let (spans, export) = match otlp {
+        None => (None, None),
+        Some(endpoint) => {
+            let (layer, export) = mlship_server::otel::export(endpoint).map_err(|e| {
+                user(
+                    format!("--otlp-endpoint: {e}"),
+                    "give the collector's OTLP/HTTP base URL, such as http://localhost:4318",
+                )
+            })?;
+            (Some(layer), Some(export))
+        }
+    };
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(spans)
+        .init();
+    Ok(export)
 }
 
 /// A server listening beyond this machine without `--auth` lets anyone who reaches it score,

@@ -12,6 +12,8 @@
 //!   profile of an S3 remote of `mlship data` that sets no keys (`mlship-data`'s `remote.rs`);
 //! - `MLFLOW_TRACKING_URI`: the server `mlship run --track` logs to when given no URL
 //!   (`commands/data.rs`);
+//! - `OTEL_EXPORTER_OTLP_ENDPOINT`: the servers' `--otlp-endpoint` (`cli.rs`); the
+//!   OpenTelemetry SDK reads its own `OTEL_*` settings (`mlship-server`'s `otel.rs`);
 //! - `MLSHIP_ISA` caps the tree scorer's vector instructions, for benchmarks (`mlship-model`);
 //! - `MLSHIP_FAULT_PANIC_MODEL`, only in builds with the `fault-injection` feature: the served
 //!   model that panics, for the soak benchmark (`mlship-server`'s `fault.rs`).

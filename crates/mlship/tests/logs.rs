@@ -112,3 +112,150 @@ fn the_tracking_server_logs_one_json_line_per_request() {
     assert_eq!(created["status"], 200);
     assert_eq!(access(&lines, "exp-404")["status"], 404);
 }
+
+/// A stand-in OpenTelemetry collector: answers every OTLP/HTTP request 200 and hands over each
+/// (path, body).
+fn collector() -> (String, std::sync::mpsc::Receiver<(String, Json)>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut writer = conn;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                    let mut length = 0;
+                    loop {
+                        let mut h = String::new();
+                        reader.read_line(&mut h).unwrap();
+                        if h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                length = v.trim().parse().unwrap();
+                            }
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let body = serde_json::from_slice(&body).unwrap_or(Json::Null);
+                    let _ = tx.send((path, body));
+                    let ok = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+                    writer.write_all(ok.as_bytes()).unwrap();
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// The value of a span attribute in OTLP's JSON encoding (`intValue` is a string there).
+fn attribute(span: &Json, key: &str) -> Json {
+    let a = span["attributes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["key"] == key))
+        .unwrap_or_else(|| panic!("no attribute {key} in {span:#}"));
+    let v = &a["value"];
+    v.get("stringValue")
+        .or_else(|| v.get("intValue"))
+        .cloned()
+        .unwrap_or_else(|| v.clone())
+}
+
+/// With --otlp-endpoint, each request becomes a server span sent to the collector (flushed when
+/// the server stops on SIGTERM), in the caller's trace when it sends a `traceparent`.
+#[cfg(unix)]
+#[test]
+fn request_spans_go_to_an_opentelemetry_collector() {
+    let (collector, received) = collector();
+    let home = tempfile::tempdir().unwrap();
+    let (mut child, addr) = common::spawn(mlship(home.path()).args([
+        "serve",
+        &format!("rf={MODEL}"),
+        "--port",
+        "0",
+        "--otlp-endpoint",
+        &format!("http://{collector}"),
+    ]));
+    common::wait_ready(&addr);
+    let (trace, parent) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let traceparent = format!("00-{trace}-{parent}-01");
+    let headers = [
+        ("X-Request-Id", "traced-1"),
+        ("Content-Type", "application/json"),
+        ("traceparent", traceparent.as_str()),
+    ];
+    let (status, _, _) = common::exchange(
+        &addr,
+        "POST",
+        "/models/rf/invocations",
+        &headers,
+        common::forest_row().as_bytes(),
+    );
+    assert_eq!(status, 200);
+    request(&addr, "POST", "/models/rf/invocations", "untraced-bad", "{");
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut spans = Vec::new();
+    while let Ok((path, body)) = received.recv_timeout(std::time::Duration::from_secs(10)) {
+        assert_eq!(path, "/v1/traces");
+        for rs in body["resourceSpans"].as_array().unwrap() {
+            for ss in rs["scopeSpans"].as_array().unwrap() {
+                spans.extend(ss["spans"].as_array().unwrap().iter().cloned());
+            }
+        }
+        if spans.len() >= 2 {
+            break;
+        }
+    }
+    let by_id = |id: &str| {
+        spans
+            .iter()
+            .find(|s| attribute(s, "mlship.request_id") == id)
+            .unwrap_or_else(|| panic!("no span for {id} in {spans:#?}"))
+            .clone()
+    };
+    let traced = by_id("traced-1");
+    assert_eq!(traced["name"], "POST /models/{name}/invocations");
+    assert_eq!(traced["traceId"], trace, "{traced:#}");
+    assert_eq!(traced["parentSpanId"], parent, "{traced:#}");
+    assert_eq!(traced["kind"], 2, "a server span: {traced:#}");
+    assert_eq!(attribute(&traced, "http.response.status_code"), "200");
+    assert_eq!(attribute(&traced, "mlship.model"), "rf");
+    let bad = by_id("untraced-bad");
+    assert_eq!(attribute(&bad, "http.response.status_code"), "400");
+    assert_ne!(bad["traceId"], trace);
+}
+
+#[test]
+fn a_bad_collector_address_is_refused_at_start() {
+    let home = tempfile::tempdir().unwrap();
+    let o = mlship(home.path())
+        .args([
+            "serve",
+            &format!("rf={MODEL}"),
+            "--otlp-endpoint",
+            "collector:4318",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--otlp-endpoint") && err.contains("hint:"),
+        "{err}"
+    );
+}
