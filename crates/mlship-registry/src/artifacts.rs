@@ -114,8 +114,8 @@ impl ArtifactStore for LocalArtifacts {
 
     fn put(&self, reader: &mut dyn Read, progress: &mut dyn FnMut(u64)) -> Result<Stored> {
         let tmp_dir = self.root.join("tmp");
-        let tmp = tempfile_in(&tmp_dir)?;
-        let mut f = File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+        let tmp = Partial(tempfile_in(&tmp_dir)?);
+        let mut f = File::create(&tmp.0).map_err(io(format!("creating {}", tmp.0.display())))?;
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut size = 0u64;
@@ -125,23 +125,23 @@ impl ArtifactStore for LocalArtifacts {
                 break;
             }
             h.update(&buf[..n]);
-            f.write_all(&buf[..n])
-                .map_err(io(format!("writing {}", tmp.display())))?;
+            f.write_all(&buf[..n]).map_err(io(format!(
+                "writing the artifact into {}",
+                self.root.display()
+            )))?;
             size += n as u64;
             progress(size);
         }
         f.sync_all()
-            .map_err(io(format!("syncing {}", tmp.display())))?;
+            .map_err(io(format!("syncing {}", tmp.0.display())))?;
         drop(f);
         let sha = hex(&h.finalize());
         let dest = self.path(&sha);
         let dir = dest.parent().expect("artifact paths have a parent");
         fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-        if dest.exists() {
-            // Same content already stored: the temporary copy is not needed.
-            let _ = fs::remove_file(&tmp);
-        } else {
-            fs::rename(&tmp, &dest)
+        // Same content already stored: the temporary copy goes (as it does on any failure).
+        if !dest.exists() {
+            fs::rename(&tmp.0, &dest)
                 .map_err(io(format!("moving the artifact to {}", dest.display())))?;
             sync_dir(dir)?;
         }
@@ -181,6 +181,16 @@ impl ArtifactStore for LocalArtifacts {
                 source: e,
             }),
         }
+    }
+}
+
+/// A temporary file being written, removed when dropped: a write that fails (a full disk, a
+/// reader that errs) leaves nothing behind, and one renamed into place has nothing to remove.
+pub(crate) struct Partial(pub(crate) PathBuf);
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
     }
 }
 

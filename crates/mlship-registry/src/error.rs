@@ -62,6 +62,21 @@ pub enum Error {
     Sql(#[from] rusqlite::Error),
 }
 
+impl Error {
+    /// Whether the store's disk is full (a file that could not be written, SQLite's
+    /// `SQLITE_FULL`, PostgreSQL's `disk_full`): the caller should free space, not fix a setting.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            Error::Sql(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            Error::Store { message, .. } => message.contains("No space left on device"),
+            _ => false,
+        }
+    }
+}
+
 fn nearby(known: &[String]) -> String {
     if known.is_empty() {
         String::new()

@@ -142,27 +142,18 @@ impl FileStore for LocalFiles {
             )));
         }
         fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-        let tmp = self.root.join(".tmp").join(unique());
-        let mut f = File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
-        let size = std::io::copy(reader, &mut f).map_err(io(format!("writing {path}")));
-        let size = match size {
-            Ok(s) => s,
-            Err(e) => {
-                drop(f);
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
+        let tmp = crate::artifacts::Partial(self.root.join(".tmp").join(unique()));
+        let mut f = File::create(&tmp.0).map_err(io(format!("creating {}", tmp.0.display())))?;
+        let size = std::io::copy(reader, &mut f).map_err(io(format!("writing {path}")))?;
         f.flush().map_err(io(format!("writing {path}")))?;
         f.sync_all().map_err(io(format!("syncing {path}")))?;
         drop(f);
         if dest.is_dir() {
-            let _ = fs::remove_file(&tmp);
             return Err(Error::Invalid(format!(
                 "invalid artifact path {path:?}: it is a folder"
             )));
         }
-        fs::rename(&tmp, &dest).map_err(io(format!("moving {path} into place")))?;
+        fs::rename(&tmp.0, &dest).map_err(io(format!("moving {path} into place")))?;
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
         }

@@ -539,28 +539,53 @@ impl SqlStore {
     /// Creates a version of an existing or new model, as `create_version` does.
     pub fn add_version(&self, v: &NewVersion) -> Result<Version> {
         validate_name("model name", &v.name)?;
+        self.db.write(|tx| insert_version(tx, v))
+    }
+
+    /// A new version and the aliases it takes, in one transaction: a registration that fails
+    /// anywhere (a full disk, a lost connection) leaves no version behind, and no version
+    /// without the aliases it was registered under.
+    pub fn add_version_with_aliases(
+        &self,
+        v: &NewVersion,
+        aliases: &[String],
+        by: &str,
+        reason: &str,
+    ) -> Result<Version> {
+        validate_name("model name", &v.name)?;
+        for a in aliases {
+            validate_name("alias", a)?;
+        }
         self.db.write(|tx| {
-            insert_model(tx, &v.name, None, &BTreeMap::new())?;
-            let version = tx
-                .query_one(
-                    "UPDATE models SET last_version = last_version + 1, updated_at = $2 WHERE name = $1 RETURNING last_version",
-                    &vals![v.name.as_str(), now_ms()],
-                )?
-                .int(0)? as u32;
-            let at = now_ms();
-            let tags = serde_json::to_string(&v.tags).unwrap_or_else(|_| "{}".into());
-            tx.exec(
-                &format!("INSERT INTO versions ({VERSION_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 'None', $20, $2)"),
-                &vals![
-                    version, at, v.kind.as_str(), v.format.as_str(), v.estimator.as_str(), v.signature.as_str(),
-                    v.sha256.as_str(), v.size, v.file_name.as_str(), v.created_by.as_str(), v.description.clone(),
-                    tags, v.git_commit.clone(), v.input_example.clone(), v.example_predictions.clone(),
-                    v.name.as_str(), v.source.clone(), v.run_id.clone(), v.model_id.clone(), v.not_servable.clone()
-                ],
-            )?;
-            get_version(tx, &v.name, version)
+            let new = insert_version(tx, v)?;
+            for a in aliases {
+                move_alias(tx, &v.name, a, new.version, by, reason)?;
+            }
+            get_version(tx, &v.name, new.version)
         })
     }
+}
+
+fn insert_version(tx: &mut dyn Tx, v: &NewVersion) -> Result<Version> {
+    insert_model(tx, &v.name, None, &BTreeMap::new())?;
+    let version = tx
+            .query_one(
+                "UPDATE models SET last_version = last_version + 1, updated_at = $2 WHERE name = $1 RETURNING last_version",
+                &vals![v.name.as_str(), now_ms()],
+            )?
+            .int(0)? as u32;
+    let at = now_ms();
+    let tags = serde_json::to_string(&v.tags).unwrap_or_else(|_| "{}".into());
+    tx.exec(
+            &format!("INSERT INTO versions ({VERSION_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 'None', $20, $2)"),
+            &vals![
+                version, at, v.kind.as_str(), v.format.as_str(), v.estimator.as_str(), v.signature.as_str(),
+                v.sha256.as_str(), v.size, v.file_name.as_str(), v.created_by.as_str(), v.description.clone(),
+                tags, v.git_commit.clone(), v.input_example.clone(), v.example_predictions.clone(),
+                v.name.as_str(), v.source.clone(), v.run_id.clone(), v.model_id.clone(), v.not_servable.clone()
+            ],
+        )?;
+    get_version(tx, &v.name, version)
 }
 
 fn delete_version_row(tx: &mut dyn Tx, name: &str, version: u32) -> Result<(Version, bool)> {
@@ -626,6 +651,16 @@ impl MetadataStore for SqlStore {
 
     fn create_version(&mut self, v: &NewVersion) -> Result<Version> {
         self.add_version(v)
+    }
+
+    fn register(
+        &mut self,
+        v: &NewVersion,
+        aliases: &[String],
+        by: &str,
+        reason: &str,
+    ) -> Result<Version> {
+        self.add_version_with_aliases(v, aliases, by, reason)
     }
 
     fn models(&mut self) -> Result<Vec<ModelSummary>> {

@@ -79,6 +79,15 @@ pub trait MetadataStore: Send {
     fn describe(&self) -> String;
     /// Records a new version with the next number of its model (creating the model if needed).
     fn create_version(&mut self, v: &NewVersion) -> Result<Version>;
+    /// As [`MetadataStore::create_version`], the version taking `aliases` in the same
+    /// transaction (each move in the alias history, by `by`, for `reason`).
+    fn register(
+        &mut self,
+        v: &NewVersion,
+        aliases: &[String],
+        by: &str,
+        reason: &str,
+    ) -> Result<Version>;
     fn models(&mut self) -> Result<Vec<ModelSummary>>;
     fn model(&mut self, name: &str) -> Result<ModelSummary>;
     fn versions(&mut self, name: &str) -> Result<Vec<Version>>;

@@ -117,6 +117,41 @@ fn registry_rules(s: &SqlStore) {
 }
 on_both!(registry_rules);
 
+/// A registration and its aliases are one transaction: all of it, or (a refused alias) nothing.
+fn registration_with_aliases_is_whole(s: &SqlStore) {
+    let mut m = s.clone();
+    let aliases = ["staging".to_string(), "production".to_string()];
+    let v = m
+        .register(&version("whole", 1), &aliases, "ann", "set at registration")
+        .unwrap();
+    assert_eq!(v.version, 1);
+    for a in &aliases {
+        let at = m.resolve("whole", &Selector::Alias(a.clone())).unwrap();
+        assert_eq!(at.version, 1, "{a}");
+    }
+    assert_eq!(m.history("whole").unwrap().len(), 2);
+    let bad = ["canary".to_string(), "no spaces".to_string()];
+    assert!(m.register(&version("whole", 2), &bad, "ann", "r").is_err());
+    let versions = m.versions("whole").unwrap();
+    assert_eq!(versions.len(), 1, "the refused registration left a version");
+    assert!(
+        m.resolve("whole", &Selector::Alias("canary".into()))
+            .is_err()
+    );
+    // The alias moves to a later registration's version, in the history.
+    let v2 = m
+        .register(&version("whole", 3), &aliases[1..], "bob", "r")
+        .unwrap();
+    assert_eq!(v2.version, 2, "a refused registration uses up no number");
+    assert_eq!(
+        m.resolve("whole", &Selector::Alias("production".into()))
+            .unwrap()
+            .version,
+        2
+    );
+}
+on_both!(registration_with_aliases_is_whole);
+
 fn concurrent_versions_get_distinct_numbers(s: &SqlStore) {
     let handles: Vec<_> = (0..4)
         .map(|t| {

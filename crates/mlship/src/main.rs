@@ -195,7 +195,11 @@ pub fn report(e: &anyhow::Error) {
     }
     let mut msg = format!("{e}");
     for cause in e.chain().skip(1) {
-        msg.push_str(&format!(": {cause}"));
+        // An error that prints its source already is not followed by it again.
+        let cause = cause.to_string();
+        if !msg.ends_with(&cause) {
+            msg.push_str(&format!(": {cause}"));
+        }
     }
     eprintln!("error: {msg}");
     let hint = e
@@ -216,6 +220,15 @@ pub fn report(e: &anyhow::Error) {
 
 fn default_hint(e: &anyhow::Error) -> Option<String> {
     use mlship_formats::Error as F;
+    let full = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+            || c.downcast_ref::<mlship_registry::Error>()
+                .is_some_and(mlship_registry::Error::is_disk_full)
+    });
+    if full {
+        return Some("free some space on that disk, then run the command again".into());
+    }
     for c in e.chain() {
         if let Some(f) = c.downcast_ref::<F>() {
             return Some(match f {

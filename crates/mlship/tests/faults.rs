@@ -1,7 +1,8 @@
 //! The shared registry going away and coming back under traffic: a TCP proxy stands between the
 //! servers and PostgreSQL (or S3), and the test cuts it. Scoring of loaded models never fails; the
 //! tracking server's writes answer 503 with a clear message while the database is away, its
-//! health probe stays up, and everything works again once the database is back.
+//! health probe stays up, and everything works again once the database is back. And a disk that
+//! fills during a registration: nothing half-written, the registry as it was.
 
 mod common;
 
@@ -224,4 +225,110 @@ fn s3_going_away_and_coming_back_under_traffic() {
         "{failed} scoring requests failed ({ok} succeeded)"
     );
     assert!(ok > 50, "only {ok} requests");
+}
+
+/// Runs `script` with `sh` in a user and mount namespace of its own, where it may mount a small
+/// tmpfs: a disk that fills, without touching the machine's. `None` where namespaces are not
+/// allowed (CI has them: runc runs there).
+#[cfg(target_os = "linux")]
+fn in_namespace(script: &str, env: &[(&str, &std::path::Path)]) -> Option<std::process::Output> {
+    let works = std::process::Command::new("unshare")
+        .args(["-Urm", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !works {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`unshare -Urm` must work in CI (the full-disk test mounts a tmpfs in a namespace)"
+        );
+        return None;
+    }
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-Urm", "sh", "-c", script]);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    Some(c.output().unwrap())
+}
+
+/// A registration meeting a full disk, whether the model's file or the database's write is what
+/// does not fit: exit 1 with the reason and the hint to free space; no partial file anywhere, no
+/// new version and the aliases where they were; once there is room, the same command works.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_during_a_registration_leaves_the_registry_as_it_was() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let small = root.join("fixtures/corpus/pipeline_scaler_logreg/model.pkl");
+    let big = root.join("fixtures/corpus/random_forest_regressor/model.pkl");
+    // Free space left: less than the model (its file fails), then room for the file but not
+    // for the database's write (found by trying on a 2 MiB tmpfs; either failure must be clean).
+    for free_kib in [100, 440] {
+        let d = tempfile::tempdir().unwrap();
+        let (home, out) = (d.path().join("home"), d.path().join("out"));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        let script = format!(
+            r#"
+set -u
+mount -t tmpfs -o size=2m tmpfs "$H" || exit 90
+export MLSHIP_HOME="$H"
+"$M" models register fraud "$SMALL" --alias production >/dev/null || exit 91
+dd if=/dev/zero of="$H/filler" bs=4k 2>/dev/null
+truncate -s -{free_kib}K "$H/filler"
+"$M" models register fraud "$BIG" --alias production --alias candidate 2>"$OUT/err"
+echo $? >"$OUT/code"
+find "$H" -type f ! -name filler ! -name 'registry.db*' ! -path '*/sha256/*' >"$OUT/stray"
+"$M" models versions fraud --output json >"$OUT/versions" 2>&1
+"$M" models show fraud --output json >"$OUT/model" 2>&1
+rm "$H/filler"
+"$M" models register fraud "$BIG" --alias production --alias candidate >/dev/null 2>"$OUT/err2"
+echo $? >"$OUT/code2"
+"$M" models show fraud --output json >"$OUT/model2" 2>&1
+"#
+        );
+        let mlship = std::path::PathBuf::from(env!("CARGO_BIN_EXE_mlship"));
+        let Some(o) = in_namespace(
+            &script,
+            &[
+                ("H", &home),
+                ("OUT", &out),
+                ("M", &mlship),
+                ("SMALL", &small),
+                ("BIG", &big),
+            ],
+        ) else {
+            return;
+        };
+        let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap_or_default();
+        assert!(
+            o.status.success(),
+            "{free_kib} KiB: the script failed ({:?}): {}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let err = read("err");
+        assert_eq!(read("code").trim(), "1", "{free_kib} KiB: {err}");
+        assert!(
+            err.starts_with("error: ") && (err.contains("full") || err.contains("No space left")),
+            "{free_kib} KiB: {err}"
+        );
+        assert!(
+            err.contains("hint: free some space"),
+            "{free_kib} KiB: {err}"
+        );
+        assert_eq!(read("stray"), "", "{free_kib} KiB: files left behind");
+        let versions: Json = serde_json::from_str(&read("versions")).unwrap_or_else(|e| {
+            panic!("{free_kib} KiB: {e}: {}", read("versions"));
+        });
+        assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
+        let model: Json = serde_json::from_str(&read("model")).unwrap();
+        assert_eq!(model["aliases"], json!({"production": 1}), "{model}");
+        assert_eq!(read("code2").trim(), "0", "{}", read("err2"));
+        let model: Json = serde_json::from_str(&read("model2")).unwrap();
+        assert_eq!(
+            model["aliases"],
+            json!({"production": 2, "candidate": 2}),
+            "{model}"
+        );
+    }
 }

@@ -73,8 +73,9 @@ pub fn run(a: &RegisterArgs, settings: &Settings) -> anyhow::Result<()> {
         predictions = Some(got);
     }
 
-    let meta = settings.metadata()?;
-    drop(meta); // Fail early on an unreachable store, before uploading.
+    // Opened before uploading (an unreachable store fails early) and kept: a SQLite store in
+    // WAL mode needs room for its side files when opened, which a full disk may no longer have.
+    let mut meta = settings.metadata()?;
     let store = settings.artifacts()?;
     let mut progress = progress_printer();
     let stored = match &local.payload {
@@ -118,17 +119,10 @@ pub fn run(a: &RegisterArgs, settings: &Settings) -> anyhow::Result<()> {
         example_predictions: predictions_sha,
         ..NewVersion::default()
     };
-    let mut meta = settings.metadata()?;
-    let v = meta.create_version(&new)?;
-    for alias in &a.alias {
-        meta.set_alias(
-            &a.name,
-            alias,
-            v.version,
-            &Settings::who(),
-            "set at registration",
-        )?;
-    }
+    // The version and its aliases are one transaction. What failed after the upload leaves at
+    // most whole, unreferenced objects (content-addressed: registering the file again reuses
+    // them); never a partial file, a version without its aliases or a half-written row.
+    let v = meta.register(&new, &a.alias, &Settings::who(), "set at registration")?;
     let doc = json!({
         "name": a.name,
         "version": v.version,
