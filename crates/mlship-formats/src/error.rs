@@ -39,6 +39,36 @@ pub enum Error {
     Model(#[from] mlship_model::Error),
 }
 
+/// The unpickler's errors keep their meaning here (a refused global is still refused by name).
+impl From<mlship_pickle::Error> for Error {
+    fn from(e: mlship_pickle::Error) -> Error {
+        use mlship_pickle::Error as P;
+        match e {
+            P::ForbiddenGlobal { module, name } => Error::ForbiddenGlobal { module, name },
+            P::Malformed {
+                format,
+                offset,
+                message,
+            } => Error::Malformed {
+                format,
+                offset,
+                message,
+            },
+            P::Truncated {
+                format,
+                offset,
+                needed,
+            } => Error::Truncated {
+                format,
+                offset,
+                needed,
+            },
+            P::Limit(m) => Error::Limit(m),
+            P::Unsupported(m) => Error::Unsupported(m),
+        }
+    }
+}
+
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

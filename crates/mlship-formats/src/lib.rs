@@ -1,8 +1,7 @@
 //! mlship's format front ends: each parses bytes into its format's own shape, then lowers to the IR.
 //!
-//! - [`pickle`]: the allow-list unpickler (protocols 0 to 5) and joblib's array frames;
-//! - [`joblib`]: joblib's compressed containers;
-//! - [`skops`]: scikit-learn's zip-of-JSON format;
+//! - [`classes`]: the class table the unpickler (`mlship-pickle`, for pickle, joblib and skops
+//!   files) takes as its allow-list;
 //! - [`sklearn`]: the lowering of scikit-learn objects to [`mlship_model::Model`];
 //! - [`mlflow`]: MLflow model directories' `MLmodel` file;
 //! - [`xgboost`]: XGBoost's JSON and UBJSON model files ([`ubjson`] decodes the latter);
@@ -11,24 +10,23 @@
 //! Everything here takes bytes, never paths, and returns `Err` (never panics) on any input.
 
 mod boosting;
+pub mod classes;
 mod coding;
 mod error;
-pub mod joblib;
 pub mod lightgbm;
 pub mod lightgbm_json;
 pub mod mlflow;
 pub mod mlship_json;
 pub mod onnx;
-pub mod pickle;
 pub mod pmml;
 pub mod sklearn;
-pub mod skops;
 pub mod ubjson;
 pub mod xgboost;
 
 pub use error::{Error, Result};
 
 use mlship_model::{Model, ModelInfo};
+use mlship_pickle::{joblib, skops};
 
 /// The container a model file was recognised as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,7 +88,7 @@ fn load_any(b: &[u8]) -> Result<Model> {
     })?;
     let (heap, root, format) = match container {
         Container::Skops => {
-            let (heap, root, v) = skops::load(b)?;
+            let (heap, root, v) = skops::load(b, &classes::Classes)?;
             (
                 heap,
                 root,
@@ -98,7 +96,7 @@ fn load_any(b: &[u8]) -> Result<Model> {
             )
         }
         Container::Pickle => {
-            let u = pickle::unpickle(b, true)?;
+            let u = mlship_pickle::unpickle(b, true, &classes::Classes)?;
             let f = if u.joblib_arrays > 0 {
                 "joblib (uncompressed)".to_string()
             } else {
@@ -108,7 +106,7 @@ fn load_any(b: &[u8]) -> Result<Model> {
         }
         Container::Joblib(c) => {
             let raw = joblib::decompress(b, c, joblib::default_budget(b.len()))?;
-            let u = pickle::unpickle(&raw, true)?;
+            let u = mlship_pickle::unpickle(&raw, true, &classes::Classes)?;
             (u.heap, u.root, format!("joblib ({})", c.name()))
         }
     };

@@ -90,6 +90,31 @@ fn each_outside_concern_lives_in_one_crate() {
     assert!(broken.is_empty(), "{broken:#?}");
 }
 
+/// The unpickler knows no model library: the classes a file may name are its caller's table
+/// (`mlship-formats`'s `classes.rs`), and it depends on no mlship crate.
+#[test]
+fn the_unpickler_names_no_model_library() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates/mlship-pickle/src"), &mut files);
+    assert!(files.len() >= 5);
+    let mut named = Vec::new();
+    for p in files {
+        let text = std::fs::read_to_string(&p).unwrap().to_lowercase();
+        for word in ["sklearn", "scikit", "xgboost", "lightgbm", "mlship_"] {
+            if text.contains(word) {
+                named.push(format!("{} names {word}", p.display()));
+            }
+        }
+    }
+    assert!(named.is_empty(), "{named:#?}");
+    let (_, deps) = dependencies()
+        .into_iter()
+        .find(|(k, _)| k == "mlship-pickle")
+        .unwrap();
+    let ours: Vec<&String> = deps.iter().filter(|d| d.starts_with("mlship")).collect();
+    assert!(ours.is_empty(), "mlship-pickle depends on {ours:?}");
+}
+
 #[test]
 fn every_environment_variable_is_declared_in_settings() {
     let settings = std::fs::read_to_string(root().join("crates/mlship/src/settings.rs")).unwrap();

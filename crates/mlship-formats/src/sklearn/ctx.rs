@@ -3,8 +3,8 @@
 use mlship_model::{Label, Matrix};
 
 use crate::error::{Result, unsupported};
-use crate::pickle::numpy::{ArrayData, NdArray};
-use crate::pickle::{Heap, Obj, Value};
+use mlship_pickle::numpy::{ArrayData, NdArray};
+use mlship_pickle::{Heap, Obj, Value};
 
 /// Deeply nested pipelines are refused past this depth (hostile files nest without end).
 pub const MAX_DEPTH: usize = 64;
@@ -215,7 +215,7 @@ impl<'h> Inst<'h> {
     pub fn f64s(&self, key: &str) -> Result<Vec<f64>> {
         let v = self.req(key)?;
         match self.ctx.array(v) {
-            Some(a) => a.to_f64(),
+            Some(a) => Ok(a.to_f64()?),
             None => self
                 .ctx
                 .f64(v)

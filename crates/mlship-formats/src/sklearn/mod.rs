@@ -12,8 +12,8 @@ use mlship_model::{
 };
 
 use crate::error::{Error, Result, unsupported};
-use crate::pickle::{Heap, Obj, Value};
 use ctx::MAX_DEPTH;
+use mlship_pickle::{Heap, Obj, Value};
 
 /// A scikit-learn model lowered to the IR, with what `inspect` shows.
 #[derive(Debug)]
@@ -376,7 +376,7 @@ fn lower_estimator(e: Inst<'_>) -> Result<(Estimator, Vec<Step>, String)> {
         other => {
             return Err(Error::UnsupportedEstimator {
                 class: other.to_string(),
-                supported: crate::pickle::globals::supported_estimators(),
+                supported: crate::classes::supported_estimators(),
             });
         }
     };

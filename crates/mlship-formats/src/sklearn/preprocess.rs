@@ -6,8 +6,8 @@ use mlship_model::{
 
 use super::ctx::{Inst, MAX_DEPTH};
 use crate::error::{Error, Result, unsupported};
-use crate::pickle::numpy::ArrayData;
-use crate::pickle::{Obj, Value};
+use mlship_pickle::numpy::ArrayData;
+use mlship_pickle::{Obj, Value};
 
 pub fn is_transformer(class: &str) -> bool {
     matches!(
@@ -160,7 +160,7 @@ pub fn lower_transformer(t: Inst<'_>, depth: usize) -> Result<(Vec<Step>, String
         other => {
             return Err(Error::UnsupportedEstimator {
                 class: other.to_string(),
-                supported: crate::pickle::globals::supported_estimators(),
+                supported: crate::classes::supported_estimators(),
             });
         }
     };

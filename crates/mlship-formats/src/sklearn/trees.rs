@@ -5,7 +5,7 @@ use mlship_model::{BoostLink, Estimator, Label, Node, Step, Tree, TreeEnsemble, 
 
 use super::ctx::Inst;
 use crate::error::{Result, unsupported};
-use crate::pickle::Value;
+use mlship_pickle::Value;
 
 pub fn is_tree_model(class: &str) -> bool {
     matches!(

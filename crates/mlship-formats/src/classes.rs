@@ -1,59 +1,9 @@
-//! The allow-list: every `module.name` a model file may reference, and what it means to the VM.
-//!
-//! A global that is not listed here is refused when the opcode that names it is read, before any
-//! object is built. Listed globals are never called: the VM emulates each one's effect on data.
+//! The class table: every class, value and training-time object a model file may name beyond
+//! plain data, the one list the unpickler's allow-list, skops's and the error messages'
+//! "supported" lists are derived from. Listed classes are never called: the unpickler rebuilds
+//! their state and the scikit-learn lowering reads it.
 
-use std::fmt;
-
-/// What an allow-listed global does when the VM meets it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// A class whose instances are rebuilt from a state dict (`__new__` then `__setstate__`).
-    Class,
-    /// `numpy.core.multiarray._reconstruct(ndarray, (0,), b'b')`: an empty array awaiting BUILD.
-    Reconstruct,
-    /// `numpy.ndarray` (argument of `_reconstruct` and joblib's wrapper).
-    NdArrayClass,
-    /// `numpy.dtype(name, align, copy)` then BUILD with its state.
-    DtypeCtor,
-    /// `numpy.core.multiarray.scalar(dtype, bytes)`: a numpy scalar.
-    Scalar,
-    /// `numpy.core.numeric._frombuffer(buffer, dtype, shape, order)` (protocol 5 arrays).
-    FromBuffer,
-    /// `_codecs.encode(str, 'latin1')`: how protocols 0 to 2 write bytes.
-    CodecsEncode,
-    Bytearray,
-    Slice,
-    /// `dict`, `collections.OrderedDict`, `collections.defaultdict`.
-    DictCtor,
-    /// `set` and `frozenset`.
-    SetCtor,
-    /// `copyreg._reconstructor(cls, object, state)`: protocols 0 and 1 objects.
-    CopyregReconstructor,
-    /// `joblib.numpy_pickle.NumpyArrayWrapper`: an array whose bytes follow in the stream.
-    JoblibArrayWrapper,
-    /// A type or function used only as a value (`numpy.float64` as OneHotEncoder's dtype).
-    TypeValue,
-    /// Training-time state that prediction ignores (random generators, optimizers, Cython losses).
-    Opaque,
-}
-
-/// A resolved, allow-listed global.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Global {
-    pub module: String,
-    pub name: String,
-    pub kind: Kind,
-}
-
-impl fmt::Display for Global {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.module, self.name)
-    }
-}
-
-const NUMPY_CORE: [&str; 2] = ["numpy.core.multiarray", "numpy._core.multiarray"];
-const NUMPY_NUMERIC: [&str; 2] = ["numpy.core.numeric", "numpy._core.numeric"];
+use mlship_pickle::{AllowList, Kind};
 
 /// XGBoost's scikit-learn wrappers and the booster they pickle (its model as raw bytes).
 const XGBOOST_CLASSES: &[(&str, &[&str])] = &[
@@ -330,48 +280,30 @@ const TYPE_VALUES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Resolves `module.name` against the allow-list. `None` means refused.
-pub fn resolve(module: &str, name: &str) -> Option<Global> {
-    let kind = kind_of(module, name)?;
-    Some(Global {
-        module: module.to_string(),
-        name: name.to_string(),
-        kind,
-    })
+/// The model libraries' classes, for the unpickler and skops (see [`mlship_pickle::allow`]).
+pub struct Classes;
+
+impl AllowList for Classes {
+    fn kind(&self, module: &str, name: &str) -> Option<Kind> {
+        Some(match (module, name) {
+            // Old scikit-learn vendored joblib, and pickled its array frames under its own name.
+            ("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper") => {
+                Kind::JoblibArrayWrapper
+            }
+            _ if listed(SKLEARN_CLASSES, module, name) => Kind::Class,
+            _ if listed(XGBOOST_CLASSES, module, name) => Kind::Class,
+            _ if listed(LIGHTGBM_CLASSES, module, name) => Kind::Class,
+            _ if listed(OPAQUE, module, name) => Kind::Opaque,
+            _ if listed(TYPE_VALUES, module, name) => Kind::TypeValue,
+            _ => return None,
+        })
+    }
 }
 
 fn listed(table: &[(&str, &[&str])], module: &str, name: &str) -> bool {
     table
         .iter()
         .any(|(m, names)| *m == module && names.contains(&name))
-}
-
-fn kind_of(module: &str, name: &str) -> Option<Kind> {
-    let k = match (module, name) {
-        (m, "_reconstruct") if NUMPY_CORE.contains(&m) => Kind::Reconstruct,
-        (m, "scalar") if NUMPY_CORE.contains(&m) => Kind::Scalar,
-        (m, "_frombuffer") if NUMPY_NUMERIC.contains(&m) => Kind::FromBuffer,
-        ("numpy", "ndarray") => Kind::NdArrayClass,
-        ("numpy", "dtype") => Kind::DtypeCtor,
-        ("_codecs", "encode") => Kind::CodecsEncode,
-        ("builtins" | "__builtin__", "bytearray" | "bytes") => Kind::Bytearray,
-        ("builtins" | "__builtin__", "slice") => Kind::Slice,
-        ("builtins" | "__builtin__", "dict") | ("collections", "OrderedDict" | "defaultdict") => {
-            Kind::DictCtor
-        }
-        ("builtins" | "__builtin__", "set" | "frozenset") => Kind::SetCtor,
-        ("copyreg" | "copy_reg", "_reconstructor") => Kind::CopyregReconstructor,
-        ("joblib.numpy_pickle" | "sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper") => {
-            Kind::JoblibArrayWrapper
-        }
-        _ if listed(SKLEARN_CLASSES, module, name) => Kind::Class,
-        _ if listed(XGBOOST_CLASSES, module, name) => Kind::Class,
-        _ if listed(LIGHTGBM_CLASSES, module, name) => Kind::Class,
-        _ if listed(OPAQUE, module, name) => Kind::Opaque,
-        _ if listed(TYPE_VALUES, module, name) => Kind::TypeValue,
-        _ => return None,
-    };
-    Some(k)
 }
 
 /// The estimator classes mlship scores, for error messages.
@@ -389,6 +321,7 @@ pub fn supported_estimators() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mlship_pickle::allow::resolve;
 
     #[test]
     fn dangerous_globals_are_refused() {
@@ -405,22 +338,22 @@ mod tests {
             ("numpy.testing._private.utils", "runstring"),
             ("torch", "load"),
         ] {
-            assert!(resolve(m, n).is_none(), "{m}.{n} must be refused");
+            assert!(resolve(m, n, &Classes).is_none(), "{m}.{n} must be refused");
         }
     }
 
     #[test]
     fn numpy_one_and_two_spellings_resolve() {
         assert_eq!(
-            resolve("numpy.core.multiarray", "_reconstruct").map(|g| g.kind),
+            resolve("numpy.core.multiarray", "_reconstruct", &Classes).map(|g| g.kind),
             Some(Kind::Reconstruct)
         );
         assert_eq!(
-            resolve("numpy._core.multiarray", "_reconstruct").map(|g| g.kind),
+            resolve("numpy._core.multiarray", "_reconstruct", &Classes).map(|g| g.kind),
             Some(Kind::Reconstruct)
         );
         assert_eq!(
-            resolve("numpy.core.numeric", "_frombuffer").map(|g| g.kind),
+            resolve("numpy.core.numeric", "_frombuffer", &Classes).map(|g| g.kind),
             Some(Kind::FromBuffer)
         );
     }

@@ -1,7 +1,7 @@
 //! numpy's data model as the loaders see it: dtypes (including structured ones), arrays, `.npy` files.
 
-use super::value::Value;
 use crate::error::{Result, malformed, unsupported};
+use crate::value::Value;
 
 /// A numpy dtype. Structured dtypes list their fields with byte offsets.
 #[derive(Clone, Debug, PartialEq)]

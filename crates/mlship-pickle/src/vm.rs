@@ -1,15 +1,15 @@
 //! The pickle VM: every opcode of protocols 0 to 5, over an arena heap, calling nothing.
 //!
-//! Globals resolve only through the allow-list ([`super::globals`]); each allowed callable has its
+//! Globals resolve only through the allow-list ([`crate::allow`]); each allowed callable has its
 //! effect on data emulated here. Every length is checked against the bytes that remain, so a lying
 //! length field fails before anything is allocated; the VM is a loop, not a recursion.
 
 use std::collections::HashMap;
 
-use super::globals::{self, Global, Kind};
-use super::numpy::{ArrayData, DField, Dtype, NdArray, element_count, fortran_to_c};
-use super::value::{Heap, Obj, Value};
+use crate::allow::{self, AllowList, Global, Kind};
 use crate::error::{Error, Result, malformed};
+use crate::numpy::{ArrayData, DField, Dtype, NdArray, element_count, fortran_to_c};
+use crate::value::{Heap, Obj, Value};
 
 const FMT: &str = "pickle";
 /// joblib nests a whole pickle for each object array; deeper nesting is refused.
@@ -27,9 +27,12 @@ pub struct Unpickled {
 }
 
 /// Unpickles `input`. With `joblib`, arrays wrapped by joblib's `NumpyArrayWrapper` are read from
-/// the raw bytes that follow their BUILD, as joblib's `NumpyUnpickler` does.
-pub fn unpickle(input: &[u8], joblib: bool) -> Result<Unpickled> {
+/// the raw bytes that follow their BUILD, as joblib's `NumpyUnpickler` does. Every global the
+/// stream names is resolved against [`crate::allow`]'s own list and then `allow`; any other is
+/// refused before anything is built.
+pub fn unpickle(input: &[u8], joblib: bool, allow: &dyn AllowList) -> Result<Unpickled> {
     let mut vm = Vm {
+        allow,
         input,
         pos: 0,
         heap: Heap::default(),
@@ -51,6 +54,7 @@ pub fn unpickle(input: &[u8], joblib: bool) -> Result<Unpickled> {
 }
 
 struct Vm<'a> {
+    allow: &'a dyn AllowList,
     input: &'a [u8],
     pos: usize,
     heap: Heap,
@@ -167,7 +171,7 @@ impl Vm<'_> {
     }
 
     fn global(&mut self, module: &str, name: &str) -> Result<()> {
-        let g = globals::resolve(module, name).ok_or_else(|| Error::ForbiddenGlobal {
+        let g = allow::resolve(module, name, self.allow).ok_or_else(|| Error::ForbiddenGlobal {
             module: module.into(),
             name: name.into(),
         })?;
@@ -457,7 +461,7 @@ impl Vm<'_> {
                 b'i' => {
                     let module = self.line_str()?;
                     let name = self.line_str()?;
-                    let g = globals::resolve(&module, &name)
+                    let g = allow::resolve(&module, &name, self.allow)
                         .ok_or(Error::ForbiddenGlobal { module, name })?;
                     let args = self.pop_mark()?;
                     let cls = self.heap.alloc(Obj::Global(g));
@@ -565,7 +569,7 @@ impl Vm<'_> {
                     v.extend(items);
                     return Ok(());
                 }
-                // A list subclass (scikit-learn's _RemainderColsList): items are kept as its args.
+                // A list subclass (a model library's own list type): items are kept as its args.
                 Obj::Instance { args, .. } => {
                     args.extend(items);
                     return Ok(());

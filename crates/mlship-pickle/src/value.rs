@@ -1,7 +1,7 @@
 //! The unpickler's object heap: values are indices into an arena, so cycles cannot leak or recurse.
 
-use super::globals::Global;
-use super::numpy::{Dtype, NdArray};
+use crate::allow::Global;
+use crate::numpy::{Dtype, NdArray};
 
 /// A reference to an object on the heap.
 pub type Id = u32;

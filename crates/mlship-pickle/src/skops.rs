@@ -5,10 +5,10 @@ use std::io::{Cursor, Read};
 
 use serde_json::Value as Json;
 
+use crate::allow::{self, AllowList, Kind};
 use crate::error::{Error, Result, malformed, unsupported};
-use crate::pickle::globals::{self, Kind};
-use crate::pickle::numpy::{ArrayData, Dtype, NdArray, parse_npy};
-use crate::pickle::{Heap, Obj, Value};
+use crate::numpy::{ArrayData, Dtype, NdArray, parse_npy};
+use crate::value::{Heap, Obj, Value};
 
 const FMT: &str = "skops";
 const MAX_DEPTH: usize = 256;
@@ -22,8 +22,9 @@ pub fn is_skops(b: &[u8]) -> bool {
             .is_ok_and(|z| z.index_for_name("schema.json").is_some())
 }
 
-/// Reads a skops file into a heap, ready for the scikit-learn lowering.
-pub fn load(b: &[u8]) -> Result<(Heap, Value, Option<String>)> {
+/// Reads a skops file into a heap, every class it names resolved against `allow` (and refused
+/// when not listed), as the unpickler resolves a pickle's globals.
+pub fn load(b: &[u8], allow: &dyn AllowList) -> Result<(Heap, Value, Option<String>)> {
     let mut zip = zip::ZipArchive::new(Cursor::new(b))
         .map_err(|e| malformed(FMT, 0, format!("not a zip archive: {e}")))?;
     let schema_bytes = read_member(&mut zip, "schema.json", b.len())?;
@@ -39,6 +40,7 @@ pub fn load(b: &[u8]) -> Result<(Heap, Value, Option<String>)> {
         heap: Heap::default(),
         ids: HashMap::new(),
         input_len: b.len(),
+        allow,
     };
     let root = r.node(&schema, 0)?;
     Ok((r.heap, root, version))
@@ -114,6 +116,7 @@ struct Reader<'a> {
     heap: Heap,
     ids: HashMap<i64, Value>,
     input_len: usize,
+    allow: &'a dyn AllowList,
 }
 
 impl Reader<'_> {
@@ -197,9 +200,11 @@ impl Reader<'_> {
             | "RandomStateNode"
             | "RandomGeneratorNode"
             | "BitGeneratorNode" => {
-                let g = globals::resolve(module, class).ok_or_else(|| Error::ForbiddenGlobal {
-                    module: module.into(),
-                    name: class.into(),
+                let g = allow::resolve(module, class, self.allow).ok_or_else(|| {
+                    Error::ForbiddenGlobal {
+                        module: module.into(),
+                        name: class.into(),
+                    }
                 })?;
                 if !matches!(g.kind, Kind::Class | Kind::Opaque) {
                     return Err(unsupported(format!(
@@ -226,9 +231,11 @@ impl Reader<'_> {
                 })
             }
             "TypeNode" => {
-                let g = globals::resolve(module, class).ok_or_else(|| Error::ForbiddenGlobal {
-                    module: module.into(),
-                    name: class.into(),
+                let g = allow::resolve(module, class, self.allow).ok_or_else(|| {
+                    Error::ForbiddenGlobal {
+                        module: module.into(),
+                        name: class.into(),
+                    }
                 })?;
                 self.heap.alloc(Obj::Global(g))
             }
