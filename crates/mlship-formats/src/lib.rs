@@ -50,41 +50,67 @@ pub fn detect(b: &[u8]) -> Option<Container> {
     }
 }
 
-/// Loads a model file (pickle, joblib in any compression, skops, XGBoost JSON or UBJSON, LightGBM text) into the IR.
+/// One format mlship reads: its name in messages, how a file of it is recognised, how it loads.
+pub struct Format {
+    pub name: &'static str,
+    pub detect: fn(&[u8]) -> bool,
+    pub load: fn(&[u8]) -> Result<Model>,
+}
+
+/// Writes the format table and the texts derived from it, so the list a user reads in an error or
+/// in `--help` is the list the loader tries.
+macro_rules! formats {
+    ($($name:literal: $detect:expr => $load:expr),+ $(,)?) => {
+        /// Every format mlship reads, in the order a file is tried against them.
+        pub const FORMATS: &[Format] = &[$(Format { name: $name, detect: $detect, load: $load }),+];
+        /// The formats mlship reads, as a list for messages.
+        pub const READ: &str = formats!(@list $($name),+);
+        /// The help of a model argument (`predict`, `inspect`, `models register`…).
+        pub const MODEL_ARG_HELP: &str = concat!(
+            "A model file (",
+            formats!(@list $($name),+),
+            ") or an MLflow model directory."
+        );
+    };
+    (@list $first:literal $(, $rest:literal)*) => { concat!($first $(, ", ", $rest)*) };
+}
+
+formats! {
+    "mlship JSON": mlship_json::detect => mlship_json::read,
+    "PMML": pmml::is_pmml => pmml::load,
+    "ONNX": onnx::is_onnx => onnx::load,
+    "LightGBM JSON dump": lightgbm_json::is_lightgbm_json => lightgbm_json::load,
+    "XGBoost JSON or UBJSON": |b| xgboost::detect(b).is_some() => load_xgboost,
+    "LightGBM text": lightgbm::is_lightgbm_text => lightgbm::load,
+    "skops": skops::is_skops => load_sklearn,
+    "joblib (any compression)": |b| matches!(detect(b), Some(Container::Joblib(_))) => load_sklearn,
+    "pickle (protocols 0 to 5)": |b| detect(b) == Some(Container::Pickle) => load_sklearn,
+}
+
+/// Loads a model file of any of [`FORMATS`] into the IR.
 ///
 /// Every loader's model is checked the same way before it is returned: the steps' widths chain
 /// from the signature to what the estimator reads, so an inconsistent file is refused here and
 /// never scored.
 pub fn load(b: &[u8]) -> Result<Model> {
-    let m = load_any(b)?;
+    let format = FORMATS.iter().find(|f| (f.detect)(b)).ok_or_else(|| {
+        Error::UnknownFormat(format!("{} (supported: {READ})", describe_magic(b)))
+    })?;
+    let m = (format.load)(b)?;
     m.check()?;
     Ok(m)
 }
 
-fn load_any(b: &[u8]) -> Result<Model> {
-    if mlship_json::detect(b) {
-        return mlship_json::read(b);
-    }
-    if pmml::is_pmml(b) {
-        return pmml::load(b);
-    }
-    if onnx::is_onnx(b) {
-        return onnx::load(b);
-    }
-    if lightgbm_json::is_lightgbm_json(b) {
-        return lightgbm_json::load(b);
-    }
-    if let Some(encoding) = xgboost::detect(b) {
-        return xgboost::load(b, encoding);
-    }
-    if lightgbm::is_lightgbm_text(b) {
-        return lightgbm::load(b);
-    }
+fn load_xgboost(b: &[u8]) -> Result<Model> {
+    let encoding =
+        xgboost::detect(b).ok_or_else(|| Error::UnknownFormat("not an XGBoost model".into()))?;
+    xgboost::load(b, encoding)
+}
+
+/// A pickle, a joblib file or a skops file, lowered from the scikit-learn objects it holds.
+fn load_sklearn(b: &[u8]) -> Result<Model> {
     let container = detect(b).ok_or_else(|| {
-        Error::UnknownFormat(format!(
-            "{} (supported: pickle protocols 0-5, joblib, skops, XGBoost JSON and UBJSON, LightGBM text and JSON, mlship JSON, PMML, ONNX)",
-            describe_magic(b)
-        ))
+        Error::UnknownFormat(format!("{} (supported: {READ})", describe_magic(b)))
     })?;
     let (heap, root, format) = match container {
         Container::Skops => {

@@ -864,8 +864,7 @@ pub struct NameArgs {
 #[derive(Debug, clap::Args)]
 pub struct RegisterArgs {
     pub name: String,
-    /// A model file (pickle, joblib, skops, XGBoost JSON/UBJSON, LightGBM text or JSON dump, ONNX,
-    /// PMML, mlship JSON) or an MLflow model directory.
+    #[arg(help = mlship_formats::MODEL_ARG_HELP)]
     pub path: PathBuf,
     /// Point these aliases at the new version.
     #[arg(long)]
@@ -944,8 +943,7 @@ pub enum InspectFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct PredictArgs {
-    /// A model file (pickle, joblib, skops, XGBoost JSON/UBJSON, LightGBM text or JSON dump, ONNX,
-    /// PMML, mlship JSON) or an MLflow model directory.
+    #[arg(help = mlship_formats::MODEL_ARG_HELP)]
     pub model: String,
     /// The rows to score: a file, or `-` for standard input.
     #[arg(long, short, default_value = "-")]
@@ -960,8 +958,7 @@ pub struct PredictArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// A model file (pickle, joblib, skops, XGBoost JSON/UBJSON, LightGBM text or JSON dump, ONNX,
-    /// PMML, mlship JSON) or an MLflow model directory.
+    #[arg(help = mlship_formats::MODEL_ARG_HELP)]
     pub model: String,
     /// How to print the description.
     #[arg(long, default_value = "table")]

@@ -234,7 +234,7 @@ fn default_hint(e: &anyhow::Error) -> Option<String> {
             return Some(match f {
                 F::ForbiddenGlobal { .. } => "mlship loads only scikit-learn estimators and the numpy data they hold; a file that references other code may be malicious".into(),
                 F::UnsupportedEstimator { .. } | F::Unsupported(_) => "see `mlship inspect --help` and the README's list of supported estimators".into(),
-                F::UnknownFormat(_) => "pass a pickle, joblib, skops, XGBoost JSON/UBJSON or LightGBM text file, or an MLflow model directory".into(),
+                F::UnknownFormat(_) => format!("pass a file of one of these formats: {}; or an MLflow model directory", mlship_formats::READ),
                 F::Malformed { .. } | F::Truncated { .. } => "the file is damaged or not a model; re-save it from Python".into(),
                 F::Limit(_) => "the file exceeds a safety limit of the loader".into(),
                 F::Model(_) => "the model file is inconsistent; re-save it from Python".into(),

@@ -115,6 +115,35 @@ fn the_unpickler_names_no_model_library() {
     assert!(ours.is_empty(), "mlship-pickle depends on {ours:?}");
 }
 
+/// The formats mlship reads are listed once, in `mlship-formats`'s format table (`FORMATS`, and
+/// the `READ` and `MODEL_ARG_HELP` texts made from it): no message or help writes its own list.
+#[test]
+fn the_formats_are_listed_once() {
+    let mut lists = Vec::new();
+    for p in sources() {
+        if p.components().any(|c| c.as_os_str() == "tests") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap().to_lowercase();
+        // What users read is in string literals (messages, help): the odd pieces between quotes.
+        for line in text.lines() {
+            for literal in line.split('"').skip(1).step_by(2) {
+                for list in [
+                    "pickle, joblib",
+                    "joblib, skops",
+                    "skops, xgboost",
+                    "onnx, pmml",
+                ] {
+                    if literal.contains(list) {
+                        lists.push(format!("{} lists formats: {literal}", p.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(lists.is_empty(), "{lists:#?}");
+}
+
 #[test]
 fn every_environment_variable_is_declared_in_settings() {
     let settings = std::fs::read_to_string(root().join("crates/mlship/src/settings.rs")).unwrap();
