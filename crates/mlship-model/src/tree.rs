@@ -605,9 +605,9 @@ impl Tree {
         // takes the AVX2 kernel (AVX2 only, or AVX-512 with slow gathers; measured on an AMD
         // Zen 4), about 1 ns plus 0.25 to 0.4 per level against 0.14 ns per split of either
         // mask in AVX2, or 0.12 and 0.15 per split of a narrow and a wide mask in AVX-512.
-        let walk_cheaper = |m: &Masked, p: &Perfect| match simd::Isa::detect() {
-            simd::Isa::Avx2 => m.split64.len() * 14 > 100 + p.depth as usize * 25,
-            simd::Isa::Avx512 if simd::Isa::slow_gathers() => {
+        let walk_cheaper = |m: &Masked, p: &Perfect| match simd::Isa::detect().level() {
+            simd::Level::Avx2 => m.split64.len() * 14 > 100 + p.depth as usize * 25,
+            simd::Level::Avx512 if simd::Isa::slow_gathers() => {
                 m.split64.len() * if m.narrow { 12 } else { 15 } > 10 + p.depth as usize * 40
             }
             _ => m.split64.len() * if m.narrow { 2 } else { 5 } + 6 > p.depth as usize * 19,

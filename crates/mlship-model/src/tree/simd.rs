@@ -7,9 +7,9 @@
 
 use super::{BLOCK, Block, Lane, LeafMask, Masked, Perfect};
 
-/// The vector instructions the scorer uses, found once per process.
+/// A level of vector instructions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Isa {
+pub(super) enum Level {
     /// The portable loops (what the compiler makes of them for the build's target).
     Base,
     /// AVX2 and BMI1: 256-bit vectors and gathers.
@@ -19,7 +19,18 @@ pub(super) enum Isa {
     Avx512,
 }
 
+/// The vector instructions the scorer uses: a token that only CPU detection makes ([`Isa::detect`],
+/// and [`Isa::available`] in tests, which never goes above it), so a level this CPU lacks cannot
+/// reach the `target_feature` kernels below, which are sound only at a level the CPU runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Isa(Level);
+
 impl Isa {
+    /// The level this token stands for.
+    pub(super) fn level(self) -> Level {
+        self.0
+    }
+
     /// The best level this CPU runs, or a lower one named by `MLSHIP_ISA` (`base`, `avx2`), to
     /// compare them or to rule a level out; found once per process. The unsafe calls below rely
     /// on `Isa` values coming from here (or from [`Isa::available`], which never goes above it).
@@ -27,27 +38,27 @@ impl Isa {
         static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
         *ISA.get_or_init(|| {
             let cap = match std::env::var("MLSHIP_ISA").as_deref() {
-                Ok("base") => Isa::Base,
-                Ok("avx2") => Isa::Avx2,
-                _ => Isa::Avx512,
+                Ok("base") => Level::Base,
+                Ok("avx2") => Level::Avx2,
+                _ => Level::Avx512,
             };
-            Isa::cpu().min(cap)
+            Isa(Isa::cpu().min(cap))
         })
     }
 
     /// The best level this CPU runs.
-    fn cpu() -> Isa {
+    fn cpu() -> Level {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
             if has!("avx2") && has!("bmi1") {
                 if has!("avx512f") && has!("avx512cd") && has!("avx512bw") && has!("avx512vl") {
-                    return Isa::Avx512;
+                    return Level::Avx512;
                 }
-                return Isa::Avx2;
+                return Level::Avx2;
             }
         }
-        Isa::Base
+        Level::Base
     }
 
     /// Whether this CPU's vector gathers are slow next to its permutes and blends, as on AMD's
@@ -72,15 +83,16 @@ impl Isa {
 
     /// Whether perfect trees walk with the AVX2 kernel at this level.
     pub(super) fn avx2_walk(self) -> bool {
-        self == Isa::Avx2 || (self == Isa::Avx512 && Isa::slow_gathers())
+        self.0 == Level::Avx2 || (self.0 == Level::Avx512 && Isa::slow_gathers())
     }
 
     /// Every level this CPU runs, for tests that compare them.
     #[cfg(test)]
     pub(super) fn available() -> Vec<Isa> {
-        [Isa::Base, Isa::Avx2, Isa::Avx512]
+        [Level::Base, Level::Avx2, Level::Avx512]
             .into_iter()
-            .filter(|i| *i <= Isa::detect())
+            .filter(|l| *l <= Isa::detect().0)
+            .map(Isa)
             .collect()
     }
 }
@@ -95,7 +107,7 @@ pub(super) fn load_block<T: Lane>(
     nan: &mut [bool; BLOCK],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx2 {
+    if isa.0 >= Level::Avx2 {
         #[target_feature(enable = "avx2")]
         fn avx2<T: Lane>(
             cols: &[&[f64]],
@@ -117,7 +129,7 @@ pub(super) fn load_block<T: Lane>(
         // SAFETY: `isa` comes from `Isa::detect`: the CPU has what the chosen copy enables.
         #[allow(unsafe_code)]
         return unsafe {
-            if isa >= Isa::Avx512 {
+            if isa.0 >= Level::Avx512 {
                 avx512(cols, rows, xt, nan)
             } else {
                 avx2(cols, rows, xt, nan)
@@ -139,7 +151,7 @@ pub(super) fn masked_add<T: Copy + PartialOrd, M: LeafMask>(
     scale: f64,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx2 {
+    if isa.0 >= Level::Avx2 {
         #[target_feature(enable = "avx2,bmi1")]
         fn avx2<T: Copy + PartialOrd, M: LeafMask>(
             s: &[(u32, T, u64)],
@@ -166,7 +178,7 @@ pub(super) fn masked_leaves<T: Copy + PartialOrd, M: LeafMask>(
     xt: &[T],
 ) -> [u8; BLOCK] {
     #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx2 {
+    if isa.0 >= Level::Avx2 {
         #[target_feature(enable = "avx2,bmi1")]
         fn avx2<T: Copy + PartialOrd, M: LeafMask>(s: &[(u32, T, u64)], xt: &[T]) -> [u8; BLOCK] {
             Masked::leaves::<T, M>(s, xt)
@@ -183,7 +195,7 @@ pub(super) fn masked_leaves<T: Copy + PartialOrd, M: LeafMask>(
 #[inline]
 pub(super) fn masked_leaves512(isa: Isa, m: &Masked, xt: Block<'_>) -> Option<[u32; BLOCK]> {
     #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx512 {
+    if isa.0 >= Level::Avx512 {
         let mut out = [0u32; BLOCK];
         // SAFETY: `isa` comes from `Isa::detect`: the CPU has AVX-512 F and CD.
         #[allow(unsafe_code)]
@@ -206,7 +218,7 @@ pub(super) fn masked_add512(
     scale: f64,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx512 {
+    if isa.0 >= Level::Avx512 {
         // SAFETY: `isa` comes from `Isa::detect`: the CPU has AVX-512 F and CD.
         #[allow(unsafe_code)]
         unsafe {
@@ -232,7 +244,7 @@ pub(super) fn slot_add(
     scale: f64,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx512
+    if isa.0 >= Level::Avx512
         && width == k
         && (k == 1 || k == 2)
         && !values.is_empty()
@@ -247,7 +259,7 @@ pub(super) fn slot_add(
         return true;
     }
     #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx2 && width == k && (k == 1 || k == 2) {
+    if isa.0 >= Level::Avx2 && width == k && (k == 1 || k == 2) {
         // SAFETY: `isa` comes from `Isa::detect`: the CPU has AVX2.
         #[allow(unsafe_code)]
         unsafe {
@@ -263,7 +275,7 @@ pub(super) fn slot_add(
 /// vector gathers; `false` (nothing written) below AVX2.
 pub(super) fn perfect_slots(isa: Isa, p: &Perfect, xt: &[f32], slots: &mut [u32; BLOCK]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx2 {
+    if isa.0 >= Level::Avx2 {
         assert!(
             (p.max_feature + 1) * BLOCK <= xt.len()
                 && p.feat.len() == (1 << p.depth) - 1
@@ -300,7 +312,7 @@ pub(super) fn perfect_slots_each(p: &Perfect, xt: &[f32]) -> Vec<[u32; BLOCK]> {
             "perfect tree reads past the block"
         );
         let isa = Isa::detect();
-        if isa >= Isa::Avx2 {
+        if isa.0 >= Level::Avx2 {
             let mut s = [0u32; BLOCK];
             // SAFETY: the CPU has AVX2 (`Isa::detect`); bounds as asserted above.
             #[allow(unsafe_code)]
@@ -309,7 +321,7 @@ pub(super) fn perfect_slots_each(p: &Perfect, xt: &[f32]) -> Vec<[u32; BLOCK]> {
             };
             out.push(s);
         }
-        if isa >= Isa::Avx512 {
+        if isa.0 >= Level::Avx512 {
             let mut s = [0u32; BLOCK];
             // SAFETY: the CPU has AVX-512 F (`Isa::detect`); bounds as asserted above.
             #[allow(unsafe_code)]
