@@ -19,6 +19,7 @@ pub mod numeric;
 mod output;
 mod signature;
 mod svm;
+pub mod threads;
 mod transform;
 mod tree;
 

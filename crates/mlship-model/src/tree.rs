@@ -721,20 +721,6 @@ fn row_of<'b>(cols: &[&[f64]], i: usize, cast_f32: bool, buf: &'b mut Vec<f64>) 
 /// walk the nodes one by one.
 const MIN_PADDED: usize = 12;
 
-/// The threads a large batch is split across: the CPUs this process may use (at most 8), found
-/// once (finding them reads the cgroup's quota, which cost 4% of a 10,000-row batch).
-fn threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(8)
-    })
-}
-
-/// Batches at least this large are split across threads.
-const PARALLEL_ROWS: usize = 4096;
-
 fn in_bitset(b: &[u32], v: u32) -> bool {
     b.get((v / 32) as usize)
         .is_some_and(|w| (w >> (v % 32)) & 1 == 1)
@@ -952,7 +938,8 @@ impl TreeEnsemble {
         base: &[f64],
     ) -> Matrix {
         let k = self.n_outputs;
-        let threads = if n >= PARALLEL_ROWS { threads() } else { 1 };
+        // The caller's cap (`crate::threads::with_threads`), else the cores, for large batches.
+        let threads = crate::threads::batch_threads(n);
         let mut acc = vec![0.0; n * k];
         if threads > 1 && k > 0 {
             let chunk = n.div_ceil(threads);

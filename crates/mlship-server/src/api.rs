@@ -311,7 +311,7 @@ pub async fn score(
         let tx = batcher(state, served);
         crate::batch::submit(&tx, frame).await
     } else {
-        score_frame(served.model.clone(), frame).await
+        score_frame(served.model.clone(), frame, state.config.scoring_threads).await
     };
     state.metrics.scored(
         &served.name,
@@ -374,14 +374,20 @@ fn batcher(
     }
 }
 
+/// Scores a frame; a large one on the blocking pool, with at most `threads` threads when the
+/// server caps them (`--scoring-threads`).
 async fn score_frame(
     model: std::sync::Arc<mlship_model::Model>,
     frame: mlship_model::Frame,
+    threads: Option<usize>,
 ) -> Result<Output, Failure> {
     if frame.n_rows() >= 512 {
-        tokio::task::spawn_blocking(move || predict_guarded(&model, &frame))
-            .await
-            .unwrap_or_else(|e| Err(Failure::Panic(e.to_string())))
+        tokio::task::spawn_blocking(move || match threads {
+            Some(n) => mlship_model::threads::with_threads(n, || predict_guarded(&model, &frame)),
+            None => predict_guarded(&model, &frame),
+        })
+        .await
+        .unwrap_or_else(|e| Err(Failure::Panic(e.to_string())))
     } else {
         predict_guarded(&model, &frame)
     }

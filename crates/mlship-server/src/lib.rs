@@ -100,6 +100,8 @@ pub struct Config {
     pub request_timeout: Option<std::time::Duration>,
     /// Requests in flight per model; past it, 503 with `Retry-After` (0: no cap).
     pub max_concurrency: usize,
+    /// Threads one large batch may take (`None`: the model's default, every core up to eight).
+    pub scoring_threads: Option<usize>,
 }
 
 impl Default for Config {
@@ -109,6 +111,7 @@ impl Default for Config {
             batch: BatchConfig::default(),
             request_timeout: None,
             max_concurrency: 0,
+            scoring_threads: None,
         }
     }
 }

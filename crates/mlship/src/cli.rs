@@ -821,6 +821,10 @@ pub struct ServeArgs {
     /// cap).
     #[arg(long)]
     pub max_concurrency_per_model: Option<usize>,
+    /// Threads one large batch (4,096 rows or more) may take (default: every core, up to eight);
+    /// 1 keeps each request on one core, leaving the others to concurrent requests.
+    #[arg(long, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=256), usize::from))]
+    pub scoring_threads: Option<usize>,
     /// `--exit-on-error=false`: a model that cannot be loaded is reported not ready (503 with the
     /// reason) while the others serve, instead of stopping the server.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]

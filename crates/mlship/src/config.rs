@@ -195,6 +195,8 @@ pub struct ServeSection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrency_per_model: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub scoring_threads: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<u32>,
 }
 

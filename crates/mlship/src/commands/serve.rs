@@ -52,6 +52,7 @@ pub fn run(a: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
             .max_concurrency_per_model
             .or(section.max_concurrency_per_model)
             .unwrap_or(256),
+        scoring_threads: a.scoring_threads.or(section.scoring_threads),
     };
     let mut state = AppState::with_deployments(Vec::new(), Vec::new(), Some(hook), config);
     if a.auth {
