@@ -99,12 +99,33 @@ fn main() -> ExitCode {
     let result = std::panic::catch_unwind(|| commands::run(cli));
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) if is_internal(&e) => {
+            eprintln!("error: internal error: {e:#}");
+            eprintln!("hint: this is a bug in mlship; please report it with the command you ran");
+            ExitCode::from(2)
+        }
         Ok(Err(e)) => {
             report(&e);
             ExitCode::from(1)
         }
         Err(_) => ExitCode::from(2),
     }
+}
+
+/// Whether an error is mlship's own fault rather than the user's or the environment's: a model
+/// the loader accepted (its checks passed) that then proves inconsistent while scoring. The same
+/// error met while loading is the file's fault.
+fn is_internal(e: &anyhow::Error) -> bool {
+    let loading = e
+        .chain()
+        .any(|c| c.downcast_ref::<mlship_formats::Error>().is_some());
+    !loading
+        && e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<mlship_model::Error>(),
+                Some(mlship_model::Error::Invalid(_))
+            )
+        })
 }
 
 /// glibc's allocator keeps what a thread freed in that thread's arena, up to eight per core, and
@@ -278,4 +299,24 @@ fn default_hint(e: &anyhow::Error) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inconsistent_model_is_the_file_fault_at_load_and_ours_when_scoring() {
+        let invalid = || mlship_model::Error::Invalid("a step is 3 wide, the next reads 4".into());
+        let scoring = anyhow::Error::new(invalid()).context("scoring");
+        assert!(is_internal(&scoring));
+        let loading =
+            anyhow::Error::new(mlship_formats::Error::Model(invalid())).context("loading");
+        assert!(!is_internal(&loading));
+        let user = anyhow::Error::new(mlship_model::Error::ColumnCount {
+            expected: 3,
+            found: 2,
+        });
+        assert!(!is_internal(&user));
+    }
 }
