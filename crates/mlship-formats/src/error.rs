@@ -69,6 +69,57 @@ impl From<mlship_pickle::Error> for Error {
     }
 }
 
+/// The PMML front end's errors keep their meaning here.
+impl From<mlship_pmml::Error> for Error {
+    fn from(e: mlship_pmml::Error) -> Error {
+        use mlship_pmml::Error as P;
+        match e {
+            P::Malformed {
+                format,
+                offset,
+                message,
+            } => Error::Malformed {
+                format,
+                offset,
+                message,
+            },
+            P::Limit(m) => Error::Limit(m),
+            P::Unsupported(m) => Error::Unsupported(m),
+            P::Model(m) => Error::Model(m),
+        }
+    }
+}
+
+/// The ONNX front end's errors keep their meaning here.
+impl From<mlship_onnx::Error> for Error {
+    fn from(e: mlship_onnx::Error) -> Error {
+        use mlship_onnx::Error as O;
+        match e {
+            O::Malformed {
+                format,
+                offset,
+                message,
+            } => Error::Malformed {
+                format,
+                offset,
+                message,
+            },
+            O::Truncated {
+                format,
+                offset,
+                needed,
+            } => Error::Truncated {
+                format,
+                offset,
+                needed,
+            },
+            O::Limit(m) => Error::Limit(m),
+            O::Unsupported(m) => Error::Unsupported(m),
+            O::Model(m) => Error::Model(m),
+        }
+    }
+}
+
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

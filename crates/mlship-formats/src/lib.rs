@@ -11,14 +11,11 @@
 
 mod boosting;
 pub mod classes;
-mod coding;
 mod error;
 pub mod lightgbm;
 pub mod lightgbm_json;
 pub mod mlflow;
 pub mod mlship_json;
-pub mod onnx;
-pub mod pmml;
 pub mod sklearn;
 pub mod ubjson;
 pub mod xgboost;
@@ -27,6 +24,7 @@ pub use error::{Error, Result};
 
 use mlship_model::{Model, ModelInfo};
 use mlship_pickle::{joblib, skops};
+pub use {mlship_onnx as onnx, mlship_pmml as pmml};
 
 /// The container a model file was recognised as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,8 +75,8 @@ macro_rules! formats {
 
 formats! {
     "mlship JSON": mlship_json::detect => mlship_json::read,
-    "PMML": pmml::is_pmml => pmml::load,
-    "ONNX": onnx::is_onnx => onnx::load,
+    "PMML": pmml::is_pmml => |b| Ok(pmml::load(b)?),
+    "ONNX": onnx::is_onnx => |b| Ok(onnx::load(b)?),
     "LightGBM JSON dump": lightgbm_json::is_lightgbm_json => lightgbm_json::load,
     "XGBoost JSON or UBJSON": |b| xgboost::detect(b).is_some() => load_xgboost,
     "LightGBM text": lightgbm::is_lightgbm_text => lightgbm::load,

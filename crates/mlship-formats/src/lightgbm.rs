@@ -312,7 +312,7 @@ fn pandas_categories(text: &str, header: &Section<'_>, model: &mut Model) -> Res
     }
     model
         .steps
-        .extend(crate::coding::string_codes(&coded, f64::NAN));
+        .extend(mlship_model::coding::string_codes(&coded, f64::NAN));
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 //! - [`Model::predict`] turns a `Frame` into an [`Output`] with the arithmetic of the library
 //!   that trained the model (float32 casts in trees, numpy's order of operations, first-class ties).
 
+pub mod coding;
 mod error;
 mod frame;
 mod kmeans;

@@ -2,7 +2,7 @@
 //! value info), decoded by hand from the wire format: every length is checked against the bytes
 //! that remain, unknown fields are skipped by their wire type, and nesting is bounded.
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 fn bad(offset: usize, message: impl Into<String>) -> Error {
     Error::Malformed {

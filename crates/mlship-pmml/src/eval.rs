@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 
-pub use super::parse::FastMap as Map;
+pub use crate::parse::FastMap as Map;
 
-use super::parse::{
+use crate::error::{Error, Result};
+use crate::parse::{
     BayesInput, DataType, Derived, Document, Expr, Feature, Function, Invalid, Kind, ModelEl,
     Normalization, Outliers, Predicate, SegmentationMethod, SvmKernel, TreeModel, TreeNode, Usage,
     Value,
 };
-use crate::{Error, Result};
 
 /// What a model predicts for one row.
 #[derive(Clone, Debug, Default)]
@@ -64,7 +64,7 @@ fn as_num(v: &Value) -> Option<f64> {
         Value::Num(x) if x.is_nan() => None,
         Value::Num(x) => Some(*x),
         Value::Bool(b) => Some(f64::from(u8::from(*b))),
-        Value::Str(s) => super::parse::parse_f64(s),
+        Value::Str(s) => crate::parse::parse_f64(s),
         Value::Missing => None,
     }
 }
@@ -76,7 +76,7 @@ fn is_missing(v: &Value) -> bool {
 /// Two category texts name the same category: equal text, or equal numbers ("1" and "1.0").
 fn same_category(a: &str, b: &str) -> bool {
     a == b
-        || matches!((super::parse::parse_f64(a), super::parse::parse_f64(b)), (Some(x), Some(y)) if x == y)
+        || matches!((crate::parse::parse_f64(a), crate::parse::parse_f64(b)), (Some(x), Some(y)) if x == y)
 }
 
 struct Scope<'d> {
@@ -394,7 +394,7 @@ impl<'d> Ctx<'d> {
                 if let Some(r) = &f.replacement {
                     v = match self.dtype(&f.name) {
                         Some(DataType::String) => Value::Str(r.clone()),
-                        _ => super::parse::parse_f64(r).map_or(Value::Str(r.clone()), Value::Num),
+                        _ => crate::parse::parse_f64(r).map_or(Value::Str(r.clone()), Value::Num),
                     };
                     if self.dtype(&f.name) == Some(DataType::Float) {
                         if let Value::Num(x) = v {
@@ -486,7 +486,7 @@ impl<'d> Ctx<'d> {
         let Some(f) = self.doc.field(name) else {
             return true;
         };
-        if f.values.is_empty() || f.optype == super::parse::OpType::Continuous {
+        if f.values.is_empty() || f.optype == crate::parse::OpType::Continuous {
             return !matches!(v, Value::Str(s) if s == "\u{0}");
         }
         text(v).is_some_and(|t| f.values.iter().any(|x| same_category(x, &t)))
@@ -529,7 +529,7 @@ impl<'d> Ctx<'d> {
         Ok(())
     }
 
-    fn regression(&mut self, function: Function, r: &'d super::parse::Regression) -> Result<Pred> {
+    fn regression(&mut self, function: Function, r: &'d crate::parse::Regression) -> Result<Pred> {
         let mut ys = Vec::with_capacity(r.tables.len());
         for t in &r.tables {
             let mut y = t.intercept;
@@ -602,7 +602,7 @@ impl<'d> Ctx<'d> {
     }
 
     fn tree(&mut self, function: Function, t: &'d TreeModel) -> Result<Pred> {
-        use super::parse::MissingStrategy as M;
+        use crate::parse::MissingStrategy as M;
         if self.pred_value(&t.root.predicate)? != Some(true) {
             return Ok(Pred::null());
         }
@@ -668,7 +668,7 @@ impl<'d> Ctx<'d> {
                 Ok(p)
             }
             _ => {
-                let v = n.score.as_deref().and_then(super::parse::parse_f64);
+                let v = n.score.as_deref().and_then(crate::parse::parse_f64);
                 Ok(Pred {
                     value: v.map(Value::Num),
                     entity,
@@ -722,7 +722,7 @@ impl<'d> Ctx<'d> {
         if leaves.is_empty() {
             return Ok(Pred::null());
         }
-        let aggregate = t.missing == super::parse::MissingStrategy::AggregateNodes;
+        let aggregate = t.missing == crate::parse::MissingStrategy::AggregateNodes;
         // aggregateNodes weighs each leaf by its record count; weightedConfidence by its share.
         let weight = |(n, w): &(&TreeNode, f64)| {
             if aggregate {
@@ -752,7 +752,7 @@ impl<'d> Ctx<'d> {
         }
         let mut y = 0.0;
         for leaf in &leaves {
-            let Some(v) = leaf.0.score.as_deref().and_then(super::parse::parse_f64) else {
+            let Some(v) = leaf.0.score.as_deref().and_then(crate::parse::parse_f64) else {
                 return Ok(Pred::null());
             };
             y += if total > 0.0 {
@@ -767,7 +767,7 @@ impl<'d> Ctx<'d> {
         })
     }
 
-    fn mining(&mut self, function: Function, s: &'d super::parse::Segmentation) -> Result<Pred> {
+    fn mining(&mut self, function: Function, s: &'d crate::parse::Segmentation) -> Result<Pred> {
         use SegmentationMethod as S;
         let method = s.method;
         if method == S::ModelChain || method == S::SelectFirst {
@@ -894,7 +894,7 @@ impl<'d> Ctx<'d> {
         Ok(classified(acc))
     }
 
-    fn naive_bayes(&mut self, nb: &'d super::parse::NaiveBayes) -> Result<Pred> {
+    fn naive_bayes(&mut self, nb: &'d crate::parse::NaiveBayes) -> Result<Pred> {
         let total: f64 = nb.priors.iter().map(|(_, c)| c).sum();
         let mut lp: Vec<f64> = nb.priors.iter().map(|(_, c)| (c / total).ln()).collect();
         for input in &nb.inputs {
@@ -949,7 +949,7 @@ impl<'d> Ctx<'d> {
         ))
     }
 
-    fn clustering(&mut self, c: &'d super::parse::Clustering) -> Result<Pred> {
+    fn clustering(&mut self, c: &'d crate::parse::Clustering) -> Result<Pred> {
         let mut x = Vec::with_capacity(c.fields.len());
         for f in &c.fields {
             x.push(as_num(&self.get(f)?));
@@ -976,7 +976,7 @@ impl<'d> Ctx<'d> {
         })
     }
 
-    fn neural(&mut self, function: Function, n: &'d super::parse::Neural) -> Result<Pred> {
+    fn neural(&mut self, function: Function, n: &'d crate::parse::Neural) -> Result<Pred> {
         let mut values: HashMap<&'d str, f64> = HashMap::new();
         for (id, e) in &n.inputs {
             let Some(x) = as_num(&self.eval(e)?) else {
@@ -1049,7 +1049,7 @@ impl<'d> Ctx<'d> {
     /// score, or the score minus the baseline with `pointsAbove`) add up under the reason code
     /// of the attribute (or of the characteristic); the codes whose points are not negative,
     /// most points first (ties in document order), are the ranked reasons.
-    fn scorecard(&mut self, sc: &'d super::parse::Scorecard) -> Result<Pred> {
+    fn scorecard(&mut self, sc: &'d crate::parse::Scorecard) -> Result<Pred> {
         let mut score = sc.initial;
         let mut points: Vec<(&'d str, f64)> = Vec::new();
         for c in &sc.characteristics {
@@ -1105,7 +1105,7 @@ impl<'d> Ctx<'d> {
     fn general(
         &mut self,
         function: Function,
-        g: &'d super::parse::GeneralRegression,
+        g: &'d crate::parse::GeneralRegression,
     ) -> Result<Pred> {
         // Each parameter's value: the product of its cells (a factor's level indicator, a
         // covariate to its exponent); a parameter without cells is the intercept, 1.
@@ -1121,7 +1121,7 @@ impl<'d> Ctx<'d> {
                     let t = text(&field).unwrap_or_default();
                     v *= if same_category(&t, val) { 1.0 } else { 0.0 };
                 } else {
-                    let e = super::parse::parse_f64(val).unwrap_or(1.0);
+                    let e = crate::parse::parse_f64(val).unwrap_or(1.0);
                     let xv =
                         as_num(&field).ok_or_else(|| fail(format!("{pred:?} is not a number")))?;
                     v *= xv.powf(e);
@@ -1147,14 +1147,14 @@ impl<'d> Ctx<'d> {
         if function != Function::Classification {
             let e = eta(None);
             let y = match g.link {
-                super::parse::GlmLink::Identity => e,
-                super::parse::GlmLink::Log => e.exp(),
-                super::parse::GlmLink::Logit => 1.0 / (1.0 + (-e).exp()),
-                super::parse::GlmLink::Probit => link(Normalization::Probit, e),
-                super::parse::GlmLink::Cloglog => link(Normalization::Cloglog, e),
-                super::parse::GlmLink::Loglog => link(Normalization::Loglog, e),
-                super::parse::GlmLink::Power(0.0) => e.exp(),
-                super::parse::GlmLink::Power(a) => e.powf(1.0 / a),
+                crate::parse::GlmLink::Identity => e,
+                crate::parse::GlmLink::Log => e.exp(),
+                crate::parse::GlmLink::Logit => 1.0 / (1.0 + (-e).exp()),
+                crate::parse::GlmLink::Probit => link(Normalization::Probit, e),
+                crate::parse::GlmLink::Cloglog => link(Normalization::Cloglog, e),
+                crate::parse::GlmLink::Loglog => link(Normalization::Loglog, e),
+                crate::parse::GlmLink::Power(0.0) => e.exp(),
+                crate::parse::GlmLink::Power(a) => e.powf(1.0 / a),
             };
             return Ok(Pred {
                 value: Some(Value::Num(y)),
@@ -1209,8 +1209,8 @@ impl<'d> Ctx<'d> {
     /// `exp(Σ beta (x - reference point))`; missing past the baseline's maximum time.
     fn cox(
         &mut self,
-        g: &super::parse::GeneralRegression,
-        cox: &'d super::parse::Cox,
+        g: &crate::parse::GeneralRegression,
+        cox: &'d crate::parse::Cox,
         x: &HashMap<&str, f64>,
     ) -> Result<Pred> {
         let Some(t) = as_num(&self.get(&cox.end_time)?) else {
@@ -1260,7 +1260,7 @@ impl<'d> Ctx<'d> {
     /// a category's probability is the step from the one below.
     fn ordinal(
         &self,
-        g: &super::parse::GeneralRegression,
+        g: &crate::parse::GeneralRegression,
         cum: Normalization,
         x: &HashMap<&str, f64>,
         offset: f64,
@@ -1291,7 +1291,7 @@ impl<'d> Ctx<'d> {
         Ok(classified(probs))
     }
 
-    fn svm(&mut self, function: Function, s: &'d super::parse::SvmModel) -> Result<Pred> {
+    fn svm(&mut self, function: Function, s: &'d crate::parse::SvmModel) -> Result<Pred> {
         let mut x = Vec::with_capacity(s.fields.len());
         for f in &s.fields {
             let Some(v) = as_num(&self.get(f)?) else {
@@ -1480,7 +1480,7 @@ fn compare(v: &Value, c: &str, num: Option<f64>, op: &str, float: bool) -> Resul
     let ord = match (as_num(v), num) {
         (Some(x), Some(y))
             if !matches!(v, Value::Str(_))
-                || super::parse::parse_f64(&text(v).unwrap_or_default()).is_some() =>
+                || crate::parse::parse_f64(&text(v).unwrap_or_default()).is_some() =>
         {
             if float {
                 (x as f32).partial_cmp(&(y as f32))
@@ -1604,7 +1604,7 @@ fn apply(f: &str, a: &[Value]) -> Result<Value> {
         "isNotMissing" => Value::Bool(!a.first().is_none_or(is_missing)),
         "equal" | "notEqual" | "lessThan" | "lessOrEqual" | "greaterThan" | "greaterOrEqual" => {
             let c = text(&a[1]).unwrap_or_default();
-            Value::Bool(compare(&a[0], &c, super::parse::parse_f64(&c), f, false)?)
+            Value::Bool(compare(&a[0], &c, crate::parse::parse_f64(&c), f, false)?)
         }
         "and" | "or" => {
             let bs: Vec<Option<bool>> = a.iter().map(bool_of).collect();

@@ -8,7 +8,7 @@ pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 use roxmltree::Node;
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// The largest document mlship reads, in XML nodes (a forest of 500 deep trees fits easily).
 const MAX_NODES: u32 = 20_000_000;
@@ -881,7 +881,7 @@ fn check_calls(root: &Node, functions: &HashMap<String, (Vec<String>, Expr)>) ->
         let got = kids(&a).count();
         let (least, most) = match functions.get(f) {
             Some((params, _)) => (params.len(), Some(params.len())),
-            None => super::eval::builtin_arity(f)
+            None => crate::eval::builtin_arity(f)
                 .ok_or_else(|| unsupported(&a, format!("the function {f:?}")))?,
         };
         if got < least || most.is_some_and(|m| got > m) {

@@ -1,11 +1,11 @@
 //! String inputs as numbers: models evaluated outside the IR (PMML, ONNX) and LightGBM's pandas
 //! categoricals take strings, which reach them as the codes of an ordinal step.
 
-use mlship_model::{Category, Ordinal, Step};
+use crate::{Category, Ordinal, Step};
 
 /// One step coding each column that has categories by the category's position (missing to NaN,
 /// others to `unknown`); columns without categories pass through. Nothing when none has any.
-pub(crate) fn string_codes(columns: &[(String, Option<Vec<String>>)], unknown: f64) -> Vec<Step> {
+pub fn string_codes(columns: &[(String, Option<Vec<String>>)], unknown: f64) -> Vec<Step> {
     if columns.iter().all(|(_, c)| c.is_none()) {
         return Vec::new();
     }

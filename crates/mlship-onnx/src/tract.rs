@@ -13,8 +13,8 @@ use tract_onnx::prelude::{
     TypedRunnableModel, tvec,
 };
 
-use super::proto::{self, GraphProto, ModelProto};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use crate::proto::{self, GraphProto, ModelProto};
 
 /// A graph tract runs: rows of `width` floats are fed as `[N, shape...]`.
 pub struct TractScorer {

@@ -4,6 +4,7 @@
 //! ordinal step over the field's valid values. A document's own ModelVerification records are
 //! scored when it is loaded, and a mismatch refuses the document.
 
+mod error;
 mod eval;
 mod parse;
 mod write;
@@ -17,7 +18,7 @@ use mlship_model::{
     Predictions, Signature, Task,
 };
 
-use crate::{Error, Result};
+pub use error::{Error, Result};
 use eval::{Ctx, Pred};
 use parse::{DataType, Document, Function, Usage, Value};
 
@@ -351,7 +352,7 @@ pub fn load(b: &[u8]) -> Result<Model> {
         .iter()
         .map(|f| (f.name.clone(), f.codes.clone()))
         .collect();
-    let steps = crate::coding::string_codes(&coded, INVALID_CODE);
+    let steps = mlship_model::coding::string_codes(&coded, INVALID_CODE);
     let function = top.function;
     let scorer = PmmlScorer {
         inputs,

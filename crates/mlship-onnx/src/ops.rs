@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use super::proto::{Attribute, BOOL, DOUBLE, FLOAT, INT32, INT64, NodeProto, STRING, TensorProto};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use crate::proto::{Attribute, BOOL, DOUBLE, FLOAT, INT32, INT64, NodeProto, STRING, TensorProto};
 
 #[derive(Clone, Debug)]
 pub enum Data {

@@ -14,7 +14,7 @@ use mlship_model::{
     Step, Svm, SvmTask, Task, Tree, TreeEnsemble, TreeHead, Unknown,
 };
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 fn refuse(why: impl Into<String>) -> Error {
     Error::Unsupported(format!("cannot be written as PMML: {}", why.into()))

@@ -4,6 +4,7 @@
 //! Graphs with other standard operators (neural networks) run through tract in builds with the
 //! `tract` feature (`tract.rs`), and are refused by name in the others.
 
+mod error;
 mod ops;
 mod proto;
 #[cfg(feature = "tract")]
@@ -17,7 +18,7 @@ use mlship_model::{
     Predictions, Signature, Task,
 };
 
-use crate::{Error, Result};
+pub use error::{Error, Result};
 use ops::{Attrs, Data, Tensor};
 use proto::{GraphProto, NodeProto};
 
@@ -420,7 +421,7 @@ pub fn load(b: &[u8]) -> Result<Model> {
             )
         })
         .collect();
-    let steps = crate::coding::string_codes(&coded, INVALID_CODE);
+    let steps = mlship_model::coding::string_codes(&coded, INVALID_CODE);
     let ops_summary: Vec<String> = g.nodes.iter().map(|n| n.op_type.clone()).collect();
     let prepared = g
         .nodes
