@@ -202,6 +202,39 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<std::fs:
     })
 }
 
+/// Moves a finished temporary object to its name unless an object is there already (then the
+/// temporary file goes): an object in place is never replaced, so workspace files hard-linked to
+/// it stay linked when two threads store the same bytes at once. On Linux one `renameat2` with
+/// `RENAME_NOREPLACE` decides; elsewhere (or on a file system without it) a look, then a rename.
+fn install(tmp: &Path, dest: &Path) -> Result<()> {
+    let failed = |e: std::io::Error| {
+        let _ = std::fs::remove_file(tmp);
+        Error::Io {
+            path: dest.to_path_buf(),
+            source: e,
+        }
+    };
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        use rustix::io::Errno;
+        match renameat_with(CWD, tmp, CWD, dest, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EXIST) => {
+                let _ = std::fs::remove_file(tmp);
+                return Ok(());
+            }
+            Err(Errno::INVAL | Errno::NOSYS | Errno::NOTSUP) => {}
+            Err(e) => return Err(failed(e.into())),
+        }
+    }
+    if dest.is_file() {
+        let _ = std::fs::remove_file(tmp);
+        return Ok(());
+    }
+    std::fs::rename(tmp, dest).map_err(failed)
+}
+
 /// Renames a finished temporary file over `dest`; a folder where the file goes is replaced
 /// (a checkout has made sure nothing unsaved is in it). On failure the temporary file goes.
 fn replace(tmp: &Path, dest: &Path) -> Result<()> {
@@ -365,13 +398,7 @@ impl ObjectDir {
         let dest = self.path_of(md5);
         let tmp = temp_beside(&dest);
         write_new(&tmp, bytes, 0o444)?;
-        std::fs::rename(&tmp, &dest).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::Io {
-                path: dest.clone(),
-                source: e,
-            }
-        })?;
+        install(&tmp, &dest)?;
         self.mark_verified(md5);
         Ok(())
     }
@@ -393,7 +420,7 @@ impl ObjectDir {
         }
         let parent = dest.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(parent).map_err(io(parent))?;
-        std::fs::rename(tmp, &dest).map_err(io(&dest))?;
+        install(tmp, &dest)?;
         self.mark_verified(md5);
         Ok(())
     }
