@@ -218,7 +218,7 @@ pub fn load(b: &[u8]) -> Result<Model> {
     let mut known: Vec<Option<[u32; 8]>> = vec![None; n_features];
     for tree in &trees {
         for node in tree
-            .nodes
+            .nodes()
             .iter()
             .filter(|n| n.flags & Node::CATEGORICAL != 0)
         {

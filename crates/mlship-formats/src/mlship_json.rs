@@ -681,18 +681,18 @@ fn est_to(e: &Estimator) -> Result<JEstimator> {
                 .trees()
                 .iter()
                 .map(|tree| JTree {
-                    feature: tree.nodes.iter().map(|n| n.feature).collect(),
-                    threshold: tree.nodes.iter().map(|n| F(n.threshold)).collect(),
-                    left: tree.nodes.iter().map(|n| n.left).collect(),
-                    right: tree.nodes.iter().map(|n| n.right).collect(),
-                    flags: tree.nodes.iter().map(|n| n.flags).collect(),
-                    bitset: tree.nodes.iter().map(|n| n.bitset).collect(),
-                    values: fs(&tree.values),
-                    width: tree.width,
-                    output: tree.output,
-                    cat_bitsets: tree.cat_bitsets.clone(),
+                    feature: tree.nodes().iter().map(|n| n.feature).collect(),
+                    threshold: tree.nodes().iter().map(|n| F(n.threshold)).collect(),
+                    left: tree.nodes().iter().map(|n| n.left).collect(),
+                    right: tree.nodes().iter().map(|n| n.right).collect(),
+                    flags: tree.nodes().iter().map(|n| n.flags).collect(),
+                    bitset: tree.nodes().iter().map(|n| n.bitset).collect(),
+                    values: fs(tree.values()),
+                    width: tree.width(),
+                    output: tree.output(),
+                    cat_bitsets: tree.cat_bitsets().to_vec(),
                     linear: tree
-                        .linear
+                        .linear()
                         .iter()
                         .map(|l| JLinearLeaf {
                             constant: F(l.constant),

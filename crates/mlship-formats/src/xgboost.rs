@@ -238,7 +238,7 @@ fn lower(doc: &Json, format: &str) -> Result<Model> {
         // A split listing one large code costs a few bytes of the file and a long bitset: the
         // model's bitsets are bounded (16 MiB) so that no file asks for much more memory than it
         // holds.
-        bitset_words += tree.cat_bitsets.iter().map(Vec::len).sum::<usize>();
+        bitset_words += tree.cat_bitsets().iter().map(Vec::len).sum::<usize>();
         if bitset_words > MAX_BITSET_WORDS {
             return Err(unsupported(
                 "XGBoost categorical splits whose bitsets exceed 16 MiB in all",

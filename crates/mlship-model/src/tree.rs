@@ -47,26 +47,69 @@ impl Node {
     }
 }
 
-/// One tree: its nodes (root first) and the values of its leaves, `width` per leaf.
+/// One tree: its nodes (root first) and the values of its leaves, `width` per leaf. Its fields
+/// are read through methods and set only by [`Tree::new`] and [`Tree::with_linear`], which choose
+/// the scoring layout from them: the layout cannot go stale.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tree {
-    pub nodes: Vec<Node>,
-    pub values: Vec<f64>,
+    nodes: Vec<Node>,
+    values: Vec<f64>,
     /// How many accumulator slots a leaf adds to, starting at `output`.
-    pub width: usize,
-    pub output: usize,
+    width: usize,
+    output: usize,
     /// Bitsets of categorical splits: bit `c % 32` of word `c / 32` is category `c`; categories
     /// past the last word are not in the set.
-    pub cat_bitsets: Vec<Vec<u32>>,
+    cat_bitsets: Vec<Vec<u32>>,
     /// Linear leaves (LightGBM's linear trees), by value offset, for single-value leaves: a row
     /// adds the leaf's linear model of its features, or `values` where one of them is NaN.
-    pub linear: Vec<LinearLeaf>,
-    /// The tree as bit masks over its leaves, when it has at most 64 leaves and numeric splits.
-    masked: Option<Masked>,
-    /// The tree as a perfect binary tree, when it is shallow and has only numeric splits.
-    perfect: Option<Perfect>,
+    linear: Vec<LinearLeaf>,
+    /// How the block paths score it, chosen from the fields above when they are set.
+    layout: Layout,
     /// Some split reads zero as missing: the general node walk handles it.
     zero_missing: bool,
+}
+
+/// A tree's scoring layout.
+#[derive(Clone, Debug, PartialEq)]
+enum Layout {
+    /// Bit masks over its leaves: at most 64 leaves and numeric splits.
+    Masked(Masked),
+    /// A perfect binary tree: shallow, numeric splits (boxed: its register tables are large).
+    Perfect(Box<Perfect>),
+    /// The node walk (categorical splits, deep trees, linear leaves).
+    Nodes,
+}
+
+impl Tree {
+    /// The nodes, root first.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The leaves' values, `width` per leaf.
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
+
+    /// How many accumulator slots a leaf adds to.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The first accumulator slot a leaf adds to.
+    pub fn output(&self) -> usize {
+        self.output
+    }
+
+    /// The categorical splits' bitsets.
+    pub fn cat_bitsets(&self) -> &[Vec<u32>] {
+        &self.cat_bitsets
+    }
+
+    /// The linear leaves, by value offset (empty for constant leaves).
+    pub fn linear(&self) -> &[LinearLeaf] {
+        &self.linear
+    }
 }
 
 /// A leaf's linear model: `constant + Σ coefficient * x[feature]`, in that order.
@@ -612,13 +655,14 @@ impl Tree {
             }
             _ => m.split64.len() * if m.narrow { 2 } else { 5 } + 6 > p.depth as usize * 19,
         };
-        let (masked, perfect) = match (
+        let layout = match (
             Masked::build(&nodes, &values, width),
             Perfect::build(&nodes, &values, width),
         ) {
-            (Some(m), Some(p)) if walk_cheaper(&m, &p) => (None, Some(p)),
-            (Some(m), _) => (Some(m), None),
-            (None, p) => (None, p),
+            (Some(m), Some(p)) if walk_cheaper(&m, &p) => Layout::Perfect(Box::new(p)),
+            (Some(m), _) => Layout::Masked(m),
+            (None, Some(p)) => Layout::Perfect(Box::new(p)),
+            (None, None) => Layout::Nodes,
         };
         let zero_missing = nodes.iter().any(|n| n.flags & Node::MISSING_ZERO != 0);
         Tree {
@@ -629,8 +673,7 @@ impl Tree {
             output,
             cat_bitsets,
             linear: Vec::new(),
-            masked,
-            perfect,
+            layout,
         }
     }
 
@@ -638,8 +681,7 @@ impl Tree {
     /// node.
     pub fn with_linear(mut self, linear: Vec<LinearLeaf>) -> Tree {
         if !linear.is_empty() {
-            self.masked = None;
-            self.perfect = None;
+            self.layout = Layout::Nodes;
         }
         self.linear = linear;
         self
@@ -984,10 +1026,7 @@ impl TreeEnsemble {
     ) {
         let (k, width) = (self.n_outputs, cols.len());
         let n = acc.len() / k.max(1);
-        let walks = self
-            .trees
-            .iter()
-            .any(|t| t.masked.is_none() && t.perfect.is_none());
+        let walks = self.trees.iter().any(|t| t.layout == Layout::Nodes);
         let cast = self.cast_f32;
         // Fewer rows than a padded block (one row, most often) allocate nothing for blocks.
         let blocks = if n >= MIN_PADDED { BLOCK } else { 0 };
@@ -1025,13 +1064,13 @@ impl TreeEnsemble {
             block.copy_from_slice(&start);
             for tree in &self.trees {
                 let (w, col) = (tree.width, tree.output);
-                if let Some(mk) = &tree.masked {
+                if let Layout::Masked(mk) = &tree.layout {
                     if cast {
                         mk.accumulate(isa, &mk.split32, &xt32, block, k, col, w, scale);
                     } else {
                         mk.accumulate(isa, &mk.split64, &xt64, block, k, col, w, scale);
                     }
-                } else if let Some(p) = &tree.perfect {
+                } else if let Layout::Perfect(p) = &tree.layout {
                     let mut slots = [0u32; BLOCK];
                     if !(cast && simd::perfect_slots(isa, p, &xt32, &mut slots)) {
                         for lane in (0..BLOCK).step_by(LANES) {
@@ -1391,7 +1430,10 @@ mod tests {
                         let (mut nodes, mut values) = (Vec::new(), Vec::new());
                         caterpillar(leaves, &mut s, width, &mut nodes, &mut values);
                         let t = Tree::new(nodes, values, width, 0, Vec::new());
-                        assert!(t.masked.is_some(), "{leaves} leaves take the masked layout");
+                        assert!(
+                            matches!(t.layout, Layout::Masked(_)),
+                            "{leaves} leaves take the masked layout"
+                        );
                         t
                     })
                     .collect();

@@ -436,14 +436,14 @@ fn tree_nodes(
         return Err(refuse("a tree deeper than 150 levels"));
     }
     let n: &Node = t
-        .nodes
+        .nodes()
         .get(i)
         .ok_or_else(|| refuse("a tree node out of range"))?;
     if n.is_leaf() {
         let at = n.left as usize;
         let vals = t
-            .values
-            .get(at..at + t.width)
+            .values()
+            .get(at..at + t.width())
             .ok_or_else(|| refuse("a leaf out of range"))?;
         match classes {
             None => {
@@ -493,7 +493,7 @@ fn tree_nodes(
         // Left: the bitset's codes; a missing value, or a code the feature does not know, goes
         // the missing way.
         let bits = t
-            .cat_bitsets
+            .cat_bitsets()
             .get(n.bitset as usize)
             .ok_or_else(|| refuse("a categorical split without its bitset"))?;
         let mut parts = vec![format!(
@@ -730,7 +730,7 @@ fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result
     if cols.iter().any(|c| c.string) {
         return Err(refuse("trees over string columns"));
     }
-    if e.trees().iter().any(|t| !t.linear.is_empty()) {
+    if e.trees().iter().any(|t| !t.linear().is_empty()) {
         return Err(refuse(
             "linear trees (a PMML tree's leaves hold a score, not a linear model with its NaN fallback)",
         ));
@@ -818,7 +818,7 @@ fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result
             let k = e.n_outputs();
             let mut outs = Vec::new();
             for j in 0..k {
-                let mine: Vec<&Tree> = all.iter().copied().filter(|t| t.output == j).collect();
+                let mine: Vec<&Tree> = all.iter().copied().filter(|t| t.output() == j).collect();
                 let out = format!("decision({j})");
                 let _ = write!(
                     s,
