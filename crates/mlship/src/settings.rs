@@ -64,9 +64,16 @@ impl Settings {
     pub fn sql(&self) -> anyhow::Result<SqlStore> {
         if let Some(path) = self.store.strip_prefix("sqlite://") {
             let s = SqlStore::sqlite(path).map_err(|e| {
+                // SQLite needs room for its WAL side files to open a database: on a full disk
+                // opening fails with a bare I/O error.
+                let hint = if e.is_disk_full() || e.to_string().contains("disk I/O error") {
+                    "check MLSHIP_STORE or --home, and that the disk holding it is not full"
+                } else {
+                    "check MLSHIP_STORE or --home"
+                };
                 user(
                     format!("cannot open the metadata store {}: {e}", self.store),
-                    "check MLSHIP_STORE or --home",
+                    hint,
                 )
             })?;
             return Ok(s);
