@@ -7,6 +7,7 @@ use std::collections::HashMap;
 pub use crate::parse::FastMap as Map;
 
 use crate::error::{Error, Result};
+use crate::func::{Builtin, Call, Cmp, SimpleOp};
 use crate::parse::{
     BayesInput, DataType, Derived, Document, Expr, Feature, Function, Invalid, Kind, ModelEl,
     Normalization, Outliers, Predicate, SegmentationMethod, SvmKernel, TreeModel, TreeNode, Usage,
@@ -239,7 +240,7 @@ impl<'d> Ctx<'d> {
                     .unwrap_or(Value::Missing)
             }
             Expr::Apply {
-                function,
+                call,
                 args,
                 map_missing,
                 default,
@@ -262,42 +263,49 @@ impl<'d> Ctx<'d> {
                 self.depth -= 1;
                 r?;
                 let doc = self.doc;
-                if let Some((params, body)) = doc.functions.get(function) {
-                    // A user function: its parameters are the arguments, in a scope of their own.
-                    if params.len() != vals.len() {
-                        return Err(fail(format!(
-                            "{function} takes {} arguments, got {}",
-                            params.len(),
-                            vals.len()
-                        )));
+                let builtin = match call {
+                    Call::Builtin(b) => *b,
+                    Call::Defined(function) => {
+                        let (params, body) = doc
+                            .functions
+                            .get(function)
+                            .ok_or_else(|| fail(format!("the function {function:?}")))?;
+                        // A user function: its parameters are the arguments, in a scope of their own.
+                        if params.len() != vals.len() {
+                            return Err(fail(format!(
+                                "{function} takes {} arguments, got {}",
+                                params.len(),
+                                vals.len()
+                            )));
+                        }
+                        if self.depth > 64 {
+                            return Err(Error::Limit(
+                                "PMML functions call each other too deep".into(),
+                            ));
+                        }
+                        let scope = Scope {
+                            locals: &[],
+                            values: params.iter().map(String::as_str).zip(vals).collect(),
+                            kept_invalid: Vec::new(),
+                        };
+                        self.scopes.push(scope);
+                        self.depth += 1;
+                        let r = self.eval(body);
+                        self.depth -= 1;
+                        self.scopes.pop();
+                        let out = r?;
+                        return Ok(if is_missing(&out) {
+                            map_missing.clone().unwrap_or(out)
+                        } else {
+                            out
+                        });
                     }
-                    if self.depth > 64 {
-                        return Err(Error::Limit(
-                            "PMML functions call each other too deep".into(),
-                        ));
-                    }
-                    let scope = Scope {
-                        locals: &[],
-                        values: params.iter().map(String::as_str).zip(vals).collect(),
-                        kept_invalid: Vec::new(),
-                    };
-                    self.scopes.push(scope);
-                    self.depth += 1;
-                    let r = self.eval(body);
-                    self.depth -= 1;
-                    self.scopes.pop();
-                    let out = r?;
-                    return Ok(if is_missing(&out) {
-                        map_missing.clone().unwrap_or(out)
-                    } else {
-                        out
-                    });
-                }
+                };
                 let any_missing = vals.iter().any(is_missing);
-                if any_missing && !is_missing_aware(function) {
+                if any_missing && !builtin.missing_aware() {
                     return Ok(map_missing.clone().unwrap_or(Value::Missing));
                 }
-                let out = apply(function, &vals)?;
+                let out = apply(builtin, &vals)?;
                 if is_missing(&out) {
                     default.clone().unwrap_or(out)
                 } else {
@@ -318,16 +326,16 @@ impl<'d> Ctx<'d> {
                 num,
             } => {
                 let v = self.get(field)?;
-                match op.as_str() {
-                    "isMissing" => Some(is_missing(&v)),
-                    "isNotMissing" => Some(!is_missing(&v)),
-                    _ if is_missing(&v) => None,
-                    _ => {
+                match op {
+                    SimpleOp::IsMissing => Some(is_missing(&v)),
+                    SimpleOp::IsNotMissing => Some(!is_missing(&v)),
+                    SimpleOp::Cmp(_) if is_missing(&v) => None,
+                    SimpleOp::Cmp(op) => {
                         let c = value.as_deref().ok_or_else(|| {
                             fail(format!("a SimplePredicate on {field:?} has no value"))
                         })?;
                         let float = num.is_some() && self.dtype(field) == Some(DataType::Float);
-                        Some(compare(&v, c, *num, op, float)?)
+                        Some(compare(&v, c, *num, *op, float))
                     }
                 }
             }
@@ -1475,8 +1483,7 @@ fn denorm(z: f64, points: &[(f64, f64)]) -> f64 {
 }
 
 /// `v op c`, where `num` is `c` as a number (if it is one) and `float` compares in float32.
-fn compare(v: &Value, c: &str, num: Option<f64>, op: &str, float: bool) -> Result<bool> {
-    use std::cmp::Ordering;
+fn compare(v: &Value, c: &str, num: Option<f64>, op: Cmp, float: bool) -> bool {
     let ord = match (as_num(v), num) {
         (Some(x), Some(y))
             if !matches!(v, Value::Str(_))
@@ -1490,25 +1497,7 @@ fn compare(v: &Value, c: &str, num: Option<f64>, op: &str, float: bool) -> Resul
         }
         _ => text(v).map(|t| t.as_str().cmp(c)),
     };
-    let Some(o) = ord else {
-        return Ok(false);
-    };
-    Ok(match op {
-        "equal" => o == Ordering::Equal,
-        "notEqual" => o != Ordering::Equal,
-        "lessThan" => o == Ordering::Less,
-        "lessOrEqual" => o != Ordering::Greater,
-        "greaterThan" => o == Ordering::Greater,
-        "greaterOrEqual" => o != Ordering::Less,
-        other => return Err(fail(format!("the operator {other:?}"))),
-    })
-}
-
-fn is_missing_aware(f: &str) -> bool {
-    matches!(
-        f,
-        "isMissing" | "isNotMissing" | "if" | "isValid" | "isNotValid" | "or" | "and"
-    )
+    ord.is_some_and(|o| op.holds(o))
 }
 
 fn bool_of(v: &Value) -> Option<bool> {
@@ -1524,52 +1513,33 @@ fn bool_of(v: &Value) -> Option<bool> {
     }
 }
 
-/// The built-in functions [`apply`] knows, with their least and greatest number of arguments
-/// (`None`: any number). The parser refuses a call that is not here (nor defined by the document)
-/// or has another number of arguments, so scoring never meets one.
-pub(super) fn builtin_arity(f: &str) -> Option<(usize, Option<usize>)> {
-    Some(match f {
-        "+" | "-" | "*" | "/" | "pow" | "threshold" | "equal" | "notEqual" | "lessThan"
-        | "lessOrEqual" | "greaterThan" | "greaterOrEqual" => (2, Some(2)),
-        "min" | "max" | "sum" | "avg" | "product" | "median" | "and" | "or" => (1, None),
-        "log10" | "ln" | "sqrt" | "abs" | "exp" | "floor" | "ceil" | "round" | "rint"
-        | "x-rint" | "expm1" | "x-expm1" | "ln1p" | "x-ln1p" | "x-atan" | "atan" | "x-tanh"
-        | "tanh" | "x-sin" | "sin" | "x-cos" | "cos" | "stdNormalCDF" | "erf" | "isMissing"
-        | "isNotMissing" | "not" | "lowercase" | "uppercase" | "trimBlanks" => (1, Some(1)),
-        "if" => (2, Some(3)),
-        "isIn" | "isNotIn" => (2, None),
-        "concat" => (0, None),
-        _ => return None,
-    })
-}
-
 /// PMML's built-in functions (and the `x-` ones JPMML writers use).
-fn apply(f: &str, a: &[Value]) -> Result<Value> {
+fn apply(f: Builtin, a: &[Value]) -> Result<Value> {
+    use Builtin as B;
     let n = |i: usize| -> Result<f64> {
         a.get(i)
             .and_then(as_num)
-            .ok_or_else(|| fail(format!("{f}: argument {} is not a number", i + 1)))
+            .ok_or_else(|| fail(format!("{}: argument {} is not a number", f.name(), i + 1)))
     };
     // The parser checked every call; this keeps a document built another way from panicking.
-    match builtin_arity(f) {
-        Some((least, most)) if a.len() >= least && most.is_none_or(|m| a.len() <= m) => {}
-        Some(_) => return Err(fail(format!("{f} with {} arguments", a.len()))),
-        None => return Err(fail(format!("the function {f:?}"))),
+    let (least, most) = f.arity();
+    if a.len() < least || most.is_some_and(|m| a.len() > m) {
+        return Err(fail(format!("{} with {} arguments", f.name(), a.len())));
     }
     let num = Value::Num;
     Ok(match f {
-        "+" => num(n(0)? + n(1)?),
-        "-" => num(n(0)? - n(1)?),
-        "*" => num(n(0)? * n(1)?),
-        "/" => num(n(0)? / n(1)?),
-        "min" | "max" | "sum" | "avg" | "product" | "median" => {
+        B::Add => num(n(0)? + n(1)?),
+        B::Sub => num(n(0)? - n(1)?),
+        B::Mul => num(n(0)? * n(1)?),
+        B::Div => num(n(0)? / n(1)?),
+        B::Min | B::Max | B::Sum | B::Avg | B::Product | B::Median => {
             let xs: Vec<f64> = (0..a.len()).map(n).collect::<Result<_>>()?;
             num(match f {
-                "min" => xs.iter().copied().fold(f64::INFINITY, f64::min),
-                "max" => xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-                "sum" => xs.iter().sum(),
-                "avg" => xs.iter().sum::<f64>() / xs.len() as f64,
-                "product" => xs.iter().product(),
+                B::Min => xs.iter().copied().fold(f64::INFINITY, f64::min),
+                B::Max => xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                B::Sum => xs.iter().sum(),
+                B::Avg => xs.iter().sum::<f64>() / xs.len() as f64,
+                B::Product => xs.iter().product(),
                 _ => {
                     let mut v = xs.clone();
                     v.sort_by(|p, q| p.total_cmp(q));
@@ -1582,33 +1552,33 @@ fn apply(f: &str, a: &[Value]) -> Result<Value> {
                 }
             })
         }
-        "log10" => num(n(0)?.log10()),
-        "ln" => num(n(0)?.ln()),
-        "sqrt" => num(n(0)?.sqrt()),
-        "abs" => num(n(0)?.abs()),
-        "exp" => num(n(0)?.exp()),
-        "pow" => num(n(0)?.powf(n(1)?)),
-        "threshold" => num(if n(0)? > n(1)? { 1.0 } else { 0.0 }),
-        "floor" => num(n(0)?.floor()),
-        "ceil" => num(n(0)?.ceil()),
-        "round" | "rint" | "x-rint" => num(n(0)?.round_ties_even()),
-        "expm1" | "x-expm1" => num(n(0)?.exp_m1()),
-        "ln1p" | "x-ln1p" => num(n(0)?.ln_1p()),
-        "x-atan" | "atan" => num(n(0)?.atan()),
-        "x-tanh" | "tanh" => num(n(0)?.tanh()),
-        "x-sin" | "sin" => num(n(0)?.sin()),
-        "x-cos" | "cos" => num(n(0)?.cos()),
-        "stdNormalCDF" => num(0.5 * (1.0 + erf(n(0)? / std::f64::consts::SQRT_2))),
-        "erf" => num(erf(n(0)?)),
-        "isMissing" => Value::Bool(a.first().is_none_or(is_missing)),
-        "isNotMissing" => Value::Bool(!a.first().is_none_or(is_missing)),
-        "equal" | "notEqual" | "lessThan" | "lessOrEqual" | "greaterThan" | "greaterOrEqual" => {
+        B::Log10 => num(n(0)?.log10()),
+        B::Ln => num(n(0)?.ln()),
+        B::Sqrt => num(n(0)?.sqrt()),
+        B::Abs => num(n(0)?.abs()),
+        B::Exp => num(n(0)?.exp()),
+        B::Pow => num(n(0)?.powf(n(1)?)),
+        B::Threshold => num(if n(0)? > n(1)? { 1.0 } else { 0.0 }),
+        B::Floor => num(n(0)?.floor()),
+        B::Ceil => num(n(0)?.ceil()),
+        B::Round => num(n(0)?.round_ties_even()),
+        B::Expm1 => num(n(0)?.exp_m1()),
+        B::Ln1p => num(n(0)?.ln_1p()),
+        B::Atan => num(n(0)?.atan()),
+        B::Tanh => num(n(0)?.tanh()),
+        B::Sin => num(n(0)?.sin()),
+        B::Cos => num(n(0)?.cos()),
+        B::StdNormalCdf => num(0.5 * (1.0 + erf(n(0)? / std::f64::consts::SQRT_2))),
+        B::Erf => num(erf(n(0)?)),
+        B::IsMissing => Value::Bool(a.first().is_none_or(is_missing)),
+        B::IsNotMissing => Value::Bool(!a.first().is_none_or(is_missing)),
+        B::Compare(op) => {
             let c = text(&a[1]).unwrap_or_default();
-            Value::Bool(compare(&a[0], &c, crate::parse::parse_f64(&c), f, false)?)
+            Value::Bool(compare(&a[0], &c, crate::parse::parse_f64(&c), op, false))
         }
-        "and" | "or" => {
+        B::And | B::Or => {
             let bs: Vec<Option<bool>> = a.iter().map(bool_of).collect();
-            let r = if f == "and" {
+            let r = if f == B::And {
                 if bs.contains(&Some(false)) {
                     Some(false)
                 } else if bs.iter().all(Option::is_some) {
@@ -1625,23 +1595,22 @@ fn apply(f: &str, a: &[Value]) -> Result<Value> {
             };
             r.map_or(Value::Missing, Value::Bool)
         }
-        "not" => bool_of(&a[0]).map_or(Value::Missing, |b| Value::Bool(!b)),
-        "if" => match bool_of(&a[0]) {
+        B::Not => bool_of(&a[0]).map_or(Value::Missing, |b| Value::Bool(!b)),
+        B::If => match bool_of(&a[0]) {
             Some(true) => a[1].clone(),
             Some(false) => a.get(2).cloned().unwrap_or(Value::Missing),
             None => Value::Missing,
         },
-        "isIn" | "isNotIn" => {
+        B::IsIn | B::IsNotIn => {
             let t = text(&a[0]).unwrap_or_default();
             let found = a[1..]
                 .iter()
                 .any(|x| text(x).is_some_and(|s| same_category(&s, &t)));
-            Value::Bool(found == (f == "isIn"))
+            Value::Bool(found == (f == B::IsIn))
         }
-        "lowercase" => Value::Str(text(&a[0]).unwrap_or_default().to_lowercase()),
-        "uppercase" => Value::Str(text(&a[0]).unwrap_or_default().to_uppercase()),
-        "trimBlanks" => Value::Str(text(&a[0]).unwrap_or_default().trim().to_string()),
-        "concat" => Value::Str(a.iter().filter_map(text).collect()),
-        other => return Err(fail(format!("the function {other:?}"))),
+        B::Lowercase => Value::Str(text(&a[0]).unwrap_or_default().to_lowercase()),
+        B::Uppercase => Value::Str(text(&a[0]).unwrap_or_default().to_uppercase()),
+        B::TrimBlanks => Value::Str(text(&a[0]).unwrap_or_default().trim().to_string()),
+        B::Concat => Value::Str(a.iter().filter_map(text).collect()),
     })
 }

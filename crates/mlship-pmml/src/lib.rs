@@ -6,6 +6,7 @@
 
 mod error;
 mod eval;
+mod func;
 mod parse;
 mod write;
 

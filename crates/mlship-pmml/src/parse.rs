@@ -96,7 +96,7 @@ pub enum Expr {
         map_missing: Option<String>,
     },
     Apply {
-        function: String,
+        call: crate::func::Call,
         args: Vec<Expr>,
         map_missing: Option<Value>,
         default: Option<Value>,
@@ -326,7 +326,7 @@ pub enum Predicate {
     False,
     Simple {
         field: String,
-        op: String,
+        op: crate::func::SimpleOp,
         value: Option<String>,
         /// `value` as a number, parsed once.
         num: Option<f64>,
@@ -859,8 +859,12 @@ fn expr(e: &Node, depth: usize) -> Result<Expr> {
                     return Err(unsupported(e, format!("Apply invalidValueTreatment={t:?}")));
                 }
             }
+            let function = req(e, "function")?;
             Expr::Apply {
-                function: req(e, "function")?.to_string(),
+                call: match crate::func::Builtin::parse(function) {
+                    Some(b) => crate::func::Call::Builtin(b),
+                    None => crate::func::Call::Defined(function.to_string()),
+                },
                 args,
                 map_missing: map_missing.map(value_of),
                 default: attr(e, "defaultValue").map(value_of),
@@ -879,10 +883,19 @@ fn check_calls(root: &Node, functions: &HashMap<String, (Vec<String>, Expr)>) ->
     {
         let f = req(&a, "function")?;
         let got = kids(&a).count();
-        let (least, most) = match functions.get(f) {
-            Some((params, _)) => (params.len(), Some(params.len())),
-            None => crate::eval::builtin_arity(f)
-                .ok_or_else(|| unsupported(&a, format!("the function {f:?}")))?,
+        let (least, most) = match crate::func::Builtin::parse(f) {
+            // A built-in is what its name calls; a document may not redefine one.
+            Some(_) if functions.contains_key(f) => {
+                return Err(unsupported(
+                    &a,
+                    format!("a DefineFunction named like the built-in function {f:?}"),
+                ));
+            }
+            Some(b) => b.arity(),
+            None => match functions.get(f) {
+                Some((params, _)) => (params.len(), Some(params.len())),
+                None => return Err(unsupported(&a, format!("the function {f:?}"))),
+            },
         };
         if got < least || most.is_some_and(|m| got > m) {
             let takes = match most {
@@ -1191,7 +1204,11 @@ fn predicate(n: &Node, depth: usize) -> Result<Predicate> {
         "False" => Predicate::False,
         "SimplePredicate" => Predicate::Simple {
             field: req(n, "field")?.to_string(),
-            op: req(n, "operator")?.to_string(),
+            op: {
+                let op = req(n, "operator")?;
+                crate::func::SimpleOp::parse(op)
+                    .ok_or_else(|| unsupported(n, format!("the SimplePredicate operator {op:?}")))?
+            },
             value: attr(n, "value").map(str::to_string),
             num: attr(n, "value").and_then(parse_f64),
         },
