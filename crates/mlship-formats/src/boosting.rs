@@ -59,7 +59,7 @@ pub(crate) fn model(
     task: Task,
     classes: Option<Vec<Label>>,
     info: ModelInfo,
-) -> Model {
+) -> crate::Result<Model> {
     let n = ensemble.n_features();
     let named = names.len() == n && n > 0;
     let inputs = (0..n)
@@ -73,17 +73,18 @@ pub(crate) fn model(
             nullable: true,
         })
         .collect();
-    Model {
-        signature: Signature {
-            inputs,
-            named,
-            task,
-            classes,
-        },
-        steps: Vec::new(),
-        estimator: Estimator::Trees(ensemble),
+    let signature = Signature {
+        inputs,
+        named,
+        task,
+        classes,
+    };
+    Ok(Model::new(
+        signature,
+        Vec::new(),
+        Estimator::Trees(ensemble),
         info,
-    }
+    )?)
 }
 
 /// Gives a boosted classifier the class labels its scikit-learn wrapper knows (the booster

@@ -148,17 +148,13 @@ fn load_sklearn(b: &[u8]) -> Result<Model> {
             ));
         }
     }
-    Ok(Model {
-        signature: low.signature,
-        steps: low.steps,
-        estimator: low.estimator,
-        info: ModelInfo {
-            format,
-            estimator: low.summary,
-            library: low.sklearn_version.map(|v| format!("scikit-learn {v}")),
-            warnings,
-        },
-    })
+    let info = ModelInfo {
+        format,
+        estimator: low.summary,
+        library: low.sklearn_version.map(|v| format!("scikit-learn {v}")),
+        warnings,
+    };
+    Ok(Model::new(low.signature, low.steps, low.estimator, info)?)
 }
 
 /// Loads the artifact of an MLflow model directory, taking the directory's signature.

@@ -239,7 +239,7 @@ pub fn load(b: &[u8]) -> Result<Model> {
         library: header.get("version").map(|v| format!("lightgbm model {v}")),
         warnings: Vec::new(),
     };
-    let mut model = boosting::model(ensemble, names, "Column_", task, classes, info);
+    let mut model = boosting::model(ensemble, names, "Column_", task, classes, info)?;
     pandas_categories(text, &header, &mut model)?;
     Ok(model)
 }

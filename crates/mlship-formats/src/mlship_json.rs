@@ -87,19 +87,13 @@ pub fn read(b: &[u8]) -> Result<Model> {
         .map(step_from)
         .collect::<Result<Vec<_>>>()?;
     let estimator = est_from(doc.estimator)?;
-    let model = Model {
-        signature,
-        steps,
-        estimator,
-        info: ModelInfo {
-            format: format!("mlship JSON {VERSION}"),
-            estimator: doc.info.estimator,
-            library: doc.info.library,
-            warnings: doc.info.warnings,
-        },
+    let info = ModelInfo {
+        format: format!("mlship JSON {VERSION}"),
+        estimator: doc.info.estimator,
+        library: doc.info.library,
+        warnings: doc.info.warnings,
     };
-    model.check()?;
-    Ok(model)
+    Ok(Model::new(signature, steps, estimator, info)?)
 }
 
 fn invalid(message: impl Into<String>) -> Error {

@@ -301,7 +301,7 @@ fn lower(doc: &Json, format: &str) -> Result<Model> {
         library: version.map(|v| format!("xgboost {v}")),
         warnings: Vec::new(),
     };
-    Ok(boosting::model(ensemble, names, "f", task, classes, info))
+    boosting::model(ensemble, names, "f", task, classes, info)
 }
 
 /// One XGBoost tree, renumbered breadth-first so that children come after their parents.

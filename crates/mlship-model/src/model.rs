@@ -78,8 +78,10 @@ pub struct ModelInfo {
     pub warnings: Vec<String>,
 }
 
-/// A loaded model, ready to score.
+/// A loaded model, ready to score. Other crates build one only through [`Model::new`], which
+/// checks it (`#[non_exhaustive]` forbids their struct literals).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Model {
     pub signature: Signature,
     pub steps: Vec<Step>,
@@ -88,6 +90,24 @@ pub struct Model {
 }
 
 impl Model {
+    /// A model whose parts fit together ([`Model::check`]): every loader builds its model here,
+    /// so an inconsistent file is refused when it is read, never when a row is scored.
+    pub fn new(
+        signature: Signature,
+        steps: Vec<Step>,
+        estimator: Estimator,
+        info: ModelInfo,
+    ) -> Result<Model> {
+        let m = Model {
+            signature,
+            steps,
+            estimator,
+            info,
+        };
+        m.check()?;
+        Ok(m)
+    }
+
     /// Checks that the steps produce as many columns as the estimator reads, and that column
     /// indices exist, by walking the widths from the signature.
     pub fn check(&self) -> Result<()> {

@@ -439,20 +439,20 @@ pub fn load(b: &[u8]) -> Result<Model> {
         codes,
     };
     let summary = format!("ONNX[{}]", ops_summary.join(" -> "));
-    Ok(Model {
-        signature: Signature {
+    Ok(Model::new(
+        Signature {
             inputs: fields,
             named,
             task,
             classes: class_list,
         },
         steps,
-        estimator: Estimator::External(External(Arc::new(scorer))),
-        info: ModelInfo {
+        Estimator::External(External(Arc::new(scorer))),
+        ModelInfo {
             format: format!("ONNX (IR version {})", m.ir_version),
             estimator: summary,
             library: (!m.producer.is_empty()).then_some(m.producer),
             warnings: Vec::new(),
         },
-    })
+    )?)
 }

@@ -142,8 +142,8 @@ pub fn load(b: &[u8], m: ModelProto) -> Result<Model> {
         out_width,
         softmax,
     };
-    Ok(Model {
-        signature: Signature {
+    Ok(Model::new(
+        Signature {
             inputs: (0..width)
                 .map(|j| Field {
                     name: format!("x{j}"),
@@ -155,15 +155,15 @@ pub fn load(b: &[u8], m: ModelProto) -> Result<Model> {
             task,
             classes,
         },
-        steps: Vec::new(),
-        estimator: Estimator::External(External(Arc::new(scorer))),
-        info: ModelInfo {
+        Vec::new(),
+        Estimator::External(External(Arc::new(scorer))),
+        ModelInfo {
             format: format!("ONNX (IR version {}), run by tract", m.ir_version),
             estimator: format!("ONNX[{}]", ops.join(" -> ")),
             library: (!m.producer.is_empty()).then(|| m.producer.clone()),
             warnings: Vec::new(),
         },
-    })
+    )?)
 }
 
 impl TractScorer {

@@ -381,12 +381,12 @@ pub fn load(b: &[u8]) -> Result<Model> {
         library: scorer.doc.application.clone(),
         warnings: Vec::new(),
     };
-    Ok(Model {
+    Ok(Model::new(
         signature,
         steps,
-        estimator: Estimator::External(External(Arc::new(scorer))),
+        Estimator::External(External(Arc::new(scorer))),
         info,
-    })
+    )?)
 }
 
 /// Scores the document's ModelVerification records and compares them with what it says.

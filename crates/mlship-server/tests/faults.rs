@@ -54,8 +54,8 @@ impl ExternalScorer for Scorer {
 }
 
 fn served(name: &str, b: Behaviour) -> Served {
-    let model = Model {
-        signature: Signature {
+    let model = Model::new(
+        Signature {
             inputs: vec![Field {
                 name: "x".into(),
                 dtype: DType::Float,
@@ -65,15 +65,16 @@ fn served(name: &str, b: Behaviour) -> Served {
             task: Task::Regression,
             classes: None,
         },
-        steps: Vec::new(),
-        estimator: Estimator::External(External(Arc::new(Scorer(b)))),
-        info: ModelInfo {
+        Vec::new(),
+        Estimator::External(External(Arc::new(Scorer(b)))),
+        ModelInfo {
             format: "test".into(),
             estimator: "test".into(),
             library: None,
             warnings: Vec::new(),
         },
-    };
+    )
+    .expect("a consistent test model");
     Served::new(name.into(), Some(1), None, Arc::new(model), name.into())
 }
 
