@@ -19,6 +19,9 @@ pub struct ObjectDir {
     /// copies them without hashing them again, and writes the small ones it still holds without
     /// reading them back.
     verified: std::sync::Arc<std::sync::Mutex<Verified>>,
+    /// Link kinds this file system refused (reflink, hardlink, symlink): tried once, as DVC
+    /// tests its cache types once, and not again for every file.
+    refused: std::sync::Arc<[std::sync::atomic::AtomicBool; 3]>,
 }
 
 /// What [`ObjectDir`] remembers of the objects it wrote.
@@ -320,6 +323,7 @@ impl ObjectDir {
         ObjectDir {
             root: root.into(),
             verified: Default::default(),
+            refused: Default::default(),
         }
     }
 
@@ -459,12 +463,20 @@ impl ObjectDir {
         exec: bool,
         links: &[Link],
     ) -> Result<std::fs::Metadata> {
+        use std::sync::atomic::Ordering::Relaxed;
         for &link in links {
-            if link == Link::Copy {
-                return self.copy_out(md5, dest, exec);
+            let refused = match link {
+                Link::Copy => return self.copy_out(md5, dest, exec),
+                Link::Reflink => &self.refused[0],
+                Link::Hardlink => &self.refused[1],
+                Link::Symlink => &self.refused[2],
+            };
+            if refused.load(Relaxed) {
+                continue;
             }
-            if let Some(meta) = self.try_link(link, md5, dest, exec)? {
-                return Ok(meta);
+            match self.try_link(link, md5, dest, exec)? {
+                Some(meta) => return Ok(meta),
+                None => refused.store(true, Relaxed),
             }
         }
         Err(Error::Invalid(format!(
