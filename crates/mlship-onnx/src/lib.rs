@@ -45,6 +45,8 @@ pub struct OnnxScorer {
     nodes: Vec<NodeProto>,
     /// Per node, what was made ready at load (tree ensembles).
     prepared: Vec<Option<ops::Prepared>>,
+    /// Each node's operator, resolved at load.
+    ops: Vec<ops::Op>,
     initializers: HashMap<String, Tensor>,
     input: InputKind,
     outputs: Vec<String>,
@@ -103,7 +105,7 @@ impl OnnxScorer {
 
     fn run(&self, x: &Matrix) -> Result<Vec<Tensor>> {
         let mut values = self.feeds(x);
-        for (node, prepared) in self.nodes.iter().zip(&self.prepared) {
+        for ((node, prepared), &op) in self.nodes.iter().zip(&self.prepared).zip(&self.ops) {
             let ins: Vec<Option<&Tensor>> = node
                 .inputs
                 .iter()
@@ -130,7 +132,7 @@ impl OnnxScorer {
                     ),
                 });
             }
-            let outs = ops::run(node, &ins, prepared.as_ref())?;
+            let outs = ops::run(node, op, &ins, prepared.as_ref())?;
             for (name, t) in node.outputs.iter().zip(outs) {
                 values.insert(name.clone(), t);
             }
@@ -428,8 +430,18 @@ pub fn load(b: &[u8]) -> Result<Model> {
         .iter()
         .map(ops::prepare)
         .collect::<Result<Vec<_>>>()?;
+    // Every node's operator was found supported above.
+    let operators = g
+        .nodes
+        .iter()
+        .map(|n| {
+            ops::Op::parse(&n.domain, &n.op_type)
+                .ok_or_else(|| Error::Unsupported(format!("the ONNX operator {}", n.op_type)))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let scorer = OnnxScorer {
         prepared,
+        ops: operators,
         n_features: fields.len(),
         nodes: g.nodes,
         initializers,

@@ -193,91 +193,179 @@ impl Attrs<'_> {
     }
 }
 
+/// An operator mlship runs, resolved from its (domain, op type) when the graph is read: the
+/// scorer dispatches on it, never on the op type's string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    TreeEnsembleClassifier,
+    TreeEnsembleRegressor,
+    LinearClassifier,
+    LinearRegressor,
+    Scaler,
+    Normalizer,
+    ZipMap,
+    ArrayFeatureExtractor,
+    OneHotEncoder,
+    SVMClassifier,
+    SVMRegressor,
+    Binarizer,
+    Imputer,
+    Cast,
+    Identity,
+    Reshape,
+    Concat,
+    Gather,
+    Flatten,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    ReduceSum,
+    ReduceSumSquare,
+    ReduceLogSumExp,
+    ArgMax,
+    ArgMin,
+    Exp,
+    Sqrt,
+    Relu,
+    Sigmoid,
+    Tanh,
+    Abs,
+    Log,
+    Neg,
+    Softmax,
+    MatMul,
+    Gemm,
+    Less,
+    LessOrEqual,
+    Greater,
+    GreaterOrEqual,
+    Equal,
+    Not,
+    And,
+    Or,
+    Xor,
+    Where,
+    Sum,
+    Mean,
+    Min,
+    Max,
+    Sign,
+    Floor,
+    Ceil,
+    Reciprocal,
+    Clip,
+    ReduceMean,
+    ReduceMax,
+    ReduceMin,
+    ReduceProd,
+    Squeeze,
+    Unsqueeze,
+    Transpose,
+    Shape,
+    ConstantOfShape,
+    TopK,
+    CumSum,
+    GatherElements,
+}
+
+/// The `ai.onnx.ml` operators mlship runs.
+const ML: &[(&str, Op)] = &[
+    ("TreeEnsembleClassifier", Op::TreeEnsembleClassifier),
+    ("TreeEnsembleRegressor", Op::TreeEnsembleRegressor),
+    ("LinearClassifier", Op::LinearClassifier),
+    ("LinearRegressor", Op::LinearRegressor),
+    ("Scaler", Op::Scaler),
+    ("Normalizer", Op::Normalizer),
+    ("ZipMap", Op::ZipMap),
+    ("ArrayFeatureExtractor", Op::ArrayFeatureExtractor),
+    ("OneHotEncoder", Op::OneHotEncoder),
+    ("SVMClassifier", Op::SVMClassifier),
+    ("SVMRegressor", Op::SVMRegressor),
+    ("Binarizer", Op::Binarizer),
+    ("Imputer", Op::Imputer),
+    ("Cast", Op::Cast),
+];
+
+/// The standard (`ai.onnx`) operators mlship runs: what classic converters build decisions and
+/// votes from (skl2onnx's one-vs-rest SVMs, one-class SVMs, linear models' labels) among them.
+const CORE: &[(&str, Op)] = &[
+    ("Identity", Op::Identity),
+    ("Cast", Op::Cast),
+    ("Reshape", Op::Reshape),
+    ("Concat", Op::Concat),
+    ("Gather", Op::Gather),
+    ("Flatten", Op::Flatten),
+    ("Add", Op::Add),
+    ("Sub", Op::Sub),
+    ("Mul", Op::Mul),
+    ("Div", Op::Div),
+    ("Pow", Op::Pow),
+    ("ReduceSum", Op::ReduceSum),
+    ("ReduceSumSquare", Op::ReduceSumSquare),
+    ("ReduceLogSumExp", Op::ReduceLogSumExp),
+    ("ArgMax", Op::ArgMax),
+    ("ArgMin", Op::ArgMin),
+    ("Exp", Op::Exp),
+    ("Sqrt", Op::Sqrt),
+    ("Relu", Op::Relu),
+    ("Sigmoid", Op::Sigmoid),
+    ("Tanh", Op::Tanh),
+    ("Abs", Op::Abs),
+    ("Log", Op::Log),
+    ("Neg", Op::Neg),
+    ("Softmax", Op::Softmax),
+    ("MatMul", Op::MatMul),
+    ("Gemm", Op::Gemm),
+    ("Less", Op::Less),
+    ("LessOrEqual", Op::LessOrEqual),
+    ("Greater", Op::Greater),
+    ("GreaterOrEqual", Op::GreaterOrEqual),
+    ("Equal", Op::Equal),
+    ("Not", Op::Not),
+    ("And", Op::And),
+    ("Or", Op::Or),
+    ("Xor", Op::Xor),
+    ("Where", Op::Where),
+    ("Sum", Op::Sum),
+    ("Mean", Op::Mean),
+    ("Min", Op::Min),
+    ("Max", Op::Max),
+    ("Sign", Op::Sign),
+    ("Floor", Op::Floor),
+    ("Ceil", Op::Ceil),
+    ("Reciprocal", Op::Reciprocal),
+    ("Clip", Op::Clip),
+    ("ReduceMean", Op::ReduceMean),
+    ("ReduceMax", Op::ReduceMax),
+    ("ReduceMin", Op::ReduceMin),
+    ("ReduceProd", Op::ReduceProd),
+    ("Squeeze", Op::Squeeze),
+    ("Unsqueeze", Op::Unsqueeze),
+    ("Transpose", Op::Transpose),
+    ("Shape", Op::Shape),
+    ("ConstantOfShape", Op::ConstantOfShape),
+    ("TopK", Op::TopK),
+    ("CumSum", Op::CumSum),
+    ("GatherElements", Op::GatherElements),
+];
+
+impl Op {
+    /// The operator a node names, or `None` when mlship does not run it.
+    pub fn parse(domain: &str, op: &str) -> Option<Op> {
+        let table = match domain {
+            "ai.onnx.ml" => ML,
+            "" | "ai.onnx" => CORE,
+            _ => return None,
+        };
+        table.iter().find(|(n, _)| *n == op).map(|(_, o)| *o)
+    }
+}
+
 /// The operators mlship runs, by (domain, op type).
 pub fn supported(domain: &str, op: &str) -> bool {
-    const ML: &[&str] = &[
-        "TreeEnsembleClassifier",
-        "TreeEnsembleRegressor",
-        "LinearClassifier",
-        "LinearRegressor",
-        "Scaler",
-        "Normalizer",
-        "ZipMap",
-        "ArrayFeatureExtractor",
-        "OneHotEncoder",
-        "SVMClassifier",
-        "SVMRegressor",
-        "Binarizer",
-        "Imputer",
-        "Cast",
-    ];
-    const CORE: &[&str] = &[
-        "Identity",
-        "Cast",
-        "Reshape",
-        "Concat",
-        "Gather",
-        "Flatten",
-        "Add",
-        "Sub",
-        "Mul",
-        "Div",
-        "Pow",
-        "ReduceSum",
-        "ReduceSumSquare",
-        "ReduceLogSumExp",
-        "ArgMax",
-        "ArgMin",
-        "Exp",
-        "Sqrt",
-        "Relu",
-        "Sigmoid",
-        "Tanh",
-        "Abs",
-        "Log",
-        "Neg",
-        "Softmax",
-        "MatMul",
-        "Gemm",
-        // What classic converters build decisions and votes from (skl2onnx's one-vs-rest SVMs,
-        // one-class SVMs, linear models' labels).
-        "Less",
-        "LessOrEqual",
-        "Greater",
-        "GreaterOrEqual",
-        "Equal",
-        "Not",
-        "And",
-        "Or",
-        "Xor",
-        "Where",
-        "Sum",
-        "Mean",
-        "Min",
-        "Max",
-        "Sign",
-        "Floor",
-        "Ceil",
-        "Reciprocal",
-        "Clip",
-        "ReduceMean",
-        "ReduceMax",
-        "ReduceMin",
-        "ReduceProd",
-        "Squeeze",
-        "Unsqueeze",
-        "Transpose",
-        "Shape",
-        "ConstantOfShape",
-        "TopK",
-        "CumSum",
-        "GatherElements",
-    ];
-    match domain {
-        "ai.onnx.ml" => ML.contains(&op),
-        "" | "ai.onnx" => CORE.contains(&op),
-        _ => false,
-    }
+    Op::parse(domain, op).is_some()
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -973,6 +1061,7 @@ fn argmax(row: &[f32]) -> usize {
 /// Runs one node on its inputs; returns its outputs.
 pub fn run(
     node: &NodeProto,
+    op: Op,
     ins: &[Option<&Tensor>],
     prepared: Option<&Prepared>,
 ) -> Result<Vec<Tensor>> {
@@ -991,9 +1080,9 @@ pub fn run(
         })
     };
     let one = |t: Tensor| Ok(vec![t]);
-    match node.op_type.as_str() {
-        "Identity" | "ZipMap" => one(arg(0)?.clone()),
-        "Cast" => {
+    match op {
+        Op::Identity | Op::ZipMap => one(arg(0)?.clone()),
+        Op::Cast => {
             let t = arg(0)?;
             let to = a.i("to", FLOAT);
             let data = match (to, &t.data) {
@@ -1016,7 +1105,7 @@ pub fn run(
                 data,
             })
         }
-        "Reshape" => {
+        Op::Reshape => {
             let t = arg(0)?;
             let spec = arg(1)?
                 .i()
@@ -1057,7 +1146,7 @@ pub fn run(
                 data: t.data.clone(),
             })
         }
-        "Flatten" => {
+        Op::Flatten => {
             let t = arg(0)?;
             let ax = axis_of(node, a.i("axis", 1), t.shape.len() + 1)?;
             let outer: usize = t.shape[..ax].iter().product();
@@ -1066,7 +1155,7 @@ pub fn run(
                 data: t.data.clone(),
             })
         }
-        "Concat" => {
+        Op::Concat => {
             let ts: Vec<&Tensor> = (0..ins.len()).map(arg).collect::<Result<_>>()?;
             let first = ts
                 .first()
@@ -1109,7 +1198,7 @@ pub fn run(
             };
             one(Tensor { shape, data })
         }
-        "Gather" => {
+        Op::Gather => {
             let (t, idx) = (arg(0)?, arg(1)?);
             let ix = idx
                 .i()
@@ -1148,57 +1237,62 @@ pub fn run(
             };
             one(Tensor { shape, data })
         }
-        "Add" => one(binary(
+        Op::Add => one(binary(
             node,
             arg(0)?,
             arg(1)?,
             |x, y| x + y,
             i64::wrapping_add,
         )?),
-        "Sub" => one(binary(
+        Op::Sub => one(binary(
             node,
             arg(0)?,
             arg(1)?,
             |x, y| x - y,
             i64::wrapping_sub,
         )?),
-        "Mul" => one(binary(
+        Op::Mul => one(binary(
             node,
             arg(0)?,
             arg(1)?,
             |x, y| x * y,
             i64::wrapping_mul,
         )?),
-        "Div" => one(binary(
+        Op::Div => one(binary(
             node,
             arg(0)?,
             arg(1)?,
             |x, y| x / y,
             |x, y| if y == 0 { 0 } else { x / y },
         )?),
-        "Pow" => one(binary(node, arg(0)?, arg(1)?, f32::powf, |x, y| {
+        Op::Pow => one(binary(node, arg(0)?, arg(1)?, f32::powf, |x, y| {
             x.wrapping_pow(y.clamp(0, 64) as u32)
         })?),
-        "Exp" => one(float_map(arg(0)?, f32::exp)?),
-        "Sqrt" => one(float_map(arg(0)?, f32::sqrt)?),
-        "Relu" => one(float_map(arg(0)?, |x| x.max(0.0))?),
-        "Sigmoid" => one(float_map(arg(0)?, sigmoid)?),
-        "Tanh" => one(float_map(arg(0)?, f32::tanh)?),
-        "Abs" => one(float_map(arg(0)?, f32::abs)?),
-        "Log" => one(float_map(arg(0)?, f32::ln)?),
-        "Neg" => one(float_map(arg(0)?, |x| -x)?),
-        "ReduceSum" | "ReduceSumSquare" | "ReduceLogSumExp" | "ReduceMean" | "ReduceMax"
-        | "ReduceMin" | "ReduceProd" => {
+        Op::Exp => one(float_map(arg(0)?, f32::exp)?),
+        Op::Sqrt => one(float_map(arg(0)?, f32::sqrt)?),
+        Op::Relu => one(float_map(arg(0)?, |x| x.max(0.0))?),
+        Op::Sigmoid => one(float_map(arg(0)?, sigmoid)?),
+        Op::Tanh => one(float_map(arg(0)?, f32::tanh)?),
+        Op::Abs => one(float_map(arg(0)?, f32::abs)?),
+        Op::Log => one(float_map(arg(0)?, f32::ln)?),
+        Op::Neg => one(float_map(arg(0)?, |x| -x)?),
+        Op::ReduceSum
+        | Op::ReduceSumSquare
+        | Op::ReduceLogSumExp
+        | Op::ReduceMean
+        | Op::ReduceMax
+        | Op::ReduceMin
+        | Op::ReduceProd => {
             let t = arg(0)?;
             let axes = axes_of(node, &a, ins)?;
             let keep = a.i("keepdims", 1) != 0;
-            let f: fn(&[f32]) -> f32 = match node.op_type.as_str() {
-                "ReduceSum" => |v| v.iter().sum(),
-                "ReduceSumSquare" => |v| v.iter().map(|x| x * x).sum(),
-                "ReduceMean" => |v| v.iter().sum::<f32>() / v.len() as f32,
-                "ReduceMax" => |v| v.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-                "ReduceMin" => |v| v.iter().copied().fold(f32::INFINITY, f32::min),
-                "ReduceProd" => |v| v.iter().product(),
+            let f: fn(&[f32]) -> f32 = match op {
+                Op::ReduceSum => |v| v.iter().sum(),
+                Op::ReduceSumSquare => |v| v.iter().map(|x| x * x).sum(),
+                Op::ReduceMean => |v| v.iter().sum::<f32>() / v.len() as f32,
+                Op::ReduceMax => |v| v.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+                Op::ReduceMin => |v| v.iter().copied().fold(f32::INFINITY, f32::min),
+                Op::ReduceProd => |v| v.iter().product(),
                 _ => |v| {
                     let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                     if m.is_infinite() {
@@ -1209,7 +1303,7 @@ pub fn run(
             };
             one(reduce(node, t, &axes, keep, f)?)
         }
-        "ArgMax" | "ArgMin" => {
+        Op::ArgMax | Op::ArgMin => {
             if a.i("select_last_index", 0) != 0 {
                 return Err(fail(node, "select_last_index"));
             }
@@ -1218,10 +1312,10 @@ pub fn run(
                 arg(0)?,
                 a.i("axis", 0),
                 a.i("keepdims", 1) != 0,
-                node.op_type == "ArgMax",
+                op == Op::ArgMax,
             )?)
         }
-        "Softmax" => {
+        Op::Softmax => {
             let t = arg(0)?;
             let ax = axis_of(node, a.i("axis", -1), t.shape.len())?;
             if ax + 1 != t.shape.len() {
@@ -1237,14 +1331,14 @@ pub fn run(
                 data: Data::F(v),
             })
         }
-        "MatMul" => {
+        Op::MatMul => {
             let (v, m, n) = matmul(node, arg(0)?, arg(1)?, false, false)?;
             one(Tensor {
                 shape: vec![m, n],
                 data: Data::F(v),
             })
         }
-        "Gemm" => {
+        Op::Gemm => {
             let (v, m, n) = matmul(
                 node,
                 arg(0)?,
@@ -1272,7 +1366,7 @@ pub fn run(
             }
             one(out)
         }
-        "ArrayFeatureExtractor" => {
+        Op::ArrayFeatureExtractor => {
             let (t, idx) = (arg(0)?, arg(1)?);
             let ix = idx
                 .i()
@@ -1305,7 +1399,7 @@ pub fn run(
             };
             one(Tensor { shape, data })
         }
-        "OneHotEncoder" => {
+        Op::OneHotEncoder => {
             let t = arg(0)?;
             let zeros = a.i("zeros", 1) != 0;
             let (ints, strs) = (a.ints("cats_int64s"), a.strings("cats_strings"));
@@ -1335,7 +1429,7 @@ pub fn run(
                 data: Data::F(out),
             })
         }
-        "Scaler" => {
+        Op::Scaler => {
             let t = arg(0)?;
             let (n, c, xs) = rows_of(node, t)?;
             let (off, sc) = (a.floats("offset"), a.floats("scale"));
@@ -1352,7 +1446,7 @@ pub fn run(
                 data: Data::F(out),
             })
         }
-        "Imputer" => {
+        Op::Imputer => {
             let t = arg(0)?;
             let (n, c, xs) = rows_of(node, t)?;
             let fill = a.floats("imputed_value_floats");
@@ -1381,7 +1475,7 @@ pub fn run(
                 data: Data::F(out),
             })
         }
-        "Normalizer" => {
+        Op::Normalizer => {
             let t = arg(0)?;
             let (n, c, xs) = rows_of(node, t)?;
             let norm = a.s("norm", "MAX");
@@ -1402,7 +1496,7 @@ pub fn run(
                 data: Data::F(out),
             })
         }
-        "LinearRegressor" => {
+        Op::LinearRegressor => {
             let t = arg(0)?;
             let (n, c, xs) = rows_of(node, t)?;
             let coef = a.floats("coefficients");
@@ -1433,7 +1527,7 @@ pub fn run(
                 data: Data::F(out),
             })
         }
-        "LinearClassifier" => {
+        Op::LinearClassifier => {
             let t = arg(0)?;
             let (n, c, xs) = rows_of(node, t)?;
             let labels = a.labels().ok_or_else(|| fail(node, "no class labels"))?;
@@ -1484,7 +1578,7 @@ pub fn run(
                 },
             ])
         }
-        "TreeEnsembleRegressor" => {
+        Op::TreeEnsembleRegressor => {
             let t = arg(0)?;
             let (n, c, xs) = rows_of(node, t)?;
             let targets = a.i("n_targets", 1).max(1) as usize;
@@ -1515,7 +1609,7 @@ pub fn run(
                 data: Data::F(out),
             })
         }
-        "TreeEnsembleClassifier" => {
+        Op::TreeEnsembleClassifier => {
             let t = arg(0)?;
             let (n, c, xs) = rows_of(node, t)?;
             let labels = a.labels().ok_or_else(|| fail(node, "no class labels"))?;
@@ -1566,20 +1660,20 @@ pub fn run(
                 },
             ])
         }
-        "SVMClassifier" => svm(node, &a, arg(0)?),
-        "SVMRegressor" => svm_regressor(node, &a, arg(0)?),
-        "Less" | "LessOrEqual" | "Greater" | "GreaterOrEqual" | "Equal" => {
+        Op::SVMClassifier => svm(node, &a, arg(0)?),
+        Op::SVMRegressor => svm_regressor(node, &a, arg(0)?),
+        Op::Less | Op::LessOrEqual | Op::Greater | Op::GreaterOrEqual | Op::Equal => {
             use std::cmp::Ordering::{Equal, Greater, Less};
-            let keep: fn(std::cmp::Ordering) -> bool = match node.op_type.as_str() {
-                "Less" => |o| o == Less,
-                "LessOrEqual" => |o| o != Greater,
-                "Greater" => |o| o == Greater,
-                "GreaterOrEqual" => |o| o != Less,
+            let keep: fn(std::cmp::Ordering) -> bool = match op {
+                Op::Less => |o| o == Less,
+                Op::LessOrEqual => |o| o != Greater,
+                Op::Greater => |o| o == Greater,
+                Op::GreaterOrEqual => |o| o != Less,
                 _ => |o| o == Equal,
             };
             one(compare(node, arg(0)?, arg(1)?, keep)?)
         }
-        "Not" => {
+        Op::Not => {
             let t = arg(0)?;
             let v = t.i().ok_or_else(|| fail(node, "a non-boolean input"))?;
             one(Tensor {
@@ -1587,33 +1681,33 @@ pub fn run(
                 data: Data::I(v.iter().map(|&x| i64::from(x == 0)).collect()),
             })
         }
-        "And" | "Or" | "Xor" => {
+        Op::And | Op::Or | Op::Xor => {
             let (x, y) = (arg(0)?, arg(1)?);
             if x.i().is_none() || y.i().is_none() {
                 return Err(fail(node, "non-boolean inputs"));
             }
-            let f: fn(i64, i64) -> i64 = match node.op_type.as_str() {
-                "And" => |p, q| i64::from(p != 0 && q != 0),
-                "Or" => |p, q| i64::from(p != 0 || q != 0),
+            let f: fn(i64, i64) -> i64 = match op {
+                Op::And => |p, q| i64::from(p != 0 && q != 0),
+                Op::Or => |p, q| i64::from(p != 0 || q != 0),
                 _ => |p, q| i64::from((p != 0) != (q != 0)),
             };
             one(binary(node, x, y, |_, _| f32::NAN, f)?)
         }
-        "Where" => one(select(node, arg(0)?, arg(1)?, arg(2)?)?),
-        "Sum" | "Mean" | "Min" | "Max" => {
+        Op::Where => one(select(node, arg(0)?, arg(1)?, arg(2)?)?),
+        Op::Sum | Op::Mean | Op::Min | Op::Max => {
             let ts: Vec<&Tensor> = (0..ins.len()).map(arg).collect::<Result<_>>()?;
             let (first, rest) = ts.split_first().ok_or_else(|| fail(node, "no inputs"))?;
             type Pair = (fn(f32, f32) -> f32, fn(i64, i64) -> i64);
-            let (f, fi): Pair = match node.op_type.as_str() {
-                "Min" => (f32::min, i64::min),
-                "Max" => (f32::max, i64::max),
+            let (f, fi): Pair = match op {
+                Op::Min => (f32::min, i64::min),
+                Op::Max => (f32::max, i64::max),
                 _ => (|x, y| x + y, i64::wrapping_add),
             };
             let mut acc = (*first).clone();
             for t in rest {
                 acc = binary(node, &acc, t, f, fi)?;
             }
-            if node.op_type == "Mean" {
+            if op == Op::Mean {
                 let k = ts.len() as f32;
                 acc = float_map(&acc, |x| x)?;
                 if let Data::F(v) = &mut acc.data {
@@ -1622,7 +1716,7 @@ pub fn run(
             }
             one(acc)
         }
-        "Sign" => one(float_map(arg(0)?, |x| {
+        Op::Sign => one(float_map(arg(0)?, |x| {
             if x > 0.0 {
                 1.0
             } else if x < 0.0 {
@@ -1631,10 +1725,10 @@ pub fn run(
                 x
             }
         })?),
-        "Floor" => one(float_map(arg(0)?, f32::floor)?),
-        "Ceil" => one(float_map(arg(0)?, f32::ceil)?),
-        "Reciprocal" => one(float_map(arg(0)?, f32::recip)?),
-        "Clip" => {
+        Op::Floor => one(float_map(arg(0)?, f32::floor)?),
+        Op::Ceil => one(float_map(arg(0)?, f32::ceil)?),
+        Op::Reciprocal => one(float_map(arg(0)?, f32::recip)?),
+        Op::Clip => {
             let t = arg(0)?;
             // Opset 11 and later give the bounds as inputs, earlier ones as attributes.
             let bound = |i: usize, attr: &str, default: f32| -> Result<f32> {
@@ -1652,10 +1746,10 @@ pub fn run(
             );
             one(float_map_with(node, t, |x| x.max(lo).min(hi))?)
         }
-        "Squeeze" | "Unsqueeze" => {
+        Op::Squeeze | Op::Unsqueeze => {
             let t = arg(0)?;
             let axes = axes_of(node, &a, ins)?;
-            let shape = if node.op_type == "Squeeze" {
+            let shape = if op == Op::Squeeze {
                 let ax: Vec<usize> = axes
                     .iter()
                     .map(|&x| axis_of(node, x, t.shape.len()))
@@ -1698,9 +1792,9 @@ pub fn run(
                 data: t.data.clone(),
             })
         }
-        "Transpose" => one(transpose(node, arg(0)?, &a.ints("perm"))?),
-        "TopK" => top_k(node, &a, arg(0)?, arg(1)?),
-        "CumSum" => {
+        Op::Transpose => one(transpose(node, arg(0)?, &a.ints("perm"))?),
+        Op::TopK => top_k(node, &a, arg(0)?, arg(1)?),
+        Op::CumSum => {
             let t = arg(0)?;
             let axis = arg(1)?
                 .i()
@@ -1732,7 +1826,7 @@ pub fn run(
                 data: Data::F(out),
             })
         }
-        "GatherElements" => {
+        Op::GatherElements => {
             let (t, idx) = (arg(0)?, arg(1)?);
             let ix = idx
                 .i()
@@ -1777,7 +1871,7 @@ pub fn run(
                 data,
             })
         }
-        "Shape" => {
+        Op::Shape => {
             let t = arg(0)?;
             let rank = t.shape.len() as i64;
             let clamp = |x: i64| (if x < 0 { x + rank } else { x }).clamp(0, rank) as usize;
@@ -1791,7 +1885,7 @@ pub fn run(
                 data: Data::I(dims),
             })
         }
-        "ConstantOfShape" => {
+        Op::ConstantOfShape => {
             let dims = arg(0)?
                 .i()
                 .ok_or_else(|| fail(node, "a shape that is not int64"))?;
@@ -1814,16 +1908,12 @@ pub fn run(
             };
             one(Tensor { shape, data })
         }
-        "Binarizer" => {
+        Op::Binarizer => {
             let threshold = a.f("threshold", 0.0);
             one(float_map_with(node, arg(0)?, |x| {
                 if x > threshold { 1.0 } else { 0.0 }
             })?)
         }
-        other => Err(Error::Unsupported(format!(
-            "the ONNX operator {other} (node {:?}) is not one mlship runs",
-            node.name
-        ))),
     }
 }
 
@@ -2181,6 +2271,16 @@ fn svm(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>> {
 mod tests {
     use super::*;
 
+    /// Runs a node as the scorer does: its operator resolved from its domain and type first.
+    fn run_node(
+        node: &NodeProto,
+        ins: &[Option<&Tensor>],
+        prepared: Option<&Prepared>,
+    ) -> Result<Vec<Tensor>> {
+        let op = Op::parse(&node.domain, &node.op_type).expect("an operator mlship runs");
+        run(node, op, ins, prepared)
+    }
+
     fn node(op: &str, attributes: Vec<Attribute>) -> NodeProto {
         NodeProto {
             inputs: Vec::new(),
@@ -2223,7 +2323,7 @@ mod tests {
 
     fn run1(op: &str, attrs: Vec<Attribute>, ins: &[&Tensor]) -> Tensor {
         let ins: Vec<Option<&Tensor>> = ins.iter().map(|t| Some(*t)).collect();
-        run(&node(op, attrs), &ins, None).unwrap().remove(0)
+        run_node(&node(op, attrs), &ins, None).unwrap().remove(0)
     }
 
     fn floats(t: &Tensor) -> Vec<f32> {
@@ -2284,7 +2384,7 @@ mod tests {
     #[test]
     fn top_k_cumsum_and_gather_elements() {
         let x = f(&[2, 3], &[3.0, 1.0, 2.0, 5.0, 5.0, 4.0]);
-        let out = run(
+        let out = run_node(
             &node("TopK", vec![]),
             &[Some(&x), Some(&i(&[1], &[2]))],
             None,
@@ -2306,7 +2406,7 @@ mod tests {
         };
         let g = run1("GatherElements", vec![axis1], &[&x, &i(&[2, 1], &[2, 0])]);
         assert_eq!((g.shape.clone(), floats(&g)), (vec![2, 1], vec![2.0, 5.0]));
-        let bad = run(
+        let bad = run_node(
             &node("GatherElements", vec![]),
             &[Some(&x), Some(&i(&[1, 1], &[7]))],
             None,
@@ -2335,13 +2435,13 @@ mod tests {
         };
         let m = run1("ReduceMean", vec![ints_attr("axes", vec![1]), flat], &[&x]);
         assert_eq!((m.shape.as_slice(), floats(&m)), (&[2][..], vec![2.0, 5.0]));
-        let bad = run(
+        let bad = run_node(
             &node("Squeeze", vec![ints_attr("axes", vec![0])]),
             &[Some(&x)],
             None,
         );
         assert!(bad.is_err(), "an axis of length 2 cannot be squeezed");
-        let perm = run(
+        let perm = run_node(
             &node("Transpose", vec![ints_attr("perm", vec![0, 0])]),
             &[Some(&x)],
             None,
