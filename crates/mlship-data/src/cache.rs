@@ -369,11 +369,10 @@ impl ObjectDir {
     /// Copies a file into the store while hashing it (one read of the source), and returns its md5
     /// and size. An object already there is kept.
     pub fn add_file(&self, src: &Path) -> Result<(String, u64)> {
-        let meta = std::fs::metadata(src).map_err(io(src))?;
-        if meta.len() < BIG {
-            // Small: read, hash, and write the object straight into its own folder (creates spread
-            // over 256 folders instead of queueing on one), skipped when it is there already.
-            let bytes = std::fs::read(src).map_err(io(src))?;
+        if let Some(bytes) = read_small(src).map_err(io(src))? {
+            // Small: read (no look at the size first), hash, and write the object straight into
+            // its own folder (creates spread over 256 folders instead of queueing on one),
+            // skipped when it is there already.
             let md5 = crate::objects::md5_hex(&bytes);
             self.add_bytes(&md5, &bytes)?;
             return Ok((md5, bytes.len() as u64));
