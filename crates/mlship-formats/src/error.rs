@@ -39,86 +39,37 @@ pub enum Error {
     Model(#[from] mlship_model::Error),
 }
 
-/// The unpickler's errors keep their meaning here (a refused global is still refused by name).
-impl From<mlship_pickle::Error> for Error {
-    fn from(e: mlship_pickle::Error) -> Error {
-        use mlship_pickle::Error as P;
-        match e {
-            P::ForbiddenGlobal { module, name } => Error::ForbiddenGlobal { module, name },
-            P::Malformed {
-                format,
-                offset,
-                message,
-            } => Error::Malformed {
-                format,
-                offset,
-                message,
-            },
-            P::Truncated {
-                format,
-                offset,
-                needed,
-            } => Error::Truncated {
-                format,
-                offset,
-                needed,
-            },
-            P::Limit(m) => Error::Limit(m),
-            P::Unsupported(m) => Error::Unsupported(m),
+/// The front ends' errors keep their meaning here (a refused global is still refused by name):
+/// each of their variants becomes this enum's variant of the same name and fields. The match is
+/// exhaustive, so a variant added to a front end must be mapped here.
+macro_rules! same_variants {
+    ($krate:ident: $($variant:ident { $($field:ident),* }),* ; $($tuple:ident),*) => {
+        impl From<$krate::Error> for Error {
+            fn from(e: $krate::Error) -> Error {
+                match e {
+                    $($krate::Error::$variant { $($field),* } => Error::$variant { $($field),* },)*
+                    $($krate::Error::$tuple(x) => Error::$tuple(x),)*
+                }
+            }
         }
-    }
+    };
 }
 
-/// The PMML front end's errors keep their meaning here.
-impl From<mlship_pmml::Error> for Error {
-    fn from(e: mlship_pmml::Error) -> Error {
-        use mlship_pmml::Error as P;
-        match e {
-            P::Malformed {
-                format,
-                offset,
-                message,
-            } => Error::Malformed {
-                format,
-                offset,
-                message,
-            },
-            P::Limit(m) => Error::Limit(m),
-            P::Unsupported(m) => Error::Unsupported(m),
-            P::Model(m) => Error::Model(m),
-        }
-    }
-}
-
-/// The ONNX front end's errors keep their meaning here.
-impl From<mlship_onnx::Error> for Error {
-    fn from(e: mlship_onnx::Error) -> Error {
-        use mlship_onnx::Error as O;
-        match e {
-            O::Malformed {
-                format,
-                offset,
-                message,
-            } => Error::Malformed {
-                format,
-                offset,
-                message,
-            },
-            O::Truncated {
-                format,
-                offset,
-                needed,
-            } => Error::Truncated {
-                format,
-                offset,
-                needed,
-            },
-            O::Limit(m) => Error::Limit(m),
-            O::Unsupported(m) => Error::Unsupported(m),
-            O::Model(m) => Error::Model(m),
-        }
-    }
-}
+same_variants!(mlship_pickle:
+    ForbiddenGlobal { module, name },
+    Malformed { format, offset, message },
+    Truncated { format, offset, needed };
+    Limit, Unsupported
+);
+same_variants!(mlship_pmml:
+    Malformed { format, offset, message };
+    Limit, Unsupported, Model
+);
+same_variants!(mlship_onnx:
+    Malformed { format, offset, message },
+    Truncated { format, offset, needed };
+    Limit, Unsupported, Model
+);
 
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
