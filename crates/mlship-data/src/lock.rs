@@ -32,26 +32,26 @@ impl RepoLock {
             .truncate(false)
             .open(&path)
             .map_err(io(&path))?;
-        for attempt in 1..=TRIES {
+        let mut attempt = 1;
+        loop {
             match file.try_lock() {
-                Ok(()) => {
-                    // zc.lockfile's content: a space, the pid, a newline.
-                    let pid = format!(" {}\n", std::process::id());
-                    let written = file
-                        .set_len(0)
-                        .and_then(|()| file.rewind())
-                        .and_then(|()| file.write_all(pid.as_bytes()));
-                    written.map_err(io(&path))?;
-                    return Ok(RepoLock { _file: file });
-                }
+                Ok(()) => break,
                 Err(std::fs::TryLockError::WouldBlock) if attempt < TRIES => {
-                    std::thread::sleep(PAUSE)
+                    attempt += 1;
+                    std::thread::sleep(PAUSE);
                 }
                 Err(std::fs::TryLockError::WouldBlock) => return Err(held(&path, &mut file)),
                 Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
             }
         }
-        Err(held(&path, &mut file))
+        // zc.lockfile's content: a space, the pid, a newline.
+        let pid = format!(" {}\n", std::process::id());
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(pid.as_bytes()));
+        written.map_err(io(&path))?;
+        Ok(RepoLock { _file: file })
     }
 }
 
