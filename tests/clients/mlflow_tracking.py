@@ -86,7 +86,7 @@ history = client.get_metric_history(run_id, "loss")
 assert [m.step for m in history] == list(range(10)), history
 assert [m.value for m in history][:2] == [1.0, 0.5]
 
-# Params are immutable: the same value is fine, a change is a 400 the client raises at once.
+# Params are immutable: the same value is fine, a change is a 409 the client raises at once.
 mlflow.start_run(run_id=run_id)
 mlflow.log_param("alpha", "0.1")
 try:

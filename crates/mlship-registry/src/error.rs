@@ -52,6 +52,11 @@ pub enum Error {
     /// A create that names an existing object (MLflow's `RESOURCE_ALREADY_EXISTS`).
     #[error("{0}")]
     AlreadyExists(String),
+    /// A request that conflicts with what is stored: an object in the wrong state (a deleted
+    /// experiment, a finished run), a param already logged with another value (MLflow's
+    /// `RESOURCE_CONFLICT`, HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
     /// A request the rules refuse (MLflow's `INVALID_PARAMETER_VALUE`).
     #[error("{0}")]
     Invalid(String),

@@ -137,11 +137,19 @@ impl FileStore for LocalFiles {
         }
         let dir = dest.parent().expect("below the root").to_path_buf();
         if dir.is_file() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "invalid artifact path {path:?}: a parent is a file"
             )));
         }
-        fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        fs::create_dir_all(&dir).map_err(|e| match e.kind() {
+            // A file where a folder of the path should be.
+            std::io::ErrorKind::NotADirectory | std::io::ErrorKind::AlreadyExists => {
+                Error::Conflict(format!(
+                    "invalid artifact path {path:?}: a parent is a file"
+                ))
+            }
+            _ => io(format!("creating {}", dir.display()))(e),
+        })?;
         let tmp = crate::artifacts::Partial(self.root.join(".tmp").join(unique()));
         let mut f = File::create(&tmp.0).map_err(io(format!("creating {}", tmp.0.display())))?;
         let size = std::io::copy(reader, &mut f).map_err(io(format!("writing {path}")))?;
@@ -149,7 +157,7 @@ impl FileStore for LocalFiles {
         f.sync_all().map_err(io(format!("syncing {path}")))?;
         drop(f);
         if dest.is_dir() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "invalid artifact path {path:?}: it is a folder"
             )));
         }
@@ -170,9 +178,8 @@ impl FileStore for LocalFiles {
                 }
                 Ok((Box::new(f), meta.len()))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(Error::NotFound(format!("no artifact at {path}")))
-            }
+            // A path through a file names nothing.
+            Err(e) if absent(&e) => Err(Error::NotFound(format!("no artifact at {path}"))),
             Err(e) => Err(Error::Io {
                 context: format!("reading {path}"),
                 source: e,
@@ -215,13 +222,21 @@ impl FileStore for LocalFiles {
         };
         match r {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) if absent(&e) => Ok(()),
             Err(e) => Err(Error::Io {
                 context: format!("deleting {path}"),
                 source: e,
             }),
         }
     }
+}
+
+/// Whether an error says the path names nothing: missing, or through a file.
+fn absent(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
 }
 
 fn unique() -> String {

@@ -478,6 +478,24 @@ pub fn parse_order(s: &str) -> Result<Order, ParseError> {
     })
 }
 
+/// Checks that order-by clauses name only these attributes (`what` names the things ordered).
+pub fn only_attributes(orders: &[Order], keys: &[&str], what: &str) -> Result<(), ParseError> {
+    match orders
+        .iter()
+        .find(|o| o.kind != Kind::Attribute || !keys.contains(&o.key.as_str()))
+    {
+        Some(o) => Err(ParseError {
+            at: 0,
+            message: format!(
+                "invalid order_by key '{}': {what} are ordered by {}",
+                o.key,
+                keys.join(", ")
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// SQL `LIKE` in memory: `%` any run of characters, `_` one character.
 pub fn like(text: &str, pattern: &str, case_insensitive: bool) -> bool {
     let (t, p): (Vec<char>, Vec<char>) = if case_insensitive {

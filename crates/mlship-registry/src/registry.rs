@@ -320,6 +320,17 @@ impl SqlStore {
                 filter::parse_order(o).map_err(|e| Error::Invalid(format!("invalid order_by: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
+        filter::only_attributes(
+            &orders,
+            &[
+                "name",
+                "creation_timestamp",
+                "last_updated_timestamp",
+                "timestamp",
+            ],
+            "registered models",
+        )
+        .map_err(|e| Error::Invalid(format!("invalid order_by: {}", e.message)))?;
         let mut all = self.summaries()?;
         all.retain(|m| {
             filter::matches_object(

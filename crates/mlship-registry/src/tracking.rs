@@ -218,11 +218,11 @@ fn check_key(kind: &str, key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::Invalid(format!("{kind} key must not be empty")));
     }
-    if key.len() > limits::KEY {
+    let chars = key.chars().count();
+    if chars > limits::KEY {
         return Err(Error::Invalid(format!(
-            "{kind} key '{}…' is {} characters long, over the limit of {}",
+            "{kind} key '{}…' is {chars} characters long, over the limit of {}",
             &key[..key.floor_char_boundary(40)],
-            key.len(),
             limits::KEY
         )));
     }
@@ -235,10 +235,10 @@ fn check_key(kind: &str, key: &str) -> Result<()> {
 }
 
 fn check_value(kind: &str, key: &str, value: &str, limit: usize) -> Result<()> {
-    if value.len() > limit {
+    let chars = value.chars().count();
+    if chars > limit {
         return Err(Error::Invalid(format!(
-            "{kind} '{key}' has a value of {} characters, over the limit of {limit}",
-            value.len()
+            "{kind} '{key}' has a value of {chars} characters, over the limit of {limit}"
         )));
     }
     Ok(())
@@ -310,7 +310,7 @@ fn active_run(tx: &mut dyn Tx, run_id: &str) -> Result<RunInfo> {
     tx.lock("runs", "run_id", run_id.into())?;
     let info = run_info(tx, run_id)?;
     if info.lifecycle_stage != "active" {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Conflict(format!(
             "The run {run_id} must be in the 'active' state. Current state is {}.",
             info.lifecycle_stage
         )));
@@ -423,7 +423,7 @@ fn insert_param(tx: &mut dyn Tx, run_id: &str, key: &str, value: &str) -> Result
             )?
             .text(0)?;
         if old != value {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "Changing param values is not allowed. Param with key='{key}' was already logged with value='{old}' for run ID='{run_id}'. Attempted logging new value '{value}'."
             )));
         }
@@ -861,6 +861,12 @@ impl SqlStore {
             .iter()
             .map(|o| filter::parse_order(o).map_err(|e| Error::Invalid(e.to_string())))
             .collect::<Result<Vec<_>>>()?;
+        filter::only_attributes(
+            &orders,
+            &["name", "creation_time", "last_update_time", "experiment_id"],
+            "experiments",
+        )
+        .map_err(|e| Error::Invalid(e.message))?;
         let mut all = self.db.read(|tx| {
             let rows = tx.query(
                 &format!(
@@ -925,7 +931,7 @@ impl SqlStore {
         self.db.write(|tx| {
             let e = get_experiment(tx, id)?;
             if e.lifecycle_stage != "active" {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Conflict(format!(
                     "Cannot rename a non-active experiment {id}."
                 )));
             }
@@ -957,10 +963,10 @@ impl SqlStore {
                 ("deleted", "active")
             };
             if id == "0" && deleted {
-                return Err(Error::Invalid("Cannot delete the default experiment '0'.".into()));
+                return Err(Error::Conflict("Cannot delete the default experiment '0'.".into()));
             }
             if e.lifecycle_stage != from {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Conflict(format!(
                     "Cannot {} experiment {id}: it is {}.",
                     if deleted { "delete" } else { "restore" },
                     e.lifecycle_stage
@@ -989,7 +995,7 @@ impl SqlStore {
         self.db.write(|tx| {
             let e = get_experiment(tx, id)?;
             if e.lifecycle_stage != "active" {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Conflict(format!(
                     "The experiment {id} must be in the 'active' state."
                 )));
             }
@@ -1020,7 +1026,7 @@ impl SqlStore {
         self.db.write(|tx| {
             let exp = get_experiment(tx, &new.experiment_id)?;
             if exp.lifecycle_stage != "active" {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Conflict(format!(
                     "The experiment {} must be in the 'active' state. Current state is {}.",
                     exp.id, exp.lifecycle_stage
                 )));
@@ -1110,7 +1116,7 @@ impl SqlStore {
             if !deleted && info.lifecycle_stage == "deleted" {
                 let exp = get_experiment(tx, &info.experiment_id)?;
                 if exp.lifecycle_stage != "active" {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Conflict(format!(
                         "Cannot restore run {run_id}: its experiment {} is deleted.",
                         exp.id
                     )));
@@ -1139,13 +1145,13 @@ impl SqlStore {
                 metrics.len()
             )));
         }
-        if params.len() + tags.len() > limits::BATCH_PARAMS_TAGS {
-            return Err(Error::Invalid(format!(
-                "A batch logging request can contain at most {} params and tags. Got {} params and {} tags.",
-                limits::BATCH_PARAMS_TAGS,
-                params.len(),
-                tags.len()
-            )));
+        for (what, n) in [("params", params.len()), ("tags", tags.len())] {
+            if n > limits::BATCH_PARAMS_TAGS {
+                return Err(Error::Invalid(format!(
+                    "A batch logging request can contain at most {} {what}. Got {n} {what}.",
+                    limits::BATCH_PARAMS_TAGS,
+                )));
+            }
         }
         if metrics.len() + params.len() + tags.len() > limits::BATCH_ENTITIES {
             return Err(Error::Invalid(format!(
@@ -1162,7 +1168,7 @@ impl SqlStore {
             check_value("param", k, v, limits::PARAM_VALUE)?;
             if let Some(old) = seen.insert(k.as_str(), v.as_str()) {
                 if old != v {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Conflict(format!(
                         "Duplicate parameter keys have been submitted: '{k}' with different values"
                     )));
                 }
@@ -1298,6 +1304,14 @@ impl SqlStore {
         } else {
             s.max_results
         };
+        for o in &orders {
+            if o.kind == Kind::Dataset {
+                return Err(Error::Invalid("runs cannot be ordered by datasets".into()));
+            }
+            if o.kind == Kind::Attribute {
+                run_attribute(&o.key)?;
+            }
+        }
         let mut exp_ids = Vec::new();
         for e in &s.experiment_ids {
             let Ok(n) = e.parse::<i64>() else {
@@ -1307,14 +1321,6 @@ impl SqlStore {
         }
         if exp_ids.is_empty() {
             return Ok((Vec::new(), None));
-        }
-        for o in &orders {
-            if o.kind == Kind::Dataset {
-                return Err(Error::Invalid("runs cannot be ordered by datasets".into()));
-            }
-            if o.kind == Kind::Attribute {
-                run_attribute(&o.key)?;
-            }
         }
         // Ordered first by a metric, param or tag, the runs that have it are read in the order of
         // that key's index and the scan stops at the page (a search over 100,000 runs reads a few

@@ -269,7 +269,7 @@ fn runs_params_metrics(s: &SqlStore) {
         &[("k".into(), "v".into())],
     )
     .unwrap();
-    // The same param again is fine; a change is refused and writes nothing.
+    // The same param again is fine; a change conflicts with what is stored and writes nothing.
     s.log_batch(&id, &[], &[("alpha".into(), "0.1".into())], &[])
         .unwrap();
     let err = s
@@ -280,7 +280,7 @@ fn runs_params_metrics(s: &SqlStore) {
             &[],
         )
         .unwrap_err();
-    assert!(matches!(err, Error::Invalid(_)), "{err}");
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
     let got = s.run(&id).unwrap();
     let latest: BTreeMap<_, _> = got
         .metrics
@@ -353,11 +353,11 @@ fn runs_params_metrics(s: &SqlStore) {
     )
     .unwrap();
     assert_eq!(s.run(&id).unwrap().inputs[0].dataset.digest, "abcd1234");
-    // Delete and restore.
+    // Delete and restore: a deleted run takes no writes.
     s.set_run_deleted(&id, true).unwrap();
     assert!(matches!(
         s.log_batch(&id, &[Metric::new("x", 1.0, 1, 1)], &[], &[]),
-        Err(Error::Invalid(_))
+        Err(Error::Conflict(_))
     ));
     s.set_run_deleted(&id, false).unwrap();
     assert!(matches!(s.run("0123"), Err(Error::NotFound(_))));

@@ -273,6 +273,7 @@ fn default_hint(e: &anyhow::Error) -> Option<String> {
                 R::NotFound(_) => "`mlship experiments list` and `mlship runs list` show what exists".into(),
                 R::AlreadyExists(_) => "pick another name, or use the existing one".into(),
                 R::Invalid(_) => "the message says which value was refused and why".into(),
+                R::Conflict(_) => "the message says what is in the way".into(),
                 R::Store { .. } | R::Io { .. } | R::Sql(_) | R::Unavailable(_) => "check MLSHIP_STORE, MLSHIP_ARTIFACTS or --home, and that the store is reachable".into(),
             });
         }

@@ -289,10 +289,9 @@ fn bad_input_is_the_clients_mistake_and_writes_nothing() {
         "/api/2.0/mlflow/experiments/create",
         &json!({"name": 5}),
     );
-    assert_eq!(
-        st, 200,
-        "numbers are read as the names they spell, as the proto parser does: {e}"
-    );
+    // As protobuf's JSON parser (MLflow's server) refuses a number where a string belongs.
+    assert_eq!(st, 400, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("'name'"), "{e}");
     let (st, e) = post(
         addr,
         "/api/2.0/mlflow/experiments/create",
@@ -305,14 +304,18 @@ fn bad_input_is_the_clients_mistake_and_writes_nothing() {
         (st, e["error_code"].as_str()),
         (400, Some("INVALID_PARAMETER_VALUE"))
     );
-    let (st, e) = post(
-        addr,
-        "/api/2.0/mlflow/experiments/create",
-        &json!({"name": "5"}),
-    );
+    let create = || {
+        post(
+            addr,
+            "/api/2.0/mlflow/experiments/create",
+            &json!({"name": "5"}),
+        )
+    };
+    assert_eq!(create().0, 200);
+    let (st, e) = create();
     assert_eq!(
         (st, e["error_code"].as_str()),
-        (400, Some("RESOURCE_ALREADY_EXISTS"))
+        (409, Some("RESOURCE_ALREADY_EXISTS"))
     );
     let (st, e) = get(
         addr,
@@ -342,7 +345,12 @@ fn bad_input_is_the_clients_mistake_and_writes_nothing() {
         "/api/2.0/mlflow/runs/log-batch",
         &json!({"run_id": id, "params": [{"key": "a", "value": "2"}], "metrics": [{"key": "m", "value": 1, "timestamp": 1, "step": 0}]}),
     );
-    assert_eq!(st, 400, "{e}");
+    // 409: it is what is stored that refuses; the code is MLflow's.
+    assert_eq!(
+        (st, e["error_code"].as_str()),
+        (409, Some("INVALID_PARAMETER_VALUE")),
+        "{e}"
+    );
     assert!(
         e["message"]
             .as_str()
@@ -410,7 +418,7 @@ fn bad_input_is_the_clients_mistake_and_writes_nothing() {
         assert_eq!(st, 400, "{bad}: {e}");
     }
     assert!(!home.path().join("artifacts/etc").exists());
-    // Unknown things are 404 (or 400 for an alias, as MLflow answers), never 5xx.
+    // Unknown things are 404 (an alias with MLflow's code for it), never 5xx.
     let (st, _) = get(addr, "/api/2.0/mlflow/runs/get?run_id=0123456789abcdef");
     assert_eq!(st, 404);
     let (st, _) = get(
@@ -430,7 +438,7 @@ fn bad_input_is_the_clients_mistake_and_writes_nothing() {
     );
     assert_eq!(
         (st, e["error_code"].as_str()),
-        (400, Some("INVALID_PARAMETER_VALUE"))
+        (404, Some("INVALID_PARAMETER_VALUE"))
     );
     let (st, _) = get(addr, "/api/2.0/mlflow-artifacts/artifacts/0/none.txt");
     assert_eq!(st, 404);

@@ -227,7 +227,7 @@ fn the_routes_the_pages_read() {
         rollback,
         &json!({"name": "credit", "alias": "staging"}),
     );
-    assert_eq!(st, 400, "{err}");
+    assert_eq!(st, 404, "no such alias: {err}");
     let (st, _) = get(
         &addr,
         "/api/2.0/mlship/registered-models/alias-history?name=nope",

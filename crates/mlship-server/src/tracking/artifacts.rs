@@ -19,17 +19,25 @@ use super::entities::put_list;
 use super::{Answer, Req, Shared, bad, blocking, empty, ok, store_error};
 use crate::api::{ApiError, Style};
 
-/// The artifact routes and their methods, for `/openapi.json` (a test sends each).
-pub fn documented() -> &'static [(&'static str, &'static [&'static str])] {
+/// The artifact routes, their methods and fields, for `/openapi.json` and the check before each
+/// handler (a test sends each method).
+pub(crate) fn documented() -> &'static [(&'static str, &'static [super::Op])] {
+    use super::fields::{ARTIFACT_DIR, Ty, opt};
     &[
-        ("/2.0/mlflow-artifacts/artifacts", &["GET"]),
+        (
+            "/2.0/mlflow-artifacts/artifacts",
+            &[("GET", &[opt!("path", Ty::Pat(&ARTIFACT_DIR))])],
+        ),
         (
             "/2.0/mlflow-artifacts/artifacts/{*path}",
-            &["GET", "PUT", "DELETE"],
+            &[("GET", &[]), ("PUT", &[]), ("DELETE", &[])],
         ),
-        ("/2.0/mlflow-artifacts/mpu/create/{*path}", &["POST"]),
-        ("/2.0/mlflow-artifacts/mpu/complete/{*path}", &["POST"]),
-        ("/2.0/mlflow-artifacts/mpu/abort/{*path}", &["POST"]),
+        ("/2.0/mlflow-artifacts/mpu/create/{*path}", &[("POST", &[])]),
+        (
+            "/2.0/mlflow-artifacts/mpu/complete/{*path}",
+            &[("POST", &[])],
+        ),
+        ("/2.0/mlflow-artifacts/mpu/abort/{*path}", &[("POST", &[])]),
     ]
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use mlship_model::{Frame, Model};
-use mlship_registry::{AliasEvent, MetadataStore, Selector, Version};
+use mlship_registry::{AliasEvent, Error as StoreError, MetadataStore, Selector, Version};
 use serde_json::{Value as Json, json};
 
 use super::{Answer, Req, Shared, Who, bad, blocking, ok};
@@ -101,12 +101,7 @@ pub(crate) fn reason(r: &Req, default: &str) -> Result<String, ApiError> {
 
 async fn version_of(s: &Shared, r: &Req) -> Result<Version, ApiError> {
     let name = r.str("name")?;
-    let v = r.str("version")?;
-    let n: u32 = v.trim().parse().map_err(|_| {
-        bad(format!(
-            "Invalid value '{v}' for parameter 'version': expected a positive integer"
-        ))
-    })?;
+    let n = super::models::version_number(r)?;
     let s = s.clone();
     blocking(move || s.store.clone().resolve(&name, &Selector::Version(n))).await
 }
@@ -139,10 +134,10 @@ pub async fn get_version(State(s): State<Shared>, r: Req) -> Answer {
 /// The version's model, loaded once and kept; a version mlship cannot serve is refused with why.
 async fn model_of(s: &Shared, v: Version) -> Result<(Arc<Model>, Option<Arc<Frame>>), ApiError> {
     if let Some(why) = &v.meta.not_servable {
-        return Err(bad(format!(
+        return Err(super::store_error(StoreError::Conflict(format!(
             "version {} of `{}` cannot be scored by mlship: {why}",
             v.version, v.meta.name
-        )));
+        ))));
     }
     if let Some(hit) = s.scoring.get(&v.meta.sha256) {
         return Ok(hit);

@@ -10,6 +10,7 @@
 
 mod artifacts;
 mod entities;
+mod fields;
 mod mlship_api;
 mod models;
 mod runs;
@@ -27,6 +28,7 @@ use mlship_registry::{Error as StoreError, FileStore, SqlStore, Version};
 use serde_json::{Map, Value as Json, json};
 
 use crate::api::{ApiError, Style};
+use fields::Field;
 
 /// What the MLflow API's `model-versions/create` hands the binary: the files of an MLflow model
 /// (from the tracking artifact store) to validate and store as a registry version.
@@ -93,13 +95,20 @@ pub fn store_error(e: StoreError) -> ApiError {
         E::NotFound(_) | E::UnknownModel { .. } | E::UnknownVersion { .. } => {
             (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST")
         }
-        E::AlreadyExists(_) => (StatusCode::BAD_REQUEST, "RESOURCE_ALREADY_EXISTS"),
-        E::UnknownAlias { .. }
-        | E::Invalid(_)
-        | E::InvalidName { .. }
-        | E::BadReference(_)
-        | E::VersionInUse { .. }
-        | E::NothingToRollBack { .. } => (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE"),
+        // MLflow's code for an unknown alias, which the client raises and code may match on;
+        // the status says it is not there.
+        E::UnknownAlias { .. } => (StatusCode::NOT_FOUND, "INVALID_PARAMETER_VALUE"),
+        // MLflow answers 400 for a name that is taken; 409 says what happened, and the client
+        // reads the code, not the status.
+        E::AlreadyExists(_) => (StatusCode::CONFLICT, "RESOURCE_ALREADY_EXISTS"),
+        // MLflow codes these INVALID_PARAMETER_VALUE (and code that catches them reads the
+        // code); the status says it is the stored state, not the request's shape, that refuses.
+        E::Conflict(_) | E::VersionInUse { .. } | E::NothingToRollBack { .. } => {
+            (StatusCode::CONFLICT, "INVALID_PARAMETER_VALUE")
+        }
+        E::Invalid(_) | E::InvalidName { .. } | E::BadReference(_) => {
+            (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE")
+        }
         E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE"),
         E::Corrupt { .. } | E::MissingArtifact(_) | E::Store { .. } | E::Io { .. } | E::Sql(_) => {
             tracing::error!(cause = %e, "internal error");
@@ -153,23 +162,11 @@ impl<S: Send + Sync> FromRequest<S> for Req {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let fields = route_fields(&req);
         if req.method() == Method::GET {
             let Query(pairs): Query<Vec<(String, String)>> = Query::try_from_uri(req.uri())
                 .map_err(|e| bad(format!("invalid query string: {e}")))?;
-            let mut m = Map::new();
-            for (k, v) in pairs {
-                match m.get_mut(&k) {
-                    Some(Json::Array(a)) => a.push(Json::String(v)),
-                    Some(old) => {
-                        let first = old.take();
-                        *old = Json::Array(vec![first, Json::String(v)]);
-                    }
-                    None => {
-                        m.insert(k, Json::String(v));
-                    }
-                }
-            }
-            return Ok(Req(m));
+            return fields::check_query(fields, pairs).map(Req);
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
@@ -182,15 +179,48 @@ impl<S: Send + Sync> FromRequest<S> for Req {
                     Style::Mlflow,
                 )
             })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Req(Map::new()));
-        }
-        match serde_json::from_slice::<Json>(&bytes) {
-            Ok(Json::Object(m)) => Ok(Req(m)),
-            Ok(_) => Err(bad("the request body must be a JSON object")),
-            Err(e) => Err(bad(format!("malformed JSON in the request body: {e}"))),
-        }
+        let m = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Map::new()
+        } else {
+            match serde_json::from_slice::<Json>(&bytes) {
+                Ok(Json::Object(m)) => m,
+                Ok(_) => return Err(bad("the request body must be a JSON object")),
+                Err(e) => return Err(bad(format!("malformed JSON in the request body: {e}"))),
+            }
+        };
+        fields::check_body(fields, &m)?;
+        Ok(Req(m))
     }
+}
+
+/// The fields of the route and method a request was routed to (none for a route the table
+/// does not list).
+fn route_fields(req: &Request) -> &'static [Field] {
+    type Table = std::collections::HashMap<(&'static str, &'static str), &'static [Field]>;
+    static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        routes()
+            .into_iter()
+            .flat_map(|(path, ops, _)| ops.iter().map(move |(m, f)| ((path, *m), *f)))
+            .chain(
+                artifacts::documented()
+                    .iter()
+                    .flat_map(|(path, ops)| ops.iter().map(move |(m, f)| ((*path, *m), *f))),
+            )
+            .collect()
+    });
+    let Some(matched) = req.extensions().get::<axum::extract::MatchedPath>() else {
+        return &[];
+    };
+    let path = matched.as_str();
+    let path = path
+        .strip_prefix("/api")
+        .or_else(|| path.strip_prefix("/ajax-api"))
+        .unwrap_or(path);
+    table
+        .get(&(path, req.method().as_str()))
+        .copied()
+        .unwrap_or(&[])
 }
 
 impl Req {
@@ -208,11 +238,6 @@ impl Req {
         match self.field(name) {
             None => Ok(None),
             Some(Json::String(s)) => Ok(Some(s.clone())),
-            Some(Json::Number(n)) => Ok(Some(n.to_string())),
-            Some(Json::Bool(b)) => Ok(Some(b.to_string())),
-            Some(Json::Array(a)) if a.len() == 1 && a[0].is_string() => {
-                Ok(a[0].as_str().map(str::to_string))
-            }
             Some(other) => Err(bad(format!(
                 "Invalid value {other} for parameter '{name}' supplied: expected a string"
             ))),
@@ -241,8 +266,6 @@ impl Req {
         match self.field(name) {
             None => Ok(None),
             Some(Json::Bool(b)) => Ok(Some(*b)),
-            Some(Json::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
-            Some(Json::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
             Some(v) => Err(bad(format!(
                 "Invalid value {v} for parameter '{name}' supplied: expected true or false"
             ))),
@@ -257,14 +280,12 @@ impl Req {
                 .iter()
                 .map(|v| match v {
                     Json::String(s) => Ok(s.clone()),
-                    Json::Number(n) => Ok(n.to_string()),
                     other => Err(bad(format!(
                         "Invalid value {other} in '{name}': expected strings"
                     ))),
                 })
                 .collect(),
             Some(Json::String(s)) => Ok(vec![s.clone()]),
-            Some(Json::Number(n)) => Ok(vec![n.to_string()]),
             Some(v) => Err(bad(format!(
                 "Invalid value {v} for parameter '{name}' supplied: expected a list of strings"
             ))),
@@ -391,30 +412,33 @@ where
 /// under `/ajax-api`) with its methods, MLflow's error shape and the health routes. Request and
 /// answer bodies are JSON objects as MLflow's REST API documents them.
 pub fn openapi() -> Json {
-    let error = json!({"description": "the client's mistake (INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS) or an unknown thing (RESOURCE_DOES_NOT_EXIST)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MlflowError"}}}});
+    let error = |what: &str| json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MlflowError"}}}});
     let mut paths = serde_json::Map::new();
     let all = routes()
         .into_iter()
-        .map(|(p, m, _)| (p, m))
+        .map(|(p, ops, _)| (p, ops))
         .chain(artifacts::documented().iter().copied());
     for (path, methods) in all {
         let mut ops = serde_json::Map::new();
         let params: Vec<Json> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|x| x.strip_suffix('}')))
-            .map(|name| {
-                json!({"name": name.trim_start_matches('*'), "in": "path", "required": true, "schema": {"type": "string"}})
+            .map(|name| match name.strip_prefix('*') {
+                // A catch-all is an artifact's path.
+                Some(name) => json!({"name": name, "in": "path", "required": true, "example": "1/0123abcd/artifacts/model/MLmodel", "schema": fields::Ty::Pat(&fields::ARTIFACT_PATH).schema(true)}),
+                None => json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}),
             })
             .collect();
-        for method in methods {
+        for (method, request) in methods.iter() {
             let m = method.to_ascii_lowercase();
             let mut op = json!({
                 "operationId": format!("{m}{}", path.replace(['/', '-', '.', '{', '}', '*'], "_")),
                 "summary": path.trim_start_matches("/2.0/").trim_start_matches("/3.0/"),
                 "responses": {
                     "200": {"description": "done", "content": {"application/json": {"schema": {"type": "object"}}}},
-                    "400": error,
-                    "404": error,
+                    "400": error("the client's mistake (INVALID_PARAMETER_VALUE): the message names the field"),
+                    "404": error("an unknown experiment, run, model, version or file (RESOURCE_DOES_NOT_EXIST)"),
+                    "409": error("the request conflicts with what is stored: a name taken (RESOURCE_ALREADY_EXISTS), a param already logged with another value or an object in the wrong state (INVALID_PARAMETER_VALUE, as MLflow codes it)"),
                 },
             });
             if !params.is_empty() {
@@ -424,16 +448,16 @@ pub fn openapi() -> Json {
                 // An artifact's bytes, as they are, both ways.
                 let bytes = json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}});
                 if m == "get" {
-                    op["responses"]["200"] = json!({"description": "the file", "content": bytes});
+                    // Typed by the file's extension, as MLflow's server types it.
+                    op["responses"]["200"] = json!({"description": "the file", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}});
                 } else if m == "put" {
                     // An empty file is a file: the body may be empty.
                     op["requestBody"] = json!({"required": false, "content": bytes});
                     op["responses"]["200"] =
                         json!({"description": "stored (an empty body, as MLflow's)"});
                 }
-            } else if m != "get" && m != "delete" || path.ends_with("/alias") {
-                op["requestBody"] =
-                    json!({"content": {"application/json": {"schema": {"type": "object"}}}});
+            } else if m != "delete" || !request.is_empty() {
+                fields::document(&mut op, method, request);
             }
             ops.insert(m, op);
         }
@@ -478,279 +502,537 @@ async fn server_info(State(s): State<Shared>) -> Response {
     }))
 }
 
-/// Every JSON route: its path under `/api` and `/ajax-api`, the methods it takes (for
-/// `/openapi.json`; a test sends each and checks the router takes it), and its handlers.
-fn routes() -> Vec<(&'static str, &'static [&'static str], MethodRouter<Shared>)> {
+/// One method of a route and its request's fields.
+pub(crate) type Op = (&'static str, &'static [Field]);
+
+/// Every JSON route: its path under `/api` and `/ajax-api`, its methods with their fields (for
+/// `/openapi.json` and the check before each handler; a test sends each method and checks the
+/// router takes it), and its handlers.
+#[allow(clippy::type_complexity)]
+fn routes() -> Vec<(&'static str, &'static [Op], MethodRouter<Shared>)> {
     use axum::routing::{delete, patch, post};
+    use fields::{
+        ALIAS, EXPERIMENT_NAME, METRIC, NAME, PAGE, PARAMS, REGISTRY_TAGS, RUN_ID, RUN_UUID, STAGE,
+        TAGS, Ty, VERSION_FIELD, VIEW, opt, req,
+    };
+    const EXP: Field = req!("experiment_id", Ty::Text);
+    const RUN: &[Field] = &[RUN_ID, RUN_UUID];
+    const RUN_KEY: &[Field] = &[RUN_ID, RUN_UUID, req!("key", Ty::Pat(&fields::KEY))];
+    const RUN_TAG: &[Field] = &[
+        RUN_ID,
+        RUN_UUID,
+        req!("key", Ty::Pat(&fields::KEY)),
+        opt!("value", Ty::Short(8000)),
+    ];
+    const EXPERIMENTS_SEARCH: &[Field] = &[
+        opt!("max_results", Ty::Count(1, 50_000)),
+        PAGE,
+        opt!("filter", Ty::Format("mlflow-experiment-filter")),
+        opt!("order_by", Ty::List(&Ty::Clause("mlflow-experiment-order"))),
+        opt!("view_type", Ty::OneOf(VIEW)),
+    ];
+    const RUNS_SEARCH: &[Field] = &[
+        opt!("experiment_ids", Ty::List(&Ty::Text)),
+        opt!("filter", Ty::Format("mlflow-run-filter")),
+        opt!("run_view_type", Ty::OneOf(VIEW)),
+        opt!("max_results", Ty::Count(1, 50_000)),
+        opt!("order_by", Ty::List(&Ty::Clause("mlflow-run-order"))),
+        PAGE,
+    ];
+    const MODELS_SEARCH: &[Field] = &[
+        opt!("filter", Ty::Format("mlflow-registered-model-filter")),
+        opt!("max_results", Ty::Count(1, 1000)),
+        opt!(
+            "order_by",
+            Ty::List(&Ty::Clause("mlflow-registered-model-order")),
+        ),
+        PAGE,
+    ];
+    const VERSIONS_SEARCH: &[Field] = &[
+        opt!("filter", Ty::Format("mlflow-model-version-filter")),
+        opt!("max_results", Ty::Count(1, 200_000)),
+        opt!("order_by", Ty::List(&Ty::Text)),
+        PAGE,
+    ];
+    const MODEL: &[Field] = &[NAME];
+    const VERSION: &[Field] = &[NAME, VERSION_FIELD];
+    const MODEL_TAG: &[Field] = &[NAME, req!("key", Ty::Pat(&fields::KEY))];
+    const VERSION_TAG: &[Field] = &[NAME, VERSION_FIELD, req!("key", Ty::Pat(&fields::KEY))];
+    const ALIAS_OF: &[Field] = &[NAME, req!("alias", Ty::Pat(&ALIAS))];
+    const LATEST: &[Field] = &[NAME, opt!("stages", Ty::List(&Ty::Pat(&STAGE)))];
+    const DATASET: &[Field] = &[
+        req!("name", Ty::Pat(&fields::NON_EMPTY)),
+        req!("digest", Ty::Pat(&fields::NON_EMPTY)),
+        opt!("source_type", Ty::Text),
+        opt!("source", Ty::Text),
+        opt!("schema", Ty::Text),
+        opt!("profile", Ty::Text),
+    ];
+    const DATASET_INPUT: &[Field] = &[TAGS, req!("dataset", Ty::Object(DATASET))];
+    const MODEL_OUTPUT: &[Field] = &[req!("model_id", Ty::Text), opt!("step", Ty::Long)];
+    const NONE: &[Field] = &[];
     vec![
-        ("/3.0/mlflow/server-info", &["GET"], get(server_info)),
+        (
+            "/3.0/mlflow/server-info",
+            &[("GET", NONE)],
+            get(server_info),
+        ),
         // experiments
         (
             "/2.0/mlflow/experiments/create",
-            &["POST"],
+            &[(
+                "POST",
+                &[
+                    req!("name", Ty::Pat(&EXPERIMENT_NAME)),
+                    opt!("artifact_location", Ty::Text),
+                    TAGS,
+                ],
+            )],
             post(runs::create_experiment),
         ),
         (
             "/2.0/mlflow/experiments/get",
-            &["GET"],
+            &[("GET", &[EXP])],
             get(runs::get_experiment),
         ),
         (
             "/2.0/mlflow/experiments/get-by-name",
-            &["GET"],
+            &[("GET", &[req!("experiment_name", Ty::Text)])],
             get(runs::get_experiment_by_name),
         ),
         (
             "/2.0/mlflow/experiments/search",
-            &["GET", "POST"],
+            &[("GET", EXPERIMENTS_SEARCH), ("POST", EXPERIMENTS_SEARCH)],
             get(runs::search_experiments).post(runs::search_experiments),
         ),
         (
             "/2.0/mlflow/experiments/update",
-            &["POST"],
+            &[("POST", &[EXP, req!("new_name", Ty::Pat(&EXPERIMENT_NAME))])],
             post(runs::update_experiment),
         ),
         (
             "/2.0/mlflow/experiments/delete",
-            &["POST"],
+            &[("POST", &[EXP])],
             post(runs::delete_experiment),
         ),
         (
             "/2.0/mlflow/experiments/restore",
-            &["POST"],
+            &[("POST", &[EXP])],
             post(runs::restore_experiment),
         ),
         (
             "/2.0/mlflow/experiments/set-experiment-tag",
-            &["POST"],
+            &[(
+                "POST",
+                &[
+                    EXP,
+                    req!("key", Ty::Pat(&fields::KEY)),
+                    opt!("value", Ty::Short(8000)),
+                ],
+            )],
             post(runs::set_experiment_tag),
         ),
         (
             "/2.0/mlflow/experiments/delete-experiment-tag",
-            &["POST"],
+            &[("POST", &[EXP, req!("key", Ty::Pat(&fields::KEY))])],
             post(runs::delete_experiment_tag),
         ),
         // runs
-        ("/2.0/mlflow/runs/create", &["POST"], post(runs::create_run)),
-        ("/2.0/mlflow/runs/get", &["GET"], get(runs::get_run)),
-        ("/2.0/mlflow/runs/update", &["POST"], post(runs::update_run)),
-        ("/2.0/mlflow/runs/delete", &["POST"], post(runs::delete_run)),
+        (
+            "/2.0/mlflow/runs/create",
+            &[(
+                "POST",
+                &[
+                    opt!("experiment_id", Ty::Text),
+                    opt!("user_id", Ty::Text),
+                    opt!("run_name", Ty::Short(8000)),
+                    opt!("start_time", Ty::Long),
+                    TAGS,
+                ],
+            )],
+            post(runs::create_run),
+        ),
+        ("/2.0/mlflow/runs/get", &[("GET", RUN)], get(runs::get_run)),
+        (
+            "/2.0/mlflow/runs/update",
+            &[(
+                "POST",
+                &[
+                    RUN_ID,
+                    RUN_UUID,
+                    opt!(
+                        "status",
+                        Ty::OneOf(&["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]),
+                    ),
+                    opt!("end_time", Ty::Long),
+                    opt!("run_name", Ty::Short(8000)),
+                ],
+            )],
+            post(runs::update_run),
+        ),
+        (
+            "/2.0/mlflow/runs/delete",
+            &[("POST", RUN)],
+            post(runs::delete_run),
+        ),
         (
             "/2.0/mlflow/runs/restore",
-            &["POST"],
+            &[("POST", RUN)],
             post(runs::restore_run),
         ),
         (
             "/2.0/mlflow/runs/search",
-            &["POST", "GET"],
+            &[("POST", RUNS_SEARCH), ("GET", RUNS_SEARCH)],
             post(runs::search_runs).get(runs::search_runs),
         ),
         (
             "/2.0/mlflow/runs/log-batch",
-            &["POST"],
+            &[(
+                "POST",
+                &[
+                    RUN_ID,
+                    RUN_UUID,
+                    opt!("metrics", Ty::Objects(METRIC, Some(1000))),
+                    opt!("params", Ty::Objects(fields::PARAM, Some(100))),
+                    opt!("tags", Ty::Objects(fields::TAG, Some(100))),
+                ],
+            )],
             post(runs::log_batch),
         ),
         (
             "/2.0/mlflow/runs/log-metric",
-            &["POST"],
+            &[("POST", fields::LOG_METRIC)],
             post(runs::log_metric),
         ),
         (
             "/2.0/mlflow/runs/log-parameter",
-            &["POST"],
+            &[(
+                "POST",
+                &[
+                    RUN_ID,
+                    RUN_UUID,
+                    req!("key", Ty::Pat(&fields::KEY)),
+                    opt!("value", Ty::Short(6000)),
+                ],
+            )],
             post(runs::log_param),
         ),
-        ("/2.0/mlflow/runs/set-tag", &["POST"], post(runs::set_tag)),
+        (
+            "/2.0/mlflow/runs/set-tag",
+            &[("POST", RUN_TAG)],
+            post(runs::set_tag),
+        ),
         (
             "/2.0/mlflow/runs/delete-tag",
-            &["POST"],
+            &[("POST", RUN_KEY)],
             post(runs::delete_tag),
         ),
         (
             "/2.0/mlflow/runs/log-inputs",
-            &["POST"],
+            &[(
+                "POST",
+                &[
+                    RUN_ID,
+                    RUN_UUID,
+                    opt!("datasets", Ty::Objects(DATASET_INPUT, None)),
+                ],
+            )],
             post(runs::log_inputs),
         ),
         (
             "/2.0/mlflow/runs/outputs",
-            &["POST"],
+            &[(
+                "POST",
+                &[
+                    RUN_ID,
+                    RUN_UUID,
+                    opt!("models", Ty::Objects(MODEL_OUTPUT, None)),
+                ],
+            )],
             post(runs::log_outputs),
         ),
         (
             "/2.0/mlflow/metrics/get-history",
-            &["GET"],
+            &[(
+                "GET",
+                &[
+                    RUN_ID,
+                    RUN_UUID,
+                    req!("metric_key", Ty::Text),
+                    // Pages hold at most 25,000 points, however many are asked for.
+                    opt!("max_results", Ty::Count(1, i32::MAX as i64)),
+                    PAGE,
+                ],
+            )],
             get(runs::metric_history),
         ),
         (
             "/2.0/mlflow/artifacts/list",
-            &["GET"],
+            &[(
+                "GET",
+                &[
+                    RUN_ID,
+                    RUN_UUID,
+                    opt!("path", Ty::Pat(&fields::ARTIFACT_DIR)),
+                    PAGE,
+                ],
+            )],
             get(artifacts::list_run_artifacts),
         ),
         // logged models
         (
             "/2.0/mlflow/logged-models",
-            &["POST"],
+            &[(
+                "POST",
+                &[
+                    EXP,
+                    opt!("name", Ty::Text),
+                    opt!("model_type", Ty::Text),
+                    opt!("source_run_id", Ty::Text),
+                    PARAMS,
+                    TAGS,
+                ],
+            )],
             post(runs::create_logged_model),
         ),
         (
             "/2.0/mlflow/logged-models/search",
-            &["POST"],
+            &[(
+                "POST",
+                &[
+                    opt!("experiment_ids", Ty::List(&Ty::Text)),
+                    opt!("filter", Ty::Format("mlflow-logged-model-filter")),
+                    opt!("max_results", Ty::Count(1, 10_000)),
+                    PAGE,
+                ],
+            )],
             post(runs::search_logged_models),
         ),
         (
             "/2.0/mlflow/logged-models/{model_id}",
-            &["GET", "PATCH", "DELETE"],
+            &[
+                ("GET", NONE),
+                (
+                    "PATCH",
+                    &[req!(
+                        "status",
+                        Ty::OneOf(&[
+                            "LOGGED_MODEL_READY",
+                            "LOGGED_MODEL_UPLOAD_FAILED",
+                            "LOGGED_MODEL_PENDING",
+                        ]),
+                    )],
+                ),
+                ("DELETE", NONE),
+            ],
             get(runs::get_logged_model)
                 .patch(runs::finalize_logged_model)
                 .delete(runs::delete_logged_model),
         ),
         (
             "/2.0/mlflow/logged-models/{model_id}/tags",
-            &["PATCH"],
+            &[("PATCH", &[TAGS])],
             patch(runs::set_logged_model_tags),
         ),
         (
             "/2.0/mlflow/logged-models/{model_id}/tags/{key}",
-            &["DELETE"],
+            &[("DELETE", NONE)],
             delete(runs::delete_logged_model_tag),
         ),
         (
             "/2.0/mlflow/logged-models/{model_id}/params",
-            &["POST"],
+            &[("POST", &[PARAMS])],
             post(runs::log_logged_model_params),
         ),
         // registry
         (
             "/2.0/mlflow/registered-models/create",
-            &["POST"],
+            &[(
+                "POST",
+                &[NAME, opt!("description", Ty::Text), REGISTRY_TAGS],
+            )],
             post(models::create_model),
         ),
         (
             "/2.0/mlflow/registered-models/get",
-            &["GET"],
+            &[("GET", MODEL)],
             get(models::get_model),
         ),
         (
             "/2.0/mlflow/registered-models/search",
-            &["GET", "POST"],
+            &[("GET", MODELS_SEARCH), ("POST", MODELS_SEARCH)],
             get(models::search_models).post(models::search_models),
         ),
         (
             "/2.0/mlflow/registered-models/list",
-            &["GET"],
+            &[("GET", MODELS_SEARCH)],
             get(models::search_models),
         ),
         (
             "/2.0/mlflow/registered-models/update",
-            &["PATCH"],
+            &[("PATCH", &[NAME, opt!("description", Ty::Text)])],
             patch(models::update_model),
         ),
         (
             "/2.0/mlflow/registered-models/rename",
-            &["POST"],
+            &[(
+                "POST",
+                &[NAME, req!("new_name", Ty::Pat(&fields::MODEL_NAME))],
+            )],
             post(models::rename_model),
         ),
         (
             "/2.0/mlflow/registered-models/delete",
-            &["DELETE"],
+            &[("DELETE", MODEL)],
             delete(models::delete_model),
         ),
         (
             "/2.0/mlflow/registered-models/set-tag",
-            &["POST"],
+            &[(
+                "POST",
+                &[
+                    NAME,
+                    req!("key", Ty::Pat(&fields::KEY)),
+                    opt!("value", Ty::Short(8000)),
+                ],
+            )],
             post(models::set_model_tag),
         ),
         (
             "/2.0/mlflow/registered-models/delete-tag",
-            &["DELETE"],
+            &[("DELETE", MODEL_TAG)],
             delete(models::delete_model_tag),
         ),
         (
             "/2.0/mlflow/registered-models/alias",
-            &["GET", "POST", "DELETE"],
+            &[
+                ("GET", ALIAS_OF),
+                (
+                    "POST",
+                    &[NAME, req!("alias", Ty::Pat(&ALIAS)), VERSION_FIELD],
+                ),
+                ("DELETE", ALIAS_OF),
+            ],
             get(models::get_alias)
                 .post(models::set_alias)
                 .delete(models::delete_alias),
         ),
         (
             "/2.0/mlflow/registered-models/get-latest-versions",
-            &["GET", "POST"],
+            &[("GET", LATEST), ("POST", LATEST)],
             get(models::latest_versions).post(models::latest_versions),
         ),
         (
             "/2.0/mlflow/model-versions/create",
-            &["POST"],
+            &[(
+                "POST",
+                &[
+                    NAME,
+                    req!("source", Ty::Text),
+                    opt!("run_id", Ty::Text),
+                    opt!("model_id", Ty::Text),
+                    opt!("run_link", Ty::Text),
+                    opt!("description", Ty::Text),
+                    REGISTRY_TAGS,
+                ],
+            )],
             post(models::create_version),
         ),
         (
             "/2.0/mlflow/model-versions/get",
-            &["GET"],
+            &[("GET", VERSION)],
             get(models::get_version),
         ),
         (
             "/2.0/mlflow/model-versions/search",
-            &["GET", "POST"],
+            &[("GET", VERSIONS_SEARCH), ("POST", VERSIONS_SEARCH)],
             get(models::search_versions).post(models::search_versions),
         ),
         (
             "/2.0/mlflow/model-versions/update",
-            &["PATCH"],
+            &[(
+                "PATCH",
+                &[NAME, VERSION_FIELD, opt!("description", Ty::Text)],
+            )],
             patch(models::update_version),
         ),
         (
             "/2.0/mlflow/model-versions/delete",
-            &["DELETE"],
+            &[("DELETE", VERSION)],
             delete(models::delete_version),
         ),
         (
             "/2.0/mlflow/model-versions/set-tag",
-            &["POST"],
+            &[(
+                "POST",
+                &[
+                    NAME,
+                    VERSION_FIELD,
+                    req!("key", Ty::Pat(&fields::KEY)),
+                    opt!("value", Ty::Short(8000)),
+                ],
+            )],
             post(models::set_version_tag),
         ),
         (
             "/2.0/mlflow/model-versions/delete-tag",
-            &["DELETE"],
+            &[("DELETE", VERSION_TAG)],
             delete(models::delete_version_tag),
         ),
         (
             "/2.0/mlflow/model-versions/get-download-uri",
-            &["GET"],
+            &[("GET", VERSION)],
             get(models::download_uri),
         ),
         (
             "/2.0/mlflow/model-versions/transition-stage",
-            &["POST"],
+            &[(
+                "POST",
+                &[
+                    NAME,
+                    VERSION_FIELD,
+                    req!("stage", Ty::Pat(&STAGE)),
+                    opt!("archive_existing_versions", Ty::Bool),
+                ],
+            )],
             post(models::transition_stage),
         ),
         // mlship's own
         (
             "/2.0/mlship/experiments/activity",
-            &["GET"],
+            &[("GET", NONE)],
             get(mlship_api::experiment_activity),
         ),
         (
             "/2.0/mlship/registered-models/alias-history",
-            &["GET"],
+            &[("GET", MODEL)],
             get(mlship_api::alias_history),
         ),
         (
             "/2.0/mlship/registered-models/rollback",
-            &["POST"],
+            &[(
+                "POST",
+                &[
+                    NAME,
+                    req!("alias", Ty::Pat(&ALIAS)),
+                    opt!("reason", Ty::Text),
+                ],
+            )],
             post(mlship_api::rollback),
         ),
         (
             "/2.0/mlship/model-versions/get",
-            &["GET"],
+            &[("GET", VERSION)],
             get(mlship_api::get_version),
         ),
         (
             "/2.0/mlship/model-versions/form",
-            &["GET"],
+            &[("GET", VERSION)],
             get(mlship_api::form),
         ),
         (
             "/2.0/mlship/model-versions/predict",
-            &["POST"],
+            &[("POST", VERSION)],
             post(mlship_api::predict),
         ),
     ]

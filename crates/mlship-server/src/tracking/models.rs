@@ -12,12 +12,15 @@ use serde_json::{Value as Json, json};
 use super::entities::{self, put_list};
 use super::{Answer, Registration, Req, Shared, Who, bad, blocking, empty, ok};
 
-fn version_number(r: &Req) -> Result<u32, crate::ApiError> {
+/// The version a request names: digits (the field table checks that); a number no version can
+/// have (0, or past `u32`) is a version that does not exist.
+pub(crate) fn version_number(r: &Req) -> Result<u32, crate::ApiError> {
+    let name = r.str("name")?;
     let v = r.str("version")?;
-    v.trim().parse::<u32>().map_err(|_| {
-        bad(format!(
-            "Invalid value '{v}' for parameter 'version': expected a positive integer"
-        ))
+    v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        super::store_error(StoreError::NotFound(format!(
+            "Model Version (name={name}, version={v}) not found"
+        )))
     })
 }
 

@@ -162,7 +162,7 @@ impl Registrar for Register {
 
     fn mlflow_files(&self, v: &Version) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let refuse = |why: String| {
-            StoreError::Invalid(format!("version {} of `{}` {why}", v.version, v.meta.name))
+            StoreError::Conflict(format!("version {} of `{}` {why}", v.version, v.meta.name))
         };
         if v.meta.kind == "none" {
             return Err(refuse("has no files".into()));
