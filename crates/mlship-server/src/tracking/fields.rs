@@ -124,7 +124,7 @@ pub(crate) const ARTIFACT_DIR: Pattern = Pattern {
 };
 
 /// What a field holds.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Ty {
     /// Any string.
     Text,
@@ -151,7 +151,7 @@ pub(crate) enum Ty {
     Objects(&'static [Field], Option<usize>),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Field {
     pub name: &'static str,
     pub ty: Ty,
@@ -206,17 +206,19 @@ pub(crate) const METRIC: &[Field] = &[
     opt!("dataset_digest", Ty::Text),
 ];
 /// `runs/log-metric`: the run, and a metric's fields at the top level.
-pub(crate) const LOG_METRIC: &[Field] = &[
-    RUN_ID,
-    RUN_UUID,
-    req!("key", Ty::Pat(&KEY)),
-    req!("value", Ty::Double),
-    opt!("timestamp", Ty::Long),
-    opt!("step", Ty::Long),
-    opt!("model_id", Ty::Text),
-    opt!("dataset_name", Ty::Text),
-    opt!("dataset_digest", Ty::Text),
-];
+pub(crate) const LOG_METRIC: &[Field] = &join::<9>(&[RUN_ID, RUN_UUID], METRIC);
+
+/// Two lists of fields as one (`N` is their total length).
+const fn join<const N: usize>(a: &[Field], b: &[Field]) -> [Field; N] {
+    assert!(a.len() + b.len() == N, "N is the fields' total");
+    let mut out = [RUN_UUID; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < a.len() { a[i] } else { b[i - a.len()] };
+        i += 1;
+    }
+    out
+}
 /// The run a request names (`run_uuid` is the older spelling, read when `run_id` is absent).
 pub(crate) const RUN_ID: Field = req!("run_id", Ty::Pat(&NON_EMPTY));
 pub(crate) const RUN_UUID: Field = opt!("run_uuid", Ty::Text);
@@ -225,12 +227,19 @@ pub(crate) const VERSION_FIELD: Field = req!("version", Ty::Pat(&VERSION));
 pub(crate) const PAGE: Field = opt!("page_token", Ty::Pat(&PAGE_TOKEN));
 pub(crate) const VIEW: &[&str] = &["ACTIVE_ONLY", "DELETED_ONLY", "ALL"];
 
-/// The compiled form of every pattern, made once.
+/// The compiled form of every pattern, made once (read-locked on every later use).
 fn compiled(p: &Pattern) -> &'static regex::Regex {
-    static CACHE: OnceLock<std::sync::Mutex<HashMap<&'static str, &'static regex::Regex>>> =
-        OnceLock::new();
+    type Cache = std::sync::RwLock<HashMap<&'static str, &'static regex::Regex>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(re) = cache
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(p.pattern)
+    {
+        return re;
+    }
+    let mut map = cache.write().unwrap_or_else(|e| e.into_inner());
     map.entry(p.pattern).or_insert_with(|| {
         Box::leak(Box::new(
             regex::Regex::new(p.pattern).expect("the table's patterns compile"),
