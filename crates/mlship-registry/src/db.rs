@@ -210,11 +210,13 @@ impl Tx for SqliteTx<'_> {
         self.1 == Mode::Write
     }
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
+        no_nul(params)?;
         let mut st = self.0.prepare_cached(&sqlite_sql(sql))?;
         Ok(st.execute(rusqlite::params_from_iter(params.iter()))? as u64)
     }
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
         use rusqlite::types::ValueRef;
+        no_nul(params)?;
         let mut st = self.0.prepare_cached(&sqlite_sql(sql))?;
         let n = st.column_count();
         let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
@@ -300,10 +302,12 @@ impl Tx for PgTx<'_, '_> {
         self.1 == Mode::Write
     }
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
+        no_nul(params)?;
         self.0.execute(sql, &pg_params(params)).map_err(pg_error)
     }
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
         use postgres::types::Type;
+        no_nul(params)?;
         let rows = self.0.query(sql, &pg_params(params)).map_err(pg_error)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -349,8 +353,28 @@ impl Tx for PgTx<'_, '_> {
     }
 }
 
+/// Refuses text holding NUL on both databases: PostgreSQL's text cannot store it, and a value
+/// one store keeps and the other refuses would make the two behave differently.
+fn no_nul(params: &[Value]) -> Result<()> {
+    if params
+        .iter()
+        .any(|p| matches!(p, Value::Text(t) if t.contains('\0')))
+    {
+        return Err(Error::Invalid(
+            "a text value holds a NUL character, which the store cannot keep".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The driver's error with the server's own message, which `Display` leaves out.
 pub(crate) fn pg_error(e: postgres::Error) -> Error {
+    // PostgreSQL's text cannot hold NUL: the value is the caller's mistake, not a fault.
+    if e.code() == Some(&postgres::error::SqlState::CHARACTER_NOT_IN_REPERTOIRE) {
+        return Error::Invalid(
+            "a text value holds a NUL character, which PostgreSQL cannot store".into(),
+        );
+    }
     let message = match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => {

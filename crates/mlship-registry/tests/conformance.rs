@@ -183,6 +183,14 @@ fn experiments(s: &SqlStore) {
         s.create_experiment("demo", None, &[]),
         Err(Error::AlreadyExists(_))
     ));
+    // NUL in text is refused alike on both databases (PostgreSQL's text cannot hold it), as a
+    // value, not a fault; nothing is written and a lookup by such a name is refused the same.
+    for bad in [
+        s.create_experiment("a\0b", None, &[]).map(|_| ()),
+        s.experiment_by_name("a\0b").map(|_| ()),
+    ] {
+        assert!(matches!(bad, Err(Error::Invalid(_))), "{bad:?}");
+    }
     assert!(matches!(s.experiment("999"), Err(Error::NotFound(_))));
     assert!(matches!(s.experiment("abc"), Err(Error::NotFound(_))));
     assert!(matches!(

@@ -50,7 +50,7 @@ macro_rules! artifact_first {
 /// A key's segment that is not `..` (it may be empty or `.`).
 macro_rules! key_segment {
     () => {
-        r"[^/.][^/]*|\.|\.[^/.][^/]*|\.\.[^/]+"
+        r"[^/.\x00][^/\x00]*|\.|\.[^/.\x00][^/\x00]*|\.\.[^/\x00]+"
     };
 }
 
@@ -75,8 +75,8 @@ pub(crate) const ALIAS: Pattern = Pattern {
 };
 /// Experiment names: anything with a character that is not whitespace.
 pub(crate) const EXPERIMENT_NAME: Pattern = Pattern {
-    what: "a name with at least one character that is not whitespace",
-    pattern: r"[^\x09-\x0d\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    what: "a name with at least one character that is not whitespace, and no NUL",
+    pattern: r"^[^\x00]*[^\x00\x09-\x0d\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$",
     max: None,
 };
 /// Metric, param and tag keys (`tracking::check_key`): not empty, no leading `/`, no `..`
@@ -182,8 +182,15 @@ pub(crate) use {opt, req};
 
 /// Any string but the empty one.
 pub(crate) const NON_EMPTY: Pattern = Pattern {
-    what: "a string that is not empty",
-    pattern: r"[\s\S]",
+    what: "a string that is not empty and holds no NUL",
+    pattern: r"^[^\x00]+$",
+    max: None,
+};
+/// Any string without NUL, which PostgreSQL's text cannot hold (refused on every store, so the
+/// API is the same on all).
+pub(crate) const TEXT: Pattern = Pattern {
+    what: "a string without NUL characters",
+    pattern: r"^[^\x00]*$",
     max: None,
 };
 
@@ -275,14 +282,15 @@ impl Ty {
     /// The JSON Schema of a value in a body (`query`: of a query parameter).
     pub fn schema(&self, query: bool) -> Json {
         match self {
-            Ty::Text => json!({"type": "string"}),
-            Ty::Short(n) => json!({"type": "string", "maxLength": n}),
+            Ty::Text => TEXT.schema(),
+            Ty::Short(n) => json!({"type": "string", "pattern": TEXT.pattern, "maxLength": n}),
             Ty::Pat(p) => p.schema(),
             // A blank filter or clause is none.
             Ty::Format(f) => json!({"anyOf": [
                 {"type": "string", "pattern": BLANK},
                 {"type": "string", "format": f},
             ]}),
+            // The format is the grammar the parser takes (which holds no NUL).
             Ty::Clause(f) => json!({"type": "string", "format": f}),
             Ty::OneOf(v) => json!({"type": "string", "enum": v}),
             Ty::Count(lo, hi) => json!({"type": "integer", "minimum": lo, "maximum": hi}),
@@ -313,9 +321,12 @@ impl Ty {
     fn check(&self, v: &Json) -> Result<(), String> {
         let expected = |what: &str| Err(format!("expected {what}"));
         match (self, v) {
-            (Ty::Text | Ty::Format(_) | Ty::Clause(_), Json::String(_)) => Ok(()),
-            (Ty::Short(n), Json::String(s)) if s.chars().count() <= *n => Ok(()),
-            (Ty::Short(n), _) => expected(&format!("a string of at most {n} characters")),
+            (Ty::Format(_) | Ty::Clause(_), Json::String(_)) => Ok(()),
+            (Ty::Text, Json::String(s)) if TEXT.matches(s) => Ok(()),
+            (Ty::Short(n), Json::String(s)) if TEXT.matches(s) && s.chars().count() <= *n => Ok(()),
+            (Ty::Short(n), _) => {
+                expected(&format!("a string of at most {n} characters without NUL"))
+            }
             (Ty::Pat(p), Json::String(s)) if p.matches(s) => Ok(()),
             (Ty::Pat(p), _) => expected(p.what),
             (Ty::OneOf(vs), Json::String(s)) if vs.contains(&s.as_str()) => Ok(()),
@@ -356,7 +367,8 @@ impl Ty {
                     _ => Err(format!("item {i}: expected an object")),
                 })
             }
-            (Ty::Text | Ty::Format(_) | Ty::Clause(_), _) => expected("a string"),
+            (Ty::Text, _) => expected(TEXT.what),
+            (Ty::Format(_) | Ty::Clause(_), _) => expected("a string"),
             (Ty::Bool, _) => expected("true or false"),
             (Ty::List(_) | Ty::Objects(..), _) => expected("a list"),
             (Ty::Object(_), _) => expected("an object"),
@@ -650,8 +662,11 @@ mod tests {
                 !s.is_empty() && stored(&s) && !s.chars().all(|c| c == '/'),
                 "{s:?}"
             );
-            // tracking::check_key's rule.
-            let key = !s.is_empty() && !s.starts_with('/') && !s.split('/').any(|x| x == "..");
+            // tracking::check_key's rule, and no NUL (the table refuses it in every string).
+            let key = !s.is_empty()
+                && !s.starts_with('/')
+                && !s.split('/').any(|x| x == "..")
+                && !s.contains('\0');
             assert_eq!(KEY.matches(&s), key, "{s:?}");
         }
     }
