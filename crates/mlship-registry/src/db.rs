@@ -369,12 +369,6 @@ fn no_nul(params: &[Value]) -> Result<()> {
 
 /// The driver's error with the server's own message, which `Display` leaves out.
 pub(crate) fn pg_error(e: postgres::Error) -> Error {
-    // PostgreSQL's text cannot hold NUL: the value is the caller's mistake, not a fault.
-    if e.code() == Some(&postgres::error::SqlState::CHARACTER_NOT_IN_REPERTOIRE) {
-        return Error::Invalid(
-            "a text value holds a NUL character, which PostgreSQL cannot store".into(),
-        );
-    }
     let message = match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => {

@@ -139,44 +139,50 @@ fn the_tracking_server_keeps_to_its_openapi_document() {
         .as_str()
         .unwrap()
         .to_string();
-    let config = format!(
-        r#"
-[dictionaries.runs]
-values = ["{run}"]
-[dictionaries.experiments]
-values = ["{exp}"]
-[dictionaries.experiment_names]
-values = ["seeded"]
-[dictionaries.logged_models]
-values = ["{logged}"]
-[dictionaries.models]
-values = ["forest"]
-[dictionaries.versions]
-values = ["1"]
-[dictionaries.aliases]
-values = ["prod"]
-[dictionaries.metrics]
-values = ["m"]
-
-[parameters]
-"query.run_id" = {{ dictionary = "runs", probability = 0.5 }}
-"body.run_id" = {{ dictionary = "runs", probability = 0.5 }}
-"query.experiment_id" = {{ dictionary = "experiments", probability = 0.5 }}
-"body.experiment_id" = {{ dictionary = "experiments", probability = 0.5 }}
-"query.experiment_name" = {{ dictionary = "experiment_names", probability = 0.5 }}
-"path.model_id" = {{ dictionary = "logged_models", probability = 0.5 }}
-"query.name" = {{ dictionary = "models", probability = 0.5 }}
-"query.version" = {{ dictionary = "versions", probability = 0.5 }}
-"query.alias" = {{ dictionary = "aliases", probability = 0.5 }}
-"query.metric_key" = {{ dictionary = "metrics", probability = 0.5 }}
-
-# In bodies too, but for the deletes and renames (which would leave the rest nothing to reach)
-# and scoring, whose body must fit the model's signature (the document cannot say which).
-[[operations]]
-exclude-path-regex = "predict|/delete$|/rename$"
-parameters = {{ "body.name" = {{ dictionary = "models", probability = 0.5 }}, "body.version" = {{ dictionary = "versions", probability = 0.5 }}, "body.alias" = {{ dictionary = "aliases", probability = 0.5 }} }}
-"#
-    );
+    // Each seeded value: its dictionary, and the parameters drawn from it half of the time.
+    let seeds: [(&str, &str, &[&str]); 8] = [
+        ("runs", &run, &["query.run_id", "body.run_id"]),
+        (
+            "experiments",
+            &exp,
+            &["query.experiment_id", "body.experiment_id"],
+        ),
+        ("experiment_names", "seeded", &["query.experiment_name"]),
+        ("logged_models", &logged, &["path.model_id"]),
+        ("models", "forest", &["query.name"]),
+        ("versions", "1", &["query.version"]),
+        ("aliases", "prod", &["query.alias"]),
+        ("metrics", "m", &["query.metric_key"]),
+    ];
+    let bind = |param: &str, dict: &str| {
+        format!("\"{param}\" = {{ dictionary = \"{dict}\", probability = 0.5 }}")
+    };
+    let mut config = String::new();
+    for (dict, value, _) in &seeds {
+        config.push_str(&format!("[dictionaries.{dict}]\nvalues = [\"{value}\"]\n"));
+    }
+    config.push_str("[parameters]\n");
+    for (dict, _, params) in &seeds {
+        for p in *params {
+            config.push_str(&bind(p, dict));
+            config.push('\n');
+        }
+    }
+    // In bodies too, but for the deletes and renames (which would leave the rest nothing to
+    // reach) and scoring, whose body must fit the model's signature (the document cannot say
+    // which).
+    let body: Vec<String> = [
+        ("body.name", "models"),
+        ("body.version", "versions"),
+        ("body.alias", "aliases"),
+    ]
+    .iter()
+    .map(|(p, d)| bind(p, d))
+    .collect();
+    config.push_str(&format!(
+        "[[operations]]\nexclude-path-regex = \"predict|/delete$|/rename$\"\nparameters = {{ {} }}\n",
+        body.join(", ")
+    ));
     check(
         &exe,
         &addr,

@@ -447,44 +447,48 @@ fn body_schema(f: &Field) -> Json {
     }
 }
 
+/// The first field of an object that breaks its rule: missing (or null) where required, or a
+/// value of the wrong kind with why.
+enum Wrong<'m> {
+    Missing(&'static str),
+    Invalid(&'static str, &'m Json, String),
+}
+
+fn first_wrong<'m>(fields: &[Field], m: &'m Map<String, Json>) -> Option<Wrong<'m>> {
+    fields.iter().find_map(|f| match m.get(f.name) {
+        None | Some(Json::Null) if f.required => Some(Wrong::Missing(f.name)),
+        None | Some(Json::Null) => None,
+        Some(v) => f.ty.check(v).err().map(|e| Wrong::Invalid(f.name, v, e)),
+    })
+}
+
+/// A nested object's check, its failure said within the enclosing field's message.
 fn check_object(fields: &[Field], m: &Map<String, Json>) -> Result<(), String> {
-    for f in fields {
-        match m.get(f.name) {
-            None | Some(Json::Null) if f.required => {
-                return Err(format!("missing '{}'", f.name));
-            }
-            None | Some(Json::Null) => {}
-            Some(v) => f.ty.check(v).map_err(|e| format!("'{}': {e}", f.name))?,
-        }
+    match first_wrong(fields, m) {
+        None => Ok(()),
+        Some(Wrong::Missing(name)) => Err(format!("missing '{name}'")),
+        Some(Wrong::Invalid(name, _, e)) => Err(format!("'{name}': {e}")),
     }
-    Ok(())
 }
 
 fn bad(message: String) -> ApiError {
     ApiError::bad_request(message, crate::api::Style::Mlflow)
 }
 
+fn missing(name: &str) -> ApiError {
+    bad(format!("Missing value for required parameter '{name}'."))
+}
+
 /// Checks a JSON body against its fields.
 pub(crate) fn check_body(fields: &[Field], m: &Map<String, Json>) -> Result<(), ApiError> {
-    for f in fields {
-        match m.get(f.name) {
-            None | Some(Json::Null) if f.required => {
-                return Err(bad(format!(
-                    "Missing value for required parameter '{}'.",
-                    f.name
-                )));
-            }
-            None | Some(Json::Null) => {}
-            Some(v) => f.ty.check(v).map_err(|e| {
-                bad(format!(
-                    "Invalid value {} for parameter '{}' supplied: {e}",
-                    shown(v),
-                    f.name
-                ))
-            })?,
-        }
+    match first_wrong(fields, m) {
+        None => Ok(()),
+        Some(Wrong::Missing(name)) => Err(missing(name)),
+        Some(Wrong::Invalid(name, v, e)) => Err(bad(format!(
+            "Invalid value {} for parameter '{name}' supplied: {e}",
+            shown(v)
+        ))),
     }
-    Ok(())
 }
 
 /// Checks a query string's pairs against the fields and gathers them as the handlers read them
@@ -518,10 +522,7 @@ pub(crate) fn check_query(
         .iter()
         .find(|f| f.required && !out.contains_key(f.name))
     {
-        return Err(bad(format!(
-            "Missing value for required parameter '{}'.",
-            f.name
-        )));
+        return Err(missing(f.name));
     }
     Ok(out)
 }
