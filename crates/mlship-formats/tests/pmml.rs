@@ -29,9 +29,9 @@ fn values(out: &mlship_model::Output) -> Vec<f64> {
 }
 
 fn labels(out: &mlship_model::Output) -> Vec<String> {
-    match &out.predictions {
-        Predictions::Labels(l) => l.iter().map(ToString::to_string).collect(),
-        other => panic!("{other:?}"),
+    match out.labels() {
+        Some(l) => l.iter().map(ToString::to_string).collect(),
+        None => panic!("{:?}", out.predictions),
     }
 }
 

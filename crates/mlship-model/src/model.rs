@@ -14,6 +14,12 @@ use crate::{
 pub trait ExternalScorer: Send + Sync + std::fmt::Debug {
     fn n_features(&self) -> usize;
     fn score(&self, x: &Matrix) -> Result<Output>;
+
+    /// Scores `n` rows given as columns (`n_features` of them, `n` values each): what
+    /// [`Model::predict`] calls. By default, the rows are gathered into a matrix for `score`.
+    fn score_columns(&self, cols: &[&[f64]], n: usize) -> Result<Output> {
+        self.score(&Matrix::from_columns(n, cols)?)
+    }
 }
 
 /// An external scorer, shared; two are equal when they are the same scorer.
@@ -175,7 +181,7 @@ impl Model {
             // Trees read the columns themselves, and take missing values.
             Estimator::Trees(m) => return m.score_columns(&cols, n),
             // External scorers follow their own rules for missing values.
-            Estimator::External(_) => {}
+            Estimator::External(m) => return m.0.score_columns(&cols, n),
             // scikit-learn refuses NaN everywhere else: the first one, in row order, is named.
             _ => {
                 let first = cols

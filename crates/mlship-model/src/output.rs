@@ -7,7 +7,7 @@ use crate::{Label, Matrix};
 /// The prediction of each row.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Predictions {
-    /// Class labels (classifiers that name each row's class, such as PMML documents).
+    /// Class labels (classifiers that name each row's class, such as ONNX graphs).
     Labels(Vec<Label>),
     /// The index in [`Output::classes`] of each row's class (the IR's classifiers: four bytes a
     /// row, where a label takes 32). [`Output::label`] and [`Output::labels`] read either form.

@@ -722,6 +722,29 @@ pub enum TreeHead {
     },
 }
 
+impl TreeHead {
+    /// A head that only adds the leaves (no base, a scale of 1), for `n_outputs` sums: for
+    /// formats whose own head reads [`TreeEnsemble::sums`] (ONNX's post transforms, PMML's
+    /// segmentations).
+    pub fn sums_only(n_outputs: usize) -> TreeHead {
+        if n_outputs == 1 {
+            TreeHead::BoostRegression {
+                base: 0.0,
+                scale: 1.0,
+                exp: false,
+            }
+        } else {
+            TreeHead::BoostClassifier {
+                classes: (0..n_outputs as i64).map(Label::Int).collect(),
+                base: vec![0.0; n_outputs],
+                scale: 1.0,
+                link: BoostLink::Softmax,
+                positive_at_zero: false,
+            }
+        }
+    }
+}
+
 /// The inverse link of a boosting classifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BoostLink {

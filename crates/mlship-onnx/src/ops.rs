@@ -864,7 +864,7 @@ fn lower(
     n_out: usize,
     n_features: usize,
 ) -> Result<Option<mlship_model::TreeEnsemble>> {
-    use mlship_model::{BoostLink, Label, Node, Tree, TreeEnsemble, TreeHead};
+    use mlship_model::{Node, Tree, TreeEnsemble, TreeHead};
     if e.mode.iter().any(|&m| m == 5 || m == 6) {
         return Ok(None);
     }
@@ -923,21 +923,7 @@ fn lower(
         }
         trees.push(Tree::new(nodes, values, n_out, 0, Vec::new()));
     }
-    let head = if n_out == 1 {
-        TreeHead::BoostRegression {
-            base: 0.0,
-            scale: 1.0,
-            exp: false,
-        }
-    } else {
-        TreeHead::BoostClassifier {
-            classes: (0..n_out as i64).map(Label::Int).collect(),
-            base: vec![0.0; n_out],
-            scale: 1.0,
-            link: BoostLink::Softmax,
-            positive_at_zero: false,
-        }
-    };
+    let head = TreeHead::sums_only(n_out);
     Ok(TreeEnsemble::new(n_features, n_out, trees, true, head, Vec::new()).ok())
 }
 

@@ -75,7 +75,7 @@ fn is_missing(v: &Value) -> bool {
 }
 
 /// Two category texts name the same category: equal text, or equal numbers ("1" and "1.0").
-fn same_category(a: &str, b: &str) -> bool {
+pub(crate) fn same_category(a: &str, b: &str) -> bool {
     a == b
         || matches!((crate::parse::parse_f64(a), crate::parse::parse_f64(b)), (Some(x), Some(y)) if x == y)
 }
@@ -453,20 +453,7 @@ impl<'d> Ctx<'d> {
         let mut p = r?;
         if let (Some(t), Some(Value::Num(x))) = (&m.target, &p.value) {
             if m.function == Function::Regression {
-                let mut y = x * t.factor + t.constant;
-                if let Some(lo) = t.min {
-                    y = y.max(lo);
-                }
-                if let Some(hi) = t.max {
-                    y = y.min(hi);
-                }
-                y = match t.cast.as_deref() {
-                    Some("round") => y.round(),
-                    Some("ceiling") => y.ceil(),
-                    Some("floor") => y.floor(),
-                    _ => y,
-                };
-                p.value = Some(Value::Num(y));
+                p.value = Some(Value::Num(apply_target(t, *x)));
             }
         }
         Ok(p)
@@ -1389,16 +1376,38 @@ impl<'d> Ctx<'d> {
 
 /// A classifier's answer from category probabilities: the most probable (the first on ties).
 fn classified(probs: Vec<(String, f64)>) -> Pred {
-    let mut best: Option<(usize, f64)> = None;
-    for (i, (_, p)) in probs.iter().enumerate() {
-        if best.is_none_or(|(_, b)| *p > b) {
-            best = Some((i, *p));
-        }
-    }
     Pred {
-        value: best.map(|(i, _)| Value::Str(probs[i].0.clone())),
+        value: first_max(probs.iter().map(|(_, p)| *p)).map(|i| Value::Str(probs[i].0.clone())),
         probs,
         ..Pred::default()
+    }
+}
+
+/// The index of the first greatest value (none for no values): a classifier's predicted class.
+pub(crate) fn first_max(xs: impl IntoIterator<Item = f64>) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, p) in xs.into_iter().enumerate() {
+        if best.is_none_or(|(_, b)| p > b) {
+            best = Some((i, p));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+/// A regression target's rescaling, bounds and cast, applied to a model's prediction.
+pub(crate) fn apply_target(t: &crate::parse::Target, x: f64) -> f64 {
+    let mut y = x * t.factor + t.constant;
+    if let Some(lo) = t.min {
+        y = y.max(lo);
+    }
+    if let Some(hi) = t.max {
+        y = y.min(hi);
+    }
+    match t.cast.as_deref() {
+        Some("round") => y.round(),
+        Some("ceiling") => y.ceil(),
+        Some("floor") => y.floor(),
+        _ => y,
     }
 }
 

@@ -7,6 +7,7 @@
 mod error;
 mod eval;
 mod func;
+mod lower;
 mod parse;
 mod write;
 
@@ -47,6 +48,9 @@ pub struct PmmlScorer {
     /// The target's valid values (classification), in the data dictionary's order.
     classes: Vec<String>,
     target: String,
+    /// The top model lowered to the tree IR, when it is a tree or forest that can be: rows
+    /// without a missing value score through it.
+    lowered: Option<lower::Lowered>,
 }
 
 /// The code an ordinal step gives a string outside the field's valid values.
@@ -135,19 +139,57 @@ impl ExternalScorer for PmmlScorer {
     }
 
     fn score(&self, x: &Matrix) -> mlship_model::Result<Output> {
-        let n = x.rows();
-        let mut labels = Vec::new();
-        let mut values = Vec::new();
-        let mut clusters = Vec::new();
+        let owned = x.columns();
+        let cols: Vec<&[f64]> = owned.iter().map(Vec::as_slice).collect();
+        self.score_columns(&cols, x.rows())
+    }
+
+    fn score_columns(&self, cols: &[&[f64]], n: usize) -> mlship_model::Result<Output> {
+        if cols.len() != self.inputs.len() || cols.iter().any(|c| c.len() != n) {
+            return Err(mlship_model::Error::Invalid(format!(
+                "the PMML model reads {} columns of {n} rows, the input has {}",
+                self.inputs.len(),
+                cols.len()
+            )));
+        }
+        // Room for the answers of the model's kind only.
+        let room = |f: Function| if self.function == f { n } else { 0 };
+        let mut labels = Vec::with_capacity(room(Function::Classification));
+        let mut values = Vec::with_capacity(room(Function::Regression));
+        let mut clusters = Vec::with_capacity(room(Function::Clustering));
         let k = self.classes.len();
-        let mut probs = Vec::new();
+        let mut probs = Vec::with_capacity(room(Function::Classification) * k);
         let mut any_probs = false;
         let names = self.extra_outputs();
         let mut extra: Vec<(String, Vec<Option<String>>)> = names
             .iter()
-            .map(|n| (n.to_string(), Vec::with_capacity(x.rows())))
+            .map(|name| (name.to_string(), Vec::with_capacity(n)))
             .collect();
-        for (r, row) in x.iter_rows().enumerate() {
+        // The lowered trees score every row at once; rows with a missing value are scored
+        // again by the evaluator below, which decides what a missing value does.
+        let lowered = match &self.lowered {
+            Some(l) if names.is_empty() => Some((l, l.sums(cols, n)?, l.width())),
+            _ => None,
+        };
+        let target = self.doc.model.target.as_ref();
+        let mut row = vec![0.0; cols.len()];
+        for r in 0..n {
+            for (x, c) in row.iter_mut().zip(cols) {
+                *x = c[r];
+            }
+            let row = row.as_slice();
+            if let Some((l, sums, w)) = &lowered {
+                if !row.iter().any(|v| v.is_nan()) {
+                    match l.predict(&sums[r * w..(r + 1) * w], target, &mut probs) {
+                        lower::RowPred::Value(v) => values.push(v),
+                        lower::RowPred::Class(i) => {
+                            labels.push(i as u32);
+                            any_probs = true;
+                        }
+                    }
+                    continue;
+                }
+            }
             let (p, outs) = self.predict_row(row, &names).map_err(|e| bad_row(r, e))?;
             for ((_, column), v) in extra.iter_mut().zip(outs) {
                 column.push(v);
@@ -183,7 +225,7 @@ impl ExternalScorer for PmmlScorer {
                                 self.target
                             ))
                         })?;
-                    labels.push(label(&self.classes[idx], self.target_dtype()));
+                    labels.push(idx as u32);
                     any_probs |= !p.probs.is_empty();
                     for c in &self.classes {
                         probs.push(
@@ -203,7 +245,7 @@ impl ExternalScorer for PmmlScorer {
         let predictions = match self.function {
             Function::Regression => Predictions::Values(values),
             Function::Clustering => Predictions::Clusters(clusters),
-            Function::Classification => Predictions::Labels(labels),
+            Function::Classification => Predictions::Classes(labels),
         };
         let classified = self.function == Function::Classification;
         Ok(Output {
@@ -284,7 +326,44 @@ pub fn load(b: &[u8]) -> Result<Model> {
         offset: e.valid_up_to(),
         message: "not UTF-8".into(),
     })?;
-    let doc = parse::parse(text)?;
+    let (scorer, fields) = scorer(parse::parse(text)?)?;
+    let coded: Vec<(String, Option<Vec<String>>)> = scorer
+        .inputs
+        .iter()
+        .map(|f| (f.name.clone(), f.codes.clone()))
+        .collect();
+    // String inputs become the index of their value (missing: NaN; others: INVALID_CODE).
+    let steps = mlship_model::coding::string_codes(&coded, INVALID_CODE);
+    let function = scorer.function;
+    let summary = describe(&scorer.doc.model);
+    let task = match function {
+        Function::Classification => Task::Classification,
+        Function::Regression => Task::Regression,
+        Function::Clustering => Task::Clustering,
+    };
+    let signature = Signature {
+        inputs: fields,
+        named: true,
+        task,
+        classes: (function == Function::Classification).then(|| scorer.labels()),
+    };
+    verify(&scorer)?;
+    let info = ModelInfo {
+        format: format!("PMML {}", scorer.doc.version),
+        estimator: format!("PMML {summary}"),
+        library: scorer.doc.application.clone(),
+        warnings: Vec::new(),
+    };
+    Ok(Model::new(
+        signature,
+        steps,
+        Estimator::External(External(Arc::new(scorer))),
+        info,
+    )?)
+}
+
+/// The scorer of a parsed document, and its input fields.
+fn scorer(doc: Document) -> Result<(PmmlScorer, Vec<Field>)> {
     let top = &doc.model;
     let mut inputs = Vec::new();
     let mut fields = Vec::new();
@@ -348,45 +427,18 @@ pub fn load(b: &[u8]) -> Result<Model> {
         }
         _ => Vec::new(),
     };
-    // String inputs become the index of their value (missing: NaN; others: INVALID_CODE).
-    let coded: Vec<(String, Option<Vec<String>>)> = inputs
-        .iter()
-        .map(|f| (f.name.clone(), f.codes.clone()))
-        .collect();
-    let steps = mlship_model::coding::string_codes(&coded, INVALID_CODE);
     let function = top.function;
+    let names: Vec<String> = inputs.iter().map(|f| f.name.clone()).collect();
+    let lowered = lower::lower(&doc, &names, &classes);
     let scorer = PmmlScorer {
         inputs,
         function,
         target,
         classes,
         doc,
+        lowered,
     };
-    let summary = describe(&scorer.doc.model);
-    let task = match function {
-        Function::Classification => Task::Classification,
-        Function::Regression => Task::Regression,
-        Function::Clustering => Task::Clustering,
-    };
-    let signature = Signature {
-        inputs: fields,
-        named: true,
-        task,
-        classes: (function == Function::Classification).then(|| scorer.labels()),
-    };
-    verify(&scorer)?;
-    let info = ModelInfo {
-        format: format!("PMML {}", scorer.doc.version),
-        estimator: format!("PMML {summary}"),
-        library: scorer.doc.application.clone(),
-        warnings: Vec::new(),
-    };
-    Ok(Model::new(
-        signature,
-        steps,
-        Estimator::External(External(Arc::new(scorer))),
-        info,
-    )?)
+    Ok((scorer, fields))
 }
 
 /// Scores the document's ModelVerification records and compares them with what it says.
