@@ -4,6 +4,7 @@
 //! Graphs with other standard operators (neural networks) run through tract in builds with the
 //! `tract` feature (`tract.rs`), and are refused by name in the others.
 
+mod compile;
 mod error;
 mod ops;
 mod proto;
@@ -43,10 +44,8 @@ enum InputKind {
 #[derive(Debug)]
 pub struct OnnxScorer {
     nodes: Vec<NodeProto>,
-    /// Per node, what was made ready at load (tree ensembles).
-    prepared: Vec<Option<ops::Prepared>>,
-    /// Each node's operator, resolved at load.
-    ops: Vec<ops::Op>,
+    /// Each node's operator with its attributes decoded, compiled at load.
+    kernels: Vec<compile::Kernel>,
     initializers: HashMap<String, Tensor>,
     input: InputKind,
     outputs: Vec<String>,
@@ -105,7 +104,7 @@ impl OnnxScorer {
 
     fn run(&self, x: &Matrix) -> Result<Vec<Tensor>> {
         let mut values = self.feeds(x);
-        for ((node, prepared), &op) in self.nodes.iter().zip(&self.prepared).zip(&self.ops) {
+        for (node, kernel) in self.nodes.iter().zip(&self.kernels) {
             let ins: Vec<Option<&Tensor>> = node
                 .inputs
                 .iter()
@@ -132,7 +131,7 @@ impl OnnxScorer {
                     ),
                 });
             }
-            let outs = ops::run(node, op, &ins, prepared.as_ref())?;
+            let outs = ops::run(node, kernel, &ins)?;
             for (name, t) in node.outputs.iter().zip(outs) {
                 values.insert(name.clone(), t);
             }
@@ -425,23 +424,18 @@ pub fn load(b: &[u8]) -> Result<Model> {
         .collect();
     let steps = mlship_model::coding::string_codes(&coded, INVALID_CODE);
     let ops_summary: Vec<String> = g.nodes.iter().map(|n| n.op_type.clone()).collect();
-    let prepared = g
-        .nodes
-        .iter()
-        .map(ops::prepare)
-        .collect::<Result<Vec<_>>>()?;
     // Every node's operator was found supported above.
-    let operators = g
+    let kernels = g
         .nodes
         .iter()
         .map(|n| {
-            ops::Op::parse(&n.domain, &n.op_type)
-                .ok_or_else(|| Error::Unsupported(format!("the ONNX operator {}", n.op_type)))
+            let op = ops::Op::parse(&n.domain, &n.op_type)
+                .ok_or_else(|| Error::Unsupported(format!("the ONNX operator {}", n.op_type)))?;
+            compile::compile(n, op)
         })
         .collect::<Result<Vec<_>>>()?;
     let scorer = OnnxScorer {
-        prepared,
-        ops: operators,
+        kernels,
         n_features: fields.len(),
         nodes: g.nodes,
         initializers,

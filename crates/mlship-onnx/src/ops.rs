@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use crate::compile::{CastTo, Kernel, Norm, Post, SvmClassifier, SvmRegressor};
 use crate::error::{Error, Result};
 use crate::proto::{Attribute, BOOL, DOUBLE, FLOAT, INT32, INT64, NodeProto, STRING, TensorProto};
 
@@ -21,7 +22,7 @@ pub struct Tensor {
     pub data: Data,
 }
 
-fn fail(node: &NodeProto, message: impl std::fmt::Display) -> Error {
+pub(crate) fn fail(node: &NodeProto, message: impl std::fmt::Display) -> Error {
     Error::Malformed {
         format: "ONNX",
         offset: node.offset,
@@ -142,32 +143,33 @@ impl Tensor {
     }
 }
 
-/// Attribute lookup for one node.
+/// Attribute lookup for one node, by name: for compiling it (`compile.rs`) and reading its
+/// graph, never while scoring.
 pub struct Attrs<'a>(pub &'a NodeProto);
 
 impl Attrs<'_> {
     pub(super) fn get(&self, name: &str) -> Option<&Attribute> {
         self.0.attributes.iter().find(|a| a.name == name)
     }
-    fn i(&self, name: &str, default: i64) -> i64 {
+    pub(crate) fn i(&self, name: &str, default: i64) -> i64 {
         self.get(name).and_then(|a| a.i).unwrap_or(default)
     }
-    fn f(&self, name: &str, default: f32) -> f32 {
+    pub(crate) fn f(&self, name: &str, default: f32) -> f32 {
         self.get(name).and_then(|a| a.f).unwrap_or(default)
     }
-    fn s(&self, name: &str, default: &str) -> String {
+    pub(crate) fn s(&self, name: &str, default: &str) -> String {
         self.get(name).and_then(|a| a.s.as_ref()).map_or_else(
             || default.to_string(),
             |s| String::from_utf8_lossy(s).into_owned(),
         )
     }
-    fn ints(&self, name: &str) -> Vec<i64> {
+    pub(crate) fn ints(&self, name: &str) -> Vec<i64> {
         self.get(name).map(|a| a.ints.clone()).unwrap_or_default()
     }
-    fn floats(&self, name: &str) -> Vec<f32> {
+    pub(crate) fn floats(&self, name: &str) -> Vec<f32> {
         self.get(name).map(|a| a.floats.clone()).unwrap_or_default()
     }
-    fn strings(&self, name: &str) -> Vec<String> {
+    pub(crate) fn strings(&self, name: &str) -> Vec<String> {
         self.get(name)
             .map(|a| {
                 a.strings
@@ -368,7 +370,7 @@ pub fn supported(domain: &str, op: &str) -> bool {
     Op::parse(domain, op).is_some()
 }
 
-fn sigmoid(x: f32) -> f32 {
+pub(crate) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
@@ -482,13 +484,10 @@ fn binary(
 
 /// The axes of a reduction or a (un)squeeze: the second input since opset 13, the `axes`
 /// attribute before.
-fn axes_of(node: &NodeProto, a: &Attrs, ins: &[Option<&Tensor>]) -> Result<Vec<i64>> {
+fn axes_of<'t>(node: &NodeProto, attr: &'t [i64], ins: &[Option<&'t Tensor>]) -> Result<&'t [i64]> {
     match ins.get(1).copied().flatten() {
-        Some(ax) => Ok(ax
-            .i()
-            .ok_or_else(|| fail(node, "axes that are not int64"))?
-            .to_vec()),
-        None => Ok(a.ints("axes")),
+        Some(ax) => ax.i().ok_or_else(|| fail(node, "axes that are not int64")),
+        None => Ok(attr),
     }
 }
 
@@ -832,14 +831,9 @@ pub enum Prepared {
     Walk(Ensemble),
 }
 
-/// Prepares a TreeEnsemble node; other nodes need nothing.
-pub fn prepare(node: &NodeProto) -> Result<Option<Prepared>> {
-    let a = Attrs(node);
-    let (prefix, n_out) = match node.op_type.as_str() {
-        "TreeEnsembleRegressor" => ("target", a.i("n_targets", 1).max(1) as usize),
-        "TreeEnsembleClassifier" => ("class", a.labels().map_or(0, |l| labels_len(&l))),
-        _ => return Ok(None),
-    };
+/// Prepares a tree ensemble node of `n_out` outputs, whose leaves are named by the attributes
+/// starting with `prefix` (`target` or `class`).
+pub(crate) fn prepare(node: &NodeProto, a: &Attrs, prefix: &str, n_out: usize) -> Result<Prepared> {
     if n_out == 0 {
         return Err(fail(node, "no class labels"));
     }
@@ -849,11 +843,11 @@ pub fn prepare(node: &NodeProto) -> Result<Option<Prepared>> {
         .copied()
         .max()
         .map_or(1, |m| m.max(0) as usize + 1);
-    let e = ensemble(node, &a, prefix, n_out, n_features)?;
-    Ok(Some(match lower(&e, n_out, n_features)? {
+    let e = ensemble(node, a, prefix, n_out, n_features)?;
+    Ok(match lower(&e, n_out, n_features)? {
         Some(ir) => Prepared::Ir(ir),
         None => Prepared::Walk(e),
-    }))
+    })
 }
 
 /// The ensemble as mlship's IR: `x <= t` splits in float32 (`<` becomes `<=` the float32 below
@@ -928,6 +922,13 @@ fn lower(
 }
 
 impl Prepared {
+    pub(crate) fn n_trees(&self) -> usize {
+        match self {
+            Prepared::Ir(ir) => ir.trees().len(),
+            Prepared::Walk(e) => e.roots.len(),
+        }
+    }
+
     /// The sum of leaf weights per output slot, row by row, for `n` rows of `c` columns.
     fn sums(
         &self,
@@ -1008,14 +1009,12 @@ impl Ensemble {
     }
 }
 
-fn post(node: &NodeProto, name: &str, v: &mut [f32], k: usize) -> Result<()> {
-    match name {
-        "NONE" => {}
-        "LOGISTIC" => v.iter_mut().for_each(|x| *x = sigmoid(*x)),
-        "SOFTMAX" => softmax_rows(v, k),
-        other => return Err(fail(node, format!("post_transform {other:?}"))),
+fn post(p: Post, v: &mut [f32], k: usize) {
+    match p {
+        Post::None => {}
+        Post::Logistic => v.iter_mut().for_each(|x| *x = sigmoid(*x)),
+        Post::Softmax => softmax_rows(v, k),
     }
-    Ok(())
 }
 
 fn label_tensor(labels: &Data, idx: &[usize]) -> Data {
@@ -1026,7 +1025,7 @@ fn label_tensor(labels: &Data, idx: &[usize]) -> Data {
     }
 }
 
-fn labels_len(d: &Data) -> usize {
+pub(crate) fn labels_len(d: &Data) -> usize {
     match d {
         Data::I(v) => v.len(),
         Data::S(v) => v.len(),
@@ -1044,14 +1043,8 @@ fn argmax(row: &[f32]) -> usize {
     b
 }
 
-/// Runs one node on its inputs; returns its outputs.
-pub fn run(
-    node: &NodeProto,
-    op: Op,
-    ins: &[Option<&Tensor>],
-    prepared: Option<&Prepared>,
-) -> Result<Vec<Tensor>> {
-    let a = Attrs(node);
+/// Runs one compiled node on its inputs; returns its outputs.
+pub fn run(node: &NodeProto, kernel: &Kernel, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let arg = |i: usize| -> Result<&Tensor> {
         ins.get(i)
             .copied()
@@ -1066,32 +1059,37 @@ pub fn run(
         })
     };
     let one = |t: Tensor| Ok(vec![t]);
-    match op {
-        Op::Identity | Op::ZipMap => one(arg(0)?.clone()),
-        Op::Cast => {
+    match kernel {
+        Kernel::Identity => one(arg(0)?.clone()),
+        &Kernel::Cast(to) => {
             let t = arg(0)?;
-            let to = a.i("to", FLOAT);
             let data = match (to, &t.data) {
-                (FLOAT | DOUBLE, Data::F(v)) => Data::F(v.clone()),
-                (FLOAT | DOUBLE, Data::I(v)) => Data::F(v.iter().map(|&x| x as f32).collect()),
-                (FLOAT | DOUBLE, Data::S(v)) => {
+                (CastTo::Float, Data::F(v)) => Data::F(v.clone()),
+                (CastTo::Float, Data::I(v)) => Data::F(v.iter().map(|&x| x as f32).collect()),
+                (CastTo::Float, Data::S(v)) => {
                     Data::F(v.iter().map(|s| s.parse().unwrap_or(f32::NAN)).collect())
                 }
-                (INT64 | INT32, Data::F(v)) => Data::I(v.iter().map(|&x| x as i64).collect()),
-                (INT64 | INT32, Data::I(v)) => Data::I(v.clone()),
-                (BOOL, Data::F(v)) => Data::I(v.iter().map(|&x| i64::from(x != 0.0)).collect()),
-                (BOOL, Data::I(v)) => Data::I(v.iter().map(|&x| i64::from(x != 0)).collect()),
-                (STRING, Data::I(v)) => Data::S(v.iter().map(i64::to_string).collect()),
-                (STRING, Data::F(v)) => Data::S(v.iter().map(f32::to_string).collect()),
-                (STRING, Data::S(v)) => Data::S(v.clone()),
-                (other, _) => return Err(fail(node, format!("a cast to element type {other}"))),
+                (CastTo::Int, Data::F(v)) => Data::I(v.iter().map(|&x| x as i64).collect()),
+                (CastTo::Int, Data::I(v)) => Data::I(v.clone()),
+                (CastTo::Bool, Data::F(v)) => {
+                    Data::I(v.iter().map(|&x| i64::from(x != 0.0)).collect())
+                }
+                (CastTo::Bool, Data::I(v)) => {
+                    Data::I(v.iter().map(|&x| i64::from(x != 0)).collect())
+                }
+                (CastTo::String, Data::I(v)) => Data::S(v.iter().map(i64::to_string).collect()),
+                (CastTo::String, Data::F(v)) => Data::S(v.iter().map(f32::to_string).collect()),
+                (CastTo::String, Data::S(v)) => Data::S(v.clone()),
+                (CastTo::Bool | CastTo::Int, Data::S(_)) => {
+                    return Err(fail(node, "a cast of strings to integers"));
+                }
             };
             one(Tensor {
                 shape: t.shape.clone(),
                 data,
             })
         }
-        Op::Reshape => {
+        Kernel::Reshape => {
             let t = arg(0)?;
             let spec = arg(1)?
                 .i()
@@ -1132,21 +1130,21 @@ pub fn run(
                 data: t.data.clone(),
             })
         }
-        Op::Flatten => {
+        &Kernel::Flatten { axis } => {
             let t = arg(0)?;
-            let ax = axis_of(node, a.i("axis", 1), t.shape.len() + 1)?;
+            let ax = axis_of(node, axis, t.shape.len() + 1)?;
             let outer: usize = t.shape[..ax].iter().product();
             one(Tensor {
                 shape: vec![outer, t.len() / outer.max(1)],
                 data: t.data.clone(),
             })
         }
-        Op::Concat => {
+        &Kernel::Concat { axis } => {
             let ts: Vec<&Tensor> = (0..ins.len()).map(arg).collect::<Result<_>>()?;
             let first = ts
                 .first()
                 .ok_or_else(|| fail(node, "nothing to concatenate"))?;
-            let ax = axis_of(node, a.i("axis", 0), first.shape.len())?;
+            let ax = axis_of(node, axis, first.shape.len())?;
             let mut shape = first.shape.clone();
             shape[ax] = 0;
             for t in &ts {
@@ -1184,12 +1182,12 @@ pub fn run(
             };
             one(Tensor { shape, data })
         }
-        Op::Gather => {
+        &Kernel::Gather { axis } => {
             let (t, idx) = (arg(0)?, arg(1)?);
             let ix = idx
                 .i()
                 .ok_or_else(|| fail(node, "indices that are not int64"))?;
-            let ax = axis_of(node, a.i("axis", 0), t.shape.len())?;
+            let ax = axis_of(node, axis, t.shape.len())?;
             let (outer, len, inner) = around(&t.shape, ax);
             let mut pick = Vec::with_capacity(ix.len());
             for &i in ix {
@@ -1223,87 +1221,17 @@ pub fn run(
             };
             one(Tensor { shape, data })
         }
-        Op::Add => one(binary(
-            node,
-            arg(0)?,
-            arg(1)?,
-            |x, y| x + y,
-            i64::wrapping_add,
-        )?),
-        Op::Sub => one(binary(
-            node,
-            arg(0)?,
-            arg(1)?,
-            |x, y| x - y,
-            i64::wrapping_sub,
-        )?),
-        Op::Mul => one(binary(
-            node,
-            arg(0)?,
-            arg(1)?,
-            |x, y| x * y,
-            i64::wrapping_mul,
-        )?),
-        Op::Div => one(binary(
-            node,
-            arg(0)?,
-            arg(1)?,
-            |x, y| x / y,
-            |x, y| if y == 0 { 0 } else { x / y },
-        )?),
-        Op::Pow => one(binary(node, arg(0)?, arg(1)?, f32::powf, |x, y| {
-            x.wrapping_pow(y.clamp(0, 64) as u32)
-        })?),
-        Op::Exp => one(float_map(arg(0)?, f32::exp)?),
-        Op::Sqrt => one(float_map(arg(0)?, f32::sqrt)?),
-        Op::Relu => one(float_map(arg(0)?, |x| x.max(0.0))?),
-        Op::Sigmoid => one(float_map(arg(0)?, sigmoid)?),
-        Op::Tanh => one(float_map(arg(0)?, f32::tanh)?),
-        Op::Abs => one(float_map(arg(0)?, f32::abs)?),
-        Op::Log => one(float_map(arg(0)?, f32::ln)?),
-        Op::Neg => one(float_map(arg(0)?, |x| -x)?),
-        Op::ReduceSum
-        | Op::ReduceSumSquare
-        | Op::ReduceLogSumExp
-        | Op::ReduceMean
-        | Op::ReduceMax
-        | Op::ReduceMin
-        | Op::ReduceProd => {
+        &Kernel::Arith(f, fi) => one(binary(node, arg(0)?, arg(1)?, f, fi)?),
+        &Kernel::Map(f) => one(float_map(arg(0)?, f)?),
+        Kernel::Reduce { f, keep, axes } => {
             let t = arg(0)?;
-            let axes = axes_of(node, &a, ins)?;
-            let keep = a.i("keepdims", 1) != 0;
-            let f: fn(&[f32]) -> f32 = match op {
-                Op::ReduceSum => |v| v.iter().sum(),
-                Op::ReduceSumSquare => |v| v.iter().map(|x| x * x).sum(),
-                Op::ReduceMean => |v| v.iter().sum::<f32>() / v.len() as f32,
-                Op::ReduceMax => |v| v.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-                Op::ReduceMin => |v| v.iter().copied().fold(f32::INFINITY, f32::min),
-                Op::ReduceProd => |v| v.iter().product(),
-                _ => |v| {
-                    let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    if m.is_infinite() {
-                        return m;
-                    }
-                    m + v.iter().map(|x| (x - m).exp()).sum::<f32>().ln()
-                },
-            };
-            one(reduce(node, t, &axes, keep, f)?)
+            let axes = axes_of(node, axes, ins)?;
+            one(reduce(node, t, axes, *keep, *f)?)
         }
-        Op::ArgMax | Op::ArgMin => {
-            if a.i("select_last_index", 0) != 0 {
-                return Err(fail(node, "select_last_index"));
-            }
-            one(argext(
-                node,
-                arg(0)?,
-                a.i("axis", 0),
-                a.i("keepdims", 1) != 0,
-                op == Op::ArgMax,
-            )?)
-        }
-        Op::Softmax => {
+        &Kernel::ArgExt { axis, keep, max } => one(argext(node, arg(0)?, axis, keep, max)?),
+        &Kernel::Softmax { axis } => {
             let t = arg(0)?;
-            let ax = axis_of(node, a.i("axis", -1), t.shape.len())?;
+            let ax = axis_of(node, axis, t.shape.len())?;
             if ax + 1 != t.shape.len() {
                 return Err(fail(node, "Softmax over an axis other than the last"));
             }
@@ -1317,22 +1245,20 @@ pub fn run(
                 data: Data::F(v),
             })
         }
-        Op::MatMul => {
+        Kernel::MatMul => {
             let (v, m, n) = matmul(node, arg(0)?, arg(1)?, false, false)?;
             one(Tensor {
                 shape: vec![m, n],
                 data: Data::F(v),
             })
         }
-        Op::Gemm => {
-            let (v, m, n) = matmul(
-                node,
-                arg(0)?,
-                arg(1)?,
-                a.i("transA", 0) != 0,
-                a.i("transB", 0) != 0,
-            )?;
-            let (alpha, beta) = (a.f("alpha", 1.0), a.f("beta", 1.0));
+        &Kernel::Gemm {
+            trans_a,
+            trans_b,
+            alpha,
+            beta,
+        } => {
+            let (v, m, n) = matmul(node, arg(0)?, arg(1)?, trans_a, trans_b)?;
             let mut out = Tensor {
                 shape: vec![m, n],
                 data: Data::F(v.iter().map(|x| alpha * x).collect()),
@@ -1352,7 +1278,7 @@ pub fn run(
             }
             one(out)
         }
-        Op::ArrayFeatureExtractor => {
+        Kernel::ArrayFeatureExtractor => {
             let (t, idx) = (arg(0)?, arg(1)?);
             let ix = idx
                 .i()
@@ -1385,10 +1311,12 @@ pub fn run(
             };
             one(Tensor { shape, data })
         }
-        Op::OneHotEncoder => {
+        Kernel::OneHotEncoder {
+            zeros,
+            ints,
+            strings: strs,
+        } => {
             let t = arg(0)?;
-            let zeros = a.i("zeros", 1) != 0;
-            let (ints, strs) = (a.ints("cats_int64s"), a.strings("cats_strings"));
             let k = ints.len().max(strs.len());
             bounded(node, &[t.len(), k])?;
             let mut out = vec![0.0f32; t.len() * k];
@@ -1400,7 +1328,7 @@ pub fn run(
                 };
                 match hit {
                     Some(c) => out[r * k + c] = 1.0,
-                    None if zeros => {}
+                    None if *zeros => {}
                     None => {
                         return Err(Error::Model(mlship_model::Error::Invalid(format!(
                             "row {r}: a category the ONNX OneHotEncoder does not know"
@@ -1415,28 +1343,26 @@ pub fn run(
                 data: Data::F(out),
             })
         }
-        Op::Scaler => {
+        Kernel::Scaler { offset, scale } => {
             let t = arg(0)?;
             let (n, c, xs) = rows_of(node, t)?;
-            let (off, sc) = (a.floats("offset"), a.floats("scale"));
             let get = |v: &[f32], j: usize, d: f32| match v.len() {
                 0 => d,
                 1 => v[0],
                 _ => v.get(j).copied().unwrap_or(d),
             };
             let out = (0..n * c)
-                .map(|k| (xs[k] - get(&off, k % c, 0.0)) * get(&sc, k % c, 1.0))
+                .map(|k| (xs[k] - get(offset, k % c, 0.0)) * get(scale, k % c, 1.0))
                 .collect();
             one(Tensor {
                 shape: vec![n, c],
                 data: Data::F(out),
             })
         }
-        Op::Imputer => {
+        Kernel::Imputer { fill, marker } => {
             let t = arg(0)?;
             let (n, c, xs) = rows_of(node, t)?;
-            let fill = a.floats("imputed_value_floats");
-            let marker = a.f("replaced_value_float", f32::NAN);
+            let marker = *marker;
             let out = (0..n * c)
                 .map(|k| {
                     let x = xs[k];
@@ -1461,17 +1387,15 @@ pub fn run(
                 data: Data::F(out),
             })
         }
-        Op::Normalizer => {
+        &Kernel::Normalizer(norm) => {
             let t = arg(0)?;
             let (n, c, xs) = rows_of(node, t)?;
-            let norm = a.s("norm", "MAX");
             let mut out = xs.to_vec();
             for row in out.chunks_mut(c.max(1)) {
-                let d: f32 = match norm.as_str() {
-                    "MAX" => row.iter().map(|x| x.abs()).fold(0.0, f32::max),
-                    "L1" => row.iter().map(|x| x.abs()).sum(),
-                    "L2" => row.iter().map(|x| x * x).sum::<f32>().sqrt(),
-                    other => return Err(fail(node, format!("norm {other:?}"))),
+                let d: f32 = match norm {
+                    Norm::Max => row.iter().map(|x| x.abs()).fold(0.0, f32::max),
+                    Norm::L1 => row.iter().map(|x| x.abs()).sum(),
+                    Norm::L2 => row.iter().map(|x| x * x).sum::<f32>().sqrt(),
                 };
                 if d != 0.0 {
                     row.iter_mut().for_each(|x| *x /= d);
@@ -1482,12 +1406,14 @@ pub fn run(
                 data: Data::F(out),
             })
         }
-        Op::LinearRegressor => {
-            let t = arg(0)?;
+        Kernel::LinearRegressor {
+            coefficients: coef,
+            intercepts: icpt,
+            targets,
+            post: pt,
+        } => {
+            let (t, targets) = (arg(0)?, *targets);
             let (n, c, xs) = rows_of(node, t)?;
-            let coef = a.floats("coefficients");
-            let targets = a.i("targets", 1).max(1) as usize;
-            let icpt = a.floats("intercepts");
             if coef.len() != targets * c {
                 return Err(fail(
                     node,
@@ -1507,19 +1433,21 @@ pub fn run(
                     out[r * targets + k] = s;
                 }
             }
-            post(node, &a.s("post_transform", "NONE"), &mut out, targets)?;
+            post(*pt, &mut out, targets);
             one(Tensor {
                 shape: vec![n, targets],
                 data: Data::F(out),
             })
         }
-        Op::LinearClassifier => {
+        Kernel::LinearClassifier {
+            labels,
+            coefficients: coef,
+            intercepts: icpt,
+            post: pt,
+        } => {
             let t = arg(0)?;
             let (n, c, xs) = rows_of(node, t)?;
-            let labels = a.labels().ok_or_else(|| fail(node, "no class labels"))?;
-            let k = labels_len(&labels);
-            let coef = a.floats("coefficients");
-            let icpt = a.floats("intercepts");
+            let k = labels_len(labels);
             if c == 0 || coef.len() % c != 0 {
                 return Err(fail(node, "coefficients that do not fit the features"));
             }
@@ -1534,13 +1462,12 @@ pub fn run(
                     sc[r * m + q] = s;
                 }
             }
-            let pt = a.s("post_transform", "NONE");
             let (probs, idx): (Vec<f32>, Vec<usize>) = if m == 1 && k == 2 {
                 let idx = sc.iter().map(|&s| usize::from(s > 0.0)).collect();
                 let mut p = Vec::with_capacity(2 * n);
                 for &s in &sc {
-                    match pt.as_str() {
-                        "LOGISTIC" => p.extend([1.0 - sigmoid(s), sigmoid(s)]),
+                    match pt {
+                        Post::Logistic => p.extend([1.0 - sigmoid(s), sigmoid(s)]),
                         _ => p.extend([-s, s]),
                     }
                 }
@@ -1548,7 +1475,7 @@ pub fn run(
             } else if m == k {
                 let idx = sc.chunks(m).map(argmax).collect();
                 let mut p = sc.clone();
-                post(node, &pt, &mut p, m)?;
+                post(*pt, &mut p, m);
                 (p, idx)
             } else {
                 return Err(fail(node, format!("{m} score columns for {k} classes")));
@@ -1556,7 +1483,7 @@ pub fn run(
             Ok(vec![
                 Tensor {
                     shape: vec![n],
-                    data: label_tensor(&labels, &idx),
+                    data: label_tensor(labels, &idx),
                 },
                 Tensor {
                     shape: vec![n, k],
@@ -1564,65 +1491,57 @@ pub fn run(
                 },
             ])
         }
-        Op::TreeEnsembleRegressor => {
-            let t = arg(0)?;
+        Kernel::TreeRegressor {
+            trees,
+            n_trees,
+            targets,
+            base,
+            average,
+            post: pt,
+        } => {
+            let (t, targets) = (arg(0)?, *targets);
             let (n, c, xs) = rows_of(node, t)?;
-            let targets = a.i("n_targets", 1).max(1) as usize;
-            let p = prepared.ok_or_else(|| fail(node, "not prepared"))?;
-            let n_trees = match p {
-                Prepared::Ir(ir) => ir.trees().len(),
-                Prepared::Walk(e) => e.roots.len(),
-            };
-            let sums = p.sums(node, &xs, n, c, targets)?;
-            let base = a.floats("base_values");
-            let agg = a.s("aggregate_function", "SUM");
+            let sums = trees.sums(node, &xs, n, c, targets)?;
             let mut out = vec![0.0f32; n * targets];
             for r in 0..n {
                 let acc = &sums[r * targets..(r + 1) * targets];
                 for k in 0..targets {
-                    let v = match agg.as_str() {
-                        "SUM" => acc[k],
-                        "AVERAGE" => acc[k] / n_trees.max(1) as f64,
-                        other => return Err(fail(node, format!("aggregate_function {other:?}"))),
+                    let v = if *average {
+                        acc[k] / (*n_trees).max(1) as f64
+                    } else {
+                        acc[k]
                     };
                     out[r * targets + k] =
                         (v + f64::from(base.get(k).copied().unwrap_or(0.0))) as f32;
                 }
             }
-            post(node, &a.s("post_transform", "NONE"), &mut out, targets)?;
+            post(*pt, &mut out, targets);
             one(Tensor {
                 shape: vec![n, targets],
                 data: Data::F(out),
             })
         }
-        Op::TreeEnsembleClassifier => {
+        Kernel::TreeClassifier {
+            trees,
+            labels,
+            base,
+            binary,
+            post: pt,
+        } => {
             let t = arg(0)?;
             let (n, c, xs) = rows_of(node, t)?;
-            let labels = a.labels().ok_or_else(|| fail(node, "no class labels"))?;
-            let k = labels_len(&labels);
-            let sums = prepared
-                .ok_or_else(|| fail(node, "not prepared"))?
-                .sums(node, &xs, n, c, k)?;
-            let base = a.floats("base_values");
-            let ids = a.ints("class_ids");
-            let binary = k == 2 && !ids.is_empty() && ids.iter().all(|&i| i == ids[0]);
-            let pt = a.s("post_transform", "NONE");
+            let k = labels_len(labels);
+            let sums = trees.sums(node, &xs, n, c, k)?;
             let mut probs = Vec::with_capacity(n * k);
             let mut idx = Vec::with_capacity(n);
             for r in 0..n {
                 let acc = &sums[r * k..(r + 1) * k];
-                if binary {
-                    let s = (acc[ids[0] as usize] + f64::from(base.first().copied().unwrap_or(0.0)))
-                        as f32;
-                    let row = match pt.as_str() {
-                        "LOGISTIC" => [1.0 - sigmoid(s), sigmoid(s)],
-                        "NONE" => [1.0 - s, s],
-                        other => {
-                            return Err(fail(
-                                node,
-                                format!("post_transform {other:?} for two classes"),
-                            ));
-                        }
+                if let Some(slot) = *binary {
+                    let s = (acc[slot] + f64::from(base.first().copied().unwrap_or(0.0))) as f32;
+                    // Compiling refused SOFTMAX for two classes.
+                    let row = match pt {
+                        Post::Logistic => [1.0 - sigmoid(s), sigmoid(s)],
+                        _ => [1.0 - s, s],
                     };
                     idx.push(usize::from(row[1] > row[0]));
                     probs.extend(row);
@@ -1631,14 +1550,14 @@ pub fn run(
                         .map(|j| (acc[j] + f64::from(base.get(j).copied().unwrap_or(0.0))) as f32)
                         .collect();
                     idx.push(argmax(&row));
-                    post(node, &pt, &mut row, k)?;
+                    post(*pt, &mut row, k);
                     probs.extend(row);
                 }
             }
             Ok(vec![
                 Tensor {
                     shape: vec![n],
-                    data: label_tensor(&labels, &idx),
+                    data: label_tensor(labels, &idx),
                 },
                 Tensor {
                     shape: vec![n, k],
@@ -1646,20 +1565,10 @@ pub fn run(
                 },
             ])
         }
-        Op::SVMClassifier => svm(node, &a, arg(0)?),
-        Op::SVMRegressor => svm_regressor(node, &a, arg(0)?),
-        Op::Less | Op::LessOrEqual | Op::Greater | Op::GreaterOrEqual | Op::Equal => {
-            use std::cmp::Ordering::{Equal, Greater, Less};
-            let keep: fn(std::cmp::Ordering) -> bool = match op {
-                Op::Less => |o| o == Less,
-                Op::LessOrEqual => |o| o != Greater,
-                Op::Greater => |o| o == Greater,
-                Op::GreaterOrEqual => |o| o != Less,
-                _ => |o| o == Equal,
-            };
-            one(compare(node, arg(0)?, arg(1)?, keep)?)
-        }
-        Op::Not => {
+        Kernel::SvmClassifier(m) => svm(node, m, arg(0)?),
+        Kernel::SvmRegressor(m) => svm_regressor(node, m, arg(0)?),
+        &Kernel::Compare(keep) => one(compare(node, arg(0)?, arg(1)?, keep)?),
+        Kernel::Not => {
             let t = arg(0)?;
             let v = t.i().ok_or_else(|| fail(node, "a non-boolean input"))?;
             one(Tensor {
@@ -1667,33 +1576,22 @@ pub fn run(
                 data: Data::I(v.iter().map(|&x| i64::from(x == 0)).collect()),
             })
         }
-        Op::And | Op::Or | Op::Xor => {
+        &Kernel::Logic(f) => {
             let (x, y) = (arg(0)?, arg(1)?);
             if x.i().is_none() || y.i().is_none() {
                 return Err(fail(node, "non-boolean inputs"));
             }
-            let f: fn(i64, i64) -> i64 = match op {
-                Op::And => |p, q| i64::from(p != 0 && q != 0),
-                Op::Or => |p, q| i64::from(p != 0 || q != 0),
-                _ => |p, q| i64::from((p != 0) != (q != 0)),
-            };
             one(binary(node, x, y, |_, _| f32::NAN, f)?)
         }
-        Op::Where => one(select(node, arg(0)?, arg(1)?, arg(2)?)?),
-        Op::Sum | Op::Mean | Op::Min | Op::Max => {
+        Kernel::Where => one(select(node, arg(0)?, arg(1)?, arg(2)?)?),
+        &Kernel::Fold { f, fi, mean } => {
             let ts: Vec<&Tensor> = (0..ins.len()).map(arg).collect::<Result<_>>()?;
             let (first, rest) = ts.split_first().ok_or_else(|| fail(node, "no inputs"))?;
-            type Pair = (fn(f32, f32) -> f32, fn(i64, i64) -> i64);
-            let (f, fi): Pair = match op {
-                Op::Min => (f32::min, i64::min),
-                Op::Max => (f32::max, i64::max),
-                _ => (|x, y| x + y, i64::wrapping_add),
-            };
             let mut acc = (*first).clone();
             for t in rest {
                 acc = binary(node, &acc, t, f, fi)?;
             }
-            if op == Op::Mean {
+            if mean {
                 let k = ts.len() as f32;
                 acc = float_map(&acc, |x| x)?;
                 if let Data::F(v) = &mut acc.data {
@@ -1702,40 +1600,25 @@ pub fn run(
             }
             one(acc)
         }
-        Op::Sign => one(float_map(arg(0)?, |x| {
-            if x > 0.0 {
-                1.0
-            } else if x < 0.0 {
-                -1.0
-            } else {
-                x
-            }
-        })?),
-        Op::Floor => one(float_map(arg(0)?, f32::floor)?),
-        Op::Ceil => one(float_map(arg(0)?, f32::ceil)?),
-        Op::Reciprocal => one(float_map(arg(0)?, f32::recip)?),
-        Op::Clip => {
+        &Kernel::Clip { min, max } => {
             let t = arg(0)?;
             // Opset 11 and later give the bounds as inputs, earlier ones as attributes.
-            let bound = |i: usize, attr: &str, default: f32| -> Result<f32> {
+            let bound = |i: usize, attr: f32| -> Result<f32> {
                 match ins.get(i).copied().flatten() {
                     Some(b) => b
                         .f()
                         .and_then(|v| v.first().copied())
                         .ok_or_else(|| fail(node, "a bound that is not one float")),
-                    None => Ok(a.f(attr, default)),
+                    None => Ok(attr),
                 }
             };
-            let (lo, hi) = (
-                bound(1, "min", f32::NEG_INFINITY)?,
-                bound(2, "max", f32::INFINITY)?,
-            );
+            let (lo, hi) = (bound(1, min)?, bound(2, max)?);
             one(float_map_with(node, t, |x| x.max(lo).min(hi))?)
         }
-        Op::Squeeze | Op::Unsqueeze => {
+        Kernel::Squeeze { axes } | Kernel::Unsqueeze { axes } => {
             let t = arg(0)?;
-            let axes = axes_of(node, &a, ins)?;
-            let shape = if op == Op::Squeeze {
+            let axes = axes_of(node, axes, ins)?;
+            let shape = if matches!(kernel, Kernel::Squeeze { .. }) {
                 let ax: Vec<usize> = axes
                     .iter()
                     .map(|&x| axis_of(node, x, t.shape.len()))
@@ -1778,9 +1661,9 @@ pub fn run(
                 data: t.data.clone(),
             })
         }
-        Op::Transpose => one(transpose(node, arg(0)?, &a.ints("perm"))?),
-        Op::TopK => top_k(node, &a, arg(0)?, arg(1)?),
-        Op::CumSum => {
+        Kernel::Transpose { perm } => one(transpose(node, arg(0)?, perm)?),
+        &Kernel::TopK { axis, largest } => top_k(node, axis, largest, arg(0)?, arg(1)?),
+        &Kernel::CumSum { exclusive, reverse } => {
             let t = arg(0)?;
             let axis = arg(1)?
                 .i()
@@ -1788,7 +1671,6 @@ pub fn run(
                 .ok_or_else(|| fail(node, "an axis that is not one int64"))?;
             let ax = axis_of(node, axis, t.shape.len())?;
             let (outer, len, inner) = around(&t.shape, ax);
-            let (exclusive, reverse) = (a.i("exclusive", 0) != 0, a.i("reverse", 0) != 0);
             let v = t.f().ok_or_else(|| fail(node, "a non-float input"))?;
             let mut out = vec![0.0f32; v.len()];
             for o in 0..outer {
@@ -1812,7 +1694,7 @@ pub fn run(
                 data: Data::F(out),
             })
         }
-        Op::GatherElements => {
+        &Kernel::GatherElements { axis } => {
             let (t, idx) = (arg(0)?, arg(1)?);
             let ix = idx
                 .i()
@@ -1821,7 +1703,7 @@ pub fn run(
             if idx.shape.len() != rank {
                 return Err(fail(node, "indices of another rank than the data"));
             }
-            let ax = axis_of(node, a.i("axis", 0), rank)?;
+            let ax = axis_of(node, axis, rank)?;
             let len = t.shape[ax];
             // Strides of the data; the output has the indices' shape.
             let mut strides = vec![1usize; rank];
@@ -1857,11 +1739,11 @@ pub fn run(
                 data,
             })
         }
-        Op::Shape => {
+        &Kernel::Shape { start, end } => {
             let t = arg(0)?;
             let rank = t.shape.len() as i64;
             let clamp = |x: i64| (if x < 0 { x + rank } else { x }).clamp(0, rank) as usize;
-            let (start, end) = (clamp(a.i("start", 0)), clamp(a.i("end", rank)));
+            let (start, end) = (clamp(start), clamp(end.unwrap_or(rank)));
             let dims: Vec<i64> = t.shape[start..end.max(start)]
                 .iter()
                 .map(|&d| d as i64)
@@ -1871,7 +1753,7 @@ pub fn run(
                 data: Data::I(dims),
             })
         }
-        Op::ConstantOfShape => {
+        Kernel::ConstantOfShape { value } => {
             let dims = arg(0)?
                 .i()
                 .ok_or_else(|| fail(node, "a shape that is not int64"))?;
@@ -1880,38 +1762,35 @@ pub fn run(
                 .map(|&d| usize::try_from(d).map_err(|_| fail(node, format!("the shape {dims:?}"))))
                 .collect::<Result<_>>()?;
             let n = bounded(node, &shape)?;
-            let value = match a.get("value").and_then(|v| v.t.as_ref()) {
-                Some(t) => Tensor::from_proto(t)?,
-                None => Tensor {
-                    shape: vec![1],
-                    data: Data::F(vec![0.0]),
-                },
-            };
-            let data = match &value.data {
-                Data::F(v) if v.len() == 1 => Data::F(vec![v[0]; n]),
-                Data::I(v) if v.len() == 1 => Data::I(vec![v[0]; n]),
-                _ => return Err(fail(node, "a value that is not one number")),
+            // Compiling checked the value is one number.
+            let data = match value {
+                Data::F(v) => Data::F(vec![v.first().copied().unwrap_or(0.0); n]),
+                Data::I(v) => Data::I(vec![v.first().copied().unwrap_or(0); n]),
+                Data::S(_) => return Err(fail(node, "a value that is not one number")),
             };
             one(Tensor { shape, data })
         }
-        Op::Binarizer => {
-            let threshold = a.f("threshold", 0.0);
-            one(float_map_with(node, arg(0)?, |x| {
-                if x > threshold { 1.0 } else { 0.0 }
-            })?)
-        }
+        &Kernel::Binarizer { threshold } => one(float_map_with(node, arg(0)?, |x| {
+            if x > threshold { 1.0 } else { 0.0 }
+        })?),
     }
 }
 
 /// `TopK`: the `k` largest (or smallest) values along an axis and their indices, sorted, ties
 /// to the lower index as onnxruntime breaks them.
-fn top_k(node: &NodeProto, a: &Attrs, t: &Tensor, k: &Tensor) -> Result<Vec<Tensor>> {
+fn top_k(
+    node: &NodeProto,
+    axis: i64,
+    largest: bool,
+    t: &Tensor,
+    k: &Tensor,
+) -> Result<Vec<Tensor>> {
     let k = k
         .i()
         .and_then(|v| v.first().copied())
         .filter(|&k| k >= 0)
         .ok_or_else(|| fail(node, "a k that is not one non-negative int64"))? as usize;
-    let ax = axis_of(node, a.i("axis", -1), t.shape.len())?;
+    let ax = axis_of(node, axis, t.shape.len())?;
     let (outer, len, inner) = around(&t.shape, ax);
     if k > len {
         return Err(fail(
@@ -1919,7 +1798,6 @@ fn top_k(node: &NodeProto, a: &Attrs, t: &Tensor, k: &Tensor) -> Result<Vec<Tens
             format!("k = {k} is larger than the axis ({len})"),
         ));
     }
-    let largest = a.i("largest", 1) != 0;
     let v = t.f().ok_or_else(|| fail(node, "a non-float input"))?;
     let mut shape = t.shape.clone();
     shape[ax] = k;
@@ -2075,47 +1953,13 @@ fn transpose(node: &NodeProto, t: &Tensor, perm: &[i64]) -> Result<Tensor> {
     Ok(Tensor { shape, data })
 }
 
-/// The kernel of libsvm's models between a row and a support vector.
-fn svm_kernel(
-    node: &NodeProto,
-    kernel: &str,
-    (gamma, coef0, degree): (f32, f32, f32),
-    x: &[f32],
-    v: &[f32],
-) -> Result<f32> {
-    let dot = || x.iter().zip(v).map(|(a, b)| a * b).sum::<f32>();
-    match kernel {
-        "LINEAR" => Ok(dot()),
-        "POLY" => Ok((gamma * dot() + coef0).powf(degree)),
-        "RBF" => Ok((-gamma * x.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum::<f32>()).exp()),
-        "SIGMOID" => Ok((gamma * dot() + coef0).tanh()),
-        other => Err(fail(node, format!("kernel {other:?}"))),
-    }
-}
-
-fn kernel_params(a: &Attrs) -> (f32, f32, f32) {
-    let kp = a.floats("kernel_params");
-    (
-        kp.first().copied().unwrap_or(0.0),
-        kp.get(1).copied().unwrap_or(0.0),
-        kp.get(2).copied().unwrap_or(3.0),
-    )
-}
-
 /// libsvm's regression and one-class models: the kernel expansion plus rho, as onnxruntime runs
 /// it (`one_class` gives 1 or -1 by the sign).
-fn svm_regressor(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>> {
+fn svm_regressor(node: &NodeProto, m: &SvmRegressor, t: &Tensor) -> Result<Vec<Tensor>> {
     let (n, c, xs) = rows_of(node, t)?;
-    let sv = a.floats("support_vectors");
-    let coef = a.floats("coefficients");
-    let rho = a.floats("rho");
-    let kernel = a.s("kernel_type", "LINEAR");
-    let params = kernel_params(a);
-    let one_class = a.i("one_class", 0) != 0;
-    let n_sv = a.i("n_supports", 0).max(0) as usize;
+    let (sv, coef, n_sv) = (&m.support_vectors, &m.coefficients, m.n_supports);
     let linear_only = n_sv == 0;
-    if rho.len() != 1
-        || (!linear_only && (sv.len() != n_sv * c || coef.len() != n_sv))
+    if (!linear_only && (sv.len() != n_sv * c || coef.len() != n_sv))
         || (linear_only && coef.len() != c)
     {
         return Err(fail(
@@ -2128,22 +1972,19 @@ fn svm_regressor(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>>
         let x = &xs[r * c..(r + 1) * c];
         let mut s = if linear_only {
             // Without support vectors, the coefficients are a linear model's weights.
-            x.iter().zip(&coef).map(|(p, q)| p * q).sum::<f32>()
+            x.iter().zip(coef).map(|(p, q)| p * q).sum::<f32>()
         } else {
             let mut s = 0.0f32;
             for (j, w) in coef.iter().enumerate() {
-                s += w * svm_kernel(node, &kernel, params, x, &sv[j * c..(j + 1) * c])?;
+                s += w * m.kernel.eval(x, &sv[j * c..(j + 1) * c]);
             }
             s
         };
-        s += rho[0];
-        if one_class {
+        s += m.rho;
+        if m.one_class {
             s = if s > 0.0 { 1.0 } else { -1.0 };
         }
         out.push(s);
-    }
-    if a.s("post_transform", "NONE") != "NONE" {
-        return Err(fail(node, "an SVMRegressor post_transform other than NONE"));
     }
     Ok(vec![Tensor {
         shape: vec![n, 1],
@@ -2152,58 +1993,32 @@ fn svm_regressor(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>>
 }
 
 /// libsvm's one-against-one classifier, as onnxruntime runs it (no probabilities).
-fn svm(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>> {
+fn svm(node: &NodeProto, m: &SvmClassifier, t: &Tensor) -> Result<Vec<Tensor>> {
     let (n, c, xs) = rows_of(node, t)?;
-    let labels = a.labels().ok_or_else(|| fail(node, "no class labels"))?;
-    let k = labels_len(&labels);
-    let (prob_a, prob_b) = (a.floats("prob_a"), a.floats("prob_b"));
-    let platt = !prob_a.is_empty();
-    if platt && (prob_a.len() != k * (k - 1) / 2 || prob_b.len() != prob_a.len()) {
-        return Err(fail(
-            node,
-            "prob_a and prob_b need one value per class pair",
-        ));
-    }
-    let (prob_a, prob_b): (Vec<f64>, Vec<f64>) = (
-        prob_a.iter().map(|&x| f64::from(x)).collect(),
-        prob_b.iter().map(|&x| f64::from(x)).collect(),
-    );
-    let per_class: Vec<usize> = a
-        .ints("vectors_per_class")
-        .iter()
-        .map(|&v| v.max(0) as usize)
-        .collect();
-    let sv = a.floats("support_vectors");
-    let coef = a.floats("coefficients");
-    let rho = a.floats("rho");
-    let params = kernel_params(a);
+    let SvmClassifier {
+        labels,
+        k,
+        prob_a,
+        prob_b,
+        per_class,
+        starts,
+        support_vectors: sv,
+        coefficients: coef,
+        rho,
+        kernel,
+    } = m;
+    let (k, platt) = (*k, !prob_a.is_empty());
     let total: usize = per_class.iter().sum();
-    if per_class.len() != k
-        || sv.len() != total * c
-        || coef.len() != total * (k - 1).max(1)
-        || rho.len() != k * (k - 1) / 2
-    {
-        return Err(fail(
-            node,
-            "support vectors, coefficients or rho do not fit the classes",
-        ));
+    if sv.len() != total * c {
+        return Err(fail(node, "support vectors that do not fit the features"));
     }
-    let kernel = a.s("kernel_type", "LINEAR");
-    let starts: Vec<usize> = per_class
-        .iter()
-        .scan(0, |s, &v| {
-            let r = *s;
-            *s += v;
-            Some(r)
-        })
-        .collect();
     let mut idx = Vec::with_capacity(n);
     let mut scores = Vec::with_capacity(n * k);
     for r in 0..n {
         let x = &xs[r * c..(r + 1) * c];
         let kv: Vec<f32> = (0..total)
-            .map(|s| svm_kernel(node, &kernel, params, x, &sv[s * c..(s + 1) * c]))
-            .collect::<Result<_>>()?;
+            .map(|s| kernel.eval(x, &sv[s * c..(s + 1) * c]))
+            .collect();
         let mut votes = vec![0usize; k];
         let mut p = 0;
         let mut last = 0.0f32;
@@ -2230,7 +2045,7 @@ fn svm(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>> {
         if platt {
             // libsvm's pairwise coupling of the Platt-scaled pair decisions, as scikit-learn's
             // predict_proba and onnxruntime compute it.
-            let p = mlship_model::pairwise_probability(&pairs, &prob_a, &prob_b, k);
+            let p = mlship_model::pairwise_probability(&pairs, prob_a, prob_b, k);
             scores.extend(p.iter().map(|&x| x as f32));
         } else if k == 2 {
             scores.extend([-last, last]);
@@ -2244,7 +2059,7 @@ fn svm(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>> {
     Ok(vec![
         Tensor {
             shape: vec![n],
-            data: label_tensor(&labels, &idx),
+            data: label_tensor(labels, &idx),
         },
         Tensor {
             shape: vec![n, width],
@@ -2257,14 +2072,11 @@ fn svm(node: &NodeProto, a: &Attrs, t: &Tensor) -> Result<Vec<Tensor>> {
 mod tests {
     use super::*;
 
-    /// Runs a node as the scorer does: its operator resolved from its domain and type first.
-    fn run_node(
-        node: &NodeProto,
-        ins: &[Option<&Tensor>],
-        prepared: Option<&Prepared>,
-    ) -> Result<Vec<Tensor>> {
+    /// Runs a node as the scorer does: its operator resolved from its domain and type, and
+    /// compiled with its attributes, first.
+    fn run_node(node: &NodeProto, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         let op = Op::parse(&node.domain, &node.op_type).expect("an operator mlship runs");
-        run(node, op, ins, prepared)
+        run(node, &crate::compile::compile(node, op)?, ins)
     }
 
     fn node(op: &str, attributes: Vec<Attribute>) -> NodeProto {
@@ -2309,7 +2121,7 @@ mod tests {
 
     fn run1(op: &str, attrs: Vec<Attribute>, ins: &[&Tensor]) -> Tensor {
         let ins: Vec<Option<&Tensor>> = ins.iter().map(|t| Some(*t)).collect();
-        run_node(&node(op, attrs), &ins, None).unwrap().remove(0)
+        run_node(&node(op, attrs), &ins).unwrap().remove(0)
     }
 
     fn floats(t: &Tensor) -> Vec<f32> {
@@ -2370,12 +2182,7 @@ mod tests {
     #[test]
     fn top_k_cumsum_and_gather_elements() {
         let x = f(&[2, 3], &[3.0, 1.0, 2.0, 5.0, 5.0, 4.0]);
-        let out = run_node(
-            &node("TopK", vec![]),
-            &[Some(&x), Some(&i(&[1], &[2]))],
-            None,
-        )
-        .unwrap();
+        let out = run_node(&node("TopK", vec![]), &[Some(&x), Some(&i(&[1], &[2]))]).unwrap();
         assert_eq!(floats(&out[0]), [3.0, 2.0, 5.0, 5.0]);
         assert_eq!(int_values(&out[1]), [0, 2, 0, 1], "ties to the lower index");
         let c = run1("CumSum", vec![], &[&x, &i(&[], &[1])]);
@@ -2395,7 +2202,6 @@ mod tests {
         let bad = run_node(
             &node("GatherElements", vec![]),
             &[Some(&x), Some(&i(&[1, 1], &[7]))],
-            None,
         );
         assert!(bad.is_err(), "an index past the data");
     }
@@ -2424,13 +2230,11 @@ mod tests {
         let bad = run_node(
             &node("Squeeze", vec![ints_attr("axes", vec![0])]),
             &[Some(&x)],
-            None,
         );
         assert!(bad.is_err(), "an axis of length 2 cannot be squeezed");
         let perm = run_node(
             &node("Transpose", vec![ints_attr("perm", vec![0, 0])]),
             &[Some(&x)],
-            None,
         );
         assert!(perm.is_err(), "a permutation repeats no axis");
     }
