@@ -10,6 +10,7 @@ mod func;
 mod lower;
 mod parse;
 mod write;
+mod xml;
 
 pub use write::write;
 

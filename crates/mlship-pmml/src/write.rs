@@ -2,11 +2,10 @@
 //! (and mlship's own evaluator) score as the source does. What PMML cannot say exactly is
 //! refused with the reason, never approximated.
 //!
-//! Preprocessing steps become derived fields of the TransformationDictionary; trees compare in
-//! float32 through `float` derived fields, with each threshold written as the largest float32 not
-//! above it, so `float32(x) <= threshold` holds exactly when the IR's test does.
-
-use std::fmt::Write;
+//! The document is built as elements (`xml.rs`) and rendered once, every value escaped there.
+//! Preprocessing steps become derived fields of the top model's LocalTransformations; trees
+//! compare in float32 through `float` derived fields, with each threshold written as the largest
+//! float32 not above it, so `float32(x) <= threshold` holds exactly when the IR's test does.
 
 use mlship_model::{
     Activation, BoostLink, Category, DType, Estimator, GaussianNb, ImputeFill, KMeans, Kernel,
@@ -15,25 +14,10 @@ use mlship_model::{
 };
 
 use crate::error::{Error, Result};
+use crate::xml::El;
 
 fn refuse(why: impl Into<String>) -> Error {
     Error::Unsupported(format!("cannot be written as PMML: {}", why.into()))
-}
-
-/// XML-escapes an attribute value or text.
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 /// A double as the shortest text that reads back to it.
@@ -68,6 +52,31 @@ fn label_text(l: &Label) -> String {
     }
 }
 
+fn field_ref(field: &str) -> El {
+    El::new("FieldRef").attr("field", field)
+}
+
+fn constant(x: f64) -> El {
+    El::new("Constant").attr("dataType", "double").text(d(x))
+}
+
+fn apply(function: &str, args: impl IntoIterator<Item = El>) -> El {
+    El::new("Apply").attr("function", function).children(args)
+}
+
+/// `<True/>`, the predicate of a segment or node that always holds.
+fn always() -> El {
+    El::new("True")
+}
+
+/// A segment of a segmentation: its id (from 1), always taken, holding `model`.
+fn segment(id: usize, model: El) -> El {
+    El::new("Segment")
+        .attr("id", id.to_string())
+        .child(always())
+        .child(model)
+}
+
 /// A column of the table between steps: the field that holds it, and whether it is a string.
 #[derive(Clone, Debug)]
 struct Col {
@@ -75,8 +84,14 @@ struct Col {
     string: bool,
 }
 
+impl Col {
+    fn field_ref(&self) -> El {
+        field_ref(&self.field)
+    }
+}
+
 struct Writer {
-    derived: String,
+    derived: Vec<El>,
     n: usize,
     /// Input fields that accept values outside their listed categories (one-hot `ignore`).
     lenient: Vec<String>,
@@ -92,17 +107,25 @@ impl Writer {
         format!("{stem}{}", self.n)
     }
 
-    fn derive(&mut self, stem: &str, dtype: &str, optype: &str, expr: &str) -> String {
+    fn derive(
+        &mut self,
+        stem: &str,
+        dtype: &'static str,
+        optype: &'static str,
+        expr: El,
+    ) -> String {
         let name = self.fresh(stem);
-        let _ = writeln!(
-            self.derived,
-            "\t\t<DerivedField name=\"{}\" optype=\"{optype}\" dataType=\"{dtype}\">{expr}</DerivedField>",
-            esc(&name)
+        self.derived.push(
+            El::new("DerivedField")
+                .attr("name", name.clone())
+                .attr("optype", optype)
+                .attr("dataType", dtype)
+                .child(expr),
         );
         name
     }
 
-    fn num(&mut self, stem: &str, expr: &str) -> Col {
+    fn num(&mut self, stem: &str, expr: El) -> Col {
         Col {
             field: self.derive(stem, "double", "continuous", expr),
             string: false,
@@ -117,11 +140,6 @@ impl Writer {
     }
 
     fn step(&mut self, s: &Step, cols: Vec<Col>, inputs: &[String]) -> Result<Vec<Col>> {
-        let fref = |c: &Col| format!("<FieldRef field=\"{}\"/>", esc(&c.field));
-        let konst = |x: f64| format!("<Constant dataType=\"double\">{}</Constant>", d(x));
-        let apply = |f: &str, args: &[String]| {
-            format!("<Apply function=\"{}\">{}</Apply>", esc(f), args.concat())
-        };
         let numeric = |cols: &[Col], what: &str| -> Result<()> {
             if cols.iter().any(|c| c.string) {
                 Err(refuse(format!("{what} over a string column")))
@@ -129,19 +147,29 @@ impl Writer {
                 Ok(())
             }
         };
+        let missing_flag = |c: &Col| {
+            apply(
+                "if",
+                [
+                    apply("isMissing", [c.field_ref()]),
+                    constant(1.0),
+                    constant(0.0),
+                ],
+            )
+        };
         Ok(match s {
             Step::Standardize { offset, scale } => {
                 numeric(&cols, "a scaler")?;
                 let mut out = Vec::with_capacity(cols.len());
                 for (j, c) in cols.iter().enumerate() {
-                    let mut e = fref(c);
+                    let mut e = c.field_ref();
                     if let Some(o) = offset {
-                        e = apply("-", &[e, konst(o[j])]);
+                        e = apply("-", [e, constant(o[j])]);
                     }
                     if let Some(sc) = scale {
-                        e = apply("/", &[e, konst(sc[j])]);
+                        e = apply("/", [e, constant(sc[j])]);
                     }
-                    out.push(self.num("scaled", &e));
+                    out.push(self.num("scaled", e));
                 }
                 out
             }
@@ -151,41 +179,44 @@ impl Writer {
                 for (j, c) in cols.iter().enumerate() {
                     let mut e = apply(
                         "+",
-                        &[apply("*", &[fref(c), konst(scale[j])]), konst(min[j])],
+                        [
+                            apply("*", [c.field_ref(), constant(scale[j])]),
+                            constant(min[j]),
+                        ],
                     );
                     if let Some((lo, hi)) = clip {
-                        e = apply("min", &[apply("max", &[e, konst(*lo)]), konst(*hi)]);
+                        e = apply("min", [apply("max", [e, constant(*lo)]), constant(*hi)]);
                     }
-                    out.push(self.num("minmax", &e));
+                    out.push(self.num("minmax", e));
                 }
                 out
             }
             Step::Normalize(norm) => {
                 numeric(&cols, "a normalizer")?;
-                let parts: Vec<String> = cols
+                let parts: Vec<El> = cols
                     .iter()
                     .map(|c| match norm {
-                        Norm::L2 => apply("*", &[fref(c), fref(c)]),
-                        Norm::L1 | Norm::Max => apply("abs", &[fref(c)]),
+                        Norm::L2 => apply("*", [c.field_ref(), c.field_ref()]),
+                        Norm::L1 | Norm::Max => apply("abs", [c.field_ref()]),
                     })
                     .collect();
                 let total = match norm {
-                    Norm::L2 => apply("sqrt", &[apply("sum", &parts)]),
-                    Norm::L1 => apply("sum", &parts),
-                    Norm::Max => apply("max", &parts),
+                    Norm::L2 => apply("sqrt", [apply("sum", parts)]),
+                    Norm::L1 => apply("sum", parts),
+                    Norm::Max => apply("max", parts),
                 };
-                let n = self.num("norm", &total);
+                let n = self.num("norm", total);
                 cols.iter()
                     .map(|c| {
                         let e = apply(
                             "if",
-                            &[
-                                apply("equal", &[fref(&n), konst(0.0)]),
-                                fref(c),
-                                apply("/", &[fref(c), fref(&n)]),
+                            [
+                                apply("equal", [n.field_ref(), constant(0.0)]),
+                                c.field_ref(),
+                                apply("/", [c.field_ref(), n.field_ref()]),
                             ],
                         );
-                        self.num("normalized", &e)
+                        self.num("normalized", e)
                     })
                     .collect()
             }
@@ -207,39 +238,30 @@ impl Writer {
                         }
                     };
                     let e = match missing {
-                        MissingMarker::NaN => format!(
-                            "<FieldRef field=\"{}\" mapMissingTo=\"{}\"/>",
-                            esc(&c.field),
-                            esc(&text)
-                        ),
+                        MissingMarker::NaN => c.field_ref().attr("mapMissingTo", text),
                         MissingMarker::Num(v) if !c.string => apply(
                             "if",
-                            &[
-                                apply("equal", &[fref(c), konst(*v)]),
-                                konst(text.parse().unwrap_or(f64::NAN)),
-                                fref(c),
+                            [
+                                apply("equal", [c.field_ref(), constant(*v)]),
+                                constant(text.parse().unwrap_or(f64::NAN)),
+                                c.field_ref(),
                             ],
                         ),
                         _ => return Err(refuse("an imputer of a string marker")),
                     };
                     out.push(if string {
-                        let field = self.derive("imputed", "string", "categorical", &e);
+                        let field = self.derive("imputed", "string", "categorical", e);
                         self.origin.push((field.clone(), c.field.clone()));
                         Col {
                             field,
                             string: true,
                         }
                     } else {
-                        self.num("imputed", &e)
+                        self.num("imputed", e)
                     });
                 }
                 for &j in indicator.iter().flatten() {
-                    let c = &cols[j];
-                    let e = apply(
-                        "if",
-                        &[apply("isMissing", &[fref(c)]), konst(1.0), konst(0.0)],
-                    );
-                    out.push(self.num("indicator", &e));
+                    out.push(self.num("indicator", missing_flag(&cols[j])));
                 }
                 out
             }
@@ -256,23 +278,17 @@ impl Writer {
                         if o.drop[j] == Some(k) {
                             continue;
                         }
-                        let e = match cat {
-                            Category::Missing => apply(
-                                "if",
-                                &[apply("isMissing", &[fref(c)]), konst(1.0), konst(0.0)],
-                            ),
-                            Category::Num(v) => format!(
-                                "<NormDiscrete field=\"{}\" value=\"{}\"/>",
-                                esc(&c.field),
-                                d(*v)
-                            ),
-                            Category::Str(s) => format!(
-                                "<NormDiscrete field=\"{}\" value=\"{}\"/>",
-                                esc(&c.field),
-                                esc(s)
-                            ),
+                        let discrete = |value: String| {
+                            El::new("NormDiscrete")
+                                .attr("field", c.field.clone())
+                                .attr("value", value)
                         };
-                        out.push(self.num("onehot", &e));
+                        let e = match cat {
+                            Category::Missing => missing_flag(c),
+                            Category::Num(v) => discrete(d(*v)),
+                            Category::Str(s) => discrete(s.clone()),
+                        };
+                        out.push(self.num("onehot", e));
                     }
                 }
                 out
@@ -286,7 +302,7 @@ impl Writer {
                         let f = self.input_of(&c.field);
                         self.lenient.push(f);
                     }
-                    let mut rows = String::new();
+                    let mut table = El::new("InlineTable");
                     let mut missing_code = None;
                     for (k, cat) in cats.iter().enumerate() {
                         let key = match cat {
@@ -295,25 +311,26 @@ impl Writer {
                                 continue;
                             }
                             Category::Num(v) => d(*v),
-                            Category::Str(s) => esc(s),
+                            Category::Str(s) => s.clone(),
                         };
-                        let _ = write!(
-                            rows,
-                            "<row><data:input>{key}</data:input><data:output>{k}</data:output></row>"
+                        table.push(
+                            El::new("row")
+                                .child(El::new("data:input").text(key))
+                                .child(El::new("data:output").text(k.to_string())),
                         );
                     }
-                    let mut attrs = String::new();
-                    if let Some(m) = missing_code {
-                        let _ = write!(attrs, " mapMissingTo=\"{}\"", d(m));
-                    }
-                    if let Some(u) = o.unknown_value {
-                        let _ = write!(attrs, " defaultValue=\"{}\"", d(u));
-                    }
-                    let e = format!(
-                        "<MapValues outputColumn=\"data:output\" dataType=\"double\"{attrs}><FieldColumnPair field=\"{}\" column=\"data:input\"/><InlineTable>{rows}</InlineTable></MapValues>",
-                        esc(&c.field)
-                    );
-                    out.push(self.num("ordinal", &e));
+                    let e = El::new("MapValues")
+                        .attr("outputColumn", "data:output")
+                        .attr("dataType", "double")
+                        .attr_opt("mapMissingTo", missing_code.map(d))
+                        .attr_opt("defaultValue", o.unknown_value.map(d))
+                        .child(
+                            El::new("FieldColumnPair")
+                                .attr("field", c.field.clone())
+                                .attr("column", "data:input"),
+                        )
+                        .child(table);
+                    out.push(self.num("ordinal", e));
                 }
                 out
             }
@@ -324,21 +341,16 @@ impl Writer {
                     let mut factors = Vec::new();
                     for (j, &k) in p.iter().enumerate() {
                         for _ in 0..k {
-                            factors.push(fref(&cols[j]));
+                            factors.push(cols[j].field_ref());
                         }
                     }
-                    let e = match factors.len() {
-                        0 => konst(1.0),
-                        1 => factors.pop().unwrap_or_default(),
-                        _ => {
-                            let mut e = apply("*", &[factors[0].clone(), factors[1].clone()]);
-                            for f in &factors[2..] {
-                                e = apply("*", &[e, f.clone()]);
-                            }
-                            e
-                        }
+                    // The product of the factors, left to right.
+                    let mut factors = factors.into_iter();
+                    let e = match factors.next() {
+                        None => constant(1.0),
+                        Some(first) => factors.fold(first, |e, f| apply("*", [e, f])),
                     };
-                    out.push(self.num("poly", &e));
+                    out.push(self.num("poly", e));
                 }
                 out
             }
@@ -353,7 +365,6 @@ impl Writer {
         })
     }
 
-    /// Records the categories an encoder knows as the valid values of the string input it reads.
     /// The input field a column was derived from by imputation (or the column itself).
     fn input_of(&self, field: &str) -> String {
         let mut f = field.to_string();
@@ -363,6 +374,7 @@ impl Writer {
         f
     }
 
+    /// Records the categories an encoder knows as the valid values of the string input it reads.
     fn note_values(&mut self, c: &Col, cats: &[Category], inputs: &[String]) {
         let field = self.input_of(&c.field);
         if !c.string || !inputs.contains(&field) {
@@ -382,38 +394,56 @@ impl Writer {
 /// The float32 view of each numeric column, for trees that compare in float32.
 fn float_views(w: &mut Writer, cols: &[Col]) -> Vec<String> {
     cols.iter()
-        .map(|c| {
-            w.derive(
-                "float",
-                "float",
-                "continuous",
-                &format!("<FieldRef field=\"{}\"/>", esc(&c.field)),
-            )
-        })
+        .map(|c| w.derive("float", "float", "continuous", c.field_ref()))
         .collect()
 }
 
-fn schema(fields: &[String], target: Option<&str>) -> String {
-    let mut s = String::from("<MiningSchema>");
+fn schema(fields: &[String], target: Option<&str>) -> El {
+    let mut s = El::new("MiningSchema");
     if let Some(t) = target {
-        let _ = write!(s, "<MiningField name=\"{}\" usageType=\"target\"/>", esc(t));
+        s.push(
+            El::new("MiningField")
+                .attr("name", t)
+                .attr("usageType", "target"),
+        );
     }
-    for f in fields {
-        let _ = write!(s, "<MiningField name=\"{}\"/>", esc(f));
-    }
-    s.push_str("</MiningSchema>");
-    s
+    s.children(
+        fields
+            .iter()
+            .map(|f| El::new("MiningField").attr("name", f.clone())),
+    )
 }
 
 /// What every split of an ensemble shares: the categories each feature knows (histogram
 /// boosting's categorical features), and whether thresholds compare in float32.
 type Known<'a> = (&'a [Option<[u32; 8]>], bool);
 
-fn codes(b: &[u32]) -> Vec<String> {
-    (0..b.len() as u32 * 32)
+/// The codes of a bitset, as a PMML array of reals.
+fn codes(b: &[u32]) -> El {
+    let list: Vec<String> = (0..b.len() as u32 * 32)
         .filter(|c| (b[(c / 32) as usize] >> (c % 32)) & 1 == 1)
         .map(|c| c.to_string())
-        .collect()
+        .collect();
+    El::new("Array").attr("type", "real").text(list.join(" "))
+}
+
+fn set_predicate(field: &str, operator: &str, values: El) -> El {
+    El::new("SimpleSetPredicate")
+        .attr("field", field)
+        .attr("booleanOperator", operator)
+        .child(values)
+}
+
+fn simple_predicate(field: &str, operator: &str) -> El {
+    El::new("SimplePredicate")
+        .attr("field", field)
+        .attr("operator", operator)
+}
+
+fn either(parts: Vec<El>) -> El {
+    El::new("CompoundPredicate")
+        .attr("booleanOperator", "or")
+        .children(parts)
 }
 
 /// A tree being written: the ensemble's shared facts, the tree, and the fields its splits read.
@@ -424,13 +454,8 @@ struct Writing<'a> {
     classes: Option<&'a [Label]>,
 }
 
-fn tree_nodes(
-    w: &Writing,
-    out: &mut String,
-    i: usize,
-    predicate: &str,
-    depth: usize,
-) -> Result<()> {
+/// Node `i` of the tree and its subtree, reached when `predicate` holds.
+fn tree_node(w: &Writing, i: usize, predicate: El, depth: usize) -> Result<El> {
     let (known, t, names, classes) = (w.known, w.t, w.names, w.classes);
     if depth > 150 {
         return Err(refuse("a tree deeper than 150 levels"));
@@ -445,10 +470,8 @@ fn tree_nodes(
             .values()
             .get(at..at + t.width())
             .ok_or_else(|| refuse("a leaf out of range"))?;
-        match classes {
-            None => {
-                let _ = write!(out, "<Node score=\"{}\">{predicate}</Node>", d(vals[0]));
-            }
+        return Ok(match classes {
+            None => El::new("Node").attr("score", d(vals[0])).child(predicate),
             Some(cls) => {
                 let best = vals
                     .iter()
@@ -458,92 +481,63 @@ fn tree_nodes(
                         |b, (k, v)| if *v > b.1 { (k, *v) } else { b },
                     )
                     .0;
-                let _ = write!(
-                    out,
-                    "<Node score=\"{}\">{predicate}",
-                    esc(&label_text(&cls[best]))
-                );
-                for (k, v) in vals.iter().enumerate() {
-                    let _ = write!(
-                        out,
-                        "<ScoreDistribution value=\"{}\" recordCount=\"{}\" probability=\"{}\"/>",
-                        esc(&label_text(&cls[k])),
-                        d(*v),
-                        d(*v)
-                    );
-                }
-                out.push_str("</Node>");
+                El::new("Node")
+                    .attr("score", label_text(&cls[best]))
+                    .child(predicate)
+                    .children(vals.iter().enumerate().map(|(k, v)| {
+                        El::new("ScoreDistribution")
+                            .attr("value", label_text(&cls[k]))
+                            .attr("recordCount", d(*v))
+                            .attr("probability", d(*v))
+                    }))
             }
-        }
-        return Ok(());
+        });
     }
     if n.flags & Node::MISSING_ZERO != 0 {
         return Err(refuse("LightGBM's zero_as_missing splits"));
     }
-    let field = esc(names
+    let field = names
         .get(n.feature as usize)
-        .ok_or_else(|| refuse("a split on a feature out of range"))?);
-    let _ = write!(out, "<Node>{predicate}");
+        .ok_or_else(|| refuse("a split on a feature out of range"))?;
     if n.flags & Node::CATEGORIES_RIGHT != 0 {
         return Err(refuse(
             "XGBoost's categorical splits (a code PMML cannot name, a negative one, goes another way than in XGBoost)",
         ));
     }
-    if n.flags & Node::CATEGORICAL != 0 {
+    let left = if n.flags & Node::CATEGORICAL != 0 {
         // Left: the bitset's codes; a missing value, or a code the feature does not know, goes
         // the missing way.
         let bits = t
             .cat_bitsets()
             .get(n.bitset as usize)
             .ok_or_else(|| refuse("a categorical split without its bitset"))?;
-        let mut parts = vec![format!(
-            "<SimpleSetPredicate field=\"{field}\" booleanOperator=\"isIn\"><Array type=\"real\">{}</Array></SimpleSetPredicate>",
-            codes(bits).join(" ")
-        )];
+        let is_in = set_predicate(field, "isIn", codes(bits));
         if n.flags & Node::MISSING_LEFT != 0 {
-            parts.push(format!(
-                "<SimplePredicate field=\"{field}\" operator=\"isMissing\"/>"
-            ));
-            match known.0.get(n.feature as usize).copied().flatten() {
-                Some(k) => parts.push(format!(
-                    "<SimpleSetPredicate field=\"{field}\" booleanOperator=\"isNotIn\"><Array type=\"real\">{}</Array></SimpleSetPredicate>",
-                    codes(&k).join(" ")
-                )),
-                None => parts.push("<True/>".into()),
-            }
-        }
-        let left = if parts.len() == 1 {
-            parts.remove(0)
+            let unknown = match known.0.get(n.feature as usize).copied().flatten() {
+                Some(k) => set_predicate(field, "isNotIn", codes(&k)),
+                None => always(),
+            };
+            either(vec![is_in, simple_predicate(field, "isMissing"), unknown])
         } else {
-            format!(
-                "<CompoundPredicate booleanOperator=\"or\">{}</CompoundPredicate>",
-                parts.concat()
-            )
+            is_in
+        }
+    } else {
+        let threshold = if known.1 {
+            f32_floor_text(n.threshold)
+        } else {
+            d(n.threshold)
         };
-        tree_nodes(w, out, n.left as usize, &left, depth + 1)?;
-        tree_nodes(w, out, n.right as usize, "<True/>", depth + 1)?;
-        out.push_str("</Node>");
-        return Ok(());
-    }
-    let threshold = if known.1 {
-        f32_floor_text(n.threshold)
-    } else {
-        d(n.threshold)
+        let le = simple_predicate(field, "lessOrEqual").attr("value", threshold);
+        if n.flags & Node::MISSING_LEFT != 0 {
+            either(vec![le, simple_predicate(field, "isMissing")])
+        } else {
+            le
+        }
     };
-    let le = format!(
-        "<SimplePredicate field=\"{field}\" operator=\"lessOrEqual\" value=\"{threshold}\"/>"
-    );
-    let left = if n.flags & Node::MISSING_LEFT != 0 {
-        format!(
-            "<CompoundPredicate booleanOperator=\"or\">{le}<SimplePredicate field=\"{field}\" operator=\"isMissing\"/></CompoundPredicate>"
-        )
-    } else {
-        le
-    };
-    tree_nodes(w, out, n.left as usize, &left, depth + 1)?;
-    tree_nodes(w, out, n.right as usize, "<True/>", depth + 1)?;
-    out.push_str("</Node>");
-    Ok(())
+    Ok(El::new("Node")
+        .child(predicate)
+        .child(tree_node(w, n.left as usize, left, depth + 1)?)
+        .child(tree_node(w, n.right as usize, always(), depth + 1)?))
 }
 
 fn tree_model(
@@ -551,50 +545,61 @@ fn tree_model(
     t: &Tree,
     names: &[String],
     classes: Option<&[Label]>,
-    output: &str,
-) -> Result<String> {
+    output: Option<El>,
+) -> Result<El> {
     let function = if classes.is_some() {
         "classification"
     } else {
         "regression"
     };
-    let mut s = format!(
-        "<TreeModel functionName=\"{function}\" missingValueStrategy=\"none\" noTrueChildStrategy=\"returnNullPrediction\" splitCharacteristic=\"binarySplit\">{}{output}",
-        schema(names, None)
-    );
     let w = Writing {
         known,
         t,
         names,
         classes,
     };
-    tree_nodes(&w, &mut s, 0, "<True/>", 0)?;
-    s.push_str("</TreeModel>");
-    Ok(s)
+    Ok(El::new("TreeModel")
+        .attr("functionName", function)
+        .attr("missingValueStrategy", "none")
+        .attr("noTrueChildStrategy", "returnNullPrediction")
+        .attr("splitCharacteristic", "binarySplit")
+        .child(schema(names, None))
+        .children(output)
+        .child(tree_node(&w, 0, always(), 0)?))
 }
 
-fn regression_table(cols: &[Col], coef: &[f64], intercept: f64, category: Option<&str>) -> String {
-    let mut s = format!("<RegressionTable intercept=\"{}\"", d(intercept));
-    if let Some(c) = category {
-        let _ = write!(s, " targetCategory=\"{}\"", esc(c));
-    }
-    s.push('>');
-    for (c, w) in cols.iter().zip(coef) {
-        let _ = write!(
-            s,
-            "<NumericPredictor name=\"{}\" coefficient=\"{}\"/>",
-            esc(&c.field),
-            d(*w)
-        );
-    }
-    s.push_str("</RegressionTable>");
-    s
+fn regression_table(cols: &[Col], coef: &[f64], intercept: f64, category: Option<&str>) -> El {
+    El::new("RegressionTable")
+        .attr("intercept", d(intercept))
+        .attr_opt("targetCategory", category)
+        .children(cols.iter().zip(coef).map(|(c, w)| {
+            El::new("NumericPredictor")
+                .attr("name", c.field.clone())
+                .attr("coefficient", d(*w))
+        }))
 }
 
-fn output_field(name: &str) -> String {
-    format!(
-        "<Output><OutputField name=\"{}\" optype=\"continuous\" dataType=\"double\" feature=\"predictedValue\" isFinalResult=\"false\"/></Output>",
-        esc(name)
+/// A table of one predictor with coefficient `coefficient`, for `category`.
+fn one_predictor(name: &str, coefficient: f64, category: Option<&str>) -> El {
+    El::new("RegressionTable")
+        .attr("intercept", "0.0")
+        .attr_opt("targetCategory", category)
+        .child(
+            El::new("NumericPredictor")
+                .attr("name", name)
+                .attr("coefficient", d(coefficient)),
+        )
+}
+
+/// An Output naming a model's predicted value `name`, for the models after it in a chain.
+fn output_field(name: &str) -> El {
+    El::new("Output").child(
+        El::new("OutputField")
+            .attr("name", name)
+            .attr("optype", "continuous")
+            .attr("dataType", "double")
+            .attr("feature", "predictedValue")
+            .attr("isFinalResult", "false"),
     )
 }
 
@@ -602,131 +607,136 @@ fn names(cols: &[Col]) -> Vec<String> {
     cols.iter().map(|c| c.field.clone()).collect()
 }
 
-fn linear(m: &LinearModel, cols: &[Col], target: &str) -> Result<String> {
+fn regression_model(function: &str, normalization: Option<&str>) -> El {
+    El::new("RegressionModel")
+        .attr("functionName", function)
+        .attr_opt("normalizationMethod", normalization)
+}
+
+fn mining_model(function: &str, schema: El, method: &str, segments: Vec<El>) -> El {
+    El::new("MiningModel")
+        .attr("functionName", function)
+        .child(schema)
+        .child(
+            El::new("Segmentation")
+                .attr("multipleModelMethod", method)
+                .children(segments),
+        )
+}
+
+fn linear(m: &LinearModel, cols: &[Col], target: &str) -> Result<El> {
     let fields = names(cols);
     let coef = |k: usize| m.coef.row(k).to_vec();
+    let top = || schema(&fields, Some(target));
     Ok(match &m.task {
-        LinearTask::Regression => format!(
-            "<RegressionModel functionName=\"regression\">{}{}</RegressionModel>",
-            schema(&fields, Some(target)),
-            regression_table(cols, &coef(0), m.intercept[0], None)
-        ),
+        LinearTask::Regression => regression_model("regression", None)
+            .child(top())
+            .child(regression_table(cols, &coef(0), m.intercept[0], None)),
         LinearTask::Classifier { classes, proba } => {
             let cls: Vec<String> = classes.iter().map(label_text).collect();
             match (m.coef.rows(), proba) {
                 (_, LinearProba::ModifiedHuber) => {
                     return Err(refuse("SGD's modified Huber probabilities"));
                 }
-                (1, LinearProba::None) => format!(
-                    "<RegressionModel functionName=\"classification\" normalizationMethod=\"softmax\">{}{}{}</RegressionModel>",
-                    schema(&fields, Some(target)),
-                    regression_table(cols, &[], 0.0, Some(&cls[0])),
-                    regression_table(cols, &coef(0), m.intercept[0], Some(&cls[1]))
-                ),
-                (1, _) => format!(
-                    "<RegressionModel functionName=\"classification\" normalizationMethod=\"logit\">{}{}{}</RegressionModel>",
-                    schema(&fields, Some(target)),
-                    regression_table(cols, &coef(0), m.intercept[0], Some(&cls[1])),
-                    regression_table(cols, &[], 0.0, Some(&cls[0]))
-                ),
+                (1, LinearProba::None) => regression_model("classification", Some("softmax"))
+                    .child(top())
+                    .child(regression_table(cols, &[], 0.0, Some(&cls[0])))
+                    .child(regression_table(
+                        cols,
+                        &coef(0),
+                        m.intercept[0],
+                        Some(&cls[1]),
+                    )),
+                (1, _) => regression_model("classification", Some("logit"))
+                    .child(top())
+                    .child(regression_table(
+                        cols,
+                        &coef(0),
+                        m.intercept[0],
+                        Some(&cls[1]),
+                    ))
+                    .child(regression_table(cols, &[], 0.0, Some(&cls[0]))),
                 (k, LinearProba::Softmax | LinearProba::None) => {
-                    let mut s = format!(
-                        "<RegressionModel functionName=\"classification\" normalizationMethod=\"softmax\">{}",
-                        schema(&fields, Some(target))
-                    );
-                    for j in 0..k {
-                        s.push_str(&regression_table(
-                            cols,
-                            &coef(j),
-                            m.intercept[j],
-                            Some(&cls[j]),
-                        ));
-                    }
-                    s.push_str("</RegressionModel>");
-                    s
+                    regression_model("classification", Some("softmax"))
+                        .child(top())
+                        .children((0..k).map(|j| {
+                            regression_table(cols, &coef(j), m.intercept[j], Some(&cls[j]))
+                        }))
                 }
                 (k, LinearProba::OneVsRest) => {
                     // One logistic model per class, then their outputs normalised to sum to one.
-                    let mut s = format!(
-                        "<MiningModel functionName=\"classification\">{}<Segmentation multipleModelMethod=\"modelChain\">",
-                        schema(&fields, Some(target))
-                    );
+                    let mut segments = Vec::with_capacity(k + 1);
                     let mut outs = Vec::new();
                     for j in 0..k {
                         let out = format!("ovr({})", cls[j]);
-                        let _ = write!(
-                            s,
-                            "<Segment id=\"{}\"><True/><RegressionModel functionName=\"regression\" normalizationMethod=\"logit\">{}{}{}</RegressionModel></Segment>",
+                        segments.push(segment(
                             j + 1,
-                            schema(&fields, None),
-                            output_field(&out),
-                            regression_table(cols, &coef(j), m.intercept[j], None)
-                        );
+                            regression_model("regression", Some("logit"))
+                                .child(schema(&fields, None))
+                                .child(output_field(&out))
+                                .child(regression_table(cols, &coef(j), m.intercept[j], None)),
+                        ));
                         outs.push(out);
                     }
-                    let _ = write!(
-                        s,
-                        "<Segment id=\"{}\"><True/>{}</Segment></Segmentation></MiningModel>",
+                    segments.push(segment(
                         k + 1,
-                        chain_classifier("simplemax", &outs, &cls, target)
-                    );
-                    s
+                        chain_classifier("simplemax", &outs, &cls, target),
+                    ));
+                    mining_model("classification", top(), "modelChain", segments)
                 }
             }
         }
     })
 }
 
-/// `base + scale × Σ trees`; `target` names the target field when this is the top model
-/// (JPMML applies a Target to the field it names).
 /// The last model of a classifier chain: one table per class, reading that class's output of
 /// the models before it, normalised by `normalization`.
-fn chain_classifier(normalization: &str, outs: &[String], cls: &[String], target: &str) -> String {
-    let mut r = format!(
-        "<RegressionModel functionName=\"classification\" normalizationMethod=\"{normalization}\">{}",
-        schema(outs, Some(target))
-    );
-    for (c, o) in cls.iter().zip(outs) {
-        let _ = write!(
-            r,
-            "<RegressionTable intercept=\"0.0\" targetCategory=\"{}\"><NumericPredictor name=\"{}\" coefficient=\"1.0\"/></RegressionTable>",
-            esc(c),
-            esc(o)
-        );
-    }
-    r.push_str("</RegressionModel>");
-    r
+fn chain_classifier(normalization: &str, outs: &[String], cls: &[String], target: &str) -> El {
+    regression_model("classification", Some(normalization))
+        .child(schema(outs, Some(target)))
+        .children(
+            cls.iter()
+                .zip(outs)
+                .map(|(c, o)| one_predictor(o, 1.0, Some(c))),
+        )
 }
 
+/// `base + scale × Σ trees`; `target` names the target field when this is the top model
+/// (JPMML applies a Target to the field it names).
 fn sum_of_trees(
     known: Known,
     trees: &[&Tree],
     names: &[String],
     base: f64,
     scale: f64,
-    output: &str,
+    output: Option<El>,
     target: Option<&str>,
-) -> Result<String> {
-    let field = target.map_or_else(String::new, |t| format!(" field=\"{}\"", esc(t)));
-    let mut s = format!(
-        "<MiningModel functionName=\"regression\">{}{output}<Targets><Target{field} rescaleFactor=\"{}\" rescaleConstant=\"{}\"/></Targets><Segmentation multipleModelMethod=\"sum\">",
-        schema(names, target),
-        d(scale),
-        d(base)
-    );
-    for (i, t) in trees.iter().enumerate() {
-        let _ = write!(
-            s,
-            "<Segment id=\"{}\"><True/>{}</Segment>",
-            i + 1,
-            tree_model(known, t, names, None, "")?
-        );
-    }
-    s.push_str("</Segmentation></MiningModel>");
-    Ok(s)
+) -> Result<El> {
+    let segments = trees
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Ok(segment(i + 1, tree_model(known, t, names, None, None)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(El::new("MiningModel")
+        .attr("functionName", "regression")
+        .child(schema(names, target))
+        .children(output)
+        .child(
+            El::new("Targets").child(
+                El::new("Target")
+                    .attr_opt("field", target)
+                    .attr("rescaleFactor", d(scale))
+                    .attr("rescaleConstant", d(base)),
+            ),
+        )
+        .child(
+            El::new("Segmentation")
+                .attr("multipleModelMethod", "sum")
+                .children(segments),
+        ))
 }
 
-fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result<String> {
+fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result<El> {
     if cols.iter().any(|c| c.string) {
         return Err(refuse("trees over string columns"));
     }
@@ -742,6 +752,13 @@ fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result
         names(cols)
     };
     let all: Vec<&Tree> = e.trees().iter().collect();
+    let top = || schema(&names, Some(target));
+    let averaged = |classes: Option<&[Label]>| -> Result<Vec<El>> {
+        all.iter()
+            .enumerate()
+            .map(|(i, t)| Ok(segment(i + 1, tree_model(known, t, &names, classes, None)?)))
+            .collect()
+    };
     Ok(match e.head() {
         TreeHead::Regression { exp: true } => {
             return Err(refuse("a log-link forest regressor"));
@@ -753,55 +770,33 @@ fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result
         } => {
             // The raw sum, then exp() by a regression model's normalization.
             let raw = "raw".to_string();
-            format!(
-                "<MiningModel functionName=\"regression\">{}<Segmentation multipleModelMethod=\"modelChain\"><Segment id=\"1\"><True/>{}</Segment><Segment id=\"2\"><True/><RegressionModel functionName=\"regression\" normalizationMethod=\"exp\">{}<RegressionTable intercept=\"0.0\"><NumericPredictor name=\"{raw}\" coefficient=\"1.0\"/></RegressionTable></RegressionModel></Segment></Segmentation></MiningModel>",
-                schema(&names, Some(target)),
-                sum_of_trees(
-                    known,
-                    &all,
-                    &names,
-                    *base,
-                    *scale,
-                    &output_field(&raw),
-                    None
-                )?,
-                schema(std::slice::from_ref(&raw), Some(target))
+            let sum = sum_of_trees(
+                known,
+                &all,
+                &names,
+                *base,
+                *scale,
+                Some(output_field(&raw)),
+                None,
+            )?;
+            let exp = regression_model("regression", Some("exp"))
+                .child(schema(std::slice::from_ref(&raw), Some(target)))
+                .child(one_predictor(&raw, 1.0, None));
+            mining_model(
+                "regression",
+                top(),
+                "modelChain",
+                vec![segment(1, sum), segment(2, exp)],
             )
         }
         TreeHead::Regression { exp: false } => {
-            let mut s = format!(
-                "<MiningModel functionName=\"regression\">{}<Segmentation multipleModelMethod=\"average\">",
-                schema(&names, Some(target))
-            );
-            for (i, t) in all.iter().enumerate() {
-                let _ = write!(
-                    s,
-                    "<Segment id=\"{}\"><True/>{}</Segment>",
-                    i + 1,
-                    tree_model(known, t, &names, None, "")?
-                );
-            }
-            s.push_str("</Segmentation></MiningModel>");
-            s
+            mining_model("regression", top(), "average", averaged(None)?)
         }
         TreeHead::BoostRegression { base, scale, .. } => {
-            sum_of_trees(known, &all, &names, *base, *scale, "", Some(target))?
+            sum_of_trees(known, &all, &names, *base, *scale, None, Some(target))?
         }
         TreeHead::ForestClassifier { classes } => {
-            let mut s = format!(
-                "<MiningModel functionName=\"classification\">{}<Segmentation multipleModelMethod=\"average\">",
-                schema(&names, Some(target))
-            );
-            for (i, t) in all.iter().enumerate() {
-                let _ = write!(
-                    s,
-                    "<Segment id=\"{}\"><True/>{}</Segment>",
-                    i + 1,
-                    tree_model(known, t, &names, Some(classes), "")?
-                );
-            }
-            s.push_str("</Segmentation></MiningModel>");
-            s
+            mining_model("classification", top(), "average", averaged(Some(classes))?)
         }
         TreeHead::BoostClassifier {
             classes,
@@ -811,18 +806,13 @@ fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result
             ..
         } => {
             let cls: Vec<String> = classes.iter().map(label_text).collect();
-            let mut s = format!(
-                "<MiningModel functionName=\"classification\">{}<Segmentation multipleModelMethod=\"modelChain\">",
-                schema(&names, Some(target))
-            );
             let k = e.n_outputs();
+            let mut segments = Vec::with_capacity(k + 1);
             let mut outs = Vec::new();
             for j in 0..k {
                 let mine: Vec<&Tree> = all.iter().copied().filter(|t| t.output() == j).collect();
                 let out = format!("decision({j})");
-                let _ = write!(
-                    s,
-                    "<Segment id=\"{}\"><True/>{}</Segment>",
+                segments.push(segment(
                     j + 1,
                     sum_of_trees(
                         known,
@@ -830,10 +820,10 @@ fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result
                         &names,
                         base[j],
                         *scale,
-                        &output_field(&out),
-                        None
-                    )?
-                );
+                        Some(output_field(&out)),
+                        None,
+                    )?,
+                ));
                 outs.push(out);
             }
             let final_model = match (k, link) {
@@ -843,169 +833,153 @@ fn trees(w: &mut Writer, e: &TreeEnsemble, cols: &[Col], target: &str) -> Result
                     } else {
                         1.0
                     };
-                    format!(
-                        "<RegressionModel functionName=\"classification\" normalizationMethod=\"logit\">{}<RegressionTable intercept=\"0.0\" targetCategory=\"{}\"><NumericPredictor name=\"{}\" coefficient=\"{}\"/></RegressionTable><RegressionTable intercept=\"0.0\" targetCategory=\"{}\"/></RegressionModel>",
-                        schema(&outs, Some(target)),
-                        esc(&cls[1]),
-                        esc(&outs[0]),
-                        d(c),
-                        esc(&cls[0])
-                    )
+                    regression_model("classification", Some("logit"))
+                        .child(schema(&outs, Some(target)))
+                        .child(one_predictor(&outs[0], c, Some(&cls[1])))
+                        .child(
+                            El::new("RegressionTable")
+                                .attr("intercept", "0.0")
+                                .attr("targetCategory", cls[0].clone()),
+                        )
                 }
                 (_, BoostLink::Softmax) => chain_classifier("softmax", &outs, &cls, target),
                 _ => return Err(refuse("a boosting link PMML cannot express")),
             };
-            let _ = write!(
-                s,
-                "<Segment id=\"{}\"><True/>{final_model}</Segment>",
-                k + 1
-            );
-            s.push_str("</Segmentation></MiningModel>");
-            s
+            segments.push(segment(k + 1, final_model));
+            mining_model("classification", top(), "modelChain", segments)
         }
     })
 }
 
-fn naive_bayes(nb: &GaussianNb, cols: &[Col], target: &str) -> Result<String> {
+fn naive_bayes(nb: &GaussianNb, cols: &[Col], target: &str) -> El {
     let cls: Vec<String> = nb.classes.iter().map(label_text).collect();
-    let mut s = format!(
-        "<NaiveBayesModel functionName=\"classification\" threshold=\"0\">{}<BayesInputs>",
-        schema(&names(cols), Some(target))
-    );
-    for (j, c) in cols.iter().enumerate() {
-        let _ = write!(
-            s,
-            "<BayesInput fieldName=\"{}\"><TargetValueStats>",
-            esc(&c.field)
-        );
-        for (k, cl) in cls.iter().enumerate() {
-            let _ = write!(
-                s,
-                "<TargetValueStat value=\"{}\"><GaussianDistribution mean=\"{}\" variance=\"{}\"/></TargetValueStat>",
-                esc(cl),
-                d(nb.theta.get(k, j)),
-                d(nb.var.get(k, j))
-            );
-        }
-        s.push_str("</TargetValueStats></BayesInput>");
-    }
-    let _ = write!(
-        s,
-        "</BayesInputs><BayesOutput fieldName=\"{}\"><TargetValueCounts>",
-        esc(target)
-    );
-    for (k, cl) in cls.iter().enumerate() {
-        let _ = write!(
-            s,
-            "<TargetValueCount value=\"{}\" count=\"{}\"/>",
-            esc(cl),
-            d(nb.class_prior[k])
-        );
-    }
-    s.push_str("</TargetValueCounts></BayesOutput></NaiveBayesModel>");
-    Ok(s)
+    let inputs = cols.iter().enumerate().map(|(j, c)| {
+        El::new("BayesInput")
+            .attr("fieldName", c.field.clone())
+            .child(
+                El::new("TargetValueStats").children(cls.iter().enumerate().map(|(k, cl)| {
+                    El::new("TargetValueStat").attr("value", cl.clone()).child(
+                        El::new("GaussianDistribution")
+                            .attr("mean", d(nb.theta.get(k, j)))
+                            .attr("variance", d(nb.var.get(k, j))),
+                    )
+                })),
+            )
+    });
+    let counts = cls.iter().enumerate().map(|(k, cl)| {
+        El::new("TargetValueCount")
+            .attr("value", cl.clone())
+            .attr("count", d(nb.class_prior[k]))
+    });
+    El::new("NaiveBayesModel")
+        .attr("functionName", "classification")
+        .attr("threshold", "0")
+        .child(schema(&names(cols), Some(target)))
+        .child(El::new("BayesInputs").children(inputs))
+        .child(
+            El::new("BayesOutput")
+                .attr("fieldName", target)
+                .child(El::new("TargetValueCounts").children(counts)),
+        )
 }
 
-fn kmeans(k: &KMeans, cols: &[Col]) -> String {
-    let mut s = format!(
-        "<ClusteringModel functionName=\"clustering\" modelClass=\"centerBased\" numberOfClusters=\"{}\">{}<ComparisonMeasure kind=\"distance\"><squaredEuclidean/></ComparisonMeasure>",
-        k.centers.rows(),
-        schema(&names(cols), None)
-    );
-    for c in cols {
-        let _ = write!(s, "<ClusteringField field=\"{}\"/>", esc(&c.field));
-    }
-    for (i, row) in k.centers.iter_rows().enumerate() {
-        let vals: Vec<String> = row.iter().map(|x| d(*x)).collect();
-        let _ = write!(
-            s,
-            "<Cluster id=\"{i}\" name=\"{i}\"><Array type=\"real\" n=\"{}\">{}</Array></Cluster>",
-            row.len(),
-            vals.join(" ")
-        );
-    }
-    s.push_str("</ClusteringModel>");
-    s
+/// A row of numbers as a PMML array of reals.
+fn reals(row: &[f64]) -> El {
+    let vals: Vec<String> = row.iter().map(|x| d(*x)).collect();
+    El::new("Array")
+        .attr("type", "real")
+        .attr("n", row.len().to_string())
+        .text(vals.join(" "))
+}
+
+fn kmeans(k: &KMeans, cols: &[Col]) -> El {
+    El::new("ClusteringModel")
+        .attr("functionName", "clustering")
+        .attr("modelClass", "centerBased")
+        .attr("numberOfClusters", k.centers.rows().to_string())
+        .child(schema(&names(cols), None))
+        .child(
+            El::new("ComparisonMeasure")
+                .attr("kind", "distance")
+                .child(El::new("squaredEuclidean")),
+        )
+        .children(
+            cols.iter()
+                .map(|c| El::new("ClusteringField").attr("field", c.field.clone())),
+        )
+        .children(k.centers.iter_rows().enumerate().map(|(i, row)| {
+            El::new("Cluster")
+                .attr("id", i.to_string())
+                .attr("name", i.to_string())
+                .child(reals(row))
+        }))
+}
+
+/// One machine of an SVM: its support vectors with their coefficients, and the intercept.
+fn machine(svs: &[(usize, f64)], b: f64, cats: Option<(&str, &str)>) -> El {
+    El::new("SupportVectorMachine")
+        .attr_opt("targetCategory", cats.map(|c| c.0))
+        .attr_opt("alternateTargetCategory", cats.map(|c| c.1))
+        .child(
+            El::new("SupportVectors")
+                .attr("numberOfSupportVectors", svs.len().to_string())
+                .children(
+                    svs.iter()
+                        .map(|(i, _)| El::new("SupportVector").attr("vectorId", i.to_string())),
+                ),
+        )
+        .child(
+            El::new("Coefficients")
+                .attr("numberOfCoefficients", svs.len().to_string())
+                .attr("absoluteValue", d(b))
+                .children(
+                    svs.iter()
+                        .map(|(_, a)| El::new("Coefficient").attr("value", d(*a))),
+                ),
+        )
 }
 
 /// libsvm's model as PMML: one machine per class pair, voting one against one (`f < 0` votes
 /// for the second class of the pair, as libsvm's `f > 0` votes for the first).
-fn svm(v: &Svm, cols: &[Col], target: &str) -> Result<String> {
+fn svm(v: &Svm, cols: &[Col], target: &str) -> Result<El> {
     let kernel = match v.kernel {
-        Kernel::Linear => "<LinearKernelType/>".to_string(),
+        Kernel::Linear => El::new("LinearKernelType"),
         Kernel::Poly {
             gamma,
             coef0,
             degree,
-        } => format!(
-            "<PolynomialKernelType gamma=\"{}\" coef0=\"{}\" degree=\"{degree}\"/>",
-            d(gamma),
-            d(coef0)
-        ),
-        Kernel::Rbf { gamma } => format!("<RadialBasisKernelType gamma=\"{}\"/>", d(gamma)),
-        Kernel::Sigmoid { gamma, coef0 } => format!(
-            "<SigmoidKernelType gamma=\"{}\" coef0=\"{}\"/>",
-            d(gamma),
-            d(coef0)
-        ),
+        } => El::new("PolynomialKernelType")
+            .attr("gamma", d(gamma))
+            .attr("coef0", d(coef0))
+            .attr("degree", degree.to_string()),
+        Kernel::Rbf { gamma } => El::new("RadialBasisKernelType").attr("gamma", d(gamma)),
+        Kernel::Sigmoid { gamma, coef0 } => El::new("SigmoidKernelType")
+            .attr("gamma", d(gamma))
+            .attr("coef0", d(coef0)),
     };
     let l = v.support_vectors.rows();
-    let mut dict = format!(
-        "<VectorDictionary numberOfVectors=\"{l}\"><VectorFields numberOfFields=\"{}\">",
-        cols.len()
-    );
-    for c in cols {
-        let _ = write!(dict, "<FieldRef field=\"{}\"/>", esc(&c.field));
-    }
-    dict.push_str("</VectorFields>");
-    for (i, row) in v.support_vectors.iter_rows().enumerate() {
-        let vals: Vec<String> = row.iter().map(|x| d(*x)).collect();
-        let _ = write!(
-            dict,
-            "<VectorInstance id=\"{i}\"><Array type=\"real\" n=\"{}\">{}</Array></VectorInstance>",
-            row.len(),
-            vals.join(" ")
-        );
-    }
-    dict.push_str("</VectorDictionary>");
-    let machine = |svs: &[(usize, f64)], b: f64, cats: Option<(&str, &str)>| {
-        let mut m = String::from("<SupportVectorMachine");
-        if let Some((t, a)) = cats {
-            let _ = write!(
-                m,
-                " targetCategory=\"{}\" alternateTargetCategory=\"{}\"",
-                esc(t),
-                esc(a)
-            );
-        }
-        let _ = write!(
-            m,
-            "><SupportVectors numberOfSupportVectors=\"{}\">",
-            svs.len()
-        );
-        for (i, _) in svs {
-            let _ = write!(m, "<SupportVector vectorId=\"{i}\"/>");
-        }
-        let _ = write!(
-            m,
-            "</SupportVectors><Coefficients numberOfCoefficients=\"{}\" absoluteValue=\"{}\">",
-            svs.len(),
-            d(b)
-        );
-        for (_, a) in svs {
-            let _ = write!(m, "<Coefficient value=\"{}\"/>", d(*a));
-        }
-        m.push_str("</Coefficients></SupportVectorMachine>");
-        m
-    };
+    let dict = El::new("VectorDictionary")
+        .attr("numberOfVectors", l.to_string())
+        .child(
+            El::new("VectorFields")
+                .attr("numberOfFields", cols.len().to_string())
+                .children(cols.iter().map(Col::field_ref)),
+        )
+        .children(v.support_vectors.iter_rows().enumerate().map(|(i, row)| {
+            El::new("VectorInstance")
+                .attr("id", i.to_string())
+                .child(reals(row))
+        }));
+    let model =
+        |function: &str| El::new("SupportVectorMachineModel").attr("functionName", function);
     Ok(match &v.task {
         SvmTask::Regressor => {
             let svs: Vec<(usize, f64)> = (0..l).map(|i| (i, v.dual_coef.get(0, i))).collect();
-            format!(
-                "<SupportVectorMachineModel functionName=\"regression\">{}{kernel}{dict}{}</SupportVectorMachineModel>",
-                schema(&names(cols), Some(target)),
-                machine(&svs, v.intercept[0], None)
-            )
+            model("regression")
+                .child(schema(&names(cols), Some(target)))
+                .child(kernel)
+                .child(dict)
+                .child(machine(&svs, v.intercept[0], None))
         }
         SvmTask::Classifier {
             classes,
@@ -1027,10 +1001,12 @@ fn svm(v: &Svm, cols: &[Col], target: &str) -> Result<String> {
             for c in 1..k {
                 start[c] = start[c - 1] + v.n_support[c - 1];
             }
-            let mut s = format!(
-                "<SupportVectorMachineModel functionName=\"classification\" classificationMethod=\"OneAgainstOne\" threshold=\"0\">{}{kernel}{dict}",
-                schema(&names(cols), Some(target))
-            );
+            let mut s = model("classification")
+                .attr("classificationMethod", "OneAgainstOne")
+                .attr("threshold", "0")
+                .child(schema(&names(cols), Some(target)))
+                .child(kernel)
+                .child(dict);
             let mut p = 0;
             for i in 0..k {
                 for j in i + 1..k {
@@ -1041,11 +1017,10 @@ fn svm(v: &Svm, cols: &[Col], target: &str) -> Result<String> {
                     for t in 0..v.n_support[j] {
                         svs.push((start[j] + t, v.dual_coef.get(i, start[j] + t)));
                     }
-                    s.push_str(&machine(&svs, v.intercept[p], Some((&cls[j], &cls[i]))));
+                    s.push(machine(&svs, v.intercept[p], Some((&cls[j], &cls[i]))));
                     p += 1;
                 }
             }
-            s.push_str("</SupportVectorMachineModel>");
             s
         }
     })
@@ -1060,7 +1035,27 @@ fn activation(a: Activation) -> &'static str {
     }
 }
 
-fn mlp(m: &Mlp, cols: &[Col], target: &str) -> Result<String> {
+fn neuron(id: String, bias: f64, cons: impl IntoIterator<Item = (String, f64)>) -> El {
+    El::new("Neuron")
+        .attr("id", id)
+        .attr("bias", d(bias))
+        .children(
+            cons.into_iter()
+                .map(|(from, w)| El::new("Con").attr("from", from).attr("weight", d(w))),
+        )
+}
+
+/// A NeuralOutput of neuron `neuron` whose derived field is `expr`.
+fn neural_output(neuron: String, optype: &'static str, dtype: &'static str, expr: El) -> El {
+    El::new("NeuralOutput").attr("outputNeuron", neuron).child(
+        El::new("DerivedField")
+            .attr("optype", optype)
+            .attr("dataType", dtype)
+            .child(expr),
+    )
+}
+
+fn mlp(m: &Mlp, cols: &[Col], target: &str) -> Result<El> {
     let classes = match &m.task {
         MlpTask::Classifier { classes } => Some(classes),
         MlpTask::Regression => None,
@@ -1070,96 +1065,95 @@ fn mlp(m: &Mlp, cols: &[Col], target: &str) -> Result<String> {
     } else {
         "regression"
     };
-    let mut s = format!(
-        "<NeuralNetwork functionName=\"{function}\" activationFunction=\"{}\">{}<NeuralInputs>",
-        activation(m.hidden),
-        schema(&names(cols), Some(target))
-    );
-    for (j, c) in cols.iter().enumerate() {
-        let _ = write!(
-            s,
-            "<NeuralInput id=\"0/{j}\"><DerivedField optype=\"continuous\" dataType=\"double\"><FieldRef field=\"{}\"/></DerivedField></NeuralInput>",
-            esc(&c.field)
+    let mut s = El::new("NeuralNetwork")
+        .attr("functionName", function)
+        .attr("activationFunction", activation(m.hidden))
+        .child(schema(&names(cols), Some(target)))
+        .child(
+            El::new("NeuralInputs").children(cols.iter().enumerate().map(|(j, c)| {
+                El::new("NeuralInput").attr("id", format!("0/{j}")).child(
+                    El::new("DerivedField")
+                        .attr("optype", "continuous")
+                        .attr("dataType", "double")
+                        .child(c.field_ref()),
+                )
+            })),
         );
-    }
-    s.push_str("</NeuralInputs>");
     let last = m.layers.len();
     for (l, layer) in m.layers.iter().enumerate() {
         let is_last = l + 1 == last;
         let act = if is_last { m.output } else { m.hidden };
-        let norm = if is_last && act == Activation::Softmax {
-            " normalizationMethod=\"softmax\""
-        } else {
-            ""
-        };
-        let _ = write!(
-            s,
-            "<NeuralLayer activationFunction=\"{}\"{norm}>",
-            activation(act)
+        let softmax = is_last && act == Activation::Softmax;
+        s.push(
+            El::new("NeuralLayer")
+                .attr("activationFunction", activation(act))
+                .attr_opt("normalizationMethod", softmax.then_some("softmax"))
+                .children((0..layer.weights.rows()).map(|i| {
+                    neuron(
+                        format!("{}/{i}", l + 1),
+                        layer.bias[i],
+                        layer
+                            .weights
+                            .row(i)
+                            .iter()
+                            .enumerate()
+                            .map(|(j, w)| (format!("{l}/{j}"), *w)),
+                    )
+                })),
         );
-        for i in 0..layer.weights.rows() {
-            let _ = write!(
-                s,
-                "<Neuron id=\"{}/{i}\" bias=\"{}\">",
-                l + 1,
-                d(layer.bias[i])
-            );
-            for (j, w) in layer.weights.row(i).iter().enumerate() {
-                let _ = write!(s, "<Con from=\"{l}/{j}\" weight=\"{}\"/>", d(*w));
-            }
-            s.push_str("</Neuron>");
-        }
-        s.push_str("</NeuralLayer>");
     }
     let out_width = m.layers.last().map_or(0, |l| l.weights.rows());
-    let mut outputs = String::from("<NeuralOutputs>");
-    match classes {
+    let class_output = |layer: usize, k: usize, c: &Label| {
+        neural_output(
+            format!("{layer}/{k}"),
+            "categorical",
+            "string",
+            El::new("NormDiscrete")
+                .attr("field", target)
+                .attr("value", label_text(c)),
+        )
+    };
+    let outputs: Vec<El> = match classes {
         Some(cls) if out_width == 1 && cls.len() == 2 => {
             // One logistic output: a last layer gives both classes, 1 - p and p.
-            let _ = write!(
-                s,
-                "<NeuralLayer activationFunction=\"identity\"><Neuron id=\"{n}/0\" bias=\"1.0\"><Con from=\"{l}/0\" weight=\"-1.0\"/></Neuron><Neuron id=\"{n}/1\" bias=\"0.0\"><Con from=\"{l}/0\" weight=\"1.0\"/></Neuron></NeuralLayer>",
-                n = last + 1,
-                l = last
+            let from = format!("{last}/0");
+            s.push(
+                El::new("NeuralLayer")
+                    .attr("activationFunction", "identity")
+                    .child(neuron(
+                        format!("{}/0", last + 1),
+                        1.0,
+                        [(from.clone(), -1.0)],
+                    ))
+                    .child(neuron(format!("{}/1", last + 1), 0.0, [(from, 1.0)])),
             );
-            for (k, c) in cls.iter().enumerate() {
-                let _ = write!(
-                    outputs,
-                    "<NeuralOutput outputNeuron=\"{}/{k}\"><DerivedField optype=\"categorical\" dataType=\"string\"><NormDiscrete field=\"{}\" value=\"{}\"/></DerivedField></NeuralOutput>",
-                    last + 1,
-                    esc(target),
-                    esc(&label_text(c))
-                );
-            }
+            cls.iter()
+                .enumerate()
+                .map(|(k, c)| class_output(last + 1, k, c))
+                .collect()
         }
         Some(cls) => {
             if cls.len() != out_width {
                 return Err(refuse("an MLP whose outputs do not match its classes"));
             }
-            for (k, c) in cls.iter().enumerate() {
-                let _ = write!(
-                    outputs,
-                    "<NeuralOutput outputNeuron=\"{last}/{k}\"><DerivedField optype=\"categorical\" dataType=\"string\"><NormDiscrete field=\"{}\" value=\"{}\"/></DerivedField></NeuralOutput>",
-                    esc(target),
-                    esc(&label_text(c))
-                );
-            }
+            cls.iter()
+                .enumerate()
+                .map(|(k, c)| class_output(last, k, c))
+                .collect()
         }
         None => {
             if out_width != 1 {
                 return Err(refuse("an MLP regressor with several outputs"));
             }
-            let _ = write!(
-                outputs,
-                "<NeuralOutput outputNeuron=\"{last}/0\"><DerivedField optype=\"continuous\" dataType=\"double\"><FieldRef field=\"{}\"/></DerivedField></NeuralOutput>",
-                esc(target)
-            );
+            vec![neural_output(
+                format!("{last}/0"),
+                "continuous",
+                "double",
+                field_ref(target),
+            )]
         }
-    }
-    outputs.push_str("</NeuralOutputs>");
-    s.push_str(&outputs);
-    s.push_str("</NeuralNetwork>");
-    Ok(s)
+    };
+    Ok(s.child(El::new("NeuralOutputs").children(outputs)))
 }
 
 /// Writes a model as a PMML 4.4 document.
@@ -1171,7 +1165,7 @@ pub fn write(m: &Model) -> Result<String> {
         target.push('_');
     }
     let mut w = Writer {
-        derived: String::new(),
+        derived: Vec::new(),
         n: 0,
         lenient: Vec::new(),
         values: Vec::new(),
@@ -1191,10 +1185,10 @@ pub fn write(m: &Model) -> Result<String> {
         })
         .collect::<Result<_>>()?;
     let cols = w.steps(&m.steps, cols, &inputs)?;
-    let model = match &m.estimator {
+    let mut model = match &m.estimator {
         Estimator::Linear(l) => linear(l, &cols, &target)?,
         Estimator::Trees(t) => trees(&mut w, t, &cols, &target)?,
-        Estimator::GaussianNb(nb) => naive_bayes(nb, &cols, &target)?,
+        Estimator::GaussianNb(nb) => naive_bayes(nb, &cols, &target),
         Estimator::KMeans(k) => kmeans(k, &cols),
         Estimator::Mlp(p) => mlp(p, &cols, &target)?,
         Estimator::Svm(v) => svm(v, &cols, &target)?,
@@ -1205,9 +1199,16 @@ pub fn write(m: &Model) -> Result<String> {
         }
     };
     // The data dictionary: inputs (strings with the values their encoders know), then the target.
-    let mut dd = String::new();
+    let mut dd = El::new("DataDictionary");
+    let data_field = |name: &str, optype: &'static str, dtype: &'static str| {
+        El::new("DataField")
+            .attr("name", name)
+            .attr("optype", optype)
+            .attr("dataType", dtype)
+    };
+    let values = |vals: Vec<String>| vals.into_iter().map(|v| El::new("Value").attr("value", v));
     for f in &sig.inputs {
-        match f.dtype {
+        dd.push(match f.dtype {
             DType::Str => {
                 let vals = w
                     .values
@@ -1220,24 +1221,10 @@ pub fn write(m: &Model) -> Result<String> {
                             f.name
                         ))
                     })?;
-                let _ = write!(
-                    dd,
-                    "<DataField name=\"{}\" optype=\"categorical\" dataType=\"string\">",
-                    esc(&f.name)
-                );
-                for v in vals {
-                    let _ = write!(dd, "<Value value=\"{}\"/>", esc(&v));
-                }
-                dd.push_str("</DataField>");
+                data_field(&f.name, "categorical", "string").children(values(vals))
             }
-            _ => {
-                let _ = write!(
-                    dd,
-                    "<DataField name=\"{}\" optype=\"continuous\" dataType=\"double\"/>",
-                    esc(&f.name)
-                );
-            }
-        }
+            _ => data_field(&f.name, "continuous", "double"),
+        });
     }
     match (sig.task, &sig.classes) {
         (Task::Classification, Some(classes)) => {
@@ -1247,122 +1234,126 @@ pub fn write(m: &Model) -> Result<String> {
                 Some(Label::Bool(_)) => "boolean",
                 _ => "string",
             };
-            let _ = write!(
-                dd,
-                "<DataField name=\"{}\" optype=\"categorical\" dataType=\"{dtype}\">",
-                esc(&target)
-            );
-            for c in classes {
-                let _ = write!(dd, "<Value value=\"{}\"/>", esc(&label_text(c)));
-            }
-            dd.push_str("</DataField>");
-        }
-        (Task::Regression, _) => {
-            let _ = write!(
-                dd,
-                "<DataField name=\"{}\" optype=\"continuous\" dataType=\"double\"/>",
-                esc(&target)
+            dd.push(
+                data_field(&target, "categorical", dtype)
+                    .children(values(classes.iter().map(label_text).collect())),
             );
         }
+        (Task::Regression, _) => dd.push(data_field(&target, "continuous", "double")),
         (Task::Clustering, _) => {}
         (Task::Classification, None) => return Err(refuse("a classifier without classes")),
     }
     // The top model reads the inputs, with the invalid-value treatment the encoders asked for.
-    let top_schema = {
-        let mut s = String::from("<MiningSchema>");
-        if sig.task != Task::Clustering {
-            let _ = write!(
-                s,
-                "<MiningField name=\"{}\" usageType=\"target\"/>",
-                esc(&target)
-            );
-        }
-        for f in &inputs {
-            let treat = if w.lenient.contains(f) {
-                " invalidValueTreatment=\"asIs\""
-            } else {
-                ""
-            };
-            let _ = write!(s, "<MiningField name=\"{}\"{treat}/>", esc(f));
-        }
-        s.push_str("</MiningSchema>");
-        s
-    };
-    // The steps are the top model's local transformations: JPMML resolves the fields nested
-    // models read through their parents' scopes, not through the TransformationDictionary.
-    let locals = if w.derived.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "\n<LocalTransformations>\n{}</LocalTransformations>\n",
-            w.derived
-        )
-    };
+    let mut top_schema = El::new("MiningSchema");
+    if sig.task != Task::Clustering {
+        top_schema.push(
+            El::new("MiningField")
+                .attr("name", target.clone())
+                .attr("usageType", "target"),
+        );
+    }
+    for f in &inputs {
+        top_schema.push(El::new("MiningField").attr("name", f.clone()).attr_opt(
+            "invalidValueTreatment",
+            w.lenient.contains(f).then_some("asIs"),
+        ));
+    }
     // Classifiers name their probabilities, so that other engines return them too.
     let outputs = match (&sig.classes, sig.task) {
         (Some(classes), Task::Classification) => {
-            let mut o = String::from("<Output>");
-            for c in classes {
-                let t = esc(&label_text(c));
-                let _ = write!(
-                    o,
-                    "<OutputField name=\"probability({t})\" optype=\"continuous\" dataType=\"double\" feature=\"probability\" value=\"{t}\"/>"
-                );
-            }
-            o.push_str("</Output>");
-            o
+            Some(El::new("Output").children(classes.iter().map(|c| {
+                let t = label_text(c);
+                El::new("OutputField")
+                    .attr("name", format!("probability({t})"))
+                    .attr("optype", "continuous")
+                    .attr("dataType", "double")
+                    .attr("feature", "probability")
+                    .attr("value", t)
+            })))
         }
-        _ => String::new(),
+        _ => None,
     };
     // A model chain's result is its last segment's: that model names the probabilities.
-    let (model, outputs) = if model.contains("multipleModelMethod=\"modelChain\"") {
-        (in_last_segment(&model, &outputs)?, String::new())
-    } else {
-        (model, outputs)
+    let chain = model
+        .kids()
+        .iter()
+        .any(|k| k.name() == "Segmentation" && k.get("multipleModelMethod") == Some("modelChain"));
+    let top_outputs = match outputs {
+        Some(o) if chain => {
+            in_last_segment(&mut model, o)?;
+            None
+        }
+        other => other,
     };
-    let model = replace_top_schema(&model, &format!("{top_schema}{outputs}"), &locals)?;
-    Ok(format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PMML xmlns=\"http://www.dmg.org/PMML-4_4\" xmlns:data=\"http://jpmml.org/jpmml-model/InlineTable\" version=\"4.4\">\n\t<Header description=\"{}\">\n\t\t<Application name=\"mlship\" version=\"{}\"/>\n\t</Header>\n\t<DataDictionary>{dd}</DataDictionary>\n\t{model}\n</PMML>\n",
-        esc(&m.info.estimator),
-        env!("CARGO_PKG_VERSION"),
-    ))
+    // The steps are the top model's local transformations: JPMML resolves the fields nested
+    // models read through their parents' scopes, not through the TransformationDictionary.
+    let locals =
+        (!w.derived.is_empty()).then(|| El::new("LocalTransformations").children(w.derived));
+    replace_top_schema(&mut model, top_schema, top_outputs, locals)?;
+    let doc = El::new("PMML")
+        .attr("xmlns", "http://www.dmg.org/PMML-4_4")
+        .attr("xmlns:data", "http://jpmml.org/jpmml-model/InlineTable")
+        .attr("version", "4.4")
+        .child(
+            El::new("Header")
+                .attr("description", m.info.estimator.clone())
+                .child(
+                    El::new("Application")
+                        .attr("name", "mlship")
+                        .attr("version", env!("CARGO_PKG_VERSION")),
+                ),
+        )
+        .child(dd)
+        .child(model);
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    doc.render(&mut out, 0);
+    Ok(out)
 }
 
-/// Inserts `outputs` after the mining schema of the last segment's model.
-fn in_last_segment(model: &str, outputs: &str) -> Result<String> {
+/// Inserts `outputs` after the mining schema of the model of the chain's last segment.
+fn in_last_segment(model: &mut El, outputs: El) -> Result<()> {
     let seg = model
-        .rfind("<Segment ")
+        .kids_mut()
+        .iter_mut()
+        .find(|k| k.name() == "Segmentation")
+        .and_then(|s| s.kids_mut().last_mut())
         .ok_or_else(|| refuse("a chain without segments"))?;
-    let at = seg
-        + model[seg..]
-            .find("</MiningSchema>")
-            .ok_or_else(|| refuse("a segment without a schema"))?
-        + "</MiningSchema>".len();
-    Ok(format!("{}{outputs}{}", &model[..at], &model[at..]))
+    let last = seg
+        .kids_mut()
+        .last_mut()
+        .ok_or_else(|| refuse("a segment without a model"))?;
+    let at = last
+        .position("MiningSchema")
+        .ok_or_else(|| refuse("a segment without a schema"))?;
+    last.kids_mut().insert(at + 1, outputs);
+    Ok(())
 }
 
-/// The top model element reads the raw inputs; its local transformations go after its schema,
-/// output and targets, where PMML's element order puts them.
-fn replace_top_schema(model: &str, schema: &str, locals: &str) -> Result<String> {
-    let start = model
-        .find("<MiningSchema>")
+/// The top model element reads the raw inputs (`schema`), names its `outputs`, and holds the
+/// steps as `locals`, after its own Output and Targets, where PMML's element order puts them.
+fn replace_top_schema(
+    model: &mut El,
+    schema: El,
+    outputs: Option<El>,
+    locals: Option<El>,
+) -> Result<()> {
+    let at = model
+        .position("MiningSchema")
         .ok_or_else(|| refuse("a model without a schema"))?;
-    let mut end = start
-        + model[start..]
-            .find("</MiningSchema>")
-            .ok_or_else(|| refuse("a model without a schema"))?
-        + "</MiningSchema>".len();
-    for (open, close) in [("<Output>", "</Output>"), ("<Targets>", "</Targets>")] {
-        if model[end..].starts_with(open) {
-            end += model[end..].find(close).unwrap_or(0) + close.len();
+    let kids = model.kids_mut();
+    kids[at] = schema;
+    let mut end = at + 1;
+    if let Some(o) = outputs {
+        kids.insert(end, o);
+        end += 1;
+    }
+    for name in ["Output", "Targets"] {
+        if kids.get(end).is_some_and(|k| k.name() == name) {
+            end += 1;
         }
     }
-    let kept = &model[start
-        + model[start..].find("</MiningSchema>").unwrap_or(0)
-        + "</MiningSchema>".len()..end];
-    Ok(format!(
-        "{}{schema}{kept}{locals}{}",
-        &model[..start],
-        &model[end..]
-    ))
+    if let Some(l) = locals {
+        kids.insert(end, l);
+    }
+    Ok(())
 }
