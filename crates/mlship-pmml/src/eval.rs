@@ -4,14 +4,12 @@
 
 use std::collections::HashMap;
 
-pub use crate::parse::FastMap as Map;
-
 use crate::error::{Error, Result};
 use crate::func::{Builtin, Call, Cmp, SimpleOp};
 use crate::parse::{
-    BayesInput, DataType, Derived, Document, Expr, Feature, Function, Invalid, Kind, ModelEl,
-    Normalization, Outliers, Predicate, SegmentationMethod, SvmKernel, TreeModel, TreeNode, Usage,
-    Value,
+    BayesInput, DataType, Derived, Document, Expr, Feature, Function, Invalid, Kind, ModelEl, Name,
+    Normalization, Outliers, Predicate, SegmentationMethod, SvmKernel, Sym, TreeModel, TreeNode,
+    Usage, Value,
 };
 
 /// What a model predicts for one row.
@@ -82,23 +80,40 @@ pub(crate) fn same_category(a: &str, b: &str) -> bool {
 
 struct Scope<'d> {
     locals: &'d [Derived],
-    values: Map<&'d str, Value>,
+    /// Values this scope gives fields (its mining schema's treatments, its local fields once
+    /// derived, a function's parameters), by symbol; the last one given counts.
+    values: Vec<(Sym, Value)>,
     /// Fields whose invalid value this model's mining schema let through as it is
     /// (`invalidValueTreatment="asIs"`): the models nested in it take the value without asking
     /// again, as JPMML-Evaluator does.
-    kept_invalid: Vec<&'d str>,
+    kept_invalid: Vec<Sym>,
 }
+
+impl Scope<'_> {
+    fn value(&self, sym: Sym) -> Option<&Value> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(s, _)| *s == sym)
+            .map(|(_, v)| v)
+    }
+}
+
+/// A row's values by field symbol (unset: `None`).
+pub type Row = Vec<Option<Value>>;
 
 /// The values one row has: inputs, derived fields as they are needed, chained outputs.
 pub struct Ctx<'d> {
     doc: &'d Document,
-    fields: Map<String, Value>,
+    fields: Row,
     scopes: Vec<Scope<'d>>,
     depth: usize,
 }
 
 impl<'d> Ctx<'d> {
-    pub fn new(doc: &'d Document, inputs: Map<String, Value>) -> Ctx<'d> {
+    /// A row's evaluation, from its inputs by symbol (see [`Ctx::row`]).
+    pub fn new(doc: &'d Document, mut inputs: Row) -> Ctx<'d> {
+        inputs.resize(doc.names.len(), None);
         Ctx {
             doc,
             fields: inputs,
@@ -107,44 +122,68 @@ impl<'d> Ctx<'d> {
         }
     }
 
+    /// An empty row of values for `doc`'s fields.
+    pub fn row(doc: &Document) -> Row {
+        vec![None; doc.names.len()]
+    }
+
     /// The declared type of a field (data dictionary or derived field), if it has one.
-    fn dtype(&self, name: &str) -> Option<DataType> {
+    fn dtype(&self, sym: Sym) -> Option<DataType> {
         for s in self.scopes.iter().rev() {
-            if let Some(d) = s.locals.iter().find(|d| d.name == name) {
+            if let Some(d) = s.locals.iter().find(|d| d.name.sym == sym) {
                 return Some(d.dtype);
             }
         }
-        if let Some(f) = self.doc.field(name) {
+        if let Some(f) = self.doc.field(sym) {
             return Some(f.dtype);
         }
-        self.doc.transform(name).map(|d| d.dtype)
+        self.doc.transform(sym).map(|d| d.dtype)
     }
 
-    pub fn get(&mut self, name: &str) -> Result<Value> {
+    pub fn get(&mut self, name: &Name) -> Result<Value> {
+        self.get_sym(name.sym)
+    }
+
+    /// The value of a field given by its name (a verification record's expected output).
+    pub fn get_named(&mut self, name: &str) -> Result<Value> {
+        match self.doc.sym(name) {
+            Some(sym) => self.get_sym(sym),
+            None => Err(fail(format!("the field {name:?} is not defined"))),
+        }
+    }
+
+    /// The value of the field `sym`, deriving it (once per scope) where it is a derived field.
+    pub fn get_sym(&mut self, sym: Sym) -> Result<Value> {
         for i in (0..self.scopes.len()).rev() {
-            // Most scopes hold nothing of their own: no hashing for them.
-            if !self.scopes[i].values.is_empty() {
-                if let Some(v) = self.scopes[i].values.get(name) {
-                    return Ok(v.clone());
-                }
+            if let Some(v) = self.scopes[i].value(sym) {
+                return Ok(v.clone());
             }
             let locals = self.scopes[i].locals;
-            if let Some(d) = locals.iter().find(|d| d.name == name) {
+            if let Some(d) = locals.iter().find(|d| d.name.sym == sym) {
                 let v = self.derive(d)?;
-                self.scopes[i].values.insert(&d.name, v.clone());
+                self.scopes[i].values.push((sym, v.clone()));
                 return Ok(v);
             }
         }
-        if let Some(v) = self.fields.get(name) {
+        if let Some(Some(v)) = self.fields.get(sym.index()) {
             return Ok(v.clone());
         }
         let doc = self.doc;
-        if let Some(d) = doc.transform(name) {
+        if let Some(d) = doc.transform(sym) {
             let v = self.derive(d)?;
-            self.fields.insert(name.to_string(), v.clone());
+            self.set(sym, v.clone());
             return Ok(v);
         }
-        Err(fail(format!("the field {name:?} is not defined")))
+        Err(fail(format!(
+            "the field {:?} is not defined",
+            self.doc.name(sym)
+        )))
+    }
+
+    fn set(&mut self, sym: Sym, v: Value) {
+        if let Some(slot) = self.fields.get_mut(sym.index()) {
+            *slot = Some(v);
+        }
     }
 
     fn derive(&mut self, d: &'d Derived) -> Result<Value> {
@@ -265,11 +304,11 @@ impl<'d> Ctx<'d> {
                 let doc = self.doc;
                 let builtin = match call {
                     Call::Builtin(b) => *b,
-                    Call::Defined(function) => {
-                        let (params, body) = doc
+                    Call::Defined(i) => {
+                        let (function, params, body) = doc
                             .functions
-                            .get(function)
-                            .ok_or_else(|| fail(format!("the function {function:?}")))?;
+                            .get(*i)
+                            .ok_or_else(|| fail(format!("the function number {i}")))?;
                         // A user function: its parameters are the arguments, in a scope of their own.
                         if params.len() != vals.len() {
                             return Err(fail(format!(
@@ -285,7 +324,7 @@ impl<'d> Ctx<'d> {
                         }
                         let scope = Scope {
                             locals: &[],
-                            values: params.iter().map(String::as_str).zip(vals).collect(),
+                            values: params.iter().map(|p| p.sym).zip(vals).collect(),
                             kept_invalid: Vec::new(),
                         };
                         self.scopes.push(scope);
@@ -334,7 +373,7 @@ impl<'d> Ctx<'d> {
                         let c = value.as_deref().ok_or_else(|| {
                             fail(format!("a SimplePredicate on {field:?} has no value"))
                         })?;
-                        let float = num.is_some() && self.dtype(field) == Some(DataType::Float);
+                        let float = num.is_some() && self.dtype(field.sym) == Some(DataType::Float);
                         Some(compare(&v, c, *num, *op, float))
                     }
                 }
@@ -391,7 +430,7 @@ impl<'d> Ctx<'d> {
         }
         let mut scope = Scope {
             locals: &m.locals,
-            values: Map::default(),
+            values: Vec::new(),
             kept_invalid: Vec::new(),
         };
         // The mining schema: missing value replacement, invalid values, outliers.
@@ -400,21 +439,21 @@ impl<'d> Ctx<'d> {
             let mut v = given.clone();
             if is_missing(&v) {
                 if let Some(r) = &f.replacement {
-                    v = match self.dtype(&f.name) {
+                    v = match self.dtype(f.name.sym) {
                         Some(DataType::String) => Value::Str(r.clone()),
                         _ => crate::parse::parse_f64(r).map_or(Value::Str(r.clone()), Value::Num),
                     };
-                    if self.dtype(&f.name) == Some(DataType::Float) {
+                    if self.dtype(f.name.sym) == Some(DataType::Float) {
                         if let Value::Num(x) = v {
                             v = Value::Num(f64::from(x as f32));
                         }
                     }
                 }
-            } else if !self.valid(&f.name, &v) && !self.kept_by_outer(&f.name) {
+            } else if !self.valid(f.name.sym, &v) && !self.kept_by_outer(f.name.sym) {
                 v = match &f.invalid {
                     Invalid::Refuse => {
                         return Err(Error::Model(mlship_model::Error::BadValue {
-                            column: f.name.clone(),
+                            column: f.name.to_string(),
                             row: 0,
                             expected: "a value the PMML model lists as valid".into(),
                             found: text(&v)
@@ -423,7 +462,7 @@ impl<'d> Ctx<'d> {
                         }));
                     }
                     Invalid::Keep => {
-                        scope.kept_invalid.push(&f.name);
+                        scope.kept_invalid.push(f.name.sym);
                         v
                     }
                     Invalid::Missing => Value::Missing,
@@ -444,7 +483,7 @@ impl<'d> Ctx<'d> {
             }
             // An unchanged value is found in the outer scope as it is.
             if v != given {
-                scope.values.insert(&f.name, v);
+                scope.values.push((f.name.sym, v));
             }
         }
         self.scopes.push(scope);
@@ -460,8 +499,8 @@ impl<'d> Ctx<'d> {
     }
 
     /// Whether an enclosing model already let this field's invalid value through as it is.
-    fn kept_by_outer(&self, name: &str) -> bool {
-        self.scopes.iter().any(|s| s.kept_invalid.contains(&name))
+    fn kept_by_outer(&self, sym: Sym) -> bool {
+        self.scopes.iter().any(|s| s.kept_invalid.contains(&sym))
     }
 
     /// The valid values of the top model's target, in the data dictionary's order.
@@ -471,14 +510,14 @@ impl<'d> Ctx<'d> {
             .fields
             .iter()
             .find(|f| f.usage == Usage::Target)
-            .and_then(|t| self.doc.field(&t.name))
+            .and_then(|t| self.doc.field(t.name.sym))
             .map(|f| f.values.clone())
             .unwrap_or_default()
     }
 
     /// Whether a value is valid for a field with listed values (others take anything).
-    fn valid(&self, name: &str, v: &Value) -> bool {
-        let Some(f) = self.doc.field(name) else {
+    fn valid(&self, sym: Sym, v: &Value) -> bool {
+        let Some(f) = self.doc.field(sym) else {
             return true;
         };
         if f.values.is_empty() || f.optype == crate::parse::OpType::Continuous {
@@ -519,7 +558,7 @@ impl<'d> Ctx<'d> {
                     .cloned()
                     .map_or(Value::Missing, Value::Str),
             };
-            self.fields.insert(o.name.clone(), v);
+            self.set(o.name.sym, v);
         }
         Ok(())
     }

@@ -204,7 +204,8 @@ impl Builtin {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Call {
     Builtin(Builtin),
-    Defined(String),
+    /// A function the document defines: its index in the document's functions.
+    Defined(usize),
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ pub fn is_pmml(b: &[u8]) -> bool {
 #[derive(Debug)]
 struct InputField {
     name: String,
+    sym: parse::Sym,
     dtype: DataType,
     codes: Option<Vec<String>>,
 }
@@ -58,8 +59,8 @@ pub struct PmmlScorer {
 const INVALID_CODE: f64 = -1.0;
 
 impl PmmlScorer {
-    fn row_inputs(&self, row: &[f64]) -> eval::Map<String, Value> {
-        let mut m = eval::Map::with_capacity_and_hasher(self.inputs.len(), Default::default());
+    fn row_inputs(&self, row: &[f64]) -> eval::Row {
+        let mut m = Ctx::row(&self.doc);
         for (f, &x) in self.inputs.iter().zip(row) {
             let v = if x.is_nan() {
                 Value::Missing
@@ -78,14 +79,18 @@ impl PmmlScorer {
                     _ => Value::Num(x),
                 }
             };
-            m.insert(f.name.clone(), v);
+            m[f.sym.index()] = Some(v);
         }
         m
     }
 
     /// The top model's prediction for one row, and the values of its output fields `names` (the
     /// extra outputs, see [`PmmlScorer::extra_outputs`]).
-    fn predict_row(&self, row: &[f64], names: &[&str]) -> Result<(Pred, Vec<Option<String>>)> {
+    fn predict_row(
+        &self,
+        row: &[f64],
+        names: &[&parse::Name],
+    ) -> Result<(Pred, Vec<Option<String>>)> {
         let mut ctx = Ctx::new(&self.doc, self.row_inputs(row));
         let p = ctx.model(&self.doc.model)?;
         if names.is_empty() {
@@ -101,7 +106,7 @@ impl PmmlScorer {
 
     /// The top model's output fields that are neither the predicted value nor a probability
     /// (transformed values, entity ids, reason codes), in document order.
-    fn extra_outputs(&self) -> Vec<&str> {
+    fn extra_outputs(&self) -> Vec<&parse::Name> {
         self.doc
             .model
             .outputs
@@ -112,7 +117,7 @@ impl PmmlScorer {
                     parse::Feature::PredictedValue | parse::Feature::Probability(_)
                 )
             })
-            .map(|o| o.name.as_str())
+            .map(|o| &o.name)
             .collect()
     }
 }
@@ -269,7 +274,7 @@ impl PmmlScorer {
         self.doc
             .fields
             .iter()
-            .find(|f| f.name == self.target)
+            .find(|f| *f.name == *self.target)
             .map_or(DataType::String, |f| f.dtype)
     }
 
@@ -393,12 +398,13 @@ fn scorer(doc: Document) -> Result<(PmmlScorer, Vec<Field>)> {
             _ => (DType::Float, None),
         };
         fields.push(Field {
-            name: f.name.clone(),
+            name: f.name.to_string(),
             dtype,
             nullable: true,
         });
         inputs.push(InputField {
-            name: f.name.clone(),
+            name: f.name.to_string(),
+            sym: f.name.sym,
             dtype: df.dtype,
             codes,
         });
@@ -407,7 +413,7 @@ fn scorer(doc: Document) -> Result<(PmmlScorer, Vec<Field>)> {
         .fields
         .iter()
         .find(|f| f.usage == Usage::Target)
-        .map(|f| f.name.clone())
+        .map(|f| f.name.to_string())
         .unwrap_or_default();
     let classes: Vec<String> = match top.function {
         Function::Classification => {
@@ -448,7 +454,7 @@ fn verify(s: &PmmlScorer) -> Result<()> {
         return Ok(());
     };
     for (i, row) in v.rows.iter().enumerate() {
-        let mut inputs = eval::Map::default();
+        let mut inputs = Ctx::row(&s.doc);
         let mut expected = Vec::new();
         for (key, precision, zero) in &v.fields {
             let (field, column) = key.split_once('\u{0}').unwrap_or((key, key));
@@ -464,7 +470,7 @@ fn verify(s: &PmmlScorer) -> Result<()> {
                         _ => parse::parse_f64(&t).map_or(Value::Str(t), Value::Num),
                     },
                 };
-                inputs.insert(field.to_string(), value);
+                inputs[f.sym.index()] = Some(value);
             } else if let Some(t) = cell {
                 expected.push((field.to_string(), t, *precision, *zero));
             }
@@ -476,7 +482,7 @@ fn verify(s: &PmmlScorer) -> Result<()> {
             let got = if field == s.target {
                 p.value.clone().unwrap_or(Value::Missing)
             } else {
-                ctx.get(&field)?
+                ctx.get_named(&field)?
             };
             let ok = match (parse::parse_f64(&want), &got) {
                 (Some(w), Value::Num(g)) => {

@@ -220,18 +220,18 @@ impl Ctx<'_> {
     }
 
     /// The input index of a field the trees may compare as a number.
-    fn input(&mut self, name: &str) -> Option<usize> {
-        let f = self.doc.field(name)?;
+    fn input(&mut self, name: &crate::parse::Name) -> Option<usize> {
+        let f = self.doc.field(name.sym)?;
         if f.optype != OpType::Continuous
             || !matches!(
                 f.dtype,
                 DataType::Float | DataType::Double | DataType::Integer
             )
-            || self.doc.transform(name).is_some()
+            || self.doc.transform(name.sym).is_some()
         {
             return None;
         }
-        let i = self.inputs.iter().position(|n| n == name)?;
+        let i = self.inputs.iter().position(|n| *n == **name)?;
         self.float[i] = f.dtype == DataType::Float;
         Some(i)
     }

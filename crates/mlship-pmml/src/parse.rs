@@ -10,6 +10,82 @@ use roxmltree::Node;
 
 use crate::error::{Error, Result};
 
+/// A field's symbol, given when the document is read: the slot a row's evaluation keeps the
+/// field's value in, so that evaluating never looks a field up by its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sym(pub u32);
+
+impl Sym {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A field name as the document writes it, with its symbol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Name {
+    text: String,
+    pub sym: Sym,
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        self.text == other
+    }
+}
+
+impl PartialEq<String> for Name {
+    fn eq(&self, other: &String) -> bool {
+        self.text == *other
+    }
+}
+
+/// What reading a document keeps from element to element: the symbols given so far, and the
+/// functions the document defines (by name, their index in [`Document::functions`]).
+#[derive(Default)]
+struct Cx {
+    names: Vec<String>,
+    syms: FastMap<String, Sym>,
+    functions: FastMap<String, usize>,
+}
+
+impl Cx {
+    /// The name `text`, with the symbol every other mention of it has.
+    fn name(&mut self, text: &str) -> Name {
+        let sym = match self.syms.get(text) {
+            Some(&s) => s,
+            None => {
+                let s = Sym(self.names.len() as u32);
+                self.names.push(text.to_string());
+                self.syms.insert(text.to_string(), s);
+                s
+            }
+        };
+        Name {
+            text: text.to_string(),
+            sym,
+        }
+    }
+
+    /// The name in attribute `a` of `n`, which must have it.
+    fn req_name(&mut self, n: &Node, a: &str) -> Result<Name> {
+        Ok(self.name(req(n, a)?))
+    }
+}
+
 /// The largest document mlship reads, in XML nodes (a forest of 500 deep trees fits easily).
 const MAX_NODES: u32 = 20_000_000;
 /// How deep expressions, predicates and trees may nest: the reader recurses, and a thread's stack
@@ -42,7 +118,7 @@ pub enum Value {
 
 #[derive(Debug)]
 pub struct DataField {
-    pub name: String,
+    pub name: Name,
     pub optype: OpType,
     pub dtype: DataType,
     /// The valid values of a categorical or ordinal field, in document order.
@@ -51,7 +127,7 @@ pub struct DataField {
 
 #[derive(Debug)]
 pub struct Derived {
-    pub name: String,
+    pub name: Name,
     pub dtype: DataType,
     pub expr: Expr,
 }
@@ -68,28 +144,28 @@ pub enum Outliers {
 pub enum Expr {
     Constant(Value),
     FieldRef {
-        field: String,
+        field: Name,
         map_missing: Option<Value>,
     },
     NormContinuous {
-        field: String,
+        field: Name,
         points: Vec<(f64, f64)>,
         outliers: Outliers,
         map_missing: Option<f64>,
     },
     NormDiscrete {
-        field: String,
+        field: Name,
         value: String,
         map_missing: Option<f64>,
     },
     Discretize {
-        field: String,
+        field: Name,
         bins: Vec<(Interval, String)>,
         default: Option<String>,
         map_missing: Option<String>,
     },
     MapValues {
-        inputs: Vec<(String, String)>,
+        inputs: Vec<(Name, String)>,
         output: String,
         rows: Vec<HashMap<String, String>>,
         default: Option<String>,
@@ -145,7 +221,7 @@ pub enum Invalid {
 
 #[derive(Debug)]
 pub struct MiningField {
-    pub name: String,
+    pub name: Name,
     pub usage: Usage,
     pub replacement: Option<String>,
     pub invalid: Invalid,
@@ -173,7 +249,7 @@ pub enum Feature {
 
 #[derive(Debug)]
 pub struct OutputField {
-    pub name: String,
+    pub name: Name,
     pub feature: Feature,
 }
 
@@ -260,15 +336,15 @@ pub struct GeneralRegression {
     /// A Cox regression's time variable, baseline hazards and reference points.
     pub cox: Option<Cox>,
     pub parameters: Vec<String>,
-    pub factors: Vec<String>,
+    pub factors: Vec<Name>,
     /// Per parameter: (predictor, value) cells; a factor's cell is its level, a covariate's the
     /// exponent.
-    pub cells: HashMap<String, Vec<(String, String)>>,
+    pub cells: HashMap<String, Vec<(Name, String)>>,
     /// (target category, parameter, beta).
     pub betas: Vec<(Option<String>, String, f64)>,
     pub link: GlmLink,
     pub offset: Option<f64>,
-    pub offset_field: Option<String>,
+    pub offset_field: Option<Name>,
     pub target_reference: Option<String>,
 }
 
@@ -284,9 +360,9 @@ pub struct Baseline {
 /// A Cox proportional-hazards model's scoring data.
 #[derive(Debug)]
 pub struct Cox {
-    pub end_time: String,
+    pub end_time: Name,
     /// The field whose value picks the baseline stratum, if the model is stratified.
-    pub strata: Option<String>,
+    pub strata: Option<Name>,
     pub baselines: Vec<Baseline>,
     /// Each parameter's reference point (0 when not given).
     pub reference: HashMap<String, f64>,
@@ -315,9 +391,9 @@ pub struct Regression {
 pub struct RegressionTable {
     pub intercept: f64,
     pub category: Option<String>,
-    pub numeric: Vec<(String, f64, i32)>,
-    pub categorical: Vec<(String, String, f64)>,
-    pub terms: Vec<(Vec<String>, f64)>,
+    pub numeric: Vec<(Name, f64, i32)>,
+    pub categorical: Vec<(Name, String, f64)>,
+    pub terms: Vec<(Vec<Name>, f64)>,
 }
 
 #[derive(Debug)]
@@ -325,14 +401,14 @@ pub enum Predicate {
     True,
     False,
     Simple {
-        field: String,
+        field: Name,
         op: crate::func::SimpleOp,
         value: Option<String>,
         /// `value` as a number, parsed once.
         num: Option<f64>,
     },
     Set {
-        field: String,
+        field: Name,
         is_in: bool,
         values: Vec<String>,
     },
@@ -407,12 +483,12 @@ pub struct Segmentation {
 #[derive(Debug)]
 pub enum BayesInput {
     Gaussian {
-        field: String,
+        field: Name,
         /// Per class: mean and variance.
         stats: HashMap<String, (f64, f64)>,
     },
     Discrete {
-        field: String,
+        field: Name,
         /// Per field value, per class, a count.
         counts: HashMap<String, HashMap<String, f64>>,
     },
@@ -428,7 +504,7 @@ pub struct NaiveBayes {
 #[derive(Debug)]
 pub struct Clustering {
     pub squared: bool,
-    pub fields: Vec<String>,
+    pub fields: Vec<Name>,
     pub centers: Vec<Vec<f64>>,
 }
 
@@ -476,7 +552,7 @@ pub struct Machine {
 #[derive(Debug)]
 pub struct SvmModel {
     pub kernel: SvmKernel,
-    pub fields: Vec<String>,
+    pub fields: Vec<Name>,
     pub vectors: Vec<Vec<f64>>,
     pub machines: Vec<Machine>,
     pub one_against_one: bool,
@@ -496,24 +572,46 @@ pub struct Document {
     pub application: Option<String>,
     pub fields: Vec<DataField>,
     pub transforms: Vec<Derived>,
-    /// DefineFunction: name to (parameter names, body).
-    pub functions: HashMap<String, (Vec<String>, Expr)>,
+    /// DefineFunction: its name, parameters and body; calls name it by its index here.
+    pub functions: Vec<(String, Vec<Name>, Expr)>,
     pub model: ModelEl,
     pub verification: Option<Verification>,
-    /// Field name to its index in `fields`, and to its index in `transforms`.
-    pub field_index: FastMap<String, usize>,
-    pub transform_index: FastMap<String, usize>,
+    /// Every field name the document mentions, by symbol.
+    pub names: Vec<String>,
+    /// By symbol: the field's index in `fields`, and its index in `transforms`.
+    field_index: Vec<Option<usize>>,
+    transform_index: Vec<Option<usize>>,
+    /// By name, for callers outside the evaluator.
+    syms: FastMap<String, Sym>,
 }
 
 impl Document {
-    /// The data dictionary's field of this name.
-    pub fn field(&self, name: &str) -> Option<&DataField> {
-        self.field_index.get(name).map(|&i| &self.fields[i])
+    /// The data dictionary's field of this symbol.
+    pub fn field(&self, sym: Sym) -> Option<&DataField> {
+        self.field_index
+            .get(sym.index())
+            .copied()
+            .flatten()
+            .map(|i| &self.fields[i])
     }
 
-    /// The transformation dictionary's derived field of this name.
-    pub fn transform(&self, name: &str) -> Option<&Derived> {
-        self.transform_index.get(name).map(|&i| &self.transforms[i])
+    /// The transformation dictionary's derived field of this symbol.
+    pub fn transform(&self, sym: Sym) -> Option<&Derived> {
+        self.transform_index
+            .get(sym.index())
+            .copied()
+            .flatten()
+            .map(|i| &self.transforms[i])
+    }
+
+    /// The symbol of a field name the document mentions.
+    pub fn sym(&self, name: &str) -> Option<Sym> {
+        self.syms.get(name).copied()
+    }
+
+    /// The name of a symbol.
+    pub fn name(&self, sym: Sym) -> &str {
+        self.names.get(sym.index()).map_or("?", String::as_str)
     }
 }
 
@@ -616,28 +714,40 @@ pub fn parse(text: &str) -> Result<Document> {
             .to_string()
         });
     let dd = child(&root, "DataDictionary").ok_or_else(|| err(&root, "no <DataDictionary>"))?;
+    let mut cx = Cx::default();
     let mut fields = Vec::new();
     for f in kids(&dd).filter(|c| name(c) == "DataField") {
-        fields.push(data_field(&f)?);
+        fields.push(data_field(&mut cx, &f)?);
     }
+    // The functions a document defines are known before any expression calls one.
+    let mut defines = Vec::new();
+    if let Some(t) = child(&root, "TransformationDictionary") {
+        defines.extend(kids(&t).filter(|c| name(c) == "DefineFunction"));
+    }
+    // Of two functions of one name, the last one counts.
+    for (i, f) in defines.iter().enumerate() {
+        cx.functions.insert(req(f, "name")?.to_string(), i);
+    }
+    check_calls(&root, &cx.functions, &defines)?;
     let transforms = match child(&root, "TransformationDictionary") {
-        Some(t) => derived_fields(&t, 0)?,
+        Some(t) => derived_fields(&mut cx, &t, 0)?,
         None => Vec::new(),
     };
-    let mut functions = HashMap::new();
-    if let Some(t) = child(&root, "TransformationDictionary") {
-        for f in kids(&t).filter(|c| name(c) == "DefineFunction") {
-            let params = kids(&f)
-                .filter(|c| name(c) == "ParameterField")
-                .map(|c| req(&c, "name").map(str::to_string))
-                .collect::<Result<Vec<_>>>()?;
-            let body = kids(&f)
-                .find(|c| name(c) != "ParameterField")
-                .ok_or_else(|| err(&f, "a DefineFunction without a body"))?;
-            functions.insert(req(&f, "name")?.to_string(), (params, expr(&body, 1)?));
-        }
+    let mut functions = Vec::with_capacity(defines.len());
+    for f in &defines {
+        let params = kids(f)
+            .filter(|c| name(c) == "ParameterField")
+            .map(|c| cx.req_name(&c, "name"))
+            .collect::<Result<Vec<_>>>()?;
+        let body = kids(f)
+            .find(|c| name(c) != "ParameterField")
+            .ok_or_else(|| err(f, "a DefineFunction without a body"))?;
+        functions.push((
+            req(f, "name")?.to_string(),
+            params,
+            expr(&mut cx, &body, 1)?,
+        ));
     }
-    check_calls(&root, &functions)?;
     let mut models = kids(&root).filter(|c| is_model(name(c)));
     let m = models.next().ok_or_else(|| {
         err(
@@ -645,19 +755,19 @@ pub fn parse(text: &str) -> Result<Document> {
             "no model element (RegressionModel, TreeModel, MiningModel, …)",
         )
     })?;
-    let model = model(&m, 0)?;
+    let model = model(&mut cx, &m, 0)?;
     let verification = match child(&m, "ModelVerification") {
         Some(v) => Some(verification(&v)?),
         None => None,
     };
     // The first of two fields of one name wins, as a linear search would find it.
-    let mut field_index = FastMap::default();
+    let mut field_index = vec![None; cx.names.len()];
     for (i, f) in fields.iter().enumerate() {
-        field_index.entry(f.name.clone()).or_insert(i);
+        field_index[f.name.sym.index()].get_or_insert(i);
     }
-    let mut transform_index = FastMap::default();
+    let mut transform_index = vec![None; cx.names.len()];
     for (i, d) in transforms.iter().enumerate() {
-        transform_index.entry(d.name.clone()).or_insert(i);
+        transform_index[d.name.sym.index()].get_or_insert(i);
     }
     Ok(Document {
         version,
@@ -667,8 +777,10 @@ pub fn parse(text: &str) -> Result<Document> {
         functions,
         model,
         verification,
+        names: cx.names,
         field_index,
         transform_index,
+        syms: cx.syms,
     })
 }
 
@@ -720,7 +832,7 @@ fn op_type(n: &Node, s: Option<&str>, dtype: DataType) -> Result<OpType> {
     })
 }
 
-fn data_field(f: &Node) -> Result<DataField> {
+fn data_field(cx: &mut Cx, f: &Node) -> Result<DataField> {
     let dtype = data_type(f, attr(f, "dataType"))?;
     let optype = op_type(f, attr(f, "optype"), dtype)?;
     let mut values = Vec::new();
@@ -731,21 +843,21 @@ fn data_field(f: &Node) -> Result<DataField> {
         }
     }
     Ok(DataField {
-        name: req(f, "name")?.to_string(),
+        name: cx.req_name(f, "name")?,
         optype,
         dtype,
         values,
     })
 }
 
-fn derived_fields(parent: &Node, depth: usize) -> Result<Vec<Derived>> {
+fn derived_fields(cx: &mut Cx, parent: &Node, depth: usize) -> Result<Vec<Derived>> {
     let mut out = Vec::new();
     for d in kids(parent) {
         match name(&d) {
             "DerivedField" => out.push(Derived {
-                name: req(&d, "name")?.to_string(),
+                name: cx.req_name(&d, "name")?,
                 dtype: data_type(&d, attr(&d, "dataType"))?,
-                expr: expr_in(&d, depth + 1)?,
+                expr: expr_in(cx, &d, depth + 1)?,
             }),
             // Read by `functions`; only the TransformationDictionary may hold them.
             "DefineFunction" if depth == 0 && name(parent) == "TransformationDictionary" => {}
@@ -756,11 +868,11 @@ fn derived_fields(parent: &Node, depth: usize) -> Result<Vec<Derived>> {
 }
 
 /// The one expression inside an element (DerivedField, OutputField, NeuralInput's field).
-fn expr_in(n: &Node, depth: usize) -> Result<Expr> {
+fn expr_in(cx: &mut Cx, n: &Node, depth: usize) -> Result<Expr> {
     let e = kids(n)
         .find(|c| !matches!(name(c), "Value" | "Interval"))
         .ok_or_else(|| err(n, format!("<{}> holds no expression", name(n))))?;
-    expr(&e, depth)
+    expr(cx, &e, depth)
 }
 
 fn value_of(s: &str) -> Value {
@@ -770,7 +882,7 @@ fn value_of(s: &str) -> Value {
     }
 }
 
-fn expr(e: &Node, depth: usize) -> Result<Expr> {
+fn expr(cx: &mut Cx, e: &Node, depth: usize) -> Result<Expr> {
     if depth > MAX_DEPTH {
         return Err(Error::Limit(format!(
             "PMML expressions nested deeper than {MAX_DEPTH}"
@@ -791,7 +903,7 @@ fn expr(e: &Node, depth: usize) -> Result<Expr> {
             }
         }
         "FieldRef" => Expr::FieldRef {
-            field: req(e, "field")?.to_string(),
+            field: cx.req_name(e, "field")?,
             map_missing: map_missing.map(value_of),
         },
         "NormContinuous" => {
@@ -806,14 +918,14 @@ fn expr(e: &Node, depth: usize) -> Result<Expr> {
                 return Err(err(e, "NormContinuous needs two LinearNorm points"));
             }
             Expr::NormContinuous {
-                field: req(e, "field")?.to_string(),
+                field: cx.req_name(e, "field")?,
                 points,
                 outliers: outliers(e, attr(e, "outliers"))?,
                 map_missing: num(e, "mapMissingTo")?,
             }
         }
         "NormDiscrete" => Expr::NormDiscrete {
-            field: req(e, "field")?.to_string(),
+            field: cx.req_name(e, "field")?,
             value: req(e, "value")?.to_string(),
             map_missing: num(e, "mapMissingTo")?,
         },
@@ -825,7 +937,7 @@ fn expr(e: &Node, depth: usize) -> Result<Expr> {
                 bins.push((interval(&i)?, req(&b, "binValue")?.to_string()));
             }
             Expr::Discretize {
-                field: req(e, "field")?.to_string(),
+                field: cx.req_name(e, "field")?,
                 bins,
                 default: attr(e, "defaultValue").map(str::to_string),
                 map_missing: map_missing.map(str::to_string),
@@ -837,7 +949,7 @@ fn expr(e: &Node, depth: usize) -> Result<Expr> {
             let local = |c: &str| c.rsplit(':').next().unwrap_or(c).to_string();
             let mut inputs = Vec::new();
             for p in kids(e).filter(|c| name(c) == "FieldColumnPair") {
-                inputs.push((req(&p, "field")?.to_string(), local(req(&p, "column")?)));
+                inputs.push((cx.req_name(&p, "field")?, local(req(&p, "column")?)));
             }
             let table = child(e, "InlineTable")
                 .ok_or_else(|| unsupported(e, "MapValues without an InlineTable"))?;
@@ -852,7 +964,7 @@ fn expr(e: &Node, depth: usize) -> Result<Expr> {
         "Apply" => {
             let mut args = Vec::new();
             for a in kids(e) {
-                args.push(expr(&a, depth + 1)?);
+                args.push(expr(cx, &a, depth + 1)?);
             }
             if let Some(t) = attr(e, "invalidValueTreatment") {
                 if t != "returnInvalid" {
@@ -861,9 +973,15 @@ fn expr(e: &Node, depth: usize) -> Result<Expr> {
             }
             let function = req(e, "function")?;
             Expr::Apply {
-                call: match crate::func::Builtin::parse(function) {
-                    Some(b) => crate::func::Call::Builtin(b),
-                    None => crate::func::Call::Defined(function.to_string()),
+                call: match (
+                    crate::func::Builtin::parse(function),
+                    cx.functions.get(function),
+                ) {
+                    (Some(b), _) => crate::func::Call::Builtin(b),
+                    (None, Some(&i)) => crate::func::Call::Defined(i),
+                    (None, None) => {
+                        return Err(unsupported(e, format!("the function {function:?}")));
+                    }
                 },
                 args,
                 map_missing: map_missing.map(value_of),
@@ -876,7 +994,7 @@ fn expr(e: &Node, depth: usize) -> Result<Expr> {
 
 /// Every `<Apply>` in the document calls a built-in function or one the document defines, with a
 /// number of arguments it takes: a document that would fail on its first row is refused here.
-fn check_calls(root: &Node, functions: &HashMap<String, (Vec<String>, Expr)>) -> Result<()> {
+fn check_calls(root: &Node, functions: &FastMap<String, usize>, defines: &[Node]) -> Result<()> {
     for a in root
         .descendants()
         .filter(|d| d.is_element() && name(d) == "Apply")
@@ -893,7 +1011,12 @@ fn check_calls(root: &Node, functions: &HashMap<String, (Vec<String>, Expr)>) ->
             }
             Some(b) => b.arity(),
             None => match functions.get(f) {
-                Some((params, _)) => (params.len(), Some(params.len())),
+                Some(&i) => {
+                    let n = kids(&defines[i])
+                        .filter(|c| name(c) == "ParameterField")
+                        .count();
+                    (n, Some(n))
+                }
                 None => return Err(unsupported(&a, format!("the function {f:?}"))),
             },
         };
@@ -964,7 +1087,7 @@ fn function(n: &Node) -> Result<Function> {
     })
 }
 
-fn model(m: &Node, depth: usize) -> Result<ModelEl> {
+fn model(cx: &mut Cx, m: &Node, depth: usize) -> Result<ModelEl> {
     if depth > 64 {
         return Err(Error::Limit("PMML segments nested deeper than 64".into()));
     }
@@ -982,10 +1105,10 @@ fn model(m: &Node, depth: usize) -> Result<ModelEl> {
     let schema = child(m, "MiningSchema").ok_or_else(|| err(m, "no <MiningSchema>"))?;
     let mut fields = Vec::new();
     for f in kids(&schema).filter(|c| name(c) == "MiningField") {
-        fields.push(mining_field(&f)?);
+        fields.push(mining_field(cx, &f)?);
     }
     let locals = match child(m, "LocalTransformations") {
-        Some(t) => derived_fields(&t, 0)?,
+        Some(t) => derived_fields(cx, &t, 0)?,
         None => Vec::new(),
     };
     let target = match child(m, "Targets") {
@@ -995,7 +1118,7 @@ fn model(m: &Node, depth: usize) -> Result<ModelEl> {
     let mut outputs = Vec::new();
     if let Some(o) = child(m, "Output") {
         for f in kids(&o).filter(|c| name(c) == "OutputField") {
-            outputs.push(output_field(&f)?);
+            outputs.push(output_field(cx, &f)?);
         }
     }
     const COMMON: &[&str] = &[
@@ -1044,15 +1167,15 @@ fn model(m: &Node, depth: usize) -> Result<ModelEl> {
         return Err(unsupported(&c, format!("<{}> in a {element}", name(&c))));
     }
     let kind = match element {
-        "RegressionModel" => Kind::Regression(regression(m)?),
-        "TreeModel" => Kind::Tree(tree_model(m)?),
-        "MiningModel" => Kind::Mining(segmentation(m, depth)?),
-        "NaiveBayesModel" => Kind::NaiveBayes(naive_bayes(m)?),
-        "ClusteringModel" => Kind::Clustering(clustering(m)?),
-        "NeuralNetwork" => Kind::Neural(neural(m)?),
-        "SupportVectorMachineModel" => Kind::Svm(svm(m)?),
-        "Scorecard" => Kind::Scorecard(scorecard(m)?),
-        "GeneralRegressionModel" => Kind::General(general_regression(m)?),
+        "RegressionModel" => Kind::Regression(regression(cx, m)?),
+        "TreeModel" => Kind::Tree(tree_model(cx, m)?),
+        "MiningModel" => Kind::Mining(segmentation(cx, m, depth)?),
+        "NaiveBayesModel" => Kind::NaiveBayes(naive_bayes(cx, m)?),
+        "ClusteringModel" => Kind::Clustering(clustering(cx, m)?),
+        "NeuralNetwork" => Kind::Neural(neural(cx, m)?),
+        "SupportVectorMachineModel" => Kind::Svm(svm(cx, m)?),
+        "Scorecard" => Kind::Scorecard(scorecard(cx, m)?),
+        "GeneralRegressionModel" => Kind::General(general_regression(cx, m)?),
         other => return Err(unsupported(m, format!("the model {other}"))),
     };
     Ok(ModelEl {
@@ -1066,7 +1189,7 @@ fn model(m: &Node, depth: usize) -> Result<ModelEl> {
     })
 }
 
-fn mining_field(f: &Node) -> Result<MiningField> {
+fn mining_field(cx: &mut Cx, f: &Node) -> Result<MiningField> {
     let usage = match attr(f, "usageType").unwrap_or("active") {
         "active" => Usage::Active,
         "target" | "predicted" => Usage::Target,
@@ -1084,7 +1207,7 @@ fn mining_field(f: &Node) -> Result<MiningField> {
         other => return Err(err(f, format!("invalidValueTreatment={other:?}"))),
     };
     Ok(MiningField {
-        name: req(f, "name")?.to_string(),
+        name: cx.req_name(f, "name")?,
         usage,
         replacement: attr(f, "missingValueReplacement").map(str::to_string),
         invalid,
@@ -1107,11 +1230,11 @@ fn target(t: &Node) -> Result<Option<Target>> {
     }))
 }
 
-fn output_field(f: &Node) -> Result<OutputField> {
+fn output_field(cx: &mut Cx, f: &Node) -> Result<OutputField> {
     let feature = match attr(f, "feature").unwrap_or("predictedValue") {
         "predictedValue" | "predictedDisplayValue" => Feature::PredictedValue,
         "probability" => Feature::Probability(attr(f, "value").map(str::to_string)),
-        "transformedValue" => Feature::TransformedValue(expr_in(f, 0)?),
+        "transformedValue" => Feature::TransformedValue(expr_in(cx, f, 0)?),
         "entityId" => Feature::EntityId,
         "reasonCode" => Feature::ReasonCode(
             num_or(f, "rank", 1.0)?
@@ -1125,7 +1248,7 @@ fn output_field(f: &Node) -> Result<OutputField> {
         _ => Feature::PredictedValue,
     };
     Ok(OutputField {
-        name: req(f, "name")?.to_string(),
+        name: cx.req_name(f, "name")?,
         feature,
     })
 }
@@ -1145,7 +1268,7 @@ fn normalization(n: &Node) -> Result<Normalization> {
     })
 }
 
-fn regression(m: &Node) -> Result<Regression> {
+fn regression(cx: &mut Cx, m: &Node) -> Result<Regression> {
     let mut tables = Vec::new();
     for t in kids(m).filter(|c| name(c) == "RegressionTable") {
         let mut numeric = Vec::new();
@@ -1154,19 +1277,19 @@ fn regression(m: &Node) -> Result<Regression> {
         for p in kids(&t) {
             match name(&p) {
                 "NumericPredictor" => numeric.push((
-                    req(&p, "name")?.to_string(),
+                    cx.req_name(&p, "name")?,
                     num(&p, "coefficient")?.ok_or_else(|| err(&p, "no coefficient"))?,
                     num_or(&p, "exponent", 1.0)? as i32,
                 )),
                 "CategoricalPredictor" => categorical.push((
-                    req(&p, "name")?.to_string(),
+                    cx.req_name(&p, "name")?,
                     req(&p, "value")?.to_string(),
                     num(&p, "coefficient")?.ok_or_else(|| err(&p, "no coefficient"))?,
                 )),
                 "PredictorTerm" => {
                     let refs = kids(&p)
                         .filter(|c| name(c) == "FieldRef")
-                        .map(|c| req(&c, "field").map(str::to_string))
+                        .map(|c| cx.req_name(&c, "field"))
                         .collect::<Result<Vec<_>>>()?;
                     terms.push((
                         refs,
@@ -1193,7 +1316,7 @@ fn regression(m: &Node) -> Result<Regression> {
     })
 }
 
-fn predicate(n: &Node, depth: usize) -> Result<Predicate> {
+fn predicate(cx: &mut Cx, n: &Node, depth: usize) -> Result<Predicate> {
     if depth > MAX_DEPTH {
         return Err(Error::Limit(format!(
             "PMML predicates nested deeper than {MAX_DEPTH}"
@@ -1203,7 +1326,7 @@ fn predicate(n: &Node, depth: usize) -> Result<Predicate> {
         "True" => Predicate::True,
         "False" => Predicate::False,
         "SimplePredicate" => Predicate::Simple {
-            field: req(n, "field")?.to_string(),
+            field: cx.req_name(n, "field")?,
             op: {
                 let op = req(n, "operator")?;
                 crate::func::SimpleOp::parse(op)
@@ -1216,7 +1339,7 @@ fn predicate(n: &Node, depth: usize) -> Result<Predicate> {
             let arr =
                 child(n, "Array").ok_or_else(|| err(n, "SimpleSetPredicate needs an Array"))?;
             Predicate::Set {
-                field: req(n, "field")?.to_string(),
+                field: cx.req_name(n, "field")?,
                 is_in: match req(n, "booleanOperator")? {
                     "isIn" => true,
                     "isNotIn" => false,
@@ -1231,7 +1354,7 @@ fn predicate(n: &Node, depth: usize) -> Result<Predicate> {
                 return Err(err(n, format!("booleanOperator={op:?}")));
             }
             let parts = kids(n)
-                .map(|c| predicate(&c, depth + 1))
+                .map(|c| predicate(cx, &c, depth + 1))
                 .collect::<Result<Vec<_>>>()?;
             Predicate::Compound { op, parts }
         }
@@ -1246,9 +1369,9 @@ fn is_predicate(tag: &str) -> bool {
     )
 }
 
-fn first_predicate(n: &Node) -> Result<Predicate> {
+fn first_predicate(cx: &mut Cx, n: &Node) -> Result<Predicate> {
     match kids(n).find(|c| is_predicate(name(c))) {
-        Some(p) => predicate(&p, 0),
+        Some(p) => predicate(cx, &p, 0),
         None => Err(err(n, format!("<{}> has no predicate", name(n)))),
     }
 }
@@ -1298,7 +1421,7 @@ fn array_numbers(a: &Node) -> Result<Vec<f64>> {
         .collect()
 }
 
-fn tree_node(n: &Node, depth: usize) -> Result<TreeNode> {
+fn tree_node(cx: &mut Cx, n: &Node, depth: usize) -> Result<TreeNode> {
     if depth > MAX_DEPTH {
         return Err(Error::Limit(format!("PMML trees deeper than {MAX_DEPTH}")));
     }
@@ -1306,7 +1429,7 @@ fn tree_node(n: &Node, depth: usize) -> Result<TreeNode> {
     let mut scores: Vec<(String, f64, Option<f64>)> = Vec::new();
     for c in kids(n) {
         match name(&c) {
-            "Node" => children.push(tree_node(&c, depth + 1)?),
+            "Node" => children.push(tree_node(cx, &c, depth + 1)?),
             "ScoreDistribution" => {
                 let value = req(&c, "value")?.to_string();
                 let count = num(&c, "recordCount")?.ok_or_else(|| err(&c, "no recordCount"))?;
@@ -1329,7 +1452,7 @@ fn tree_node(n: &Node, depth: usize) -> Result<TreeNode> {
     Ok(TreeNode {
         id: attr(n, "id").map(str::to_string),
         score: attr(n, "score").map(str::to_string),
-        predicate: first_predicate(n)?,
+        predicate: first_predicate(cx, n)?,
         children,
         distribution,
         counts,
@@ -1338,7 +1461,7 @@ fn tree_node(n: &Node, depth: usize) -> Result<TreeNode> {
     })
 }
 
-fn tree_model(m: &Node) -> Result<TreeModel> {
+fn tree_model(cx: &mut Cx, m: &Node) -> Result<TreeModel> {
     let missing = match attr(m, "missingValueStrategy").unwrap_or("none") {
         "none" => MissingStrategy::None,
         "lastPrediction" => MissingStrategy::LastPrediction,
@@ -1356,13 +1479,13 @@ fn tree_model(m: &Node) -> Result<TreeModel> {
     };
     let root = child(m, "Node").ok_or_else(|| err(m, "a TreeModel without a Node"))?;
     Ok(TreeModel {
-        root: tree_node(&root, 0)?,
+        root: tree_node(cx, &root, 0)?,
         missing,
         no_true_child_last,
     })
 }
 
-fn segmentation(m: &Node, depth: usize) -> Result<Segmentation> {
+fn segmentation(cx: &mut Cx, m: &Node, depth: usize) -> Result<Segmentation> {
     let s =
         child(m, "Segmentation").ok_or_else(|| err(m, "a MiningModel without a Segmentation"))?;
     use SegmentationMethod as S;
@@ -1395,9 +1518,9 @@ fn segmentation(m: &Node, depth: usize) -> Result<Segmentation> {
             .find(|c| is_model(name(c)))
             .ok_or_else(|| err(&seg, "a Segment without a model"))?;
         segments.push(Segment {
-            predicate: first_predicate(&seg)?,
+            predicate: first_predicate(cx, &seg)?,
             weight: num_or(&seg, "weight", 1.0)?,
-            model: model(&inner, depth + 1)?,
+            model: model(cx, &inner, depth + 1)?,
         });
     }
     Ok(Segmentation {
@@ -1407,12 +1530,12 @@ fn segmentation(m: &Node, depth: usize) -> Result<Segmentation> {
     })
 }
 
-fn naive_bayes(m: &Node) -> Result<NaiveBayes> {
+fn naive_bayes(cx: &mut Cx, m: &Node) -> Result<NaiveBayes> {
     let threshold = num_or(m, "threshold", 0.0)?;
     let mut inputs = Vec::new();
     let bi = child(m, "BayesInputs").ok_or_else(|| err(m, "no BayesInputs"))?;
     for b in kids(&bi).filter(|c| name(c) == "BayesInput") {
-        let field = req(&b, "fieldName")?.to_string();
+        let field = cx.req_name(&b, "fieldName")?;
         if let Some(stats) = child(&b, "TargetValueStats") {
             let mut map = HashMap::new();
             for s in kids(&stats).filter(|c| name(c) == "TargetValueStat") {
@@ -1467,7 +1590,7 @@ fn target_counts(p: &Node) -> Result<HashMap<String, f64>> {
     Ok(out)
 }
 
-fn clustering(m: &Node) -> Result<Clustering> {
+fn clustering(cx: &mut Cx, m: &Node) -> Result<Clustering> {
     if attr(m, "modelClass") == Some("distributionBased") {
         return Err(unsupported(m, "a distribution-based ClusteringModel"));
     }
@@ -1491,7 +1614,7 @@ fn clustering(m: &Node) -> Result<Clustering> {
         {
             return Err(unsupported(&f, "a weighted or non-absDiff ClusteringField"));
         }
-        fields.push(req(&f, "field")?.to_string());
+        fields.push(cx.req_name(&f, "field")?);
     }
     let mut centers = Vec::new();
     for c in kids(m).filter(|c| name(c) == "Cluster") {
@@ -1515,7 +1638,7 @@ fn clustering(m: &Node) -> Result<Clustering> {
     })
 }
 
-fn neural(m: &Node) -> Result<Neural> {
+fn neural(cx: &mut Cx, m: &Node) -> Result<Neural> {
     let default_activation = attr(m, "activationFunction")
         .unwrap_or("logistic")
         .to_string();
@@ -1526,7 +1649,7 @@ fn neural(m: &Node) -> Result<Neural> {
     for i in kids(&ni).filter(|c| name(c) == "NeuralInput") {
         let d = child(&i, "DerivedField")
             .ok_or_else(|| err(&i, "a NeuralInput without a DerivedField"))?;
-        inputs.push((req(&i, "id")?.to_string(), expr_in(&d, 0)?));
+        inputs.push((req(&i, "id")?.to_string(), expr_in(cx, &d, 0)?));
     }
     let mut layers = Vec::new();
     for l in kids(m).filter(|c| name(c) == "NeuralLayer") {
@@ -1564,7 +1687,7 @@ fn neural(m: &Node) -> Result<Neural> {
     for o in kids(&no).filter(|c| name(c) == "NeuralOutput") {
         let d = child(&o, "DerivedField")
             .ok_or_else(|| err(&o, "a NeuralOutput without a DerivedField"))?;
-        outputs.push((req(&o, "outputNeuron")?.to_string(), expr_in(&d, 0)?));
+        outputs.push((req(&o, "outputNeuron")?.to_string(), expr_in(cx, &d, 0)?));
     }
     Ok(Neural {
         inputs,
@@ -1573,7 +1696,7 @@ fn neural(m: &Node) -> Result<Neural> {
     })
 }
 
-fn svm(m: &Node) -> Result<SvmModel> {
+fn svm(cx: &mut Cx, m: &Node) -> Result<SvmModel> {
     let kernel = if let Some(k) = child(m, "LinearKernelType") {
         let _ = k;
         SvmKernel::Linear
@@ -1603,7 +1726,7 @@ fn svm(m: &Node) -> Result<SvmModel> {
     let mut fields = Vec::new();
     for f in kids(&vf) {
         match name(&f) {
-            "FieldRef" => fields.push(req(&f, "field")?.to_string()),
+            "FieldRef" => fields.push(cx.req_name(&f, "field")?),
             other => return Err(unsupported(&f, format!("<{other}> in VectorFields"))),
         }
     }
@@ -1711,7 +1834,7 @@ fn verification(v: &Node) -> Result<Verification> {
     })
 }
 
-fn scorecard(m: &Node) -> Result<Scorecard> {
+fn scorecard(cx: &mut Cx, m: &Node) -> Result<Scorecard> {
     let cs =
         child(m, "Characteristics").ok_or_else(|| err(m, "a Scorecard without Characteristics"))?;
     let mut characteristics = Vec::new();
@@ -1722,7 +1845,7 @@ fn scorecard(m: &Node) -> Result<Scorecard> {
                 return Err(unsupported(&a, "ComplexPartialScore"));
             }
             attributes.push(Attribute {
-                predicate: first_predicate(&a)?,
+                predicate: first_predicate(cx, &a)?,
                 score: num(&a, "partialScore")?
                     .ok_or_else(|| err(&a, "an Attribute without partialScore"))?,
                 reason: attr(&a, "reasonCode").map(str::to_string),
@@ -1751,7 +1874,7 @@ fn scorecard(m: &Node) -> Result<Scorecard> {
 
 /// A Cox regression's baseline cumulative hazards (one table, or one per stratum) and the
 /// parameters' reference points.
-fn cox(m: &Node) -> Result<Cox> {
+fn cox(cx: &mut Cx, m: &Node) -> Result<Cox> {
     let cells = |n: &Node| -> Result<Vec<(f64, f64)>> {
         let mut v = kids(n)
             .filter(|c| name(c) == "BaselineCell")
@@ -1768,7 +1891,7 @@ fn cox(m: &Node) -> Result<Cox> {
     };
     let tables = child(m, "BaseCumHazardTables")
         .ok_or_else(|| err(m, "a CoxRegression without BaseCumHazardTables"))?;
-    let strata = attr(m, "baselineStrataVariable").map(str::to_string);
+    let strata = attr(m, "baselineStrataVariable").map(|v| cx.name(v));
     let mut baselines = Vec::new();
     if strata.is_some() {
         for st in kids(&tables).filter(|c| name(c) == "BaselineStratum") {
@@ -1795,14 +1918,14 @@ fn cox(m: &Node) -> Result<Cox> {
         }
     }
     Ok(Cox {
-        end_time: req(m, "endTimeVariable")?.to_string(),
+        end_time: cx.req_name(m, "endTimeVariable")?,
         strata,
         baselines,
         reference,
     })
 }
 
-fn general_regression(m: &Node) -> Result<GeneralRegression> {
+fn general_regression(cx: &mut Cx, m: &Node) -> Result<GeneralRegression> {
     let model_type = req(m, "modelType")?.to_string();
     if !matches!(
         model_type.as_str(),
@@ -1825,13 +1948,16 @@ fn general_regression(m: &Node) -> Result<GeneralRegression> {
         }
     };
     let parameters = names_in("ParameterList", "Parameter")?;
-    let factors = names_in("FactorList", "Predictor")?;
+    let factors: Vec<Name> = names_in("FactorList", "Predictor")?
+        .iter()
+        .map(|f| cx.name(f))
+        .collect();
     let covariates = names_in("CovariateList", "Predictor")?;
-    let mut cells: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    let mut cells: HashMap<String, Vec<(Name, String)>> = HashMap::new();
     if let Some(pp) = child(m, "PPMatrix") {
         for c in kids(&pp).filter(|c| name(c) == "PPCell") {
             let pred = req(&c, "predictorName")?;
-            if !factors.iter().chain(&covariates).any(|f| f == pred) {
+            if !factors.iter().any(|f| *f == *pred) && !covariates.iter().any(|c| c == pred) {
                 return Err(err(
                     &c,
                     format!("the predictor {pred:?} is neither a factor nor a covariate"),
@@ -1840,10 +1966,7 @@ fn general_regression(m: &Node) -> Result<GeneralRegression> {
             cells
                 .entry(req(&c, "parameterName")?.to_string())
                 .or_default()
-                .push((
-                    req(&c, "predictorName")?.to_string(),
-                    req(&c, "value")?.to_string(),
-                ));
+                .push((cx.name(pred), req(&c, "value")?.to_string()));
         }
     }
     let pm = child(m, "ParamMatrix").ok_or_else(|| err(m, "no ParamMatrix"))?;
@@ -1889,7 +2012,7 @@ fn general_regression(m: &Node) -> Result<GeneralRegression> {
         _ => None,
     };
     let cox = if model_type == "CoxRegression" {
-        Some(cox(m)?)
+        Some(cox(cx, m)?)
     } else {
         None
     };
@@ -1903,7 +2026,7 @@ fn general_regression(m: &Node) -> Result<GeneralRegression> {
         betas,
         link,
         offset: num(m, "offsetValue")?,
-        offset_field: attr(m, "offsetVariable").map(str::to_string),
+        offset_field: attr(m, "offsetVariable").map(|v| cx.name(v)),
         target_reference: attr(m, "targetReferenceCategory").map(str::to_string),
     })
 }
