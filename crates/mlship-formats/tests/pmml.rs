@@ -1,5 +1,6 @@
-//! PMML models no writer in the corpus produces (Scorecard, GeneralRegressionModel), checked on
-//! small documents written from the PMML 4.4 specification, against values worked out by hand.
+//! PMML models and features no writer in the corpus produces (Scorecard, GeneralRegressionModel,
+//! threshold and simplemax networks), checked on small documents written from the PMML 4.4
+//! specification, against values worked out by hand.
 
 use mlship_model::{Column, ColumnData, Frame, Predictions};
 
@@ -524,4 +525,46 @@ fn a_scorecard_ranks_its_reason_codes_as_jpmml_does() {
     );
     assert_eq!(out.extra[1].1, s(&[None, Some("AGE"), None, Some("AGE")]));
     assert_eq!(out.extra[2].1, s(&[None, None, None, None]));
+}
+
+/// A network whose neurons, activations and normalizations are resolved when it loads: a
+/// threshold layer, a simplemax layer, and a Target that rounds. Worked out by hand: x = 1 gives
+/// neurons (1, 0), then (3, 1) normalised to 0.75, times 10, rounded: 8; x = 0 gives (0, 1),
+/// then (1, 2): 1/3, times 10: 3. What cannot run is refused when the document loads.
+#[test]
+fn a_network_is_numbered_and_checked_when_it_loads() {
+    let net = |activation: &str, from: &str, cast: &str| {
+        doc(
+            r#"<DataField name="x" optype="continuous" dataType="double"/><DataField name="y" optype="continuous" dataType="double"/>"#,
+            &format!(
+                r#"<NeuralNetwork functionName="regression" activationFunction="{activation}" threshold="0.5">
+                 <MiningSchema><MiningField name="x"/><MiningField name="y" usageType="predicted"/></MiningSchema>
+                 <Targets><Target field="y" rescaleFactor="10" castInteger="{cast}"/></Targets>
+                 <NeuralInputs><NeuralInput id="0"><DerivedField optype="continuous" dataType="double"><FieldRef field="x"/></DerivedField></NeuralInput></NeuralInputs>
+                 <NeuralLayer>
+                   <Neuron id="1" bias="0"><Con from="0" weight="1"/></Neuron>
+                   <Neuron id="2" bias="1"><Con from="0" weight="-1"/></Neuron>
+                 </NeuralLayer>
+                 <NeuralLayer activationFunction="identity" normalizationMethod="simplemax">
+                   <Neuron id="3" bias="1"><Con from="{from}" weight="2"/></Neuron>
+                   <Neuron id="4" bias="1"><Con from="2" weight="1"/></Neuron>
+                 </NeuralLayer>
+                 <NeuralOutputs><NeuralOutput outputNeuron="3"><DerivedField optype="continuous" dataType="double"><FieldRef field="y"/></DerivedField></NeuralOutput></NeuralOutputs>
+               </NeuralNetwork>"#
+            ),
+        )
+    };
+    let m = mlship_formats::load(&net("threshold", "1", "round")).unwrap();
+    let out = m
+        .predict(&Frame::new(vec![nums("x", &[1.0, 0.0])]).unwrap())
+        .unwrap();
+    assert_eq!(values(&out), [8.0, 3.0]);
+    for (bad, needle) in [
+        (net("quadratic", "1", "round"), "the activation function \"quadratic\""),
+        (net("threshold", "4", "round"), "reads unknown \"4\""),
+        (net("threshold", "1", "truncate"), "castInteger=\"truncate\""),
+    ] {
+        let e = mlship_formats::load(&bad).err().expect("refused");
+        assert!(e.to_string().contains(needle), "{e}");
+    }
 }

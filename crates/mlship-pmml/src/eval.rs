@@ -389,16 +389,17 @@ impl<'d> Ctx<'d> {
                     .map(|t| values.iter().any(|x| same_category(x, &t)) == *is_in)
             }
             Predicate::Compound { op, parts } => {
+                use crate::parse::BoolOp;
                 let mut results = Vec::with_capacity(parts.len());
                 for part in parts {
                     let r = self.pred_value(part)?;
-                    if op == "surrogate" && r.is_some() {
+                    if *op == BoolOp::Surrogate && r.is_some() {
                         return Ok(r);
                     }
                     results.push(r);
                 }
-                match op.as_str() {
-                    "and" => {
+                match op {
+                    BoolOp::And => {
                         if results.contains(&Some(false)) {
                             Some(false)
                         } else if results.iter().all(|r| *r == Some(true)) {
@@ -407,7 +408,7 @@ impl<'d> Ctx<'d> {
                             None
                         }
                     }
-                    "or" => {
+                    BoolOp::Or => {
                         if results.contains(&Some(true)) {
                             Some(true)
                         } else if results.iter().all(|r| *r == Some(false)) {
@@ -416,8 +417,9 @@ impl<'d> Ctx<'d> {
                             None
                         }
                     }
-                    "xor" => results.iter().try_fold(false, |acc, r| r.map(|b| acc ^ b)),
-                    _ => None,
+                    BoolOp::Xor => results.iter().try_fold(false, |acc, r| r.map(|b| acc ^ b)),
+                    // No part was known.
+                    BoolOp::Surrogate => None,
                 }
             }
         })
@@ -1011,48 +1013,45 @@ impl<'d> Ctx<'d> {
     }
 
     fn neural(&mut self, function: Function, n: &'d crate::parse::Neural) -> Result<Pred> {
-        let mut values: HashMap<&'d str, f64> = HashMap::new();
-        for (id, e) in &n.inputs {
+        use crate::parse::LayerNorm;
+        // Every input's and neuron's value by slot, as the parser numbered them.
+        let mut values = Vec::with_capacity(n.slots);
+        for e in &n.inputs {
             let Some(x) = as_num(&self.eval(e)?) else {
                 return Ok(Pred::null());
             };
-            values.insert(id, x);
+            values.push(x);
         }
         for layer in &n.layers {
             let mut zs = Vec::with_capacity(layer.neurons.len());
             for neuron in &layer.neurons {
                 let mut z = neuron.bias;
-                for (from, w) in &neuron.inputs {
-                    let v = values.get(from.as_str()).ok_or_else(|| {
-                        fail(format!("neuron {:?} reads unknown {from:?}", neuron.id))
-                    })?;
-                    z += w * v;
+                for &(from, w) in &neuron.inputs {
+                    z += w * values[from];
                 }
-                zs.push(activation(&layer.activation, z, layer.threshold)?);
+                zs.push(activation(layer.activation, z));
             }
-            let zs = match layer.normalization.as_str() {
-                "softmax" => softmax(&zs),
-                "simplemax" => {
+            match layer.normalization {
+                LayerNorm::Softmax => zs = softmax(&zs),
+                LayerNorm::Simplemax => {
                     let s: f64 = zs.iter().sum();
-                    zs.iter().map(|z| z / s).collect()
+                    zs.iter_mut().for_each(|z| *z /= s);
                 }
-                _ => zs,
-            };
-            for (neuron, z) in layer.neurons.iter().zip(zs) {
-                values.insert(&neuron.id, z);
+                LayerNorm::None => {}
             }
+            values.extend(zs);
         }
-        let out = |id: &str| {
+        let out = |at: usize| {
             values
-                .get(id)
+                .get(at)
                 .copied()
-                .ok_or_else(|| fail(format!("the output neuron {id:?} does not exist")))
+                .ok_or_else(|| fail("an output neuron past the network"))
         };
         if function == Function::Classification {
             let mut probs = Vec::new();
             for (id, e) in &n.outputs {
                 match e {
-                    Expr::NormDiscrete { value, .. } => probs.push((value.clone(), out(id)?)),
+                    Expr::NormDiscrete { value, .. } => probs.push((value.clone(), out(*id)?)),
                     _ => return Err(fail("a classifier's NeuralOutput is not a NormDiscrete")),
                 }
             }
@@ -1062,7 +1061,7 @@ impl<'d> Ctx<'d> {
             .outputs
             .first()
             .ok_or_else(|| fail("a network without outputs"))?;
-        let z = out(id)?;
+        let z = out(*id)?;
         let y = match e {
             Expr::FieldRef { .. } => z,
             Expr::NormContinuous { points, .. } => denorm(z, points),
@@ -1198,7 +1197,7 @@ impl<'d> Ctx<'d> {
         if let Some(cum) = g.cumulative {
             return self.ordinal(g, cum, &x, offset);
         }
-        if g.model_type != "multinomialLogistic" {
+        if !g.multinomial {
             return Err(fail(format!(
                 "a {} GeneralRegressionModel that classifies",
                 g.model_type
@@ -1442,11 +1441,12 @@ pub(crate) fn apply_target(t: &crate::parse::Target, x: f64) -> f64 {
     if let Some(hi) = t.max {
         y = y.min(hi);
     }
-    match t.cast.as_deref() {
-        Some("round") => y.round(),
-        Some("ceiling") => y.ceil(),
-        Some("floor") => y.floor(),
-        _ => y,
+    use crate::parse::Rounding;
+    match t.cast {
+        Some(Rounding::Round) => y.round(),
+        Some(Rounding::Ceiling) => y.ceil(),
+        Some(Rounding::Floor) => y.floor(),
+        None => y,
     }
 }
 
@@ -1479,29 +1479,29 @@ fn erf(x: f64) -> f64 {
     libm::erf(x)
 }
 
-fn activation(f: &str, z: f64, threshold: f64) -> Result<f64> {
-    Ok(match f {
-        "threshold" => {
-            if z > threshold {
+fn activation(f: crate::parse::Activation, z: f64) -> f64 {
+    use crate::parse::Activation as A;
+    match f {
+        A::Threshold(t) => {
+            if z > t {
                 1.0
             } else {
                 0.0
             }
         }
-        "logistic" => 1.0 / (1.0 + (-z).exp()),
-        "tanh" => z.tanh(),
-        "identity" => z,
-        "exponential" => z.exp(),
-        "reciprocal" => 1.0 / z,
-        "square" => z * z,
-        "Gauss" => (-(z * z)).exp(),
-        "sine" => z.sin(),
-        "cosine" => z.cos(),
-        "Elliott" => z / (1.0 + z.abs()),
-        "arctan" => 2.0 * z.atan() / std::f64::consts::PI,
-        "rectifier" => z.max(0.0),
-        other => return Err(fail(format!("the activation function {other:?}"))),
-    })
+        A::Logistic => 1.0 / (1.0 + (-z).exp()),
+        A::Tanh => z.tanh(),
+        A::Identity => z,
+        A::Exponential => z.exp(),
+        A::Reciprocal => 1.0 / z,
+        A::Square => z * z,
+        A::Gauss => (-(z * z)).exp(),
+        A::Sine => z.sin(),
+        A::Cosine => z.cos(),
+        A::Elliott => z / (1.0 + z.abs()),
+        A::Arctan => 2.0 * z.atan() / std::f64::consts::PI,
+        A::Rectifier => z.max(0.0),
+    }
 }
 
 fn norm_continuous(x: f64, points: &[(f64, f64)], outliers: Outliers) -> Value {

@@ -253,13 +253,21 @@ pub struct OutputField {
     pub feature: Feature,
 }
 
+/// How a Target casts its value to an integer (`castInteger`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rounding {
+    Round,
+    Ceiling,
+    Floor,
+}
+
 #[derive(Debug, Default)]
 pub struct Target {
     pub factor: f64,
     pub constant: f64,
     pub min: Option<f64>,
     pub max: Option<f64>,
-    pub cast: Option<String>,
+    pub cast: Option<Rounding>,
 }
 
 #[derive(Debug)]
@@ -331,6 +339,8 @@ pub struct GeneralRegression {
     /// `regression`, `generalLinear`, `generalizedLinear`, `multinomialLogistic` or
     /// `ordinalMultinomial`.
     pub model_type: String,
+    /// A multinomial logistic model (`model_type`, decided once).
+    pub multinomial: bool,
     /// The cumulative link of an ordinal model.
     pub cumulative: Option<Normalization>,
     /// A Cox regression's time variable, baseline hazards and reference points.
@@ -396,6 +406,16 @@ pub struct RegressionTable {
     pub terms: Vec<(Vec<Name>, f64)>,
 }
 
+/// A CompoundPredicate's operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoolOp {
+    And,
+    Or,
+    Xor,
+    /// The first part that is not unknown.
+    Surrogate,
+}
+
 #[derive(Debug)]
 pub enum Predicate {
     True,
@@ -413,7 +433,7 @@ pub enum Predicate {
         values: Vec<String>,
     },
     Compound {
-        op: String,
+        op: BoolOp,
         parts: Vec<Predicate>,
     },
 }
@@ -510,25 +530,53 @@ pub struct Clustering {
 
 #[derive(Debug)]
 pub struct Neuron {
-    pub id: String,
     pub bias: f64,
-    pub inputs: Vec<(String, f64)>,
+    /// `(slot of the input or neuron it reads, weight)`.
+    pub inputs: Vec<(usize, f64)>,
+}
+
+/// A neuron's activation function (`threshold` with its threshold).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Threshold(f64),
+    Logistic,
+    Tanh,
+    Identity,
+    Exponential,
+    Reciprocal,
+    Square,
+    Gauss,
+    Sine,
+    Cosine,
+    Elliott,
+    Arctan,
+    Rectifier,
+}
+
+/// How a layer's outputs are normalised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerNorm {
+    None,
+    Softmax,
+    Simplemax,
 }
 
 #[derive(Debug)]
 pub struct NeuralLayer {
-    pub activation: String,
-    pub threshold: f64,
-    pub normalization: String,
+    pub activation: Activation,
+    pub normalization: LayerNorm,
     pub neurons: Vec<Neuron>,
 }
 
+/// A network whose neurons were numbered when read: the inputs take slots `0..inputs.len()`,
+/// then each layer's neurons in order, and connections name the slot they read.
 #[derive(Debug)]
 pub struct Neural {
-    pub inputs: Vec<(String, Expr)>,
+    pub inputs: Vec<Expr>,
     pub layers: Vec<NeuralLayer>,
-    /// `(neuron id, expression of the output)`.
-    pub outputs: Vec<(String, Expr)>,
+    /// `(slot of the output neuron, expression of the output)`.
+    pub outputs: Vec<(usize, Expr)>,
+    pub slots: usize,
 }
 
 #[derive(Debug)]
@@ -1226,7 +1274,13 @@ fn target(t: &Node) -> Result<Option<Target>> {
         constant: num_or(&x, "rescaleConstant", 0.0)?,
         min: num(&x, "min")?,
         max: num(&x, "max")?,
-        cast: attr(&x, "castInteger").map(str::to_string),
+        cast: match attr(&x, "castInteger") {
+            None => None,
+            Some("round") => Some(Rounding::Round),
+            Some("ceiling") => Some(Rounding::Ceiling),
+            Some("floor") => Some(Rounding::Floor),
+            Some(other) => return Err(unsupported(&x, format!("castInteger={other:?}"))),
+        },
     }))
 }
 
@@ -1349,10 +1403,13 @@ fn predicate(cx: &mut Cx, n: &Node, depth: usize) -> Result<Predicate> {
             }
         }
         "CompoundPredicate" => {
-            let op = req(n, "booleanOperator")?.to_string();
-            if !matches!(op.as_str(), "and" | "or" | "xor" | "surrogate") {
-                return Err(err(n, format!("booleanOperator={op:?}")));
-            }
+            let op = match req(n, "booleanOperator")? {
+                "and" => BoolOp::And,
+                "or" => BoolOp::Or,
+                "xor" => BoolOp::Xor,
+                "surrogate" => BoolOp::Surrogate,
+                other => return Err(err(n, format!("booleanOperator={other:?}"))),
+            };
             let parts = kids(n)
                 .map(|c| predicate(cx, &c, depth + 1))
                 .collect::<Result<Vec<_>>>()?;
@@ -1638,47 +1695,87 @@ fn clustering(cx: &mut Cx, m: &Node) -> Result<Clustering> {
     })
 }
 
+fn activation(n: &Node, f: &str, threshold: f64) -> Result<Activation> {
+    use Activation as A;
+    Ok(match f {
+        "threshold" => A::Threshold(threshold),
+        "logistic" => A::Logistic,
+        "tanh" => A::Tanh,
+        "identity" => A::Identity,
+        "exponential" => A::Exponential,
+        "reciprocal" => A::Reciprocal,
+        "square" => A::Square,
+        "Gauss" => A::Gauss,
+        "sine" => A::Sine,
+        "cosine" => A::Cosine,
+        "Elliott" => A::Elliott,
+        "arctan" => A::Arctan,
+        "rectifier" => A::Rectifier,
+        other => return Err(unsupported(n, format!("the activation function {other:?}"))),
+    })
+}
+
+fn layer_norm(n: &Node, s: &str) -> Result<LayerNorm> {
+    Ok(match s {
+        "none" => LayerNorm::None,
+        "softmax" => LayerNorm::Softmax,
+        "simplemax" => LayerNorm::Simplemax,
+        other => return Err(unsupported(n, format!("normalizationMethod={other:?}"))),
+    })
+}
+
 fn neural(cx: &mut Cx, m: &Node) -> Result<Neural> {
-    let default_activation = attr(m, "activationFunction")
-        .unwrap_or("logistic")
-        .to_string();
+    let default_activation = attr(m, "activationFunction").unwrap_or("logistic");
     let default_threshold = num_or(m, "threshold", 0.0)?;
-    let default_norm = attr(m, "normalizationMethod").unwrap_or("none").to_string();
+    let default_norm = attr(m, "normalizationMethod").unwrap_or("none");
+    // Neuron ids to their slots; a later neuron of an id takes it over.
+    let mut slot: HashMap<&str, usize> = HashMap::new();
     let ni = child(m, "NeuralInputs").ok_or_else(|| err(m, "no NeuralInputs"))?;
     let mut inputs = Vec::new();
     for i in kids(&ni).filter(|c| name(c) == "NeuralInput") {
         let d = child(&i, "DerivedField")
             .ok_or_else(|| err(&i, "a NeuralInput without a DerivedField"))?;
-        inputs.push((req(&i, "id")?.to_string(), expr_in(cx, &d, 0)?));
+        slot.insert(req(&i, "id")?, inputs.len());
+        inputs.push(expr_in(cx, &d, 0)?);
     }
+    let mut slots = inputs.len();
     let mut layers = Vec::new();
     for l in kids(m).filter(|c| name(c) == "NeuralLayer") {
         let mut neurons = Vec::new();
+        let mut ids = Vec::new();
         for n in kids(&l).filter(|c| name(c) == "Neuron") {
+            let id = req(&n, "id")?;
             let mut ins = Vec::new();
             for c in kids(&n).filter(|c| name(c) == "Con") {
-                ins.push((
-                    req(&c, "from")?.to_string(),
-                    num(&c, "weight")?.ok_or_else(|| err(&c, "no weight"))?,
-                ));
+                // A neuron reads the inputs and the layers before its own.
+                let from = req(&c, "from")?;
+                let at = slot
+                    .get(from)
+                    .copied()
+                    .ok_or_else(|| err(&c, format!("neuron {id:?} reads unknown {from:?}")))?;
+                ins.push((at, num(&c, "weight")?.ok_or_else(|| err(&c, "no weight"))?));
             }
             if attr(&n, "width").is_some() || attr(&n, "altitude").is_some() {
                 return Err(unsupported(&n, "radial-basis neurons"));
             }
+            ids.push(id);
             neurons.push(Neuron {
-                id: req(&n, "id")?.to_string(),
                 bias: num_or(&n, "bias", 0.0)?,
                 inputs: ins,
             });
         }
+        for id in ids {
+            slot.insert(id, slots);
+            slots += 1;
+        }
+        let threshold = num_or(&l, "threshold", default_threshold)?;
         layers.push(NeuralLayer {
-            activation: attr(&l, "activationFunction")
-                .unwrap_or(&default_activation)
-                .to_string(),
-            threshold: num_or(&l, "threshold", default_threshold)?,
-            normalization: attr(&l, "normalizationMethod")
-                .unwrap_or(&default_norm)
-                .to_string(),
+            activation: activation(
+                &l,
+                attr(&l, "activationFunction").unwrap_or(default_activation),
+                threshold,
+            )?,
+            normalization: layer_norm(&l, attr(&l, "normalizationMethod").unwrap_or(default_norm))?,
             neurons,
         });
     }
@@ -1687,12 +1784,18 @@ fn neural(cx: &mut Cx, m: &Node) -> Result<Neural> {
     for o in kids(&no).filter(|c| name(c) == "NeuralOutput") {
         let d = child(&o, "DerivedField")
             .ok_or_else(|| err(&o, "a NeuralOutput without a DerivedField"))?;
-        outputs.push((req(&o, "outputNeuron")?.to_string(), expr_in(cx, &d, 0)?));
+        let id = req(&o, "outputNeuron")?;
+        let at = slot
+            .get(id)
+            .copied()
+            .ok_or_else(|| err(&o, format!("the output neuron {id:?} does not exist")))?;
+        outputs.push((at, expr_in(cx, &d, 0)?));
     }
     Ok(Neural {
         inputs,
         layers,
         outputs,
+        slots,
     })
 }
 
@@ -2019,6 +2122,7 @@ fn general_regression(cx: &mut Cx, m: &Node) -> Result<GeneralRegression> {
     Ok(GeneralRegression {
         cox,
         cumulative,
+        multinomial: model_type == "multinomialLogistic",
         model_type,
         parameters,
         factors,
