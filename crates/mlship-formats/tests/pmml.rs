@@ -560,9 +560,15 @@ fn a_network_is_numbered_and_checked_when_it_loads() {
         .unwrap();
     assert_eq!(values(&out), [8.0, 3.0]);
     for (bad, needle) in [
-        (net("quadratic", "1", "round"), "the activation function \"quadratic\""),
+        (
+            net("quadratic", "1", "round"),
+            "the activation function \"quadratic\"",
+        ),
         (net("threshold", "4", "round"), "reads unknown \"4\""),
-        (net("threshold", "1", "truncate"), "castInteger=\"truncate\""),
+        (
+            net("threshold", "1", "truncate"),
+            "castInteger=\"truncate\"",
+        ),
     ] {
         let e = mlship_formats::load(&bad).err().expect("refused");
         assert!(e.to_string().contains(needle), "{e}");
