@@ -2,8 +2,6 @@
 //! them (three-valued predicates, missing-value strategies, segmentations, output fields feeding
 //! model chains), with float fields compared in float32 as the writers meant.
 
-use std::collections::HashMap;
-
 use crate::error::{Error, Result};
 use crate::func::{Builtin, Call, Cmp, SimpleOp};
 use crate::parse::{
@@ -255,26 +253,26 @@ impl<'d> Ctx<'d> {
             }
             Expr::MapValues {
                 inputs,
-                output,
                 rows,
                 default,
                 map_missing,
             } => {
                 let mut keys = Vec::with_capacity(inputs.len());
-                for (f, col) in inputs {
+                for f in inputs {
                     let v = self.get(f)?;
                     match text(&v).filter(|_| !is_missing(&v)) {
                         None => return Ok(map_missing.clone().map_or(Value::Missing, Value::Str)),
-                        Some(t) => keys.push((col, t)),
+                        Some(t) => keys.push(t),
                     }
                 }
                 rows.iter()
                     .find(|r| {
                         keys.iter()
-                            .all(|(c, t)| r.get(*c).is_some_and(|x| same_category(x, t)))
+                            .zip(r.iter())
+                            .all(|(t, x)| x.as_deref().is_some_and(|x| same_category(x, t)))
                     })
-                    .and_then(|r| r.get(output))
-                    .map(|s| Value::Str(s.clone()))
+                    .and_then(|r| r.get(keys.len()).cloned().flatten())
+                    .map(Value::Str)
                     .or_else(|| default.clone().map(Value::Str))
                     .unwrap_or(Value::Missing)
             }
@@ -939,15 +937,16 @@ impl<'d> Ctx<'d> {
                     let Some(x) = as_num(&self.get(field)?) else {
                         continue;
                     };
-                    for (k, (cat, _)) in nb.priors.iter().enumerate() {
-                        let (mean, var) = stats.get(cat).copied().ok_or_else(|| {
-                            fail(format!("no statistics of {field:?} for class {cat:?}"))
-                        })?;
+                    for (k, &(mean, var)) in stats.iter().enumerate() {
                         lp[k] += -0.5 * (2.0 * std::f64::consts::PI * var).ln()
                             - (x - mean) * (x - mean) / (2.0 * var);
                     }
                 }
-                BayesInput::Discrete { field, counts } => {
+                BayesInput::Discrete {
+                    field,
+                    counts,
+                    totals,
+                } => {
                     let v = self.get(field)?;
                     let Some(t) = text(&v).filter(|_| !is_missing(&v)) else {
                         continue;
@@ -959,12 +958,7 @@ impl<'d> Ctx<'d> {
                     else {
                         continue;
                     };
-                    for (k, (cat, _)) in nb.priors.iter().enumerate() {
-                        let class_total: f64 = counts
-                            .values()
-                            .map(|r| r.get(cat).copied().unwrap_or(0.0))
-                            .sum();
-                        let c = row.get(cat).copied().unwrap_or(0.0);
+                    for (k, (&c, &class_total)) in row.iter().zip(totals).enumerate() {
                         let p = if c == 0.0 || class_total == 0.0 {
                             nb.threshold
                         } else {
@@ -1142,25 +1136,29 @@ impl<'d> Ctx<'d> {
     ) -> Result<Pred> {
         // Each parameter's value: the product of its cells (a factor's level indicator, a
         // covariate to its exponent); a parameter without cells is the intercept, 1.
-        let mut x: HashMap<&str, f64> = HashMap::new();
-        for p in &g.parameters {
+        use crate::parse::Cell;
+        let mut x = Vec::with_capacity(g.cells.len());
+        for cells in &g.cells {
             let mut v = 1.0;
-            for (pred, val) in g.cells.get(p).map(Vec::as_slice).unwrap_or(&[]) {
+            for cell in cells {
+                let (Cell::Level { field: pred, .. } | Cell::Power { field: pred, .. }) = cell;
                 let field = self.get(pred)?;
                 if is_missing(&field) {
                     return Ok(Pred::null());
                 }
-                if g.factors.contains(pred) {
-                    let t = text(&field).unwrap_or_default();
-                    v *= if same_category(&t, val) { 1.0 } else { 0.0 };
-                } else {
-                    let e = crate::parse::parse_f64(val).unwrap_or(1.0);
-                    let xv =
-                        as_num(&field).ok_or_else(|| fail(format!("{pred:?} is not a number")))?;
-                    v *= xv.powf(e);
+                match cell {
+                    Cell::Level { level, .. } => {
+                        let t = text(&field).unwrap_or_default();
+                        v *= if same_category(&t, level) { 1.0 } else { 0.0 };
+                    }
+                    Cell::Power { exponent, .. } => {
+                        let xv = as_num(&field)
+                            .ok_or_else(|| fail(format!("{pred:?} is not a number")))?;
+                        v *= xv.powf(*exponent);
+                    }
                 }
             }
-            x.insert(p.as_str(), v);
+            x.push(v);
         }
         let offset = match &g.offset_field {
             Some(f) => as_num(&self.get(f)?).unwrap_or(0.0),
@@ -1174,7 +1172,7 @@ impl<'d> Ctx<'d> {
                 + g.betas
                     .iter()
                     .filter(|(c, _, _)| c.as_deref() == cat || cat.is_none())
-                    .map(|(_, p, b)| b * x.get(p.as_str()).copied().unwrap_or(0.0))
+                    .map(|&(_, p, b)| b * x[p])
                     .sum::<f64>()
         };
         if function != Function::Classification {
@@ -1229,7 +1227,7 @@ impl<'d> Ctx<'d> {
                         + g.betas
                             .iter()
                             .filter(|(k, _, _)| k.as_deref() == Some(c.as_str()))
-                            .map(|(_, p, b)| b * x.get(p.as_str()).copied().unwrap_or(0.0))
+                            .map(|&(_, p, b)| b * x[p])
                             .sum::<f64>()
                 }
             })
@@ -1244,7 +1242,7 @@ impl<'d> Ctx<'d> {
         &mut self,
         g: &crate::parse::GeneralRegression,
         cox: &'d crate::parse::Cox,
-        x: &HashMap<&str, f64>,
+        x: &[f64],
     ) -> Result<Pred> {
         let Some(t) = as_num(&self.get(&cox.end_time)?) else {
             return Ok(Pred::null());
@@ -1276,10 +1274,7 @@ impl<'d> Ctx<'d> {
         let r: f64 = g
             .betas
             .iter()
-            .map(|(_, p, b)| {
-                let reference = cox.reference.get(p).copied().unwrap_or(0.0);
-                b * (x.get(p.as_str()).copied().unwrap_or(0.0) - reference)
-            })
+            .map(|&(_, p, b)| b * (x[p] - cox.reference[p]))
             .sum();
         Ok(Pred {
             value: Some(Value::Num(hazard * r.exp())),
@@ -1295,7 +1290,7 @@ impl<'d> Ctx<'d> {
         &self,
         g: &crate::parse::GeneralRegression,
         cum: Normalization,
-        x: &HashMap<&str, f64>,
+        x: &[f64],
         offset: f64,
     ) -> Result<Pred> {
         let cats = self.target_values();
@@ -1314,7 +1309,7 @@ impl<'d> Ctx<'d> {
                     + g.betas
                         .iter()
                         .filter(|(k, _, _)| k.as_deref().is_none_or(|k| k == c))
-                        .map(|(_, p, b)| b * x.get(p.as_str()).copied().unwrap_or(0.0))
+                        .map(|&(_, p, b)| b * x[p])
                         .sum::<f64>();
                 link(cum, eta)
             };

@@ -21,8 +21,8 @@ impl Sym {
     }
 }
 
-/// A field name as the document writes it, with its symbol.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A field name as the document writes it, with its symbol. It shows (`{:?}` too) as its text.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Name {
     text: String,
     pub sym: Sym,
@@ -32,6 +32,12 @@ impl std::ops::Deref for Name {
     type Target = str;
     fn deref(&self) -> &str {
         &self.text
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.text, f)
     }
 }
 
@@ -164,10 +170,11 @@ pub enum Expr {
         default: Option<String>,
         map_missing: Option<String>,
     },
+    /// A table looked up by its input fields' values: each row holds, by position, the cell of
+    /// each input's column and then the output column's (`None` where the row lacks one).
     MapValues {
-        inputs: Vec<(Name, String)>,
-        output: String,
-        rows: Vec<HashMap<String, String>>,
+        inputs: Vec<Name>,
+        rows: Vec<Vec<Option<String>>>,
         default: Option<String>,
         map_missing: Option<String>,
     },
@@ -345,17 +352,21 @@ pub struct GeneralRegression {
     pub cumulative: Option<Normalization>,
     /// A Cox regression's time variable, baseline hazards and reference points.
     pub cox: Option<Cox>,
-    pub parameters: Vec<String>,
-    pub factors: Vec<Name>,
-    /// Per parameter: (predictor, value) cells; a factor's cell is its level, a covariate's the
-    /// exponent.
-    pub cells: HashMap<String, Vec<(Name, String)>>,
-    /// (target category, parameter, beta).
-    pub betas: Vec<(Option<String>, String, f64)>,
+    /// Per parameter, by index (the ParameterList's order): the cells whose product is its value (none: the intercept, 1).
+    pub cells: Vec<Vec<Cell>>,
+    /// (target category, parameter index, beta).
+    pub betas: Vec<(Option<String>, usize, f64)>,
     pub link: GlmLink,
     pub offset: Option<f64>,
     pub offset_field: Option<Name>,
     pub target_reference: Option<String>,
+}
+
+/// A PPMatrix cell: a factor's level indicator, or a covariate to a power.
+#[derive(Debug)]
+pub enum Cell {
+    Level { field: Name, level: String },
+    Power { field: Name, exponent: f64 },
 }
 
 /// A baseline cumulative hazard table of a Cox model (one per stratum in a stratified model).
@@ -374,8 +385,8 @@ pub struct Cox {
     /// The field whose value picks the baseline stratum, if the model is stratified.
     pub strata: Option<Name>,
     pub baselines: Vec<Baseline>,
-    /// Each parameter's reference point (0 when not given).
-    pub reference: HashMap<String, f64>,
+    /// Each parameter's reference point, by index (0 when not given).
+    pub reference: Vec<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -504,13 +515,15 @@ pub struct Segmentation {
 pub enum BayesInput {
     Gaussian {
         field: Name,
-        /// Per class: mean and variance.
-        stats: HashMap<String, (f64, f64)>,
+        /// Per class, in the priors' order: mean and variance.
+        stats: Vec<(f64, f64)>,
     },
     Discrete {
         field: Name,
-        /// Per field value, per class, a count.
-        counts: HashMap<String, HashMap<String, f64>>,
+        /// Per field value, in document order: its count for each class, in the priors' order.
+        counts: Vec<(String, Vec<f64>)>,
+        /// Per class: the counts of all the field's values, added.
+        totals: Vec<f64>,
     },
 }
 
@@ -996,15 +1009,21 @@ fn expr(cx: &mut Cx, e: &Node, depth: usize) -> Result<Expr> {
             // `data:input` is the cell `<data:input>`).
             let local = |c: &str| c.rsplit(':').next().unwrap_or(c).to_string();
             let mut inputs = Vec::new();
+            let mut columns = Vec::new();
             for p in kids(e).filter(|c| name(c) == "FieldColumnPair") {
-                inputs.push((cx.req_name(&p, "field")?, local(req(&p, "column")?)));
+                inputs.push(cx.req_name(&p, "field")?);
+                columns.push(local(req(&p, "column")?));
             }
+            columns.push(local(req(e, "outputColumn")?));
             let table = child(e, "InlineTable")
                 .ok_or_else(|| unsupported(e, "MapValues without an InlineTable"))?;
+            let rows = inline_table(&table)
+                .iter()
+                .map(|r| columns.iter().map(|c| r.get(c).cloned()).collect())
+                .collect();
             Expr::MapValues {
                 inputs,
-                output: local(req(e, "outputColumn")?),
-                rows: inline_table(&table),
+                rows,
                 default: attr(e, "defaultValue").map(str::to_string),
                 map_missing: map_missing.map(str::to_string),
             }
@@ -1589,36 +1608,6 @@ fn segmentation(cx: &mut Cx, m: &Node, depth: usize) -> Result<Segmentation> {
 
 fn naive_bayes(cx: &mut Cx, m: &Node) -> Result<NaiveBayes> {
     let threshold = num_or(m, "threshold", 0.0)?;
-    let mut inputs = Vec::new();
-    let bi = child(m, "BayesInputs").ok_or_else(|| err(m, "no BayesInputs"))?;
-    for b in kids(&bi).filter(|c| name(c) == "BayesInput") {
-        let field = cx.req_name(&b, "fieldName")?;
-        if let Some(stats) = child(&b, "TargetValueStats") {
-            let mut map = HashMap::new();
-            for s in kids(&stats).filter(|c| name(c) == "TargetValueStat") {
-                let g = child(&s, "GaussianDistribution").ok_or_else(|| {
-                    unsupported(&s, "a TargetValueStat other than GaussianDistribution")
-                })?;
-                map.insert(
-                    req(&s, "value")?.to_string(),
-                    (
-                        num(&g, "mean")?.ok_or_else(|| err(&g, "no mean"))?,
-                        num(&g, "variance")?.ok_or_else(|| err(&g, "no variance"))?,
-                    ),
-                );
-            }
-            inputs.push(BayesInput::Gaussian { field, stats: map });
-        } else {
-            if child(&b, "DerivedField").is_some() {
-                return Err(unsupported(&b, "a BayesInput with a DerivedField"));
-            }
-            let mut counts = HashMap::new();
-            for p in kids(&b).filter(|c| name(c) == "PairCounts") {
-                counts.insert(req(&p, "value")?.to_string(), target_counts(&p)?);
-            }
-            inputs.push(BayesInput::Discrete { field, counts });
-        }
-    }
     let bo = child(m, "BayesOutput").ok_or_else(|| err(m, "no BayesOutput"))?;
     let tvc = child(&bo, "TargetValueCounts").ok_or_else(|| err(&bo, "no TargetValueCounts"))?;
     let mut priors = Vec::new();
@@ -1627,6 +1616,62 @@ fn naive_bayes(cx: &mut Cx, m: &Node) -> Result<NaiveBayes> {
             req(&c, "value")?.to_string(),
             num(&c, "count")?.ok_or_else(|| err(&c, "no count"))?,
         ));
+    }
+    let mut inputs = Vec::new();
+    let bi = child(m, "BayesInputs").ok_or_else(|| err(m, "no BayesInputs"))?;
+    for b in kids(&bi).filter(|c| name(c) == "BayesInput") {
+        let field = cx.req_name(&b, "fieldName")?;
+        if let Some(stats) = child(&b, "TargetValueStats") {
+            // Of two statistics for one class, the last counts.
+            let mut by_class = HashMap::new();
+            for s in kids(&stats).filter(|c| name(c) == "TargetValueStat") {
+                let g = child(&s, "GaussianDistribution").ok_or_else(|| {
+                    unsupported(&s, "a TargetValueStat other than GaussianDistribution")
+                })?;
+                by_class.insert(
+                    req(&s, "value")?,
+                    (
+                        num(&g, "mean")?.ok_or_else(|| err(&g, "no mean"))?,
+                        num(&g, "variance")?.ok_or_else(|| err(&g, "no variance"))?,
+                    ),
+                );
+            }
+            let stats = priors
+                .iter()
+                .map(|(cat, _)| {
+                    by_class.get(cat.as_str()).copied().ok_or_else(|| {
+                        err(&b, format!("no statistics of {field:?} for class {cat:?}"))
+                    })
+                })
+                .collect::<Result<_>>()?;
+            inputs.push(BayesInput::Gaussian { field, stats });
+        } else {
+            if child(&b, "DerivedField").is_some() {
+                return Err(unsupported(&b, "a BayesInput with a DerivedField"));
+            }
+            // Of two counts for one value, the last counts.
+            let mut counts: Vec<(String, Vec<f64>)> = Vec::new();
+            for p in kids(&b).filter(|c| name(c) == "PairCounts") {
+                let value = req(&p, "value")?.to_string();
+                let row = target_counts(&p)?;
+                let row = priors
+                    .iter()
+                    .map(|(cat, _)| row.get(cat).copied().unwrap_or(0.0))
+                    .collect();
+                match counts.iter_mut().find(|(v, _)| *v == value) {
+                    Some(at) => at.1 = row,
+                    None => counts.push((value, row)),
+                }
+            }
+            let totals = (0..priors.len())
+                .map(|k| counts.iter().map(|(_, row)| row[k]).sum())
+                .collect();
+            inputs.push(BayesInput::Discrete {
+                field,
+                counts,
+                totals,
+            });
+        }
     }
     Ok(NaiveBayes {
         threshold,
@@ -1977,7 +2022,7 @@ fn scorecard(cx: &mut Cx, m: &Node) -> Result<Scorecard> {
 
 /// A Cox regression's baseline cumulative hazards (one table, or one per stratum) and the
 /// parameters' reference points.
-fn cox(cx: &mut Cx, m: &Node) -> Result<Cox> {
+fn cox(cx: &mut Cx, m: &Node, parameter: &FastMap<&str, usize>) -> Result<Cox> {
     let cells = |n: &Node| -> Result<Vec<(f64, f64)>> {
         let mut v = kids(n)
             .filter(|c| name(c) == "BaselineCell")
@@ -2011,13 +2056,12 @@ fn cox(cx: &mut Cx, m: &Node) -> Result<Cox> {
             cells: cells(&tables)?,
         });
     }
-    let mut reference = HashMap::new();
+    let mut reference = vec![0.0; parameter.len()];
     if let Some(l) = child(m, "ParameterList") {
         for p in kids(&l).filter(|c| name(c) == "Parameter") {
-            reference.insert(
-                req(&p, "name")?.to_string(),
-                num_or(&p, "referencePoint", 0.0)?,
-            );
+            if let Some(&i) = parameter.get(req(&p, "name")?) {
+                reference[i] = num_or(&p, "referencePoint", 0.0)?;
+            }
         }
     }
     Ok(Cox {
@@ -2051,40 +2095,55 @@ fn general_regression(cx: &mut Cx, m: &Node) -> Result<GeneralRegression> {
         }
     };
     let parameters = names_in("ParameterList", "Parameter")?;
-    let factors: Vec<Name> = names_in("FactorList", "Predictor")?
+    // Parameter names to their index; of two of one name, the last counts.
+    let parameter: FastMap<&str, usize> = parameters
         .iter()
-        .map(|f| cx.name(f))
+        .enumerate()
+        .map(|(i, p)| (p.as_str(), i))
         .collect();
+    let factors = names_in("FactorList", "Predictor")?;
     let covariates = names_in("CovariateList", "Predictor")?;
-    let mut cells: HashMap<String, Vec<(Name, String)>> = HashMap::new();
+    let mut cells: Vec<Vec<Cell>> = parameters.iter().map(|_| Vec::new()).collect();
     if let Some(pp) = child(m, "PPMatrix") {
         for c in kids(&pp).filter(|c| name(c) == "PPCell") {
             let pred = req(&c, "predictorName")?;
-            if !factors.iter().any(|f| *f == *pred) && !covariates.iter().any(|c| c == pred) {
+            let value = req(&c, "value")?;
+            let field = cx.name(pred);
+            let cell = if factors.iter().any(|f| f == pred) {
+                Cell::Level {
+                    field,
+                    level: value.to_string(),
+                }
+            } else if covariates.iter().any(|c| c == pred) {
+                Cell::Power {
+                    field,
+                    exponent: parse_f64(value).unwrap_or(1.0),
+                }
+            } else {
                 return Err(err(
                     &c,
                     format!("the predictor {pred:?} is neither a factor nor a covariate"),
                 ));
+            };
+            // A cell of a parameter the list does not name is never read.
+            if let Some(&i) = parameter.get(req(&c, "parameterName")?) {
+                cells[i].push(cell);
             }
-            cells
-                .entry(req(&c, "parameterName")?.to_string())
-                .or_default()
-                .push((cx.name(pred), req(&c, "value")?.to_string()));
         }
     }
     let pm = child(m, "ParamMatrix").ok_or_else(|| err(m, "no ParamMatrix"))?;
     let mut betas = Vec::new();
     for c in kids(&pm).filter(|c| name(c) == "PCell") {
-        let p = req(&c, "parameterName")?.to_string();
-        if !parameters.contains(&p) {
+        let p = req(&c, "parameterName")?;
+        let Some(&i) = parameter.get(p) else {
             return Err(err(
                 &c,
                 format!("the parameter {p:?} is not in the ParameterList"),
             ));
-        }
+        };
         betas.push((
             attr(&c, "targetCategory").map(str::to_string),
-            p,
+            i,
             num(&c, "beta")?.ok_or_else(|| err(&c, "a PCell without beta"))?,
         ));
     }
@@ -2115,7 +2174,7 @@ fn general_regression(cx: &mut Cx, m: &Node) -> Result<GeneralRegression> {
         _ => None,
     };
     let cox = if model_type == "CoxRegression" {
-        Some(cox(cx, m)?)
+        Some(cox(cx, m, &parameter)?)
     } else {
         None
     };
@@ -2124,8 +2183,6 @@ fn general_regression(cx: &mut Cx, m: &Node) -> Result<GeneralRegression> {
         cumulative,
         multinomial: model_type == "multinomialLogistic",
         model_type,
-        parameters,
-        factors,
         cells,
         betas,
         link,
