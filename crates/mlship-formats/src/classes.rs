@@ -227,6 +227,7 @@ const OPAQUE: &[(&str, &[&str])] = &[
             "__generator_ctor",
         ],
     ),
+    ("numpy.random._generator", &["Generator"]),
     ("numpy.random._mt19937", &["MT19937"]),
     ("numpy.random._pcg64", &["PCG64", "PCG64DXSM"]),
     ("numpy.random._philox", &["Philox"]),

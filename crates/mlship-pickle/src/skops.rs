@@ -200,12 +200,7 @@ impl Reader<'_> {
             | "RandomStateNode"
             | "RandomGeneratorNode"
             | "BitGeneratorNode" => {
-                let g = allow::resolve(module, class, self.allow).ok_or_else(|| {
-                    Error::ForbiddenGlobal {
-                        module: module.into(),
-                        name: class.into(),
-                    }
-                })?;
+                let g = self.allowed(module, class)?;
                 if !matches!(g.kind, Kind::Class | Kind::Opaque) {
                     return Err(unsupported(format!(
                         "{g} cannot be an object in a skops file"
@@ -231,12 +226,7 @@ impl Reader<'_> {
                 })
             }
             "TypeNode" => {
-                let g = allow::resolve(module, class, self.allow).ok_or_else(|| {
-                    Error::ForbiddenGlobal {
-                        module: module.into(),
-                        name: class.into(),
-                    }
-                })?;
+                let g = self.allowed(module, class)?;
                 self.heap.alloc(Obj::Global(g))
             }
             "SliceNode" => {
@@ -256,7 +246,39 @@ impl Reader<'_> {
                 let b = read_member(&mut self.zip, file, self.input_len)?;
                 self.heap.alloc(Obj::Bytes(b))
             }
-            "FunctionNode" | "MethodNode" | "OperatorFuncNode" | "PartialNode" => {
+            // A reference to a function on the allow-list (histogram boosting's check_array): a
+            // name, which nothing here calls.
+            "FunctionNode" => {
+                let g = self.allowed(module, class)?;
+                self.heap.alloc(Obj::Global(g))
+            }
+            // functools.partial, as the pickle VM builds it: the function as its argument, then
+            // the state (function, arguments, keywords, no dict).
+            "PartialNode" => {
+                let g = self.allowed(module, class)?;
+                if !matches!(g.kind, Kind::Class) {
+                    return Err(unsupported(format!(
+                        "{g} cannot be a partial in a skops file"
+                    )));
+                }
+                let c = n
+                    .get("content")
+                    .ok_or_else(|| malformed(FMT, 0, "PartialNode without content"))?;
+                let mut part = |k: &str| match c.get(k) {
+                    Some(x) => self.node(x, depth + 1),
+                    None => Ok(Value::None),
+                };
+                let (func, args, kwds) = (part("func")?, part("args")?, part("kwds")?);
+                let state = self
+                    .heap
+                    .alloc(Obj::Tuple(vec![func, args, kwds, Value::None]));
+                self.heap.alloc(Obj::Instance {
+                    class: g,
+                    args: vec![func],
+                    state: Some(state),
+                })
+            }
+            "MethodNode" | "OperatorFuncNode" => {
                 return Err(Error::ForbiddenGlobal {
                     module: module.into(),
                     name: class.into(),
@@ -324,11 +346,7 @@ impl Reader<'_> {
                     .get("content")
                     .and_then(Json::as_array)
                     .ok_or_else(|| malformed(FMT, 0, "json array without content"))?;
-                let vals = items
-                    .iter()
-                    .map(|x| self.node(x, depth + 1))
-                    .collect::<Result<Vec<_>>>()?;
-                let shape: Vec<usize> = n
+                let shape: Option<Vec<usize>> = n
                     .get("shape")
                     .and_then(|s| {
                         s.get("content")
@@ -347,8 +365,25 @@ impl Reader<'_> {
                             })
                             .map(|d| d as usize)
                             .collect()
-                    })
-                    .unwrap_or_else(|| vec![vals.len()]);
+                    });
+                // An object array of several dimensions is written as nested lists (numpy's
+                // `tolist()`): its items are the innermost ones, row by row.
+                let mut vals = Vec::new();
+                let levels = shape.as_ref().map_or(0, |s| s.len().saturating_sub(1));
+                for x in items {
+                    self.flat_items(x, levels, depth + 1, &mut vals)?;
+                }
+                let shape = shape.unwrap_or_else(|| vec![vals.len()]);
+                if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(vals.len()) {
+                    return Err(malformed(
+                        FMT,
+                        0,
+                        format!(
+                            "an object array of shape {shape:?} holding {} items",
+                            vals.len()
+                        ),
+                    ));
+                }
                 let dtype = Dtype::parse("O8")?;
                 Ok(self.heap.alloc(Obj::Array(NdArray {
                     shape,
@@ -358,6 +393,40 @@ impl Reader<'_> {
             }
             other => Err(unsupported(format!("skops array of type {other:?}"))),
         }
+    }
+
+    /// The global `module.class` if the allow-list holds it; refused by name otherwise.
+    fn allowed(&self, module: &str, class: &str) -> Result<allow::Global> {
+        allow::resolve(module, class, self.allow).ok_or_else(|| Error::ForbiddenGlobal {
+            module: module.into(),
+            name: class.into(),
+        })
+    }
+
+    /// The items of an object array's nested list `levels` deep, appended to `out`.
+    fn flat_items(
+        &mut self,
+        x: &Json,
+        levels: usize,
+        depth: usize,
+        out: &mut Vec<Value>,
+    ) -> Result<()> {
+        if levels == 0 {
+            out.push(self.node(x, depth)?);
+            return Ok(());
+        }
+        if depth > MAX_DEPTH {
+            return Err(Error::Limit("skops schema nested too deeply".into()));
+        }
+        let items = x
+            .get("content")
+            .and_then(Json::as_array)
+            .filter(|_| x.get("__loader__").and_then(Json::as_str) == Some("ListNode"))
+            .ok_or_else(|| malformed(FMT, 0, "an object array row that is not a list"))?;
+        for i in items {
+            self.flat_items(i, levels - 1, depth + 1, out)?;
+        }
+        Ok(())
     }
 }
 
