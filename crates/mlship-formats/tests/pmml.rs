@@ -429,7 +429,7 @@ fn an_ordinal_model_gives_the_steps_of_its_cumulative_probabilities() {
 /// The expected values are JPMML-Evaluator's on the same document and rows.
 #[test]
 fn a_cox_regression_scales_its_strata_baseline_hazards() {
-    let m = mlship_formats::load(&doc(
+    let text = String::from_utf8(doc(
         r#"<DataField name="x" optype="continuous" dataType="double"/>
            <DataField name="g" optype="categorical" dataType="string"><Value value="a"/><Value value="b"/></DataField>
            <DataField name="s" optype="categorical" dataType="string"><Value value="m"/><Value value="f"/></DataField>
@@ -449,6 +449,7 @@ fn a_cox_regression_scales_its_strata_baseline_hazards() {
            </GeneralRegressionModel>"#,
     ))
     .unwrap();
+    let m = mlship_formats::load(text.as_bytes()).unwrap();
     let f = Frame::new(vec![
         nums("x", &[0.0, 1.0, 2.0, 1.0, -1.0, 1.0, 1.0]),
         strs("g", &["a", "b", "a", "b", "b", "a", "a"]),
@@ -472,6 +473,19 @@ fn a_cox_regression_scales_its_strata_baseline_hazards() {
             "row {i}: {g} against {w}"
         );
     }
+    // A parameter listed twice: the last one counts, as a lookup by name would find it.
+    let twice = text.replace(
+        r#"<Parameter name="p2" referencePoint="0.25"/>"#,
+        r#"<Parameter name="p2" referencePoint="0.25"/><Parameter name="p2" referencePoint="0.25"/>"#,
+    );
+    assert_ne!(twice, text);
+    let again = values(
+        &mlship_formats::load(twice.as_bytes())
+            .unwrap()
+            .predict(&f)
+            .unwrap(),
+    );
+    assert_eq!(format!("{again:?}"), format!("{got:?}"));
 }
 
 /// A scorecard with reason codes (fixtures/pmml/scorecard_reasons): its `reasonCode` output fields

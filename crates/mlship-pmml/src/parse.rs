@@ -2022,7 +2022,9 @@ fn scorecard(cx: &mut Cx, m: &Node) -> Result<Scorecard> {
 
 /// A Cox regression's baseline cumulative hazards (one table, or one per stratum) and the
 /// parameters' reference points.
-fn cox(cx: &mut Cx, m: &Node, parameter: &FastMap<&str, usize>) -> Result<Cox> {
+/// A Cox regression's time, strata and baselines; `parameter` maps the `count` parameters' names
+/// to their index.
+fn cox(cx: &mut Cx, m: &Node, parameter: &FastMap<&str, usize>, count: usize) -> Result<Cox> {
     let cells = |n: &Node| -> Result<Vec<(f64, f64)>> {
         let mut v = kids(n)
             .filter(|c| name(c) == "BaselineCell")
@@ -2056,7 +2058,7 @@ fn cox(cx: &mut Cx, m: &Node, parameter: &FastMap<&str, usize>) -> Result<Cox> {
             cells: cells(&tables)?,
         });
     }
-    let mut reference = vec![0.0; parameter.len()];
+    let mut reference = vec![0.0; count];
     if let Some(l) = child(m, "ParameterList") {
         for p in kids(&l).filter(|c| name(c) == "Parameter") {
             if let Some(&i) = parameter.get(req(&p, "name")?) {
@@ -2174,7 +2176,7 @@ fn general_regression(cx: &mut Cx, m: &Node) -> Result<GeneralRegression> {
         _ => None,
     };
     let cox = if model_type == "CoxRegression" {
-        Some(cox(cx, m, &parameter)?)
+        Some(cox(cx, m, &parameter, cells.len())?)
     } else {
         None
     };
