@@ -491,7 +491,8 @@ pub fn compile(node: &NodeProto, op: Op) -> Result<Kernel> {
         Op::ConstantOfShape => Kernel::ConstantOfShape {
             value: match a.get("value").and_then(|v| v.t.as_ref()) {
                 Some(t) => match Tensor::from_proto(t)?.data {
-                    d @ (Data::F(_) | Data::I(_)) if ops::labels_len(&d) == 1 => d,
+                    Data::F(v) if v.len() == 1 => Data::F(v),
+                    Data::I(v) if v.len() == 1 => Data::I(v),
                     _ => return Err(fail(node, "a value that is not one number")),
                 },
                 None => Data::F(vec![0.0]),
