@@ -106,6 +106,8 @@ pub struct Ctx<'d> {
     fields: Row,
     scopes: Vec<Scope<'d>>,
     depth: usize,
+    /// Models whose value for this row is already known (segments scored by lowered trees).
+    known: Vec<(&'d ModelEl, f64)>,
 }
 
 impl<'d> Ctx<'d> {
@@ -117,7 +119,14 @@ impl<'d> Ctx<'d> {
             fields: inputs,
             scopes: Vec::new(),
             depth: 0,
+            known: Vec::new(),
         }
+    }
+
+    /// The row's evaluation, taking these models' values as given instead of scoring them.
+    pub fn knowing(mut self, known: Vec<(&'d ModelEl, f64)>) -> Ctx<'d> {
+        self.known = known;
+        self
     }
 
     /// An empty row of values for `doc`'s fields.
@@ -425,6 +434,12 @@ impl<'d> Ctx<'d> {
 
     /// Evaluates a model element with its schema, local transformations and targets.
     pub fn model(&mut self, m: &'d ModelEl) -> Result<Pred> {
+        if let Some(&(_, v)) = self.known.iter().find(|(k, _)| std::ptr::eq(*k, m)) {
+            return Ok(Pred {
+                value: Some(Value::Num(v)),
+                ..Pred::default()
+            });
+        }
         if self.scopes.len() > 64 {
             return Err(Error::Limit("PMML segments nested too deep".into()));
         }

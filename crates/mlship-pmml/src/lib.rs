@@ -53,6 +53,9 @@ pub struct PmmlScorer {
     /// The top model lowered to the tree IR, when it is a tree or forest that can be: rows
     /// without a missing value score through it.
     lowered: Option<lower::Lowered>,
+    /// Otherwise, a top model chain's segments that are sums of trees, lowered (by segment
+    /// index): the evaluator takes their values from them for rows without a missing value.
+    chain: Vec<(usize, lower::Lowered)>,
 }
 
 /// The code an ordinal step gives a string outside the field's valid values.
@@ -90,8 +93,9 @@ impl PmmlScorer {
         &self,
         row: &[f64],
         names: &[&parse::Name],
+        known: Vec<(&parse::ModelEl, f64)>,
     ) -> Result<(Pred, Vec<Option<String>>)> {
-        let mut ctx = Ctx::new(&self.doc, self.row_inputs(row));
+        let mut ctx = Ctx::new(&self.doc, self.row_inputs(row)).knowing(known);
         let p = ctx.model(&self.doc.model)?;
         if names.is_empty() {
             return Ok((p, Vec::new()));
@@ -178,6 +182,27 @@ impl ExternalScorer for PmmlScorer {
             _ => None,
         };
         let target = self.doc.model.target.as_ref();
+        // The chain's lowered segments: their models, and their values for every row.
+        let segments = match &self.doc.model.kind {
+            parse::Kind::Mining(s) => s.segments.as_slice(),
+            _ => &[],
+        };
+        let chain = self
+            .chain
+            .iter()
+            .map(|(i, l)| {
+                let m = &segments[*i].model;
+                let sums = l.sums(cols, n)?;
+                let values: Vec<f64> = sums
+                    .chunks_exact(l.width())
+                    .map(|s| match l.predict(s, m.target.as_ref(), &mut Vec::new()) {
+                        lower::RowPred::Value(v) => v,
+                        lower::RowPred::Class(c) => c as f64,
+                    })
+                    .collect();
+                Ok((m, values))
+            })
+            .collect::<mlship_model::Result<Vec<_>>>()?;
         let mut row = vec![0.0; cols.len()];
         for r in 0..n {
             for (x, c) in row.iter_mut().zip(cols) {
@@ -196,7 +221,14 @@ impl ExternalScorer for PmmlScorer {
                     continue;
                 }
             }
-            let (p, outs) = self.predict_row(row, &names).map_err(|e| bad_row(r, e))?;
+            let known = if row.iter().any(|v| v.is_nan()) {
+                Vec::new()
+            } else {
+                chain.iter().map(|(m, v)| (*m, v[r])).collect()
+            };
+            let (p, outs) = self
+                .predict_row(row, &names, known)
+                .map_err(|e| bad_row(r, e))?;
             for ((_, column), v) in extra.iter_mut().zip(outs) {
                 column.push(v);
             }
@@ -437,6 +469,11 @@ fn scorer(doc: Document) -> Result<(PmmlScorer, Vec<Field>)> {
     let function = top.function;
     let names: Vec<String> = inputs.iter().map(|f| f.name.clone()).collect();
     let lowered = lower::lower(&doc, &names, &classes);
+    let chain = if lowered.is_some() {
+        Vec::new()
+    } else {
+        lower::lower_chain(&doc, &names)
+    };
     let scorer = PmmlScorer {
         inputs,
         function,
@@ -444,6 +481,7 @@ fn scorer(doc: Document) -> Result<(PmmlScorer, Vec<Field>)> {
         classes,
         doc,
         lowered,
+        chain,
     };
     Ok((scorer, fields))
 }
