@@ -414,9 +414,9 @@ proptest! {
     }
 }
 
-/// Four rows for a model's inputs, of the awkward kinds: zero, a missing value, a huge number, a
-/// negative fraction; for string inputs an unknown category, a missing one, an empty one, a
-/// number's text.
+/// Five rows for a model's inputs, of the awkward kinds: a missing value, a negative number, a
+/// fraction, zero, a huge number; for string inputs categories the mlship JSON documents below
+/// know ("red", "blue"), a missing one, an unknown one and a number's text.
 fn awkward_rows(m: &mlship_model::Model) -> mlship_model::Frame {
     use mlship_model::{Column, ColumnData, DType};
     let cols = m
@@ -426,14 +426,19 @@ fn awkward_rows(m: &mlship_model::Model) -> mlship_model::Frame {
         .map(|f| {
             let data = match f.dtype {
                 DType::Str => ColumnData::Str(vec![
-                    Some("\u{0}unknown".into()),
+                    Some("red".into()),
                     None,
-                    Some(String::new()),
+                    Some("blue".into()),
+                    Some("\u{0}unknown".into()),
                     Some("1".into()),
                 ]),
-                DType::Bool => ColumnData::Bool(vec![Some(true), None, Some(false), Some(true)]),
-                DType::Int => ColumnData::Int(vec![Some(0), None, Some(i64::MAX), Some(-3)]),
-                DType::Float => ColumnData::Float(vec![0.0, f64::NAN, 1e300, -0.5]),
+                DType::Bool => {
+                    ColumnData::Bool(vec![Some(true), None, Some(false), Some(true), Some(false)])
+                }
+                DType::Int => {
+                    ColumnData::Int(vec![None, Some(-30), Some(1), Some(0), Some(i64::MAX)])
+                }
+                DType::Float => ColumnData::Float(vec![f64::NAN, -30.0, 0.5, 0.0, 1e300]),
             };
             Column::new(f.name.clone(), data)
         })
@@ -521,19 +526,7 @@ proptest! {
             }
         }
         if let Ok(m) = load(&serde_json::to_vec(&doc).unwrap()) {
-            let cols = m
-                .signature
-                .inputs
-                .iter()
-                .map(|f| {
-                    let data = match f.dtype {
-                        mlship_model::DType::Str => mlship_model::ColumnData::Str(vec![Some("red".into()), None, Some("blue".into())]),
-                        _ => mlship_model::ColumnData::Float(vec![f64::NAN, -30.0, 0.5]),
-                    };
-                    mlship_model::Column::new(f.name.clone(), data)
-                })
-                .collect();
-            let _ = m.predict(&mlship_model::Frame::new(cols).unwrap());
+            let _ = m.predict(&awkward_rows(&m));
         }
     }
 }
