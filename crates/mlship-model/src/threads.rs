@@ -1,6 +1,6 @@
-//! How many threads one scoring call may use for a large batch: the caller's choice. A server
-//! that answers many requests at once caps it (its own concurrency already fills the cores); a
-//! command-line batch takes every core, up to eight.
+//! How many threads one scoring call may use for a large batch (the caller's choice: a server
+//! that answers many requests at once caps it, its own concurrency already filling the cores; a
+//! command-line batch takes every core, up to eight), and how they share the batch.
 
 use std::cell::Cell;
 
@@ -41,6 +41,43 @@ pub fn batch_threads(rows: usize) -> usize {
 /// Batches at least this large are split across threads.
 pub const PARALLEL_ROWS: usize = 4096;
 
+/// Runs `f(index, chunk)` on every `len`-long chunk of `out` (the last may be shorter) on up to
+/// `threads` threads, the calling thread among them. Each thread takes the next chunk when it
+/// finishes one, so a helper that starts late (an idle core can take a while to wake, in a VM
+/// most of all) does less of the work instead of holding the whole call back.
+pub(crate) fn share_chunks<T: Send>(
+    out: &mut [T],
+    len: usize,
+    threads: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    use std::sync::{Mutex, PoisonError, atomic::AtomicUsize, atomic::Ordering};
+    let chunks: Vec<Mutex<Option<&mut [T]>>> = out
+        .chunks_mut(len.max(1))
+        .map(|c| Mutex::new(Some(c)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = chunks.get(i) else {
+                return;
+            };
+            let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(chunk) = taken {
+                f(i, chunk);
+            }
+        }
+    };
+    let helpers = threads.min(chunks.len()).saturating_sub(1);
+    std::thread::scope(|s| {
+        for _ in 0..helpers {
+            s.spawn(work);
+        }
+        work();
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +95,24 @@ mod tests {
             default.min(2)
         );
         assert_eq!(batch_threads(100_000), default);
+    }
+
+    #[test]
+    fn every_chunk_is_done_once_whatever_the_threads() {
+        for threads in [1, 2, 3, 8] {
+            for (n, len) in [(0, 4), (1, 4), (10, 3), (96, 96), (1000, 7)] {
+                let mut out = vec![0usize; n];
+                share_chunks(&mut out, len, threads, |i, chunk| {
+                    for (j, o) in chunk.iter_mut().enumerate() {
+                        *o += i * len + j + 1;
+                    }
+                });
+                assert_eq!(
+                    out,
+                    (1..=n).collect::<Vec<_>>(),
+                    "{threads} threads, {n} by {len}"
+                );
+            }
+        }
     }
 }

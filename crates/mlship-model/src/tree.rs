@@ -151,6 +151,10 @@ struct Perfect {
     thr_pad: Vec<f32>,
     /// `fid` and `thr` as one 64-bit entry per node (feature low, threshold bits high).
     node_fid: Vec<i64>,
+    /// For trees over at most 8 features, per inner node `n` whose children are inner nodes:
+    /// the threshold bits of `n`, of its left child and of its right child, then the three
+    /// features as bytes (`n`'s lowest). The AVX2 walk reads two levels with one load per row.
+    pairs: Vec<[u32; 4]>,
     /// The first 64 entries of `feat` and `thr` (padded with column 0 and +inf): the top six
     /// levels, which vector permutes read instead of gathers.
     top_feat: [i32; 64],
@@ -474,6 +478,7 @@ impl Perfect {
             fid: Vec::new(),
             thr_pad: Vec::new(),
             node_fid: Vec::new(),
+            pairs: Vec::new(),
             top_feat: [0; 64],
             top_thr: [f32::INFINITY; 64],
             leaf: vec![0; inner + 1],
@@ -498,6 +503,20 @@ impl Perfect {
             .iter()
             .map(|(f, t)| (i64::from(t.to_bits()) << 32) | i64::from(*f))
             .collect();
+        if p.max_feature < 8 {
+            let at = |n: usize| p.split32.get(n).copied().unwrap_or((0, f32::INFINITY));
+            p.pairs = (0..inner)
+                .map(|n| {
+                    let (a, b, c) = (at(n), at(2 * n + 1), at(2 * n + 2));
+                    [
+                        a.1.to_bits(),
+                        b.1.to_bits(),
+                        c.1.to_bits(),
+                        a.0 | (b.0 << 8) | (c.0 << 16),
+                    ]
+                })
+                .collect();
+        }
         p.fid.extend([0; 8]);
         p.thr_pad.extend([f32::INFINITY; 8]);
         for (f, _) in &mut p.split32 {
@@ -782,6 +801,9 @@ fn row_of<'b>(cols: &[&[f64]], i: usize, cast_f32: bool, buf: &'b mut Vec<f64>) 
     buf
 }
 
+/// Blocks per chunk when threads share a batch (768 rows: a 10,000-row batch makes 14 chunks).
+const SHARED_BLOCKS: usize = 8;
+
 /// A partial last block of at least this many rows is padded and scored as a block; fewer rows
 /// walk the nodes one by one.
 const MIN_PADDED: usize = 12;
@@ -1007,22 +1029,13 @@ impl TreeEnsemble {
         let threads = crate::threads::batch_threads(n);
         let mut acc = vec![0.0; n * k];
         if threads > 1 && k > 0 {
-            let chunk = n.div_ceil(threads);
-            let part = |t: usize, out: &mut [f64]| {
+            // Whole blocks per chunk, several chunks per thread: a thread that starts late
+            // takes fewer of them.
+            let chunk = SHARED_BLOCKS * BLOCK;
+            crate::threads::share_chunks(&mut acc, chunk * k, threads, |t, out| {
                 let rows = t * chunk..t * chunk + out.len() / k;
                 let part: Vec<&[f64]> = cols.iter().map(|c| &c[rows.clone()]).collect();
                 self.accumulate_rows(isa, &part, scale, base, out)
-            };
-            std::thread::scope(|s| {
-                // The calling thread scores the first part itself: one thread fewer to start.
-                let mut parts = acc.chunks_mut(chunk * k).enumerate();
-                let first = parts.next();
-                for (t, out) in parts {
-                    s.spawn(move || part(t, out));
-                }
-                if let Some((t, out)) = first {
-                    part(t, out);
-                }
             });
         } else {
             self.accumulate_rows(isa, cols, scale, base, &mut acc);

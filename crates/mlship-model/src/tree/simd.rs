@@ -280,12 +280,13 @@ pub(super) fn perfect_slots(isa: Isa, p: &Perfect, xt: &[f32], slots: &mut [u32;
             (p.max_feature + 1) * BLOCK <= xt.len()
                 && p.feat.len() == (1 << p.depth) - 1
                 && p.thr.len() == p.feat.len()
-                && p.node.len() == p.feat.len(),
+                && p.node.len() == p.feat.len()
+                && (p.max_feature >= 8 || p.pairs.len() == p.feat.len()),
             "perfect tree reads past the block"
         );
         // SAFETY: `isa` comes from `Isa::detect`, so the CPU has what the walk's level needs; the
-        // walks read `feat`, `thr` and `node` at indices below `2^depth - 1` and `xt` below
-        // `(max_feature + 1) * BLOCK`, all asserted in bounds just above (see `gather_walk`).
+        // walks read `feat`, `thr`, `node` and `pairs` at indices below `2^depth - 1` and `xt`
+        // below `(max_feature + 1) * BLOCK`, all asserted in bounds just above (see `gather_walk`).
         #[allow(unsafe_code)]
         unsafe {
             if isa.avx2_walk() {
@@ -308,7 +309,9 @@ pub(super) fn perfect_slots_each(p: &Perfect, xt: &[f32]) -> Vec<[u32; BLOCK]> {
     #[cfg(target_arch = "x86_64")]
     {
         assert!(
-            (p.max_feature + 1) * BLOCK <= xt.len() && p.feat.len() == (1 << p.depth) - 1,
+            (p.max_feature + 1) * BLOCK <= xt.len()
+                && p.feat.len() == (1 << p.depth) - 1
+                && (p.max_feature >= 8 || p.pairs.len() == p.feat.len()),
             "perfect tree reads past the block"
         );
         let isa = Isa::detect();
@@ -344,14 +347,17 @@ pub(super) fn perfect_slots_each(p: &Perfect, xt: &[f32]) -> Vec<[u32; BLOCK]> {
 /// vectors were slower than gathering); deeper levels gather a node's feature and threshold
 /// together as one 64-bit entry (four entries per gather: half the elements of two separate
 /// gathers). A tree over at most 8 features picks each row's value from its eight feature vectors
-/// with three rounds of blends on the feature's bits instead of gathering it.
+/// with three rounds of blends on the feature's bits instead of gathering it, and takes its
+/// deeper levels two at a time: one 16-byte load per row brings a node and both its children
+/// (`pairs`), so the second level needs no memory at all (the corpus forest 17% faster than
+/// with two gathered levels on a Zen 4).
 ///
 /// Bounds: indices start at 0 and take `depth` steps, so they stay below `2^depth - 1 =
-/// feat.len()` while they are used (as in [`Perfect::leaves`]); a level's eight-wide loads start
-/// at most `2^level - 8` past its first node and read `fid` and `thr_pad`, which hold 8 entries
-/// past the last node; a row's value index is `column + r` with `column <= max_feature * BLOCK`
-/// and `r < BLOCK`, below `(max_feature + 1) * BLOCK <= xt.len()`, which `Perfect::build` keeps
-/// within i32. The caller asserts these.
+/// feat.len()` (and `pairs.len()`) while they are used (as in [`Perfect::leaves`]); a level's
+/// eight-wide loads start at most `2^level - 8` past its first node and read `fid` and
+/// `thr_pad`, which hold 8 entries past the last node; a row's value index is `column + r` with
+/// `column <= max_feature * BLOCK` and `r < BLOCK`, below `(max_feature + 1) * BLOCK <=
+/// xt.len()`, which `Perfect::build` keeps within i32. The caller asserts these.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn gather_walk(p: &Perfect, xt: &[f32], slots: &mut [u32; BLOCK]) {
@@ -384,13 +390,19 @@ mod avx2 {
         } else {
             0
         };
-        for level in from..p.depth {
+        let mut level = from;
+        while level < p.depth {
             match level {
                 0..=3 => permuted::<1, FEW>(p, xt, level, &mut idx),
                 4 => permuted::<2, FEW>(p, xt, level, &mut idx),
                 5 => permuted::<4, FEW>(p, xt, level, &mut idx),
+                _ if FEW && level + 1 < p.depth => {
+                    paired(p, xt, &mut idx);
+                    level += 1;
+                }
                 _ => gathered::<FEW>(p, xt, &mut idx),
             }
+            level += 1;
         }
         let inner = _mm256_set1_epi32(p.feat.len() as i32);
         for (v, chunk) in slots.chunks_exact_mut(8).enumerate() {
@@ -588,6 +600,50 @@ mod avx2 {
                 };
                 _mm256_storeu_pd(out.as_mut_ptr(), _mm256_add_pd(acc, add));
             }
+        }
+    }
+
+    /// Two deeper levels of a tree over at most 8 features: each row's node and both its
+    /// children from one 16-byte entry of `pairs` (three thresholds, three features), loaded row
+    /// by row (AMD's gathers are slower than these loads) and transposed into vectors; the
+    /// second level's threshold and feature are picked by the first level's comparison.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn paired(p: &Perfect, xt: &[f32], idx: &mut [__m256i; V]) {
+        for (v, i) in idx.iter_mut().enumerate() {
+            let mut at = [0u32; 8];
+            // SAFETY: `at` holds eight u32, what an unaligned 256-bit store writes.
+            unsafe { _mm256_storeu_si256(at.as_mut_ptr().cast(), *i) };
+            // SAFETY: a node index is below `pairs.len()` (see `gather_walk`), and an entry is
+            // 16 bytes, what an unaligned 128-bit load reads.
+            let row = |r: usize| unsafe {
+                _mm_castsi128_ps(_mm_loadu_si128(p.pairs.as_ptr().add(at[r] as usize).cast()))
+            };
+            let pair =
+                |r: usize| _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(row(r)), row(r + 4));
+            let (a, b, c, d) = (pair(0), pair(1), pair(2), pair(3));
+            let (ab0, ab1) = (_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
+            let (cd0, cd1) = (_mm256_unpacklo_ps(c, d), _mm256_unpackhi_ps(c, d));
+            let lo = |x: __m256, y: __m256| {
+                _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(x), _mm256_castps_pd(y)))
+            };
+            let hi = |x: __m256, y: __m256| {
+                _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(x), _mm256_castps_pd(y)))
+            };
+            let (t, tl, tr) = (lo(ab0, cd0), hi(ab0, cd0), lo(ab1, cd1));
+            let f = _mm256_castps_si256(hi(ab1, cd1));
+            let right = _mm256_cmp_ps::<_CMP_GT_OQ>(value::<true>(p, xt, v, f), t);
+            let next = _mm256_sub_epi32(
+                _mm256_add_epi32(_mm256_add_epi32(*i, *i), _mm256_set1_epi32(1)),
+                _mm256_castps_si256(right),
+            );
+            let t2 = _mm256_blendv_ps(tl, tr, right);
+            let f2 = _mm256_castps_si256(_mm256_blendv_ps(
+                _mm256_castsi256_ps(_mm256_srli_epi32::<8>(f)),
+                _mm256_castsi256_ps(_mm256_srli_epi32::<16>(f)),
+                right,
+            ));
+            *i = step(next, value::<true>(p, xt, v, f2), t2);
         }
     }
 
