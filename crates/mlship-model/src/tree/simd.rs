@@ -352,8 +352,10 @@ pub(super) fn perfect_slots_each(p: &Perfect, xt: &[f32]) -> Vec<[u32; BLOCK]> {
 /// (`pairs`), so the second level needs no memory at all (the corpus forest 17% faster than
 /// with two gathered levels on a Zen 4).
 ///
-/// Bounds: indices start at 0 and take `depth` steps, so they stay below `2^depth - 1 =
-/// feat.len()` (and `pairs.len()`) while they are used (as in [`Perfect::leaves`]); a level's
+/// Bounds: node indices start at 0 and take `depth` steps, so they stay below `2^depth - 1 =
+/// feat.len()` while they are used (as in [`Perfect::leaves`]); the AVX2 walk keeps a row's
+/// place within its level instead (below `2^level`) and reads the level's entries of `node`,
+/// `node_fid` and `pairs` (as long as `feat`) from its first node, `2^level - 1`, on; a level's
 /// eight-wide loads start at most `2^level - 8` past its first node and read `fid` and
 /// `thr_pad`, which hold 8 entries past the last node; a row's value index is `column + r` with
 /// `column <= max_feature * BLOCK` and `r < BLOCK`, below `(max_feature + 1) * BLOCK <=
@@ -397,19 +399,17 @@ mod avx2 {
                 4 => permuted::<2, FEW>(p, xt, level, &mut idx),
                 5 => permuted::<4, FEW>(p, xt, level, &mut idx),
                 _ if FEW && level + 1 < p.depth => {
-                    paired(p, xt, &mut idx);
+                    paired(p, xt, level, &mut idx);
                     level += 1;
                 }
-                _ => gathered::<FEW>(p, xt, &mut idx),
+                _ => gathered::<FEW>(p, xt, level, &mut idx),
             }
             level += 1;
         }
-        let inner = _mm256_set1_epi32(p.feat.len() as i32);
+        // After the last level, a row's place in it is its slot.
         for (v, chunk) in slots.chunks_exact_mut(8).enumerate() {
             // SAFETY: `chunk` holds eight u32, what an unaligned 256-bit store writes.
-            unsafe {
-                _mm256_storeu_si256(chunk.as_mut_ptr().cast(), _mm256_sub_epi32(idx[v], inner))
-            };
+            unsafe { _mm256_storeu_si256(chunk.as_mut_ptr().cast(), idx[v]) };
         }
     }
 
@@ -454,7 +454,7 @@ mod avx2 {
                 _mm256_add_epi32(_mm256_slli_epi32::<3>(m0), _mm256_slli_epi32::<2>(m1)),
                 _mm256_add_epi32(_mm256_slli_epi32::<1>(m2), m3),
             );
-            *i = _mm256_sub_epi32(_mm256_set1_epi32(15), right);
+            *i = _mm256_sub_epi32(_mm256_setzero_si256(), right);
         }
     }
 
@@ -490,16 +490,13 @@ mod avx2 {
         }
     }
 
-    /// One step: `i = 2i + 1 + (x > t)` (never right for NaN; such rows are scored again by the
-    /// node walk).
+    /// One step: `j = 2j + (x > t)`, `j` a row's place within its level (never right for NaN;
+    /// such rows are scored again by the node walk).
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn step(i: __m256i, x: __m256, t: __m256) -> __m256i {
+    fn step(j: __m256i, x: __m256, t: __m256) -> __m256i {
         let right = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(x, t));
-        _mm256_sub_epi32(
-            _mm256_add_epi32(_mm256_add_epi32(i, i), _mm256_set1_epi32(1)),
-            right,
-        )
+        _mm256_sub_epi32(_mm256_add_epi32(j, j), right)
     }
 
     /// A level of up to `8 * C` nodes read from `C` vectors by lane permutes: bit 3 of the index
@@ -529,9 +526,8 @@ mod avx2 {
                 std::array::from_fn(|c| _mm256_loadu_ps(p.thr_pad.as_ptr().add(start + 8 * c))),
             )
         };
-        let first = _mm256_set1_epi32(start as i32);
         for (v, i) in idx.iter_mut().enumerate() {
-            let j = _mm256_sub_epi32(*i, first);
+            let j = *i;
             let pick = |c: usize| {
                 (
                     _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(tf[c], j)),
@@ -609,15 +605,16 @@ mod avx2 {
     /// second level's threshold and feature are picked by the first level's comparison.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn paired(p: &Perfect, xt: &[f32], idx: &mut [__m256i; V]) {
+    fn paired(p: &Perfect, xt: &[f32], level: u32, idx: &mut [__m256i; V]) {
+        let pairs = &p.pairs[(1usize << level) - 1..];
         for (v, i) in idx.iter_mut().enumerate() {
             let mut at = [0u32; 8];
             // SAFETY: `at` holds eight u32, what an unaligned 256-bit store writes.
             unsafe { _mm256_storeu_si256(at.as_mut_ptr().cast(), *i) };
-            // SAFETY: a node index is below `pairs.len()` (see `gather_walk`), and an entry is
-            // 16 bytes, what an unaligned 128-bit load reads.
+            // SAFETY: a row's place in the level is below `pairs.len()` (see `gather_walk`),
+            // and an entry is 16 bytes, what an unaligned 128-bit load reads.
             let row = |r: usize| unsafe {
-                _mm_castsi128_ps(_mm_loadu_si128(p.pairs.as_ptr().add(at[r] as usize).cast()))
+                _mm_castsi128_ps(_mm_loadu_si128(pairs.as_ptr().add(at[r] as usize).cast()))
             };
             let pair =
                 |r: usize| _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(row(r)), row(r + 4));
@@ -633,10 +630,7 @@ mod avx2 {
             let (t, tl, tr) = (lo(ab0, cd0), hi(ab0, cd0), lo(ab1, cd1));
             let f = _mm256_castps_si256(hi(ab1, cd1));
             let right = _mm256_cmp_ps::<_CMP_GT_OQ>(value::<true>(p, xt, v, f), t);
-            let next = _mm256_sub_epi32(
-                _mm256_add_epi32(_mm256_add_epi32(*i, *i), _mm256_set1_epi32(1)),
-                _mm256_castps_si256(right),
-            );
+            let next = _mm256_sub_epi32(_mm256_add_epi32(*i, *i), _mm256_castps_si256(right));
             let t2 = _mm256_blendv_ps(tl, tr, right);
             let f2 = _mm256_castps_si256(_mm256_blendv_ps(
                 _mm256_castsi256_ps(_mm256_srli_epi32::<8>(f)),
@@ -650,8 +644,8 @@ mod avx2 {
     /// A deeper level: each row's node gathered as one 64-bit entry (feature, threshold).
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn gathered<const FEW: bool>(p: &Perfect, xt: &[f32], idx: &mut [__m256i; V]) {
-        let table = if FEW { &p.node_fid } else { &p.node };
+    fn gathered<const FEW: bool>(p: &Perfect, xt: &[f32], level: u32, idx: &mut [__m256i; V]) {
+        let table = &(if FEW { &p.node_fid } else { &p.node })[(1usize << level) - 1..];
         for (v, i) in idx.iter_mut().enumerate() {
             // SAFETY: in bounds, see `gather_walk` (`node` and `node_fid` are as long as `feat`).
             let (lo, hi) = unsafe {
