@@ -563,38 +563,53 @@ mod avx2 {
         scale: f64,
     ) {
         assert!(block.len() == BLOCK * k && (k == 1 || k == 2) && values.len() >= k);
-        let last = values.len() / k - 1;
-        let at = |r: usize| (slots[r] as usize).min(last) * k;
+        let last = _mm256_set1_epi32((values.len() / k - 1).min(i32::MAX as usize) as i32);
         let ptr = values.as_ptr();
-        // SAFETY (both closures): `at(r) + k <= values.len()`, by the clamp above.
-        let four = |r: usize| unsafe {
-            if k == 1 {
-                _mm256_set_pd(
-                    *ptr.add(at(4 * r + 3)),
-                    *ptr.add(at(4 * r + 2)),
-                    *ptr.add(at(4 * r + 1)),
-                    *ptr.add(at(4 * r)),
-                )
-            } else {
-                _mm256_insertf128_pd::<1>(
-                    _mm256_castpd128_pd256(_mm_loadu_pd(ptr.add(at(2 * r)))),
-                    _mm_loadu_pd(ptr.add(at(2 * r + 1))),
-                )
-            }
-        };
         let scale_v = _mm256_set1_pd(scale);
-        for (r, out) in block.chunks_exact_mut(4).enumerate() {
-            let v = four(r);
-            // SAFETY: `out` holds four f64, what an unaligned 256-bit load and store use.
+        // Eight rows at a time: their slots clamped and made offsets into `values` in one
+        // vector, then read as scalars.
+        for (s, out) in slots.chunks_exact(8).zip(block.chunks_exact_mut(8 * k)) {
+            let mut at = [0u32; 8];
+            // SAFETY: `s` and `at` hold eight u32, what unaligned 256-bit loads and stores use.
             unsafe {
-                let acc = _mm256_loadu_pd(out.as_ptr());
-                // A product, then a sum, each rounded, as the portable loops compute them.
-                let add = if scale == 1.0 {
-                    v
+                let slot = _mm256_min_epu32(_mm256_loadu_si256(s.as_ptr().cast()), last);
+                let offset = if k == 1 {
+                    slot
                 } else {
-                    _mm256_mul_pd(scale_v, v)
+                    _mm256_add_epi32(slot, slot)
                 };
-                _mm256_storeu_pd(out.as_mut_ptr(), _mm256_add_pd(acc, add));
+                _mm256_storeu_si256(at.as_mut_ptr().cast(), offset);
+            }
+            let at = at.map(|o| o as usize);
+            // SAFETY: `at[r] + k <= values.len()`, by the clamp above.
+            let four = |q: usize| unsafe {
+                if k == 1 {
+                    _mm256_set_pd(
+                        *ptr.add(at[4 * q + 3]),
+                        *ptr.add(at[4 * q + 2]),
+                        *ptr.add(at[4 * q + 1]),
+                        *ptr.add(at[4 * q]),
+                    )
+                } else {
+                    _mm256_insertf128_pd::<1>(
+                        _mm256_castpd128_pd256(_mm_loadu_pd(ptr.add(at[2 * q]))),
+                        _mm_loadu_pd(ptr.add(at[2 * q + 1])),
+                    )
+                }
+            };
+            for (q, out) in out.chunks_exact_mut(4).enumerate() {
+                let v = four(q);
+                // SAFETY: `out` holds four f64, what an unaligned 256-bit load and store use.
+                unsafe {
+                    let acc = _mm256_loadu_pd(out.as_ptr());
+                    // A product, then a sum, each rounded, as the portable loops compute them.
+                    let add = if scale == 1.0 {
+                        v
+                    } else {
+                        _mm256_mul_pd(scale_v, v)
+                    };
+                    _mm256_storeu_pd(out.as_mut_ptr(), _mm256_add_pd(acc, add));
+                }
             }
         }
     }
