@@ -177,6 +177,64 @@ pub(crate) fn read_small(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     Ok((bytes.len() as u64 <= SMALL).then_some(bytes))
 }
 
+/// [`read_small`] of object `md5` (a `.dir` object's name with its suffix), with the md5 of what
+/// was read: one read when the object fits the first buffer, its name telling that nothing is
+/// missing (no second read to see the end); otherwise, or when the bytes do not match their
+/// name, read on to the end (the caller checks the md5 again).
+pub(crate) fn read_small_named(
+    path: &Path,
+    md5: &str,
+) -> std::io::Result<Option<(Vec<u8>, String)>> {
+    let mut f = std::fs::File::open(path)?;
+    let mut bytes = vec![0u8; 8 << 10];
+    let n = loop {
+        match f.read(&mut bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            r => break r?,
+        }
+    };
+    bytes.truncate(n);
+    if n < 8 << 10 {
+        let got = crate::objects::md5_hex(&bytes);
+        if got == md5.trim_end_matches(".dir") {
+            return Ok(Some((bytes, got)));
+        }
+    }
+    (&mut f)
+        .take(SMALL + 1 - n as u64)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > SMALL {
+        return Ok(None);
+    }
+    let got = crate::objects::md5_hex(&bytes);
+    Ok(Some((bytes, got)))
+}
+
+/// [`read_small`] of a file a `stat` just found `size` bytes long: one read asking for a byte
+/// more, which comes back short exactly when the file still ends there (a file that changed is
+/// read to its end, as `read_small` reads it). `None` when it holds more than [`SMALL`] bytes.
+pub(crate) fn read_sized(path: &Path, size: u64) -> std::io::Result<Option<Vec<u8>>> {
+    if size > SMALL {
+        return Ok(None);
+    }
+    let mut f = std::fs::File::open(path)?;
+    let mut bytes = vec![0u8; size as usize + 1];
+    let n = loop {
+        match f.read(&mut bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            r => break r?,
+        }
+    };
+    bytes.truncate(n);
+    if n as u64 != size {
+        // Longer or shorter than the stat said: read on to the end, within the limit.
+        (&mut f)
+            .take(SMALL + 1 - n as u64)
+            .read_to_end(&mut bytes)?;
+    }
+    Ok((bytes.len() as u64 <= SMALL).then_some(bytes))
+}
+
 /// Creates `path` (which must not exist) with `mode` and `bytes`, making its folder when it is
 /// missing; returns the new file, still open. A failed write removes the file.
 pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<std::fs::File> {
@@ -205,11 +263,55 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<std::fs:
     })
 }
 
+/// On Linux, writes `bytes` to a file without a name in `dest`'s folder (`O_TMPFILE`, made when
+/// missing) and links it in as `dest` once it is whole, unless something has that name already:
+/// no partial object ever has the name, as with a temporary name, and no name is made and
+/// renamed. `Some(placed)` when done (`false`: an object was there, it stays); `None` when the
+/// file system or the system cannot (no `O_TMPFILE`, no `/proc`): the caller uses a temporary
+/// name.
+#[cfg(target_os = "linux")]
+fn link_new(dest: &Path, bytes: &[u8], mode: u32) -> Result<Option<bool>> {
+    use rustix::fs::{AtFlags, CWD, Mode, OFlags};
+    use rustix::io::Errno;
+    let failed = |e: Errno| Error::Io {
+        path: dest.to_path_buf(),
+        source: e.into(),
+    };
+    let Some(dir) = dest.parent() else {
+        return Ok(None);
+    };
+    let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+    let open = || rustix::fs::open(dir, flags, Mode::from_raw_mode(mode));
+    let fd = match open() {
+        Err(Errno::NOENT) => {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+            open()
+        }
+        r => r,
+    };
+    let fd = match fd {
+        Ok(fd) => fd,
+        // Kernels before 3.11 say EISDIR; file systems without unnamed files, EOPNOTSUPP.
+        Err(Errno::ISDIR | Errno::NOTSUP | Errno::INVAL) => return Ok(None),
+        Err(e) => return Err(failed(e)),
+    };
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes).map_err(io(dest))?;
+    let at = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
+    match rustix::fs::linkat(CWD, at.as_str(), CWD, dest, AtFlags::SYMLINK_FOLLOW) {
+        Ok(()) => Ok(Some(true)),
+        Err(Errno::EXIST) => Ok(Some(false)),
+        Err(Errno::NOENT) if !Path::new("/proc/self/fd").is_dir() => Ok(None),
+        Err(e) => Err(failed(e)),
+    }
+}
+
 /// Moves a finished temporary object to its name unless an object is there already (then the
 /// temporary file goes): an object in place is never replaced, so workspace files hard-linked to
 /// it stay linked when two threads store the same bytes at once. On Linux one `renameat2` with
 /// `RENAME_NOREPLACE` decides; elsewhere (or on a file system without it) a look, then a rename.
-fn install(tmp: &Path, dest: &Path) -> Result<()> {
+/// Returns whether the temporary file became the object.
+fn install(tmp: &Path, dest: &Path) -> Result<bool> {
     let failed = |e: std::io::Error| {
         let _ = std::fs::remove_file(tmp);
         Error::Io {
@@ -222,10 +324,10 @@ fn install(tmp: &Path, dest: &Path) -> Result<()> {
         use rustix::fs::{CWD, RenameFlags, renameat_with};
         use rustix::io::Errno;
         match renameat_with(CWD, tmp, CWD, dest, RenameFlags::NOREPLACE) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(true),
             Err(Errno::EXIST) => {
                 let _ = std::fs::remove_file(tmp);
-                return Ok(());
+                return Ok(false);
             }
             Err(Errno::INVAL | Errno::NOSYS | Errno::NOTSUP) => {}
             Err(e) => return Err(failed(e.into())),
@@ -233,9 +335,10 @@ fn install(tmp: &Path, dest: &Path) -> Result<()> {
     }
     if dest.is_file() {
         let _ = std::fs::remove_file(tmp);
-        return Ok(());
+        return Ok(false);
     }
-    std::fs::rename(tmp, dest).map_err(failed)
+    std::fs::rename(tmp, dest).map_err(failed)?;
+    Ok(true)
 }
 
 /// Renames a finished temporary file over `dest`; a folder where the file goes is replaced
@@ -367,14 +470,14 @@ impl ObjectDir {
     }
 
     /// Copies a file into the store while hashing it (one read of the source), and returns its md5
-    /// and size. An object already there is kept.
-    pub fn add_file(&self, src: &Path) -> Result<(String, u64)> {
-        if let Some(bytes) = read_small(src).map_err(io(src))? {
-            // Small: read (no look at the size first), hash, and write the object straight into
-            // its own folder (creates spread over 256 folders instead of queueing on one),
-            // skipped when it is there already.
+    /// and size; `size` is what a `stat` of it said just before. An object already there is kept.
+    pub fn add_file(&self, src: &Path, size: u64) -> Result<(String, u64)> {
+        if let Some(bytes) = read_sized(src, size).map_err(io(src))? {
+            // Small: read, hash, and write the object straight into its own folder (creates
+            // spread over 256 folders instead of queueing on one). No look first: an object
+            // already there stays, and the new copy goes (see `install`).
             let md5 = crate::objects::md5_hex(&bytes);
-            self.add_bytes(&md5, &bytes)?;
+            self.add_new(&md5, &bytes)?;
             return Ok((md5, bytes.len() as u64));
         }
         let dir = self.root.join("files").join("md5");
@@ -394,15 +497,24 @@ impl ObjectDir {
         self.add_new(md5, bytes)
     }
 
-    /// As [`ObjectDir::add_bytes`] for an object the caller has just found missing: no look
-    /// first (an object that appeared meanwhile is replaced by the same bytes). The object's
-    /// folder is made only when the file cannot be created without it.
+    /// As [`ObjectDir::add_bytes`] without a look first, for an object the caller expects to be
+    /// missing (one already there stays, and the new copy goes). The object's folder is made
+    /// only when the file cannot be created without it.
     pub fn add_new(&self, md5: &str, bytes: &[u8]) -> Result<()> {
         let dest = self.path_of(md5);
+        #[cfg(target_os = "linux")]
+        if let Some(placed) = link_new(&dest, bytes, 0o444)? {
+            if placed {
+                self.mark_verified(md5);
+            }
+            return Ok(());
+        }
         let tmp = temp_beside(&dest);
         write_new(&tmp, bytes, 0o444)?;
-        install(&tmp, &dest)?;
-        self.mark_verified(md5);
+        // An object found in place is not vouched for: only the bytes just written are.
+        if install(&tmp, &dest)? {
+            self.mark_verified(md5);
+        }
         Ok(())
     }
 
@@ -423,8 +535,9 @@ impl ObjectDir {
         }
         let parent = dest.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(parent).map_err(io(parent))?;
-        install(tmp, &dest)?;
-        self.mark_verified(md5);
+        if install(tmp, &dest)? {
+            self.mark_verified(md5);
+        }
         Ok(())
     }
 
@@ -646,7 +759,8 @@ mod tests {
         let store = ObjectDir::new(d.path().join("cache"));
         let src = d.path().join("a.txt");
         std::fs::write(&src, b"hello\n").unwrap();
-        let (md5, size) = store.add_file(&src).unwrap();
+        let size = std::fs::metadata(&src).unwrap().len();
+        let (md5, size) = store.add_file(&src, size).unwrap();
         assert_eq!(
             (md5.as_str(), size),
             ("b1946ac92492d2347c6235b4d2611184", 6)
@@ -673,6 +787,56 @@ mod tests {
         let e = store.copy_out(&md5, &out, false).unwrap_err();
         assert!(matches!(e, Error::Corrupt { .. }), "{e}");
         assert_eq!(std::fs::read(&out).unwrap(), b"mine");
-        assert_eq!(store.list().unwrap(), [md5]);
+        assert_eq!(store.list().unwrap(), std::slice::from_ref(&md5));
+        // Adding the same bytes again keeps the object there without vouching for it: the
+        // checkout still finds it corrupt.
+        store.add_file(&src, 6).unwrap();
+        assert!(matches!(
+            store.copy_out(&md5, &out, false),
+            Err(Error::Corrupt { .. })
+        ));
+        assert_eq!(std::fs::read(&p).unwrap(), b"evil\n");
+        // No temporary file is left beside it.
+        let left = std::fs::read_dir(p.parent().unwrap()).unwrap().count();
+        assert_eq!(left, 1);
+    }
+
+    #[test]
+    fn sized_and_named_reads_return_the_whole_file_whatever_they_were_told() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        for len in [0usize, 1, 1000, 8191, 8192, 8193, 100_000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            std::fs::write(&f, &bytes).unwrap();
+            let md5 = crate::objects::md5_hex(&bytes);
+            // The size a stat gave, or a stale one (the file changed since).
+            for told in [
+                len as u64,
+                0,
+                len as u64 + 3,
+                (len as u64).saturating_sub(1),
+            ] {
+                assert_eq!(
+                    read_sized(&f, told).unwrap().unwrap(),
+                    bytes,
+                    "{len} told {told}"
+                );
+            }
+            let (got, sum) = read_small_named(&f, &md5).unwrap().unwrap();
+            assert_eq!(
+                (got.as_slice(), sum.as_str()),
+                (bytes.as_slice(), md5.as_str())
+            );
+            // Under another name: the bytes with their own md5, for the caller to refuse.
+            let other = crate::objects::md5_hex(b"other");
+            let (got, sum) = read_small_named(&f, &other).unwrap().unwrap();
+            assert_eq!(
+                (got.as_slice(), sum.as_str()),
+                (bytes.as_slice(), md5.as_str())
+            );
+        }
+        std::fs::write(&f, vec![1u8; SMALL as usize + 1]).unwrap();
+        assert!(read_sized(&f, 10).unwrap().is_none());
+        assert!(read_small_named(&f, "x").unwrap().is_none());
     }
 }

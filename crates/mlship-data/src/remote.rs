@@ -26,9 +26,10 @@ pub trait Remote: Send + Sync {
     fn upload(&self, md5: &str, src: &Path) -> Result<()>;
     /// Downloads `md5` into the new file `dest`; returns the md5 of what was written.
     fn download(&self, md5: &str, dest: &Path) -> Result<String>;
-    /// The bytes of `md5` when the remote can hand a small object over whole (unchecked; `None`
-    /// for a large one, or where the remote streams every object through [`Remote::download`]).
-    fn get_small(&self, md5: &str) -> Result<Option<Vec<u8>>> {
+    /// The bytes of `md5` and their md5 when the remote can hand a small object over whole
+    /// (unchecked against the name; `None` for a large one, or where the remote streams every
+    /// object through [`Remote::download`]).
+    fn get_small(&self, md5: &str) -> Result<Option<(Vec<u8>, String)>> {
         let _ = md5;
         Ok(None)
     }
@@ -66,8 +67,7 @@ impl Remote for LocalRemote {
     }
 
     fn upload(&self, md5: &str, src: &Path) -> Result<()> {
-        if let Some(bytes) = crate::cache::read_small(src).map_err(io(src))? {
-            let got = crate::objects::md5_hex(&bytes);
+        if let Some((bytes, got)) = crate::cache::read_small_named(src, md5).map_err(io(src))? {
             crate::cache::check(md5, &got, || src.display().to_string(), Path::new(""))?;
             // Only objects the remote lacks are sent: no look before writing.
             return self.dir.add_new(md5, &bytes);
@@ -92,9 +92,9 @@ impl Remote for LocalRemote {
         Ok(crate::cache::copy_hashing(&src, dest, 0o444)?.0)
     }
 
-    fn get_small(&self, md5: &str) -> Result<Option<Vec<u8>>> {
+    fn get_small(&self, md5: &str) -> Result<Option<(Vec<u8>, String)>> {
         let src = self.dir.path_of(md5);
-        crate::cache::read_small(&src).map_err(|e| match e.kind() {
+        crate::cache::read_small_named(&src, md5).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 Error::Missing(format!("{md5} is not on remote '{}'", self.name))
             }

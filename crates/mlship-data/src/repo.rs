@@ -18,6 +18,8 @@ use crate::state::{Stamp, State};
 
 /// A workspace file (relative to the root) and its stamp.
 type Stamped = (String, Stamp);
+/// A folder's files, and the md5 and size of each.
+type StoredDir = (Vec<String>, Vec<(String, u64)>);
 
 /// Told how far a long operation has got.
 pub trait Progress: Sync {
@@ -439,14 +441,7 @@ impl Repo {
             let meta = std::fs::metadata(&abs).map_err(io(&abs))?;
             let name = rel.rsplit('/').next().unwrap_or(rel).to_string();
             let out = if meta.is_dir() {
-                let files = self.walk_files(rel)?;
-                progress.start(files.len() as u64);
-                let stored = parallel(&files, jobs, |f| {
-                    let r = self.store_file(f)?;
-                    self.relink(f, &r.0, false)?;
-                    progress.advance(1);
-                    Ok(r)
-                })?;
+                let (files, stored) = self.store_dir(rel, jobs, progress)?;
                 let (mut entries, size) = entries_of(rel, &files, stored);
                 let bytes = manifest_bytes(&mut entries);
                 let md5 = format!("{}.dir", md5_hex(&bytes));
@@ -500,18 +495,37 @@ impl Repo {
         Ok(())
     }
 
+    /// Copies a folder's files into the cache (see [`Repo::store_file`]) on `jobs` threads,
+    /// with the stamps its walk took; returns the files and their md5s and sizes.
+    fn store_dir(&self, rel: &str, jobs: usize, progress: &dyn Progress) -> Result<StoredDir> {
+        let files = self.walk_stamped(rel)?;
+        progress.start(files.len() as u64);
+        let stored = parallel(&files, jobs, |(f, stamp)| {
+            let r = self.store_stamped(f, *stamp)?;
+            self.relink(f, &r.0, false)?;
+            progress.advance(1);
+            Ok(r)
+        })?;
+        Ok((files.into_iter().map(|(f, _)| f).collect(), stored))
+    }
+
     /// Copies a workspace file into the cache unless the state says its object is there already.
     fn store_file(&self, rel: &str) -> Result<(String, u64)> {
         let p = self.root.join(rel);
         let meta = std::fs::metadata(&p).map_err(io(&p))?;
-        let stamp = Stamp::of(&meta);
+        self.store_stamped(rel, Stamp::of(&meta))
+    }
+
+    /// [`Repo::store_file`] with the file's stamp taken already (before its bytes are read).
+    fn store_stamped(&self, rel: &str, stamp: Stamp) -> Result<(String, u64)> {
         let known = self.lock_state().get(rel, stamp).map(str::to_string);
         if let Some(m) = known {
             if self.cache.has(&m) {
-                return Ok((m, meta.len()));
+                return Ok((m, stamp.size));
             }
         }
-        let (md5, size) = self.cache.add_file(&p)?;
+        let p = self.root.join(rel);
+        let (md5, size) = self.cache.add_file(&p, stamp.size)?;
         self.lock_state().put(rel, stamp, &md5);
         Ok((md5, size))
     }
@@ -633,12 +647,7 @@ impl Repo {
         };
         if meta.is_dir() {
             let (mut entries, size) = if commit {
-                let files = self.walk_files(rel)?;
-                let stored = parallel(&files, jobs, |f| {
-                    let r = self.store_file(f)?;
-                    self.relink(f, &r.0, false)?;
-                    Ok(r)
-                })?;
+                let (files, stored) = self.store_dir(rel, jobs, &Quiet)?;
                 entries_of(rel, &files, stored)
             } else {
                 self.dir_entries(rel, jobs)?
@@ -894,8 +903,7 @@ impl Repo {
 
     /// Downloads one object into the cache: to a temporary file, checked, then renamed.
     fn download_into_cache(&self, remote: &dyn Remote, md5: &str) -> Result<()> {
-        if let Some(bytes) = remote.get_small(md5)? {
-            let got = md5_hex(&bytes);
+        if let Some((bytes, got)) = remote.get_small(md5)? {
             let what = || format!("{md5} from remote '{}'", remote.name());
             crate::cache::check(md5, &got, what, Path::new(""))?;
             return self.cache.add_new_kept(md5, &bytes);
