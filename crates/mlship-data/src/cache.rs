@@ -263,14 +263,23 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<std::fs:
     })
 }
 
-/// On Linux, writes `bytes` to a file without a name in `dest`'s folder (`O_TMPFILE`, made when
-/// missing) and links it in as `dest` once it is whole, unless something has that name already:
-/// no partial object ever has the name, as with a temporary name, and no name is made and
-/// renamed. `Some(placed)` when done (`false`: an object was there, it stays); `None` when the
-/// file system or the system cannot (no `O_TMPFILE`, no `/proc`): the caller uses a temporary
-/// name.
+/// How [`link_new`] went.
 #[cfg(target_os = "linux")]
-fn link_new(dest: &Path, bytes: &[u8], mode: u32) -> Result<Option<bool>> {
+enum Linked {
+    /// The new file has the name; it is still open.
+    Placed(std::fs::File),
+    /// Something had the name already; it stays, and the new file is gone.
+    Taken,
+    /// The file system or the system cannot (no `O_TMPFILE`, no `/proc`): use a temporary name.
+    Unsupported,
+}
+
+/// On Linux, writes `bytes` to a file without a name in `dest`'s folder (`O_TMPFILE`, the
+/// folder made when missing) and links it in as `dest` once it is whole, unless something has
+/// that name already: no partial file ever has the name, as with a temporary name, and no name
+/// is made and renamed.
+#[cfg(target_os = "linux")]
+fn link_new(dest: &Path, bytes: &[u8], mode: u32) -> Result<Linked> {
     use rustix::fs::{AtFlags, CWD, Mode, OFlags};
     use rustix::io::Errno;
     let failed = |e: Errno| Error::Io {
@@ -278,7 +287,7 @@ fn link_new(dest: &Path, bytes: &[u8], mode: u32) -> Result<Option<bool>> {
         source: e.into(),
     };
     let Some(dir) = dest.parent() else {
-        return Ok(None);
+        return Ok(Linked::Unsupported);
     };
     let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
     let open = || rustix::fs::open(dir, flags, Mode::from_raw_mode(mode));
@@ -292,16 +301,16 @@ fn link_new(dest: &Path, bytes: &[u8], mode: u32) -> Result<Option<bool>> {
     let fd = match fd {
         Ok(fd) => fd,
         // Kernels before 3.11 say EISDIR; file systems without unnamed files, EOPNOTSUPP.
-        Err(Errno::ISDIR | Errno::NOTSUP | Errno::INVAL) => return Ok(None),
+        Err(Errno::ISDIR | Errno::NOTSUP | Errno::INVAL) => return Ok(Linked::Unsupported),
         Err(e) => return Err(failed(e)),
     };
     let mut file = std::fs::File::from(fd);
     file.write_all(bytes).map_err(io(dest))?;
     let at = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
     match rustix::fs::linkat(CWD, at.as_str(), CWD, dest, AtFlags::SYMLINK_FOLLOW) {
-        Ok(()) => Ok(Some(true)),
-        Err(Errno::EXIST) => Ok(Some(false)),
-        Err(Errno::NOENT) if !Path::new("/proc/self/fd").is_dir() => Ok(None),
+        Ok(()) => Ok(Linked::Placed(file)),
+        Err(Errno::EXIST) => Ok(Linked::Taken),
+        Err(Errno::NOENT) if !Path::new("/proc/self/fd").is_dir() => Ok(Linked::Unsupported),
         Err(e) => Err(failed(e)),
     }
 }
@@ -503,11 +512,13 @@ impl ObjectDir {
     pub fn add_new(&self, md5: &str, bytes: &[u8]) -> Result<()> {
         let dest = self.path_of(md5);
         #[cfg(target_os = "linux")]
-        if let Some(placed) = link_new(&dest, bytes, 0o444)? {
-            if placed {
+        match link_new(&dest, bytes, 0o444)? {
+            Linked::Placed(_) => {
                 self.mark_verified(md5);
+                return Ok(());
             }
-            return Ok(());
+            Linked::Taken => return Ok(()),
+            Linked::Unsupported => {}
         }
         let tmp = temp_beside(&dest);
         write_new(&tmp, bytes, 0o444)?;
@@ -675,6 +686,11 @@ impl ObjectDir {
                 if !self.is_verified(md5) {
                     let got = crate::objects::md5_hex(&bytes);
                     check(md5, &got, || src.display().to_string(), Path::new(""))?;
+                }
+                // A new name (a fresh clone's checkout) takes the file whole, no rename.
+                #[cfg(target_os = "linux")]
+                if let Linked::Placed(f) = link_new(dest, &bytes, mode)? {
+                    return f.metadata().map_err(io(dest));
                 }
                 let f = write_new(&tmp, &bytes, mode)?;
                 f.metadata().map_err(io(&tmp))?
