@@ -171,10 +171,8 @@ const SMALL: u64 = 1 << 20;
 /// A file's bytes if it holds at most [`SMALL`] of them (`None` when it is larger), read without
 /// asking the file system for its size first.
 pub(crate) fn read_small(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    let f = std::fs::File::open(path)?;
-    let mut bytes = Vec::with_capacity(8 << 10);
-    f.take(SMALL + 1).read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= SMALL).then_some(bytes))
+    let mut f = std::fs::File::open(path)?;
+    read_rest(&mut f, Vec::with_capacity(8 << 10))
 }
 
 /// [`read_small`] of object `md5` (a `.dir` object's name with its suffix), with the md5 of what
@@ -186,7 +184,23 @@ pub(crate) fn read_small_named(
     md5: &str,
 ) -> std::io::Result<Option<(Vec<u8>, String)>> {
     let mut f = std::fs::File::open(path)?;
-    let mut bytes = vec![0u8; 8 << 10];
+    let bytes = read_once(&mut f, 8 << 10)?;
+    if bytes.len() < 8 << 10 {
+        let got = crate::objects::md5_hex(&bytes);
+        if got == md5.trim_end_matches(".dir") {
+            return Ok(Some((bytes, got)));
+        }
+    }
+    let Some(bytes) = read_rest(&mut f, bytes)? else {
+        return Ok(None);
+    };
+    let got = crate::objects::md5_hex(&bytes);
+    Ok(Some((bytes, got)))
+}
+
+/// One `read` of at most `len` bytes from the start of `f`.
+fn read_once(f: &mut std::fs::File, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; len];
     let n = loop {
         match f.read(&mut bytes) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -194,20 +208,14 @@ pub(crate) fn read_small_named(
         }
     };
     bytes.truncate(n);
-    if n < 8 << 10 {
-        let got = crate::objects::md5_hex(&bytes);
-        if got == md5.trim_end_matches(".dir") {
-            return Ok(Some((bytes, got)));
-        }
-    }
-    (&mut f)
-        .take(SMALL + 1 - n as u64)
+    Ok(bytes)
+}
+
+/// `bytes` (read from `f` so far) and the rest of `f`, or `None` past [`SMALL`] bytes.
+fn read_rest(f: &mut std::fs::File, mut bytes: Vec<u8>) -> std::io::Result<Option<Vec<u8>>> {
+    f.take((SMALL + 1).saturating_sub(bytes.len() as u64))
         .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > SMALL {
-        return Ok(None);
-    }
-    let got = crate::objects::md5_hex(&bytes);
-    Ok(Some((bytes, got)))
+    Ok((bytes.len() as u64 <= SMALL).then_some(bytes))
 }
 
 /// [`read_small`] of a file a `stat` just found `size` bytes long: one read asking for a byte
@@ -218,21 +226,12 @@ pub(crate) fn read_sized(path: &Path, size: u64) -> std::io::Result<Option<Vec<u
         return Ok(None);
     }
     let mut f = std::fs::File::open(path)?;
-    let mut bytes = vec![0u8; size as usize + 1];
-    let n = loop {
-        match f.read(&mut bytes) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            r => break r?,
-        }
-    };
-    bytes.truncate(n);
-    if n as u64 != size {
-        // Longer or shorter than the stat said: read on to the end, within the limit.
-        (&mut f)
-            .take(SMALL + 1 - n as u64)
-            .read_to_end(&mut bytes)?;
+    let bytes = read_once(&mut f, size as usize + 1)?;
+    if bytes.len() as u64 == size {
+        return Ok(Some(bytes));
     }
-    Ok((bytes.len() as u64 <= SMALL).then_some(bytes))
+    // Longer or shorter than the stat said: read on to the end, within the limit.
+    read_rest(&mut f, bytes)
 }
 
 /// Creates `path` (which must not exist) with `mode` and `bytes`, making its folder when it is
@@ -687,7 +686,8 @@ impl ObjectDir {
                     let got = crate::objects::md5_hex(&bytes);
                     check(md5, &got, || src.display().to_string(), Path::new(""))?;
                 }
-                // A new name (a fresh clone's checkout) takes the file whole, no rename.
+                // A new name (a fresh clone's checkout) takes the file whole, no rename; a name
+                // in use (a changed file replaced) is written again below, to be renamed over it.
                 #[cfg(target_os = "linux")]
                 if let Linked::Placed(f) = link_new(dest, &bytes, mode)? {
                     return f.metadata().map_err(io(dest));
