@@ -281,10 +281,6 @@ enum Linked {
 fn link_new(dest: &Path, bytes: &[u8], mode: u32) -> Result<Linked> {
     use rustix::fs::{AtFlags, CWD, Mode, OFlags};
     use rustix::io::Errno;
-    let failed = |e: Errno| Error::Io {
-        path: dest.to_path_buf(),
-        source: e.into(),
-    };
     let Some(dir) = dest.parent() else {
         return Ok(Linked::Unsupported);
     };
@@ -297,11 +293,11 @@ fn link_new(dest: &Path, bytes: &[u8], mode: u32) -> Result<Linked> {
         }
         r => r,
     };
-    let fd = match fd {
-        Ok(fd) => fd,
-        // Kernels before 3.11 say EISDIR; file systems without unnamed files, EOPNOTSUPP.
-        Err(Errno::ISDIR | Errno::NOTSUP | Errno::INVAL) => return Ok(Linked::Unsupported),
-        Err(e) => return Err(failed(e)),
+    // Kernels before 3.11 say EISDIR, file systems without unnamed files EOPNOTSUPP, sandboxes
+    // other things: whatever the reason, the temporary name's way is tried, and reports a
+    // real failure (a folder that cannot be written, a full disk) with its own error.
+    let Ok(fd) = fd else {
+        return Ok(Linked::Unsupported);
     };
     let mut file = std::fs::File::from(fd);
     file.write_all(bytes).map_err(io(dest))?;
@@ -309,8 +305,8 @@ fn link_new(dest: &Path, bytes: &[u8], mode: u32) -> Result<Linked> {
     match rustix::fs::linkat(CWD, at.as_str(), CWD, dest, AtFlags::SYMLINK_FOLLOW) {
         Ok(()) => Ok(Linked::Placed(file)),
         Err(Errno::EXIST) => Ok(Linked::Taken),
-        Err(Errno::NOENT) if !Path::new("/proc/self/fd").is_dir() => Ok(Linked::Unsupported),
-        Err(e) => Err(failed(e)),
+        // No `/proc`, or a system that will not link an open file: as above.
+        Err(_) => Ok(Linked::Unsupported),
     }
 }
 
@@ -519,6 +515,13 @@ impl ObjectDir {
             Linked::Taken => return Ok(()),
             Linked::Unsupported => {}
         }
+        self.add_renamed(md5, bytes)
+    }
+
+    /// [`ObjectDir::add_new`] by a temporary name and a rename, where a file without a name
+    /// cannot be made.
+    fn add_renamed(&self, md5: &str, bytes: &[u8]) -> Result<()> {
+        let dest = self.path_of(md5);
         let tmp = temp_beside(&dest);
         write_new(&tmp, bytes, 0o444)?;
         // An object found in place is not vouched for: only the bytes just written are.
@@ -815,6 +818,28 @@ mod tests {
         // No temporary file is left beside it.
         let left = std::fs::read_dir(p.parent().unwrap()).unwrap().count();
         assert_eq!(left, 1);
+    }
+
+    #[test]
+    fn the_temporary_name_way_keeps_an_object_in_place_unvouched() {
+        let d = tempfile::tempdir().unwrap();
+        let store = ObjectDir::new(d.path().join("cache"));
+        let md5 = crate::objects::md5_hex(b"hello\n");
+        store.add_renamed(&md5, b"hello\n").unwrap();
+        let p = store.path_of(&md5);
+        assert_eq!(std::fs::read(&p).unwrap(), b"hello\n");
+        set_mode(&p, 0o644).unwrap();
+        std::fs::write(&p, b"evil\n").unwrap();
+        // Another process stores the same bytes: the object stays, and is still refused.
+        let store = ObjectDir::new(store.root());
+        store.add_renamed(&md5, b"hello\n").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"evil\n");
+        let out = d.path().join("out");
+        assert!(matches!(
+            store.copy_out(&md5, &out, false),
+            Err(Error::Corrupt { .. })
+        ));
+        assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
     }
 
     #[test]
