@@ -418,32 +418,23 @@ proptest! {
 /// fraction, zero, a huge number; for string inputs categories the mlship JSON documents below
 /// know ("red", "blue"), a missing one, an unknown one and a number's text.
 fn awkward_rows(m: &mlship_model::Model) -> mlship_model::Frame {
-    use mlship_model::{Column, ColumnData, DType};
-    let cols = m
-        .signature
-        .inputs
-        .iter()
-        .map(|f| {
-            let data = match f.dtype {
-                DType::Str => ColumnData::Str(vec![
-                    Some("red".into()),
-                    None,
-                    Some("blue".into()),
-                    Some("\u{0}unknown".into()),
-                    Some("1".into()),
-                ]),
-                DType::Bool => {
-                    ColumnData::Bool(vec![Some(true), None, Some(false), Some(true), Some(false)])
-                }
-                DType::Int => {
-                    ColumnData::Int(vec![None, Some(-30), Some(1), Some(0), Some(i64::MAX)])
-                }
-                DType::Float => ColumnData::Float(vec![f64::NAN, -30.0, 0.5, 0.0, 1e300]),
-            };
-            Column::new(f.name.clone(), data)
+    use mlship_model::{ColumnData, DType};
+    m.signature
+        .frame(|f| match f.dtype {
+            DType::Str => ColumnData::Str(vec![
+                Some("red".into()),
+                None,
+                Some("blue".into()),
+                Some("\u{0}unknown".into()),
+                Some("1".into()),
+            ]),
+            DType::Bool => {
+                ColumnData::Bool(vec![Some(true), None, Some(false), Some(true), Some(false)])
+            }
+            DType::Int => ColumnData::Int(vec![None, Some(-30), Some(1), Some(0), Some(i64::MAX)]),
+            DType::Float => ColumnData::Float(vec![f64::NAN, -30.0, 0.5, 0.0, 1e300]),
         })
-        .collect();
-    mlship_model::Frame::new(cols).unwrap()
+        .unwrap()
 }
 
 /// mlship JSON copies of real models: a pipeline, a tree, k-means, an MLP, an SVM.
@@ -678,21 +669,11 @@ proptest! {
             b[i] = v;
         }
         if let Ok(m) = mlship_formats::onnx::load(&b) {
-            let cols = m
-                .signature
-                .inputs
-                .iter()
-                .enumerate()
-                .map(|(j, f)| {
-                    let data = match f.dtype {
-                        mlship_model::DType::Str => mlship_model::ColumnData::Str(vec![Some("red".into()), None]),
-                        _ => mlship_model::ColumnData::Float(vec![f64::NAN, 0.5]),
-                    };
-                    let name = if m.signature.named { f.name.clone() } else { format!("c{j}") };
-                    mlship_model::Column::new(name, data)
-                })
-                .collect();
-            let _ = m.predict(&mlship_model::Frame::new(cols).unwrap());
+            let frame = m.signature.frame(|f| match f.dtype {
+                mlship_model::DType::Str => mlship_model::ColumnData::Str(vec![Some("red".into()), None]),
+                _ => mlship_model::ColumnData::Float(vec![f64::NAN, 0.5]),
+            });
+            let _ = m.predict(&frame.unwrap());
         }
     }
 }

@@ -80,3 +80,19 @@ pub struct Signature {
     /// Class labels in the order of the probability columns (classifiers only).
     pub classes: Option<Vec<Label>>,
 }
+
+impl Signature {
+    /// A frame of the model's inputs, each named as the model reads it, its values made by
+    /// `column` (sample and test rows); an error when the columns differ in length.
+    pub fn frame(
+        &self,
+        mut column: impl FnMut(&Field) -> crate::ColumnData,
+    ) -> crate::Result<crate::Frame> {
+        let columns = self
+            .inputs
+            .iter()
+            .map(|f| crate::Column::new(f.name.clone(), column(f)))
+            .collect();
+        crate::Frame::new(columns)
+    }
+}

@@ -6,19 +6,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = mlship_formats::pmml::load(data) {
-        let cols = m
-            .signature
-            .inputs
-            .iter()
-            .map(|f| {
-                let data = match f.dtype {
-                    mlship_model::DType::Str => mlship_model::ColumnData::Str(vec![None, Some("a".into())]),
-                    _ => mlship_model::ColumnData::Float(vec![f64::NAN, 0.5]),
-                };
-                mlship_model::Column::new(f.name.clone(), data)
-            })
-            .collect();
-        if let Ok(frame) = mlship_model::Frame::new(cols) {
+        let frame = m.signature.frame(|f| match f.dtype {
+            mlship_model::DType::Str => mlship_model::ColumnData::Str(vec![None, Some("a".into())]),
+            _ => mlship_model::ColumnData::Float(vec![f64::NAN, 0.5]),
+        });
+        if let Ok(frame) = frame {
             let _ = m.predict(&frame);
         }
     }

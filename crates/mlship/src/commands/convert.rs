@@ -151,54 +151,47 @@ fn generated_rows(m: &Model) -> mlship_model::Frame {
         seed ^= seed << 17;
         (seed >> 11) as f64 / (1u64 << 53) as f64
     };
-    let cols = m
-        .signature
-        .inputs
-        .iter()
-        .map(|f| {
-            let data = match f.dtype {
-                DType::Str => {
-                    let cats = known
-                        .iter()
-                        .find(|(name, _)| *name == f.name)
-                        .map(|(_, c)| c.clone())
-                        .unwrap_or_default();
-                    ColumnData::Str(
-                        (0..N)
-                            .map(|i| {
-                                if cats.is_empty() || (f.nullable && i % 9 == 8) {
-                                    None
-                                } else {
-                                    Some(cats[i % cats.len()].clone())
-                                }
-                            })
-                            .collect(),
-                    )
-                }
-                _ => ColumnData::Float(
+    m.signature
+        .frame(|f| match f.dtype {
+            DType::Str => {
+                let cats = known
+                    .iter()
+                    .find(|(name, _)| *name == f.name)
+                    .map(|(_, c)| c.clone())
+                    .unwrap_or_default();
+                ColumnData::Str(
                     (0..N)
-                        .map(|i| match i % 8 {
-                            0 => 0.0,
-                            1 if f.nullable => f64::NAN,
-                            2 => 0.5,
-                            3 => -(next() * 1e3),
-                            4 => next() * 1e3,
-                            _ => (next() - 0.5) * 20.0,
-                        })
-                        .map(|x| {
-                            if f.dtype == DType::Float {
-                                x
+                        .map(|i| {
+                            if cats.is_empty() || (f.nullable && i % 9 == 8) {
+                                None
                             } else {
-                                x.round()
+                                Some(cats[i % cats.len()].clone())
                             }
                         })
                         .collect(),
-                ),
-            };
-            Column::new(f.name.clone(), data)
+                )
+            }
+            _ => ColumnData::Float(
+                (0..N)
+                    .map(|i| match i % 8 {
+                        0 => 0.0,
+                        1 if f.nullable => f64::NAN,
+                        2 => 0.5,
+                        3 => -(next() * 1e3),
+                        4 => next() * 1e3,
+                        _ => (next() - 0.5) * 20.0,
+                    })
+                    .map(|x| {
+                        if f.dtype == DType::Float {
+                            x
+                        } else {
+                            x.round()
+                        }
+                    })
+                    .collect(),
+            ),
         })
-        .collect();
-    mlship_model::Frame::new(cols).expect("generated columns have equal lengths")
+        .expect("generated columns have equal lengths")
 }
 
 fn collect_categories(steps: &[Step], out: &mut Vec<(String, Vec<String>)>) {
